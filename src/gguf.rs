@@ -1,0 +1,414 @@
+//! Opening and validating a GGUF file, and the [`ModelCard`] that describes it.
+//!
+//! Parsing the header is candle's job (`gguf_file::Content`, which bounds every length against the
+//! file size). This module adds what an engine that runs untrusted files needs on top: every tensor
+//! must lie inside the file with a size that matches its shape and type, and every type must be one
+//! our kernels run. The tensor bytes are never copied: [`TensorData`] is a view into the file's
+//! bytes (an mmap natively, wasm memory in the browser).
+
+use std::collections::{BTreeMap, HashMap};
+use std::io::Cursor;
+use std::ops::Deref;
+use std::sync::Arc;
+
+use candle_core::quantized::gguf_file::{Content, Value};
+use serde::Serialize;
+
+pub use candle_core::quantized::GgmlDType as QType;
+
+use crate::error::{Error, Result};
+
+/// The bytes of a whole GGUF file, shared by every tensor view.
+pub type FileBytes = Arc<dyn AsRef<[u8]> + Send + Sync>;
+
+/// A cheap, clonable view of one tensor's bytes inside the file.
+#[derive(Clone)]
+pub struct TensorData {
+    file: FileBytes,
+    start: usize,
+    len: usize,
+}
+
+impl Deref for TensorData {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &(*self.file).as_ref()[self.start..self.start + self.len]
+    }
+}
+
+impl std::fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TensorData({} bytes at {})", self.len, self.start)
+    }
+}
+
+/// One tensor: its type, its shape (row-major, the last dimension is GGUF's `ne[0]`) and its bytes.
+#[derive(Clone, Debug)]
+pub struct Tensor {
+    pub name: String,
+    pub qtype: QType,
+    pub shape: Vec<usize>,
+    pub data: TensorData,
+}
+
+impl Tensor {
+    pub fn elem_count(&self) -> usize {
+        self.shape.iter().product()
+    }
+}
+
+/// Tensor types the engine can run (matmul or plain lookup).
+pub fn is_supported_qtype(t: QType) -> bool {
+    use QType::*;
+    matches!(t, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K)
+}
+
+pub fn qtype_name(t: QType) -> &'static str {
+    use QType::*;
+    match t {
+        F32 => "F32",
+        F16 => "F16",
+        BF16 => "BF16",
+        Q4_0 => "Q4_0",
+        Q4_1 => "Q4_1",
+        Q5_0 => "Q5_0",
+        Q5_1 => "Q5_1",
+        Q8_0 => "Q8_0",
+        Q8_1 => "Q8_1",
+        Q2K => "Q2_K",
+        Q3K => "Q3_K",
+        Q4K => "Q4_K",
+        Q5K => "Q5_K",
+        Q6K => "Q6_K",
+        Q8K => "Q8_K",
+    }
+}
+
+/// Metadata values, keyed as in the file (`general.architecture`, `llama.block_count`, ...).
+pub type Metadata = HashMap<String, Value>;
+
+/// An opened, validated GGUF file.
+pub struct Gguf {
+    pub metadata: Metadata,
+    tensors: BTreeMap<String, Tensor>,
+    pub file_size: u64,
+}
+
+impl Gguf {
+    /// Opens a file natively by memory-mapping it (the weights stay in the page cache, not in
+    /// our heap).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open(path: &std::path::Path) -> Result<Self> {
+        let file = std::fs::File::open(path)?;
+        // SAFETY: the map is read-only; wick never writes model files while they are open.
+        let map = unsafe { memmap2::Mmap::map(&file)? };
+        Self::from_bytes(Arc::new(map))
+    }
+
+    /// Parses and validates a GGUF held in memory.
+    pub fn from_bytes(file: FileBytes) -> Result<Self> {
+        let bytes: &[u8] = (*file).as_ref();
+        let file_size = bytes.len() as u64;
+        if bytes.len() < 8 {
+            return Err(if bytes.starts_with(b"GGUF") || bytes.is_empty() {
+                Error::Truncated(format!("only {} bytes", bytes.len()))
+            } else {
+                Error::NotGguf("the file is shorter than a GGUF header".into())
+            });
+        }
+        if &bytes[..4] != b"GGUF" {
+            let hint = if bytes.starts_with(b"<") || bytes.starts_with(b"{") {
+                " (it looks like HTML or JSON: was an error page downloaded?)"
+            } else {
+                ""
+            };
+            return Err(Error::NotGguf(format!(
+                "the file does not start with the GGUF magic{hint}"
+            )));
+        }
+        let content = Content::read(&mut Cursor::new(bytes)).map_err(classify_candle_error)?;
+        let data_offset = content.tensor_data_offset;
+        let mut tensors = BTreeMap::new();
+        for (name, info) in &content.tensor_infos {
+            let qtype = info.ggml_dtype;
+            if !is_supported_qtype(qtype) {
+                return Err(Error::UnsupportedQuant {
+                    tensor: name.clone(),
+                    qtype: qtype_name(qtype).into(),
+                });
+            }
+            let shape = info.shape.dims().to_vec();
+            let elems = shape
+                .iter()
+                .try_fold(1usize, |acc, &d| acc.checked_mul(d))
+                .ok_or_else(|| Error::Corrupt(format!("tensor `{name}` shape {shape:?} overflows")))?;
+            let block = qtype.block_size();
+            let row = *shape.last().unwrap_or(&1);
+            if shape.is_empty() || elems == 0 || row % block != 0 {
+                return Err(Error::Corrupt(format!(
+                    "tensor `{name}` has shape {shape:?}, not a whole number of {} blocks of {block} per row",
+                    qtype_name(qtype)
+                )));
+            }
+            let len = elems / block * qtype.type_size();
+            let start = data_offset
+                .checked_add(info.offset)
+                .filter(|&s| s <= file_size)
+                .ok_or_else(|| {
+                    Error::Truncated(format!(
+                        "tensor `{name}` starts at {} + {}, past the end of the {file_size}-byte file",
+                        data_offset, info.offset
+                    ))
+                })?;
+            if (len as u64) > file_size - start {
+                return Err(Error::Truncated(format!(
+                    "tensor `{name}` needs {len} bytes at offset {start}, but the file has only {file_size} bytes"
+                )));
+            }
+            let data = TensorData { file: file.clone(), start: start as usize, len };
+            tensors.insert(name.clone(), Tensor { name: name.clone(), qtype, shape, data });
+        }
+        Ok(Self { metadata: content.metadata, tensors, file_size })
+    }
+
+    pub fn tensor(&self, name: &str) -> Option<&Tensor> {
+        self.tensors.get(name)
+    }
+
+    pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
+        self.tensors.values()
+    }
+
+    pub fn architecture(&self) -> Result<&str> {
+        get_str(&self.metadata, "general.architecture")
+    }
+}
+
+fn classify_candle_error(e: candle_core::Error) -> Error {
+    let msg = e.to_string();
+    if msg.contains("unknown dtype") {
+        return Error::UnsupportedQuant { tensor: "(header)".into(), qtype: msg };
+    }
+    let truncated = msg.contains("remaining")
+        || msg.contains("failed to fill whole buffer")
+        || msg.contains("UnexpectedEof")
+        || msg.contains("unexpected end of file");
+    if truncated {
+        Error::Truncated(msg)
+    } else if msg.contains("magic") {
+        Error::NotGguf(msg)
+    } else {
+        Error::Corrupt(msg)
+    }
+}
+
+// ---- typed metadata access -------------------------------------------------------------------
+
+pub fn get<'a>(md: &'a Metadata, key: &str) -> Result<&'a Value> {
+    md.get(key).ok_or_else(|| Error::MissingMetadata(key.into()))
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> Error {
+    Error::InvalidMetadata { key: key.into(), reason: reason.into() }
+}
+
+fn value_as_u64(v: &Value) -> Option<u64> {
+    match *v {
+        Value::U8(x) => Some(x as u64),
+        Value::U16(x) => Some(x as u64),
+        Value::U32(x) => Some(x as u64),
+        Value::U64(x) => Some(x),
+        Value::I8(x) if x >= 0 => Some(x as u64),
+        Value::I16(x) if x >= 0 => Some(x as u64),
+        Value::I32(x) if x >= 0 => Some(x as u64),
+        Value::I64(x) if x >= 0 => Some(x as u64),
+        _ => None,
+    }
+}
+
+/// A non-negative integer of any width, as `usize`.
+pub fn get_usize(md: &Metadata, key: &str) -> Result<usize> {
+    let v = get(md, key)?;
+    value_as_u64(v)
+        .and_then(|x| usize::try_from(x).ok())
+        .ok_or_else(|| invalid(key, format!("expected a non-negative integer, found {v:?}")))
+}
+
+pub fn get_usize_opt(md: &Metadata, key: &str) -> Result<Option<usize>> {
+    if md.contains_key(key) {
+        get_usize(md, key).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn get_f32(md: &Metadata, key: &str) -> Result<f32> {
+    match get(md, key)? {
+        Value::F32(x) => Ok(*x),
+        Value::F64(x) => Ok(*x as f32),
+        v => value_as_u64(v)
+            .map(|x| x as f32)
+            .ok_or_else(|| invalid(key, format!("expected a number, found {v:?}"))),
+    }
+}
+
+pub fn get_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>> {
+    if md.contains_key(key) {
+        get_f32(md, key).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn get_bool_opt(md: &Metadata, key: &str) -> Result<Option<bool>> {
+    match md.get(key) {
+        None => Ok(None),
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(v) => Err(invalid(key, format!("expected a bool, found {v:?}"))),
+    }
+}
+
+pub fn get_str<'a>(md: &'a Metadata, key: &str) -> Result<&'a str> {
+    match get(md, key)? {
+        Value::String(s) => Ok(s),
+        v => Err(invalid(key, format!("expected a string, found {}", value_kind(v)))),
+    }
+}
+
+pub fn get_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>> {
+    if md.contains_key(key) {
+        get_str(md, key).map(Some)
+    } else {
+        Ok(None)
+    }
+}
+
+pub fn get_array<'a>(md: &'a Metadata, key: &str) -> Result<&'a [Value]> {
+    match get(md, key)? {
+        Value::Array(a) => Ok(a),
+        v => Err(invalid(key, format!("expected an array, found {}", value_kind(v)))),
+    }
+}
+
+fn value_kind(v: &Value) -> &'static str {
+    match v {
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Bool(_) => "a bool",
+        Value::F32(_) | Value::F64(_) => "a float",
+        _ => "an integer",
+    }
+}
+
+// ---- the model card ------------------------------------------------------------------------
+
+/// What a person (or the page) wants to know about a model before running it.
+#[derive(Clone, Debug, Serialize)]
+pub struct ModelCard {
+    pub name: Option<String>,
+    pub architecture: String,
+    pub file_size: u64,
+    pub parameters: u64,
+    /// The file's declared type (`general.file_type`), e.g. "Q4_K_M", when it says.
+    pub file_type: Option<String>,
+    /// Bytes of tensor data per quantization type.
+    pub quant_types: BTreeMap<String, u64>,
+    pub context_length: usize,
+    pub embedding_length: usize,
+    pub block_count: usize,
+    pub head_count: usize,
+    pub head_count_kv: usize,
+    pub vocab_size: usize,
+    pub tokenizer_model: String,
+    pub bos_token: Option<SpecialToken>,
+    pub eos_token: Option<SpecialToken>,
+    pub eot_tokens: Vec<SpecialToken>,
+    pub add_bos: bool,
+    pub license: Option<String>,
+    pub has_chat_template: bool,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct SpecialToken {
+    pub id: u32,
+    pub text: String,
+}
+
+/// llama.cpp's `general.file_type` numbering (LLAMA_FTYPE_*).
+fn file_type_name(ft: usize) -> Option<&'static str> {
+    Some(match ft {
+        0 => "F32",
+        1 => "F16",
+        2 => "Q4_0",
+        3 => "Q4_1",
+        7 => "Q8_0",
+        8 => "Q5_0",
+        9 => "Q5_1",
+        10 => "Q2_K",
+        11 => "Q3_K_S",
+        12 => "Q3_K_M",
+        13 => "Q3_K_L",
+        14 => "Q4_K_S",
+        15 => "Q4_K_M",
+        16 => "Q5_K_S",
+        17 => "Q5_K_M",
+        18 => "Q6_K",
+        32 => "BF16",
+        _ => return None,
+    })
+}
+
+impl ModelCard {
+    /// Builds the card for a file whose architecture wick supports; hyperparameters are checked
+    /// by the model loader, the card only reports them.
+    pub fn from_gguf(g: &Gguf) -> Result<Self> {
+        let md = &g.metadata;
+        let arch = g.architecture()?.to_string();
+        let key = |k: &str| format!("{arch}.{k}");
+        let head_count = get_usize(md, &key("attention.head_count"))?;
+        let tokens = get_array(md, "tokenizer.ggml.tokens")?;
+        let token_text = |id: usize| -> Option<String> {
+            match tokens.get(id) {
+                Some(Value::String(s)) => Some(s.clone()),
+                _ => None,
+            }
+        };
+        let special = |k: &str| -> Result<Option<SpecialToken>> {
+            Ok(get_usize_opt(md, k)?.and_then(|id| {
+                token_text(id).map(|text| SpecialToken { id: id as u32, text })
+            }))
+        };
+        let mut quant_types = BTreeMap::new();
+        let mut parameters = 0u64;
+        for t in g.tensors() {
+            parameters += t.elem_count() as u64;
+            *quant_types.entry(qtype_name(t.qtype).to_string()).or_insert(0) += t.data.len() as u64;
+        }
+        Ok(Self {
+            name: get_str_opt(md, "general.name")?.map(str::to_string),
+            file_size: g.file_size,
+            parameters,
+            file_type: get_usize_opt(md, "general.file_type")?
+                .and_then(file_type_name)
+                .map(str::to_string),
+            quant_types,
+            context_length: get_usize(md, &key("context_length"))?,
+            embedding_length: get_usize(md, &key("embedding_length"))?,
+            block_count: get_usize(md, &key("block_count"))?,
+            head_count,
+            head_count_kv: get_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(head_count),
+            vocab_size: tokens.len(),
+            tokenizer_model: get_str(md, "tokenizer.ggml.model")?.to_string(),
+            bos_token: special("tokenizer.ggml.bos_token_id")?,
+            eos_token: special("tokenizer.ggml.eos_token_id")?,
+            eot_tokens: crate::tokenizer::end_of_generation_ids(md)
+                .into_iter()
+                .filter_map(|id| token_text(id as usize).map(|text| SpecialToken { id, text }))
+                .collect(),
+            add_bos: crate::tokenizer::adds_bos(md),
+            license: get_str_opt(md, "general.license")?.map(str::to_string),
+            has_chat_template: md.contains_key("tokenizer.chat_template"),
+            architecture: arch,
+        })
+    }
+}

@@ -1,0 +1,27 @@
+//! # wick
+//!
+//! Runs quantized GGUF language models in a browser tab (WebAssembly, SIMD128, threads) and
+//! natively (the `wick` CLI, which is how the engine is tested against llama.cpp and benchmarked).
+//!
+//! The engine is everything here outside `web/` and `bin/`: it compiles natively and on wasm32 and
+//! knows nothing about the browser. Data flows one way:
+//!
+//! ```text
+//! GGUF bytes -> gguf::Gguf (validated) -> ModelCard
+//!            -> tokenizer::Tokenizer + chat::ChatTemplate      (from metadata)
+//!            -> model::Model (weights as views into the file, one forward pass per family)
+//!            -> kernels (quantized matmul: portable reference + AVX2 / SIMD128, rayon)
+//!            -> session::Session (KV cache, prefill/decode, stop conditions) -> sampler -> text
+//! ```
+
+pub mod chat;
+pub mod error;
+pub mod gguf;
+pub mod kernels;
+pub mod model;
+pub mod sampler;
+pub mod session;
+pub mod tokenizer;
+
+pub use error::{Error, Result};
+pub use gguf::{Gguf, ModelCard};

@@ -1,0 +1,2 @@
+//! Model forward passes (being written).
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
