@@ -15,6 +15,7 @@
 //! ```
 
 pub mod chat;
+pub mod engine;
 pub mod error;
 pub mod gguf;
 pub mod kernels;
@@ -24,4 +25,6 @@ pub mod session;
 pub mod tokenizer;
 
 pub use error::{Error, Result};
+pub use engine::Engine;
 pub use gguf::{Gguf, ModelCard};
+pub use session::{Event, FinishReason, GenerateOptions, Generation, Session};

@@ -1,1 +1,290 @@
-//! Sessions (being written).
+//! A conversation with a loaded model: the KV cache and the tokens in it, the prefill/decode
+//! loop, stop conditions, and streaming of text that is always whole UTF-8 and never shows a
+//! stop string.
+//!
+//! A new request reuses the cache for its longest common token prefix with what the cache
+//! holds, so a chat turn prefills only the new tokens. The engine has no clock: callers time the
+//! events they receive.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::KvCache;
+use crate::sampler::{Sampler, SamplingParams};
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct GenerateOptions {
+    pub max_tokens: usize,
+    pub sampling: SamplingParams,
+    /// Generation stops before the first occurrence of any of these strings.
+    pub stop: Vec<String>,
+    /// Keep generating through end-of-generation tokens (benchmarks, reference comparisons).
+    pub ignore_eos: bool,
+}
+
+impl Default for GenerateOptions {
+    fn default() -> Self {
+        Self { max_tokens: 256, sampling: SamplingParams::default(), stop: Vec::new(), ignore_eos: false }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FinishReason {
+    /// An end-of-generation token or a stop string.
+    Stop,
+    /// `max_tokens` reached, or the context is full.
+    Length,
+    /// The caller asked to stop.
+    Aborted,
+}
+
+/// What the caller hears while a request runs. Returning `false` from the callback aborts.
+#[derive(Debug)]
+pub enum Event<'a> {
+    /// The prompt is in the cache; `reused` of its tokens were already there.
+    Prefilled { prompt_tokens: usize, reused: usize },
+    /// A token was sampled; `text` is the new visible text it completes (may be empty).
+    Token { id: u32, text: &'a str },
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Generation {
+    pub prompt_tokens: usize,
+    /// Prompt tokens whose KV entries were reused from the previous request.
+    pub reused_tokens: usize,
+    pub ids: Vec<u32>,
+    pub text: String,
+    pub finish_reason: FinishReason,
+}
+
+pub struct Session {
+    engine: Arc<Engine>,
+    cache: KvCache,
+    /// The tokens whose keys and values the cache holds, in order.
+    tokens: Vec<u32>,
+}
+
+impl Session {
+    /// A session with room for `context` tokens (clamped to the model's maximum).
+    pub fn new(engine: Arc<Engine>, context: usize) -> Self {
+        let cache = engine.model.new_cache(context);
+        Self { engine, cache, tokens: Vec::new() }
+    }
+
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    pub fn context(&self) -> usize {
+        self.cache.context
+    }
+
+    pub fn reset(&mut self) {
+        self.cache.rewind(0);
+        self.tokens.clear();
+    }
+
+    /// Brings the cache to hold exactly `prompt`, running only what is not already there, and
+    /// returns the last prompt token's logits and how many tokens were reused.
+    fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize)> {
+        if prompt.is_empty() {
+            return Err(Error::InvalidParameter("the prompt is empty".into()));
+        }
+        if prompt.len() > self.cache.context {
+            return Err(Error::ContextOverflow { prompt: prompt.len(), context: self.cache.context });
+        }
+        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        // At least the last prompt token runs again: its logits are not kept.
+        let mut reuse = common.min(prompt.len() - 1);
+        if !self.cache.can_rewind_to(reuse) {
+            reuse = 0;
+        }
+        self.cache.rewind(reuse);
+        self.tokens.truncate(reuse);
+        let logits = self.engine.model.forward(&prompt[reuse..], &mut self.cache, false);
+        let logits = match logits {
+            Ok(l) => l,
+            Err(e) => {
+                self.reset();
+                return Err(e);
+            }
+        };
+        self.tokens.extend_from_slice(&prompt[reuse..]);
+        Ok((logits, reuse))
+    }
+
+    /// Logits for every position of `ids` from a fresh cache (`ids.len() * vocab` floats):
+    /// teacher forcing, for evaluation against a reference.
+    pub fn evaluate(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+        if ids.len() > self.cache.context {
+            return Err(Error::ContextOverflow { prompt: ids.len(), context: self.cache.context });
+        }
+        self.reset();
+        let logits = self.engine.model.forward(ids, &mut self.cache, true)?;
+        self.tokens.extend_from_slice(ids);
+        Ok(logits)
+    }
+
+    /// Runs one request: prefill `prompt`, then sample up to `max_tokens` tokens.
+    pub fn generate(
+        &mut self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        mut on_event: impl FnMut(Event<'_>) -> bool,
+    ) -> Result<Generation> {
+        let mut sampler = Sampler::new(opts.sampling.clone())?;
+        if opts.stop.iter().any(String::is_empty) {
+            return Err(Error::InvalidParameter("stop strings must not be empty".into()));
+        }
+        let engine = self.engine.clone();
+        let (mut logits, reused) = self.prefill(prompt)?;
+        let mut out = Generation {
+            prompt_tokens: prompt.len(),
+            reused_tokens: reused,
+            ids: Vec::new(),
+            text: String::new(),
+            finish_reason: FinishReason::Length,
+        };
+        if !on_event(Event::Prefilled { prompt_tokens: prompt.len(), reused }) {
+            out.finish_reason = FinishReason::Aborted;
+            return Ok(out);
+        }
+        let mut decoder = engine.tokenizer.stream_decoder();
+        let mut stops = StopScanner::new(&opts.stop);
+        while out.ids.len() < opts.max_tokens {
+            let id = sampler.sample(&logits, &self.tokens);
+            if !opts.ignore_eos && engine.end_of_generation.contains(&id) {
+                out.finish_reason = FinishReason::Stop;
+                break;
+            }
+            out.ids.push(id);
+            let piece = decoder.push(id)?.unwrap_or_default();
+            let (visible, stopped) = stops.push(&piece);
+            out.text.push_str(&visible);
+            if !on_event(Event::Token { id, text: &visible }) {
+                out.finish_reason = FinishReason::Aborted;
+                break;
+            }
+            if stopped {
+                out.finish_reason = FinishReason::Stop;
+                break;
+            }
+            if out.ids.len() == opts.max_tokens || self.tokens.len() + 1 >= self.cache.context {
+                out.finish_reason = FinishReason::Length;
+                break;
+            }
+            logits = engine.model.forward(&[id], &mut self.cache, false)?;
+            self.tokens.push(id);
+        }
+        if out.finish_reason != FinishReason::Stop {
+            let rest = stops.finish(&decoder.finish()?);
+            out.text.push_str(&rest);
+            if !rest.is_empty() {
+                on_event(Event::Token { id: u32::MAX, text: &rest });
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Holds back text that could be the start of a stop string, and cuts at the first one seen.
+struct StopScanner<'a> {
+    stops: &'a [String],
+    held: String,
+    done: bool,
+}
+
+impl<'a> StopScanner<'a> {
+    fn new(stops: &'a [String]) -> Self {
+        Self { stops, held: String::new(), done: false }
+    }
+
+    /// Returns the text that can be shown now, and whether a stop string was reached.
+    fn push(&mut self, piece: &str) -> (String, bool) {
+        if self.done {
+            return (String::new(), true);
+        }
+        self.held.push_str(piece);
+        let first_stop = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
+        if let Some(at) = first_stop {
+            let visible = self.held[..at].to_string();
+            self.held.clear();
+            self.done = true;
+            return (visible, true);
+        }
+        // Keep the longest tail of `held` that some stop string starts with.
+        let keep = self
+            .stops
+            .iter()
+            .flat_map(|s| {
+                let held = &self.held;
+                (1..s.len().min(held.len() + 1))
+                    .filter(move |&k| held.is_char_boundary(held.len() - k) && s.starts_with(&held[held.len() - k..]))
+            })
+            .max()
+            .unwrap_or(0);
+        let visible = self.held[..self.held.len() - keep].to_string();
+        self.held.drain(..self.held.len() - keep);
+        (visible, false)
+    }
+
+    /// At the end, whatever was held back was not a stop string after all.
+    fn finish(&mut self, tail: &str) -> String {
+        if self.done {
+            return String::new();
+        }
+        let (mut visible, stopped) = self.push(tail);
+        if !stopped {
+            visible.push_str(&std::mem::take(&mut self.held));
+        }
+        visible
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StopScanner;
+
+    fn scan(stops: &[&str], pieces: &[&str]) -> (String, bool) {
+        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
+        let mut s = StopScanner::new(&stops);
+        let mut text = String::new();
+        for p in pieces {
+            let (v, stopped) = s.push(p);
+            text.push_str(&v);
+            if stopped {
+                return (text, true);
+            }
+        }
+        text.push_str(&s.finish(""));
+        (text, false)
+    }
+
+    #[test]
+    fn stop_string_split_across_pieces_is_never_shown() {
+        assert_eq!(scan(&["\n\n"], &["Hello", "\n", "\nWorld"]), ("Hello".into(), true));
+        assert_eq!(scan(&["END"], &["abc E", "N", "D more"]), ("abc ".into(), true));
+    }
+
+    #[test]
+    fn partial_match_that_fails_is_released() {
+        assert_eq!(scan(&["END"], &["abc E", "N", "x"]), ("abc ENx".into(), false));
+        assert_eq!(scan(&["END"], &["abc EN"]), ("abc EN".into(), false));
+    }
+
+    #[test]
+    fn earliest_of_several_stops_wins() {
+        assert_eq!(scan(&["world", "lo"], &["hello world"]), ("hel".into(), true));
+    }
+
+    #[test]
+    fn multibyte_text_is_cut_on_char_boundaries() {
+        assert_eq!(scan(&["é!"], &["café", " ok"]), ("café ok".into(), false));
+        assert_eq!(scan(&["é!"], &["caf", "é!"]), ("caf".into(), true));
+    }
+}

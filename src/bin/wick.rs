@@ -1,1 +1,373 @@
-fn main() {}
+//! The `wick` command line: a thin layer over the engine for people, tests and benchmarks.
+//! With `--json`, output follows a stable contract that tests and other tools rely on; errors
+//! then print `{"error":{"kind":..,"message":..}}` on stdout and exit with status 1.
+
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+use wick::chat::ChatMessage;
+use wick::sampler::SamplingParams;
+use wick::{Engine, Event, GenerateOptions, Gguf, ModelCard, Session};
+
+#[derive(Parser)]
+#[command(name = "wick", version, about = "Run quantized GGUF language models (natively; the same engine runs in the browser)")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Show a model's card: architecture, size, quantization, context, tokenizer, license.
+    Inspect {
+        model: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Tokenize text as the model does (BOS as the model says, special tokens parsed).
+    Tokenize {
+        model: PathBuf,
+        text: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Raw text completion of a prompt.
+    Run {
+        model: PathBuf,
+        #[arg(long)]
+        prompt: String,
+        #[command(flatten)]
+        gen: GenArgs,
+        /// Keep generating through end-of-generation tokens.
+        #[arg(long)]
+        ignore_eos: bool,
+        /// Print {"prompt_ids":[..],"ids":[..],"text":".."} instead of streaming text.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Interactive chat with the model's chat template.
+    Chat {
+        model: PathBuf,
+        /// A system message to start the conversation with.
+        #[arg(long)]
+        system: Option<String>,
+        #[command(flatten)]
+        gen: GenArgs,
+    },
+    /// Measure prefill and decode speed (tokens per second).
+    Bench {
+        model: PathBuf,
+        #[arg(long, default_value_t = 128)]
+        prompt_tokens: usize,
+        #[arg(long, default_value_t = 128)]
+        gen_tokens: usize,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Args, Clone)]
+struct GenArgs {
+    #[arg(long, default_value_t = 256)]
+    max_tokens: usize,
+    /// 0 is greedy.
+    #[arg(long, default_value_t = 0.8)]
+    temperature: f32,
+    #[arg(long, default_value_t = 40)]
+    top_k: usize,
+    #[arg(long, default_value_t = 0.95)]
+    top_p: f32,
+    #[arg(long, default_value_t = 0.05)]
+    min_p: f32,
+    #[arg(long, default_value_t = 1.0)]
+    repetition_penalty: f32,
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Stop before this string (repeatable).
+    #[arg(long)]
+    stop: Vec<String>,
+    /// Context size in tokens.
+    #[arg(long, default_value_t = 4096)]
+    ctx: usize,
+    /// Worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+}
+
+impl GenArgs {
+    fn options(&self, ignore_eos: bool) -> GenerateOptions {
+        GenerateOptions {
+            max_tokens: self.max_tokens,
+            sampling: SamplingParams {
+                temperature: self.temperature,
+                top_k: self.top_k,
+                top_p: self.top_p,
+                min_p: self.min_p,
+                repetition_penalty: self.repetition_penalty,
+                seed: self.seed,
+                ..SamplingParams::default()
+            },
+            stop: self.stop.clone(),
+            ignore_eos,
+        }
+    }
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let json = matches!(
+        cli.command,
+        Command::Inspect { json: true, .. }
+            | Command::Tokenize { json: true, .. }
+            | Command::Run { json: true, .. }
+            | Command::Bench { json: true, .. }
+    );
+    if let Err(e) = run(cli.command) {
+        let (kind, message) = match e.downcast_ref::<wick::Error>() {
+            Some(w) => (w.kind(), format!("{e:#}")),
+            None => ("error", format!("{e:#}")),
+        };
+        if json {
+            println!("{}", json!({"error": {"kind": kind, "message": message}}));
+        }
+        eprintln!("wick: {message}");
+        std::process::exit(1);
+    }
+}
+
+fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
+    if let Some(n) = threads {
+        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global()?;
+    }
+    Ok(())
+}
+
+fn load(model: &PathBuf) -> anyhow::Result<Arc<Engine>> {
+    let engine = Engine::open(model).with_context(|| format!("loading {}", model.display()))?;
+    Ok(Arc::new(engine))
+}
+
+fn run(command: Command) -> anyhow::Result<()> {
+    match command {
+        Command::Inspect { model, json } => {
+            let gguf = Gguf::open(&model).with_context(|| format!("opening {}", model.display()))?;
+            let card = ModelCard::from_gguf(&gguf)?;
+            let supported = wick::model::SUPPORTED_ARCHITECTURES.contains(&card.architecture.as_str());
+            if json {
+                let mut v = serde_json::to_value(&card)?;
+                v["supported"] = json!(supported);
+                println!("{v}");
+            } else {
+                print_card(&card, supported);
+            }
+        }
+        Command::Tokenize { model, text, json } => {
+            let gguf = Gguf::open(&model)?;
+            let tokenizer = wick::tokenizer::Tokenizer::from_metadata(&gguf.metadata)?;
+            let ids = tokenizer.encode(&text, true)?;
+            if json {
+                println!("{}", json!({ "ids": ids }));
+            } else {
+                for id in ids {
+                    println!("{id:>8} {:?}", tokenizer.decode(&[id])?);
+                }
+            }
+        }
+        Command::Run { model, prompt, gen, ignore_eos, json } => {
+            set_threads(gen.threads)?;
+            let engine = load(&model)?;
+            let prompt_ids = engine.encode(&prompt)?;
+            let mut session = Session::new(engine, gen.ctx);
+            let stdout = std::io::stdout();
+            let out = session.generate(&prompt_ids, &gen.options(ignore_eos), |ev| {
+                if let (false, Event::Token { text, .. }) = (json, ev) {
+                    let mut s = stdout.lock();
+                    let _ = s.write_all(text.as_bytes());
+                    let _ = s.flush();
+                }
+                true
+            })?;
+            if json {
+                println!(
+                    "{}",
+                    json!({"prompt_ids": prompt_ids, "ids": out.ids, "text": out.text, "finish_reason": out.finish_reason})
+                );
+            } else {
+                println!();
+            }
+        }
+        Command::Chat { model, system, gen } => chat(model, system, gen)?,
+        Command::Bench { model, prompt_tokens, gen_tokens, reps, threads, json } => {
+            set_threads(threads)?;
+            bench(model, prompt_tokens, gen_tokens, reps.max(1), json)?;
+        }
+    }
+    Ok(())
+}
+
+fn print_card(c: &ModelCard, supported: bool) {
+    println!("{}", c.name.as_deref().unwrap_or("(unnamed model)"));
+    println!("  architecture   {}{}", c.architecture, if supported { "" } else { " (not supported by wick)" });
+    println!("  parameters     {:.1} M", c.parameters as f64 / 1e6);
+    println!("  file           {:.1} MB, {}", c.file_size as f64 / 1e6, c.file_type.as_deref().unwrap_or("?"));
+    let quants: Vec<String> =
+        c.quant_types.iter().map(|(k, v)| format!("{k} {:.1} MB", *v as f64 / 1e6)).collect();
+    println!("  tensors        {}", quants.join(", "));
+    println!("  context        {} tokens", c.context_length);
+    println!("  layers         {} x {} wide, {} heads ({} KV)", c.block_count, c.embedding_length, c.head_count, c.head_count_kv);
+    println!("  tokenizer      {} ({} tokens){}", c.tokenizer_model, c.vocab_size, if c.add_bos { ", adds BOS" } else { "" });
+    let eot: Vec<&str> = c.eot_tokens.iter().map(|t| t.text.as_str()).collect();
+    println!("  stops at       {}", eot.join(" "));
+    println!("  chat template  {}", if c.has_chat_template { "yes" } else { "no" });
+    println!("  license        {}", c.license.as_deref().unwrap_or("(not stated)"));
+}
+
+fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<()> {
+    set_threads(gen.threads)?;
+    let engine = load(&model)?;
+    if engine.chat_template.is_none() {
+        return Err(wick::Error::NoChatTemplate.into());
+    }
+    let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
+    let mut session = Session::new(engine.clone(), gen.ctx);
+    let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
+    let opts = gen.options(false);
+    eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit or Ctrl-D quits.");
+    let stdin = std::io::stdin();
+    let mut stdout = std::io::stdout();
+    loop {
+        eprint!("> ");
+        let mut line = String::new();
+        if stdin.lock().read_line(&mut line)? == 0 {
+            break;
+        }
+        let line = line.trim_end_matches(['\n', '\r']);
+        match line.trim() {
+            "" => continue,
+            "/exit" | "/quit" => break,
+            "/reset" => {
+                messages.retain(|m| m.role == "system");
+                session.reset();
+                continue;
+            }
+            _ => {}
+        }
+        messages.push(ChatMessage { role: "user".into(), content: line.to_string() });
+        let prompt = engine.chat_prompt(&messages)?;
+        let started = Instant::now();
+        let mut first_token = None;
+        let reply = session.generate(&prompt, &opts, |ev| {
+            if let Event::Token { text, .. } = ev {
+                first_token.get_or_insert_with(Instant::now);
+                let _ = stdout.write_all(text.as_bytes());
+                let _ = stdout.flush();
+            }
+            true
+        });
+        let reply = match reply {
+            Ok(r) => r,
+            Err(wick::Error::ContextOverflow { .. }) => {
+                eprintln!("\n[the conversation no longer fits the context: /reset to start over]");
+                messages.pop();
+                continue;
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let decode_s = first_token.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+        eprintln!(
+            "\n[{} prompt tokens ({} reused), {} generated, {:.1} tok/s, {:.2} s]",
+            reply.prompt_tokens,
+            reply.reused_tokens,
+            reply.ids.len(),
+            if decode_s > 0.0 { (reply.ids.len().saturating_sub(1)) as f64 / decode_s } else { 0.0 },
+            started.elapsed().as_secs_f64()
+        );
+        messages.push(ChatMessage { role: "assistant".into(), content: reply.text });
+    }
+    Ok(())
+}
+
+/// A fixed English text, tokenized and cut (or repeated) to exactly `n` tokens.
+fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
+    const TEXT: &str = "The history of the printing press begins in the fifteenth century, when \
+        movable type made books cheap enough for ordinary readers. Within fifty years, presses \
+        had spread to more than two hundred cities across Europe, and the number of books in \
+        circulation grew from thousands to millions. Scholars argue about how much this changed \
+        the way people thought, but few doubt that it changed what they could read. ";
+    let mut ids = engine.encode(TEXT)?;
+    let body = engine.tokenizer.encode(TEXT, false)?;
+    while ids.len() < n {
+        ids.extend_from_slice(&body);
+    }
+    ids.truncate(n);
+    Ok(ids)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[v.len() / 2]
+}
+
+fn bench(model: PathBuf, prompt_tokens: usize, gen_tokens: usize, reps: usize, json: bool) -> anyhow::Result<()> {
+    let t0 = Instant::now();
+    let engine = load(&model)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let prompt = bench_prompt(&engine, prompt_tokens.max(1))?;
+    let opts = GenerateOptions {
+        max_tokens: gen_tokens,
+        sampling: SamplingParams::greedy(),
+        ignore_eos: true,
+        ..GenerateOptions::default()
+    };
+    let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    // One warm-up run, then `reps` measured runs, each from an empty cache.
+    for rep in 0..=reps {
+        let mut session = Session::new(engine.clone(), prompt.len() + gen_tokens + 1);
+        let start = Instant::now();
+        let (mut prefilled_at, mut first_at) = (None, None);
+        let out = session.generate(&prompt, &opts, |ev| {
+            match ev {
+                Event::Prefilled { .. } => prefilled_at = Some(Instant::now()),
+                Event::Token { .. } => {
+                    first_at.get_or_insert_with(Instant::now);
+                }
+            }
+            true
+        })?;
+        let end = Instant::now();
+        if rep == 0 {
+            continue;
+        }
+        let p = prefilled_at.unwrap_or(end);
+        prefill.push(prompt.len() as f64 / (p - start).as_secs_f64());
+        // The first token comes from the prefill logits; decode runs the other n-1 forwards.
+        let f = first_at.unwrap_or(end);
+        if out.ids.len() > 1 {
+            decode.push((out.ids.len() - 1) as f64 / (end - f).as_secs_f64());
+        }
+    }
+    let threads = rayon::current_num_threads();
+    let (p, d) = (median(prefill.clone()), if decode.is_empty() { 0.0 } else { median(decode.clone()) });
+    if json {
+        println!(
+            "{}",
+            json!({"engine": "wick", "model": model.file_name().map(|s| s.to_string_lossy()), "threads": threads,
+                   "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens, "load_s": load_s,
+                   "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode})
+        );
+    } else {
+        println!("{}: {} threads, load {:.2} s", model.display(), threads, load_s);
+        println!("  prefill {:>8.1} tok/s  ({} tokens, median of {reps})", p, prompt.len());
+        println!("  decode  {:>8.1} tok/s  ({} tokens, median of {reps})", d, gen_tokens);
+    }
+    Ok(())
+}

@@ -1,2 +1,105 @@
-//! Model forward passes (being written).
+//! Model forward passes, one file per architecture family, assembled from [`blocks`].
+//!
+//! A family implements [`Architecture`]: it reads its hyperparameters and weights from the GGUF
+//! (checking every shape) and runs a batch of tokens through the network, appending to the
+//! [`KvCache`]. [`Model`] adds what is common: validation of inputs against the context and the
+//! vocabulary, and splitting long inputs into batches.
+
+pub mod blocks;
+pub mod gemma3;
+pub mod kv_cache;
+pub mod llama;
+pub mod weights;
+
+use crate::error::{Error, Result};
+use crate::gguf::Gguf;
+pub use kv_cache::KvCache;
+
 pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
+
+/// The largest number of tokens one forward batch processes (bounds activation memory and the
+/// sliding-window ring size).
+pub const MAX_BATCH: usize = 256;
+
+pub trait Architecture: Send + Sync {
+    fn vocab_size(&self) -> usize;
+    /// The context length the model was trained for.
+    fn max_context(&self) -> usize;
+    fn new_cache(&self, context: usize) -> KvCache;
+    /// Runs `tokens` (at most [`MAX_BATCH`]) at positions `cache.len..`, appends them to the cache
+    /// and returns the logits of the last token, or of every token when `all_logits`.
+    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32>;
+}
+
+pub struct Model {
+    arch: Box<dyn Architecture>,
+}
+
+impl Model {
+    pub fn load(gguf: &Gguf) -> Result<Self> {
+        let arch: Box<dyn Architecture> = match gguf.architecture()? {
+            "llama" => Box::new(llama::Llama::load(gguf)?),
+            "gemma3" => Box::new(gemma3::Gemma3::load(gguf)?),
+            other => return Err(Error::UnsupportedArchitecture(other.into())),
+        };
+        Ok(Self { arch })
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.arch.vocab_size()
+    }
+
+    pub fn max_context(&self) -> usize {
+        self.arch.max_context()
+    }
+
+    /// A cache for `context` positions (clamped to the model's maximum).
+    pub fn new_cache(&self, context: usize) -> KvCache {
+        self.arch.new_cache(context.clamp(1, self.max_context()))
+    }
+
+    /// Runs `tokens` after what the cache holds. Returns the last token's logits (`vocab` floats),
+    /// or every token's (`tokens.len() * vocab`) when `all_logits`.
+    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Vec<f32>> {
+        if tokens.is_empty() {
+            return Err(Error::InvalidParameter("no tokens to run".into()));
+        }
+        if cache.len + tokens.len() > cache.context {
+            return Err(Error::ContextOverflow { prompt: cache.len + tokens.len(), context: cache.context });
+        }
+        let vocab = self.vocab_size();
+        if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+            return Err(Error::InvalidParameter(format!("token id {bad} is outside the vocabulary of {vocab}")));
+        }
+        let mut logits = Vec::with_capacity(if all_logits { tokens.len() * vocab } else { vocab });
+        let batches = tokens.chunks(MAX_BATCH);
+        let last = batches.len() - 1;
+        for (i, batch) in batches.enumerate() {
+            let out = self.arch.forward_batch(batch, cache, all_logits);
+            if all_logits || i == last {
+                logits.extend_from_slice(&out);
+            }
+        }
+        Ok(logits)
+    }
+}
+
+/// Final norm and output projection, for the last token only unless `all` (prefill needs just the
+/// last; skipping the others saves a vocabulary-sized matmul per prompt token).
+fn output_logits(
+    x: &[f32],
+    n: usize,
+    d: usize,
+    norm: &[f32],
+    eps: f32,
+    output: &weights::Matrix,
+    all: bool,
+) -> Vec<f32> {
+    let rows = if all { x.to_vec() } else { x[(n - 1) * d..].to_vec() };
+    let mut rows = rows;
+    blocks::rms_norm(&mut rows, norm, eps);
+    let m = rows.len() / d;
+    let mut logits = vec![0f32; m * output.rows];
+    output.matmul(&rows, m, &mut logits);
+    logits
+}

@@ -1,0 +1,172 @@
+//! The llama family: Llama 1/2/3, SmolLM, TinyLlama, Mistral and their fine-tunes.
+//! Pre-norm blocks (RMSNorm), rotary embeddings on adjacent pairs, grouped-query attention,
+//! SwiGLU MLP, and an output projection that may be tied to the token embeddings.
+
+use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use super::kv_cache::KvCache;
+use super::weights::{Matrix, WeightLoader};
+use super::Architecture;
+use crate::error::{Error, Result};
+use crate::gguf::{self, Gguf};
+
+struct Layer {
+    attn_norm: Vec<f32>,
+    wq: Matrix,
+    wk: Matrix,
+    wv: Matrix,
+    wo: Matrix,
+    ffn_norm: Vec<f32>,
+    gate: Matrix,
+    up: Matrix,
+    down: Matrix,
+}
+
+pub struct Llama {
+    n_embd: usize,
+    n_ff: usize,
+    attn: AttentionShape,
+    eps: f32,
+    rope_dims: usize,
+    rope_base: f32,
+    rope_scale: f32,
+    /// Llama 3.1's per-frequency divisors (`rope_freqs.weight`), when present.
+    rope_freq_factors: Option<Vec<f32>>,
+    context: usize,
+    embed: Matrix,
+    layers: Vec<Layer>,
+    output_norm: Vec<f32>,
+    output: Matrix,
+}
+
+impl Llama {
+    pub fn load(g: &Gguf) -> Result<Self> {
+        let md = &g.metadata;
+        let key = |k: &str| format!("llama.{k}");
+        let n_embd = gguf::get_usize(md, &key("embedding_length"))?;
+        let n_layer = gguf::get_usize(md, &key("block_count"))?;
+        let n_head = gguf::get_usize(md, &key("attention.head_count"))?;
+        let n_kv_head = gguf::get_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(n_head);
+        let n_ff = gguf::get_usize(md, &key("feed_forward_length"))?;
+        if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
+            return Err(Error::InvalidMetadata {
+                key: key("attention.head_count"),
+                reason: format!("{n_head} heads / {n_kv_head} KV heads do not divide embedding {n_embd}"),
+            });
+        }
+        let head_dim = gguf::get_usize_opt(md, &key("attention.key_length"))?.unwrap_or(n_embd / n_head);
+        let rope_dims = gguf::get_usize_opt(md, &key("rope.dimension_count"))?.unwrap_or(head_dim);
+        if rope_dims > head_dim || rope_dims % 2 != 0 {
+            return Err(Error::InvalidMetadata {
+                key: key("rope.dimension_count"),
+                reason: format!("{rope_dims} rotated dimensions for heads of {head_dim}"),
+            });
+        }
+        let rope_scale = match gguf::get_str_opt(md, &key("rope.scaling.type"))? {
+            Some("linear") => gguf::get_f32_opt(md, &key("rope.scaling.factor"))?.unwrap_or(1.0),
+            _ => 1.0,
+        };
+        let w = WeightLoader { gguf: g };
+        let vocab = gguf::get_array(md, "tokenizer.ggml.tokens")?.len();
+        let embed = w.matrix("token_embd.weight", vocab, n_embd)?;
+        let output =
+            if w.has("output.weight") { w.matrix("output.weight", vocab, n_embd)? } else { embed.clone() };
+        let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
+        let layers = (0..n_layer)
+            .map(|i| {
+                let p = |s: &str| format!("blk.{i}.{s}");
+                Ok(Layer {
+                    attn_norm: w.vector(&p("attn_norm.weight"), n_embd)?,
+                    wq: w.matrix(&p("attn_q.weight"), q_dim, n_embd)?,
+                    wk: w.matrix(&p("attn_k.weight"), kv_dim, n_embd)?,
+                    wv: w.matrix(&p("attn_v.weight"), kv_dim, n_embd)?,
+                    wo: w.matrix(&p("attn_output.weight"), n_embd, q_dim)?,
+                    ffn_norm: w.vector(&p("ffn_norm.weight"), n_embd)?,
+                    gate: w.matrix(&p("ffn_gate.weight"), n_ff, n_embd)?,
+                    up: w.matrix(&p("ffn_up.weight"), n_ff, n_embd)?,
+                    down: w.matrix(&p("ffn_down.weight"), n_embd, n_ff)?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let rope_freq_factors =
+            if w.has("rope_freqs.weight") { Some(w.vector("rope_freqs.weight", rope_dims / 2)?) } else { None };
+        Ok(Self {
+            n_embd,
+            n_ff,
+            attn: AttentionShape {
+                n_head,
+                n_kv_head,
+                head_dim,
+                scale: 1.0 / (head_dim as f32).sqrt(),
+                window: None,
+            },
+            eps: gguf::get_f32(md, &key("attention.layer_norm_rms_epsilon"))?,
+            rope_dims,
+            rope_base: gguf::get_f32_opt(md, &key("rope.freq_base"))?.unwrap_or(10_000.0),
+            rope_scale,
+            rope_freq_factors,
+            context: gguf::get_usize(md, &key("context_length"))?,
+            embed,
+            layers,
+            output_norm: w.vector("output_norm.weight", n_embd)?,
+            output,
+        })
+    }
+}
+
+impl Architecture for Llama {
+    fn vocab_size(&self) -> usize {
+        self.output.rows
+    }
+
+    fn max_context(&self) -> usize {
+        self.context
+    }
+
+    fn new_cache(&self, context: usize) -> KvCache {
+        let windows = vec![None; self.layers.len()];
+        KvCache::new(self.attn.n_kv_head * self.attn.head_dim, &windows, context, super::MAX_BATCH)
+    }
+
+    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32> {
+        let (n, d, a) = (tokens.len(), self.n_embd, self.attn);
+        let (q_dim, kv_dim) = (a.n_head * a.head_dim, a.n_kv_head * a.head_dim);
+        let start = cache.len;
+        let mut x = vec![0f32; n * d];
+        for (t, &id) in tokens.iter().enumerate() {
+            self.embed.row(id as usize, &mut x[t * d..(t + 1) * d]);
+        }
+        let rope = RopeTable::new(
+            start,
+            n,
+            self.rope_dims,
+            self.rope_base,
+            self.rope_scale,
+            self.rope_freq_factors.as_deref(),
+        );
+        let (mut h, mut q, mut k, mut v) =
+            (vec![0f32; n * d], vec![0f32; n * q_dim], vec![0f32; n * kv_dim], vec![0f32; n * kv_dim]);
+        let (mut att, mut proj) = (vec![0f32; n * q_dim], vec![0f32; n * d]);
+        let (mut gate, mut up) = (vec![0f32; n * self.n_ff], vec![0f32; n * self.n_ff]);
+        for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
+            blocks::rms_norm_into(&x, &layer.attn_norm, self.eps, &mut h);
+            layer.wq.matmul(&h, n, &mut q);
+            layer.wk.matmul(&h, n, &mut k);
+            layer.wv.matmul(&h, n, &mut v);
+            rope.apply(&mut q, n, a.head_dim, RopeStyle::Interleaved);
+            rope.apply(&mut k, n, a.head_dim, RopeStyle::Interleaved);
+            lc.write(start, &k, &v);
+            blocks::attention(&q, lc, start, n, a, &mut att);
+            layer.wo.matmul(&att, n, &mut proj);
+            blocks::add_assign(&mut x, &proj);
+
+            blocks::rms_norm_into(&x, &layer.ffn_norm, self.eps, &mut h);
+            layer.gate.matmul(&h, n, &mut gate);
+            layer.up.matmul(&h, n, &mut up);
+            blocks::gated(&mut gate, &up, blocks::silu);
+            layer.down.matmul(&gate, n, &mut proj);
+            blocks::add_assign(&mut x, &proj);
+        }
+        cache.len = start + n;
+        super::output_logits(&x, n, d, &self.output_norm, self.eps, &self.output, all_logits)
+    }
+}

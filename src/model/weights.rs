@@ -1,0 +1,72 @@
+//! Weight tensors as the forward pass uses them: quantized matrices stay views into the GGUF bytes
+//! (no copy, no f32 expansion); only the small norm vectors are read out as f32.
+
+use crate::error::{Error, Result};
+use crate::gguf::{Gguf, QType, Tensor};
+use crate::kernels;
+
+/// A `rows x cols` weight matrix (`rows` outputs, each a dot product over `cols` inputs).
+#[derive(Clone, Debug)]
+pub struct Matrix {
+    pub tensor: Tensor,
+    pub rows: usize,
+    pub cols: usize,
+}
+
+impl Matrix {
+    /// `out[t * rows + r] = dot(row r, x[t])` for the `n` rows of `x`.
+    pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
+        debug_assert_eq!(x.len(), n * self.cols);
+        debug_assert_eq!(out.len(), n * self.rows);
+        kernels::matmul(self.tensor.qtype, &self.tensor.data, self.rows, self.cols, x, n, out);
+    }
+
+    /// Row `r` as f32 (an embedding lookup).
+    pub fn row(&self, r: usize, out: &mut [f32]) {
+        let bytes_per_row = self.cols / self.tensor.qtype.block_size() * self.tensor.qtype.type_size();
+        let row = &self.tensor.data[r * bytes_per_row..(r + 1) * bytes_per_row];
+        kernels::dequantize_row(self.tensor.qtype, row, out);
+    }
+}
+
+/// Looks tensors up by name and checks their shapes, so a model file that lies about its
+/// hyperparameters fails at load with the tensor's name, not with an out-of-bounds panic later.
+pub struct WeightLoader<'a> {
+    pub gguf: &'a Gguf,
+}
+
+impl<'a> WeightLoader<'a> {
+    pub fn tensor(&self, name: &str) -> Result<&'a Tensor> {
+        self.gguf.tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))
+    }
+
+    pub fn has(&self, name: &str) -> bool {
+        self.gguf.tensor(name).is_some()
+    }
+
+    /// A matrix with `rows` outputs and `cols` inputs (GGUF stores it as ne = [cols, rows]).
+    pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        let t = self.tensor(name)?;
+        if t.shape != [rows, cols] {
+            return Err(Error::TensorShape { name: name.into(), got: t.shape.clone(), expected: vec![rows, cols] });
+        }
+        Ok(Matrix { tensor: t.clone(), rows, cols })
+    }
+
+    /// A small f32 vector of length `len` (norm weights), converted from whatever float type it has.
+    pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
+        let t = self.tensor(name)?;
+        if t.shape != [len] {
+            return Err(Error::TensorShape { name: name.into(), got: t.shape.clone(), expected: vec![len] });
+        }
+        if !matches!(t.qtype, QType::F32 | QType::F16 | QType::BF16) {
+            return Err(Error::UnsupportedQuant {
+                tensor: name.into(),
+                qtype: format!("{} (norm weights must be float)", crate::gguf::qtype_name(t.qtype)),
+            });
+        }
+        let mut out = vec![0f32; len];
+        kernels::dequantize_row(t.qtype, &t.data, &mut out);
+        Ok(out)
+    }
+}
