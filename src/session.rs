@@ -62,6 +62,9 @@ pub struct Generation {
     pub finish_reason: FinishReason,
 }
 
+/// Positions scored per forward pass by [`Session::score`].
+const SCORE_CHUNK: usize = 32;
+
 pub struct Session {
     engine: Arc<Engine>,
     cache: KvCache,
@@ -118,16 +121,23 @@ impl Session {
         Ok((logits, reuse))
     }
 
-    /// Logits for every position of `ids` from a fresh cache (`ids.len() * vocab` floats):
-    /// teacher forcing, for evaluation against a reference.
-    pub fn evaluate(&mut self, ids: &[u32]) -> Result<Vec<f32>> {
+    /// Teacher forcing: runs `ids` from an empty cache and hands `each(i, logits)` the logits
+    /// predicting token `i + 1`, for every position, a few positions at a time (all of a long
+    /// text's logits at once would be `len * vocab` floats).
+    pub fn score(&mut self, ids: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
         if ids.len() > self.cache.context {
             return Err(Error::ContextOverflow { prompt: ids.len(), context: self.cache.context });
         }
         self.reset();
-        let logits = self.engine.model.forward(ids, &mut self.cache, true)?;
-        self.tokens.extend_from_slice(ids);
-        Ok(logits)
+        let vocab = self.engine.model.vocab_size();
+        for (c, chunk) in ids.chunks(SCORE_CHUNK).enumerate() {
+            let logits = self.engine.model.forward(chunk, &mut self.cache, true)?;
+            self.tokens.extend_from_slice(chunk);
+            for (j, row) in logits.chunks_exact(vocab).enumerate() {
+                each(c * SCORE_CHUNK + j, row);
+            }
+        }
+        Ok(())
     }
 
     /// Runs one request: prefill `prompt`, then sample up to `max_tokens` tokens.

@@ -1,0 +1,69 @@
+//! The `wick` CLI's machine-readable contract, on the real models.
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+use serde_json::Value;
+
+fn wick(args: &[&str]) -> (i32, Value, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(args).output().unwrap();
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let json = stdout.lines().last().map(|l| serde_json::from_str(l).unwrap_or(Value::Null)).unwrap_or(Value::Null);
+    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn inspect_json_is_the_model_card() {
+    let m = model_path(GEMMA3);
+    let (code, v, _) = wick(&["inspect", m.to_str().unwrap(), "--json"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["architecture"], "gemma3");
+    assert_eq!(v["vocab_size"], 262144);
+    assert_eq!(v["supported"], true);
+    assert_eq!(v["license"], "gemma");
+}
+
+#[test]
+fn tokenize_json_prints_ids_with_bos_as_the_model_says() {
+    let m = model_path(GEMMA3);
+    let (code, v, _) = wick(&["tokenize", m.to_str().unwrap(), "Hello world", "--json"]);
+    assert_eq!(code, 0);
+    let ids = v["ids"].as_array().unwrap();
+    assert_eq!(ids[0], 2, "Gemma adds BOS: {v}");
+    assert!(ids.len() >= 3);
+}
+
+#[test]
+fn run_json_greedy_is_deterministic_and_matches_the_prompt_ids() {
+    let m = model_path(SMOLLM2);
+    let args = ["run", m.to_str().unwrap(), "--prompt", "The capital of France is", "--max-tokens", "8", "--temperature", "0", "--json"];
+    let (code, v, err) = wick(&args);
+    assert_eq!(code, 0, "{err}");
+    let (_, v2, _) = wick(&args);
+    assert_eq!(v["ids"], v2["ids"]);
+    assert_eq!(v["ids"].as_array().unwrap().len(), 8);
+    let (_, tok, _) = wick(&["tokenize", m.to_str().unwrap(), "The capital of France is", "--json"]);
+    assert_eq!(v["prompt_ids"], tok["ids"]);
+    assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
+}
+
+#[test]
+fn errors_are_json_with_a_kind() {
+    let dir = std::env::temp_dir().join(format!("wick-cli-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let bad = dir.join("page.gguf");
+    std::fs::write(&bad, "<html>not found</html>").unwrap();
+    let (code, v, _) = wick(&["run", bad.to_str().unwrap(), "--prompt", "hi", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["error"]["kind"], "invalid_model", "{v}");
+    let (code, v, _) = wick(&["inspect", dir.join("missing.gguf").to_str().unwrap(), "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["error"]["kind"], "io", "{v}");
+    let m = model_path(SMOLLM2);
+    let (code, v, _) = wick(&["run", m.to_str().unwrap(), "--prompt", "hi", "--top-p", "2", "--json"]);
+    assert_eq!(code, 1);
+    assert_eq!(v["error"]["kind"], "invalid_parameter", "{v}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
