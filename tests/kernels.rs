@@ -199,12 +199,22 @@ fn dequantize_matches_candle_bit_for_bit() {
     }
 }
 
+/// Makes a block whose scale is exactly 1 (its largest magnitude is `max`, +-127) and whose other
+/// values are exact halves, so the quantizers' tie rounding (away from zero for Q8_0/Q8_1, to
+/// even for Q8_K) shows.
+fn ties(block: &mut [f32], max: f32) {
+    for (i, v) in block.iter_mut().enumerate() {
+        *v = ((i % 40) as f32 - 20.0) * 2.5 + 0.5;
+    }
+    block[0] = max;
+}
+
 #[test]
 fn q8_activations_match_candle_q8_0() {
     let mut rng = SmallRng::seed_from_u64(2);
     for cols in [32, 64, 320] {
         let mut x = random_activations(&mut rng, 1, cols, 32);
-        x[3] = 0.5 * x[7]; // a few exact halves after scaling are likely with such ratios
+        ties(&mut x[..32], 127.0);
         let (ours, _) = testing::quantized_activations(QType::Q8_0, &x);
         let mut blocks = vec![BlockQ8_0::zeros(); cols / 32];
         BlockQ8_0::from_float(&x, &mut blocks);
@@ -220,7 +230,9 @@ fn q8_activations_match_candle_q8_0() {
 #[test]
 fn q8_1_and_q8_k_activations_follow_llama_cpp() {
     let mut rng = SmallRng::seed_from_u64(3);
-    let x = random_activations(&mut rng, 1, 1024, 256);
+    let mut x = random_activations(&mut rng, 1, 1024, 256);
+    ties(&mut x[..32], 127.0);
+    ties(&mut x[512..768], -127.0);
     // Q8_1: s = f16(d * sum(q)) with the unrounded d.
     let (xq, s) = testing::quantized_activations(QType::Q4_1, &x);
     for (b, xb) in x.chunks(32).enumerate() {
