@@ -1,13 +1,269 @@
-//! CPU kernels (SKELETON: being written).
+//! CPU kernels: quantized matrix products straight from GGUF's block layouts.
+//!
+//! `matmul` computes `out[t * rows + r] = dot(weight row r, activation row t)`. Following llama.cpp
+//! (our correctness reference), the f32 activations are quantized once per call into the weight
+//! type's "vec-dot" format (Q8_0/Q8_1 blocks of 32, or Q8_K super-blocks of 256; float weights
+//! take f32 as is), and every weight block is dotted in integers against it. No weight is ever
+//! converted to f32 beyond a register.
+//!
+//! The pieces, one concern per file:
+//! - `blocks`: byte layouts, activation block structs and quantizers, scale unpacking.
+//! - `reference`: a scalar kernel for every type; the tests' truth and the portable fallback.
+//! - `avx2`: x86-64 AVX2+FMA kernels, chosen at run time.
+//! - this file: the public API, the choice of kernel, and the work split (rayon, token tiles).
+//!
+//! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
+//! [`TOKENS_PER_TILE`] activation rows, so that prefill decodes each weight block once per tile of
+//! tokens rather than once per token. Kernels are picked once per call by a `match` on the type in
+//! each instruction-set file (`avx2::kernel`, later `simd128::kernel`), so adding an instruction
+//! set is one file plus one line in [`select`].
+
+mod blocks;
+mod reference;
+
+#[cfg(target_arch = "x86_64")]
+mod avx2;
+
+use rayon::prelude::*;
+
 use crate::gguf::QType;
+use blocks::{BlockQ8, BlockQ8K, VecDotType};
+
+/// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
+/// times; 4 keeps a tile's accumulators in AVX2's 16 registers.
+pub(crate) const TOKENS_PER_TILE: usize = 4;
+
+/// Dots every row of `w` (`w.len() / row_bytes` rows of `row_bytes` bytes) with `nt` activation
+/// rows (`1 <= nt <= TOKENS_PER_TILE`) that start `x_stride` elements apart in `x`, writing
+/// `out[t * nrows + r]`. Unsafe because SIMD versions need their CPU features; [`select`] only
+/// hands out a kernel whose features were detected.
+pub(crate) type Tile<A> =
+    unsafe fn(w: &[u8], row_bytes: usize, x: &[A], x_stride: usize, nt: usize, out: &mut [f32]);
+
+/// A weight type's kernel, by the activation format it takes.
+#[derive(Clone, Copy)]
+pub(crate) enum Kernel {
+    F32(Tile<f32>),
+    Q8(Tile<BlockQ8>),
+    Q8K(Tile<BlockQ8K>),
+}
+
+/// The instruction sets a kernel can come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Isa {
+    Reference,
+    #[cfg(target_arch = "x86_64")]
+    Avx2,
+}
+
+/// The kernel for `t` from `isa`, or `None` if this CPU lacks it (or it has no such kernel).
+fn kernel_from(isa: Isa, t: QType) -> Option<Kernel> {
+    match isa {
+        Isa::Reference => Some(reference::kernel(t)),
+        #[cfg(target_arch = "x86_64")]
+        Isa::Avx2 => avx2::kernel(t),
+    }
+}
+
+/// The fastest kernel for `t` on this CPU.
+fn select(t: QType) -> Kernel {
+    #[cfg(target_arch = "x86_64")]
+    if let Some(k) = avx2::kernel(t) {
+        return k;
+    }
+    reference::kernel(t)
+}
 
 /// `out[t * rows + r] = dot(row r of w, x[t * cols .. (t + 1) * cols])` for `t < n`.
 /// `w` holds `rows` rows of `cols` values in GGUF's native block layout for `qtype`.
-pub fn matmul(_qtype: QType, _w: &[u8], _rows: usize, _cols: usize, _x: &[f32], _n: usize, _out: &mut [f32]) {
-    todo!()
+///
+/// Panics if `cols` is not a whole number of blocks or a slice has the wrong length.
+pub fn matmul(qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+    matmul_with(select(qtype), qtype, w, rows, cols, x, n, out)
 }
 
 /// Dequantizes one row (`out.len()` values) of `qtype` blocks.
-pub fn dequantize_row(_qtype: QType, _row: &[u8], _out: &mut [f32]) {
-    todo!()
+pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
+    assert!(row.len() >= blocks::row_bytes(qtype, out.len()), "kernels: row too short");
+    reference::dequantize(qtype, row, out)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+    let rb = blocks::row_bytes(qtype, cols);
+    assert_eq!(w.len(), rows * rb, "kernels: weight bytes do not match {rows} x {cols} {qtype:?}");
+    assert_eq!(x.len(), n * cols, "kernels: activations are not {n} x {cols}");
+    assert_eq!(out.len(), n * rows, "kernels: output is not {n} x {rows}");
+    if rows == 0 || n == 0 {
+        return;
+    }
+    if cols == 0 {
+        out.fill(0.0);
+        return;
+    }
+    match k {
+        Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
+        Kernel::Q8(k) => {
+            let xq = quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8);
+            run(k, w, rb, rows, &xq, cols / blocks::QK, n, out)
+        }
+        Kernel::Q8K(k) => {
+            let xq = quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k);
+            run(k, w, rb, rows, &xq, cols / blocks::QK_K, n, out)
+        }
+    }
+}
+
+/// Quantizes `n` activation rows of `cols` values (in parallel when there are many).
+fn quantize_rows<B: Default + Clone + Send>(
+    x: &[f32],
+    cols: usize,
+    n: usize,
+    block: usize,
+    quantize: fn(&[f32], &mut [B]),
+) -> Vec<B> {
+    let per_row = cols / block;
+    let mut q = vec![B::default(); n * per_row];
+    if n * cols >= 1 << 16 {
+        q.par_chunks_mut(per_row).zip(x.par_chunks(cols)).for_each(|(q, x)| quantize(x, q));
+    } else {
+        quantize(x, &mut q);
+    }
+    q
+}
+
+/// Below this many weight bytes a matrix-vector product runs on the calling thread: fork/join
+/// costs a few microseconds, the time to stream ~100 KB.
+const MIN_PARALLEL_BYTES: usize = 128 << 10;
+/// Weight bytes a decode task streams at least (amortizes the task's scheduling).
+const MIN_TASK_BYTES: usize = 64 << 10;
+/// Weight bytes of the rows a prefill task keeps in cache while it runs every token tile over them.
+const PREFILL_TASK_BYTES: usize = 32 << 10;
+
+/// Runs kernel `k` over all rows and tokens, splitting rows across rayon's pool.
+#[allow(clippy::too_many_arguments)]
+fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize, n: usize, out: &mut [f32]) {
+    let threads = rayon::current_num_threads();
+    if n == 1 {
+        // Decode: bound by streaming the weights. Row chunks write disjoint slices of `out`.
+        let serial = threads == 1 || rows * rb < MIN_PARALLEL_BYTES;
+        // SAFETY (all `k` calls): `k` came from `select`/`kernel_from`, which checked its CPU
+        // features; slice lengths are as `Tile` documents.
+        if serial {
+            unsafe { k(w, rb, x, xs, 1, out) };
+            return;
+        }
+        let per_task = MIN_TASK_BYTES.div_ceil(rb).max(rows.div_ceil(4 * threads));
+        out.par_chunks_mut(per_task).zip(w.par_chunks(per_task * rb)).for_each(|(o, w)| unsafe {
+            k(w, rb, x, xs, 1, o)
+        });
+        return;
+    }
+
+    // Prefill: each task takes a block of rows small enough to stay in cache and runs every tile
+    // of tokens over it, so the weights are read from memory once and decoded n / 4 times.
+    let work = rows * rb * n;
+    let per_task = if threads == 1 || work < MIN_PARALLEL_BYTES {
+        rows
+    } else {
+        PREFILL_TASK_BYTES.div_ceil(rb).clamp(4, rows.div_ceil(2 * threads).max(4))
+    };
+    let out_ptr = SharedOut(out.as_mut_ptr());
+    let task = |i: usize| {
+        let r0 = i * per_task;
+        let r1 = rows.min(r0 + per_task);
+        let nr = r1 - r0;
+        let mut buf = vec![0f32; TOKENS_PER_TILE * nr];
+        for t0 in (0..n).step_by(TOKENS_PER_TILE) {
+            let nt = TOKENS_PER_TILE.min(n - t0);
+            unsafe { k(&w[r0 * rb..r1 * rb], rb, &x[t0 * xs..], xs, nt, &mut buf[..nt * nr]) };
+            for t in 0..nt {
+                // SAFETY: tasks own disjoint row ranges, so these writes never overlap, and
+                // (t0 + t) * rows + r1 <= n * rows = out.len().
+                unsafe { out_ptr.write((t0 + t) * rows + r0, &buf[t * nr..(t + 1) * nr]) };
+            }
+        }
+    };
+    let tasks = rows.div_ceil(per_task);
+    if tasks == 1 {
+        task(0);
+    } else {
+        (0..tasks).into_par_iter().for_each(task);
+    }
+}
+
+/// `out`'s pointer, shared by prefill tasks that write disjoint parts of it.
+struct SharedOut(*mut f32);
+unsafe impl Sync for SharedOut {}
+impl SharedOut {
+    /// Copies `src` to `out[at..at + src.len()]`. Caller guarantees bounds and no concurrent
+    /// access to that range.
+    unsafe fn write(&self, at: usize, src: &[f32]) {
+        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(at), src.len());
+    }
+}
+
+/// Hooks for `tests/kernels.rs` and benchmarks: run a chosen instruction set, see the quantized
+/// activations. Not part of the engine's API.
+#[doc(hidden)]
+pub mod testing {
+    use super::*;
+
+    /// Names of the instruction sets whose kernels this CPU can run, best last.
+    pub fn isas() -> Vec<&'static str> {
+        let mut v = vec!["reference"];
+        #[cfg(target_arch = "x86_64")]
+        if avx2::kernel(QType::Q8_0).is_some() {
+            v.push("avx2");
+        }
+        v
+    }
+
+    fn isa(name: &str) -> Isa {
+        match name {
+            "reference" => Isa::Reference,
+            #[cfg(target_arch = "x86_64")]
+            "avx2" => Isa::Avx2,
+            _ => panic!("unknown instruction set {name}"),
+        }
+    }
+
+    /// [`matmul`](super::matmul) with the kernels of instruction set `isa` (a name from [`isas`]).
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul_isa(isa_name: &str, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+        let k = kernel_from(isa(isa_name), qtype).unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
+        matmul_with(k, qtype, w, rows, cols, x, n, out)
+    }
+
+    /// The activation row `x` as the kernels for `qtype` see it after quantization: the
+    /// dequantized values (`q * d`), and for Q8_1 (Q4_1/Q5_1 weights) each block's stored `s`
+    /// (empty otherwise).
+    pub fn quantized_activations(qtype: QType, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
+        match blocks::vec_dot_type(qtype) {
+            VecDotType::F32 => (x.to_vec(), vec![]),
+            VecDotType::Q8 => {
+                let mut q = vec![BlockQ8::default(); x.len() / blocks::QK];
+                blocks::quantize_q8(x, &mut q);
+                let deq = q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect();
+                let s = if matches!(qtype, QType::Q4_1 | QType::Q5_1) { q.iter().map(|b| b.s).collect() } else { vec![] };
+                (deq, s)
+            }
+            VecDotType::Q8K => {
+                let mut q = vec![BlockQ8K::default(); x.len() / blocks::QK_K];
+                blocks::quantize_q8k(x, &mut q);
+                for b in &q {
+                    for (g, s) in b.bsums.iter().enumerate() {
+                        let sum: i32 = b.qs[16 * g..16 * g + 16].iter().map(|&v| v as i32).sum();
+                        assert_eq!(sum, *s as i32, "Q8_K bsums");
+                    }
+                }
+                (q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect(), vec![])
+            }
+        }
+    }
+
+    /// Bytes of one row of `cols` values of `qtype`.
+    pub fn row_bytes(qtype: QType, cols: usize) -> usize {
+        blocks::row_bytes(qtype, cols)
+    }
 }

@@ -1,0 +1,216 @@
+//! Byte layouts of the GGUF weight blocks, the quantized activation blocks the dot products take,
+//! and the helpers every kernel shares (f16 scales, K-quant scale unpacking, activation quantizers).
+//!
+//! Weight blocks are never cast to structs: the bytes come from a file (an mmap or wasm memory) with
+//! no alignment guarantee, so kernels read them at byte offsets. The layouts follow ggml's
+//! `block_*` structs (little-endian, no padding); the offsets are written out in [`block_shape`]'s
+//! users next to each kernel.
+//!
+//! Activations are quantized by us, once per matmul, into our own aligned structs. Their numbers
+//! follow llama.cpp's reference quantizers exactly (`quantize_row_q8_0_ref`, `..._q8_1_ref`,
+//! `..._q8_K_ref`), so that our dot products track llama.cpp's, which is the correctness reference.
+
+use crate::gguf::QType;
+
+/// Values per block of the legacy types (Q4_0 ... Q8_0) and of Q8_0/Q8_1 activations.
+pub const QK: usize = 32;
+/// Values per super-block of the K-quants and of Q8_K activations.
+pub const QK_K: usize = 256;
+
+/// `(values per block, bytes per block)` of a weight type, or `None` for a type the kernels do not
+/// run (Q8_1 and Q8_K exist only as activation types).
+pub fn block_shape(t: QType) -> Option<(usize, usize)> {
+    use QType::*;
+    Some(match t {
+        F32 => (1, 4),
+        F16 | BF16 => (1, 2),
+        Q4_0 => (QK, 18),    // d: f16, qs: [u8; 16] (value j in the low nibble of qs[j], j+16 in the high)
+        Q4_1 => (QK, 20),    // d: f16, m: f16, qs: [u8; 16]
+        Q5_0 => (QK, 22),    // d: f16, qh: u32 (5th bit of value j in bit j), qs: [u8; 16]
+        Q5_1 => (QK, 24),    // d: f16, m: f16, qh: u32, qs: [u8; 16]
+        Q8_0 => (QK, 34),    // d: f16, qs: [i8; 32]
+        Q2K => (QK_K, 84),   // scales: [u8; 16] (4-bit scale | 4-bit min << 4), qs: [u8; 64], d, dmin
+        Q3K => (QK_K, 110),  // hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12] (16 x 6 bits), d
+        Q4K => (QK_K, 144),  // d, dmin, scales: [u8; 12] (8 scales + 8 mins, 6 bits), qs: [u8; 128]
+        Q5K => (QK_K, 176),  // d, dmin, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]
+        Q6K => (QK_K, 210),  // ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d
+        Q8_1 | Q8K => return None,
+    })
+}
+
+/// Bytes of one row of `cols` values. Panics if `cols` is not a whole number of blocks.
+pub fn row_bytes(t: QType, cols: usize) -> usize {
+    let (values, bytes) =
+        block_shape(t).unwrap_or_else(|| panic!("kernels: weight type {t:?} is not supported"));
+    assert!(cols % values == 0, "kernels: {cols} columns is not a whole number of {t:?} blocks");
+    cols / values * bytes
+}
+
+/// Which activation format a weight type's dot product takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum VecDotType {
+    /// Plain f32 activations (float weights).
+    F32,
+    /// [`BlockQ8`]: Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_1 (the same plus `s`) for Q4_1/Q5_1.
+    Q8,
+    /// [`BlockQ8K`], for every K-quant.
+    Q8K,
+}
+
+pub fn vec_dot_type(t: QType) -> VecDotType {
+    use QType::*;
+    match t {
+        F32 | F16 | BF16 => VecDotType::F32,
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => VecDotType::Q8,
+        Q2K | Q3K | Q4K | Q5K | Q6K => VecDotType::Q8K,
+        Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
+    }
+}
+
+/// A quantized block of 32 activations: Q8_0 (`qs`, `d`) and Q8_1's block sum `s`.
+///
+/// ggml stores `d` and `s` as f16; we keep the f16-rounded values as f32 (same numbers, no
+/// conversion in the hot loop). `qs` comes first so that SIMD loads of it are 32-byte aligned.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8 {
+    pub qs: [i8; QK],
+    /// Scale: value ≈ `qs[i] * d`, `d = f16(amax / 127)`.
+    pub d: f32,
+    /// `f16(d32 * sum(qs))` with the unrounded `d32`, as llama.cpp's `block_q8_1.s`.
+    pub s: f32,
+}
+
+/// A quantized super-block of 256 activations (ggml's `block_q8_K`).
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8K {
+    pub qs: [i8; QK_K],
+    /// Sums of `qs` per group of 16, for the K-quants' min and offset terms.
+    pub bsums: [i16; QK_K / 16],
+    /// Scale: value ≈ `qs[i] * d`. Negative when the largest-magnitude value is positive.
+    pub d: f32,
+}
+
+impl Default for BlockQ8K {
+    fn default() -> Self {
+        BlockQ8K { qs: [0; QK_K], bsums: [0; QK_K / 16], d: 0.0 }
+    }
+}
+
+#[inline(always)]
+pub fn f16_to_f32(bits: u16) -> f32 {
+    half::f16::from_bits(bits).to_f32()
+}
+
+/// The f16 at `at` in `b`, as f32.
+#[inline(always)]
+pub fn f16_at(b: &[u8], at: usize) -> f32 {
+    f16_to_f32(u16::from_le_bytes([b[at], b[at + 1]]))
+}
+
+#[inline(always)]
+pub fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([b[at], b[at + 1], b[at + 2], b[at + 3]])
+}
+
+/// f32 rounded to f16 and back (how ggml stores block scales).
+#[inline(always)]
+fn through_f16(x: f32) -> f32 {
+    half::f16::from_f32(x).to_f32()
+}
+
+/// C's `roundf` (halves away from zero) for |v| < 2^23, without a libm call, so loops vectorize.
+#[inline(always)]
+fn round_half_away(v: f32) -> f32 {
+    let t = v as i32 as f32; // truncation toward zero; exact for |v| < 2^23
+    let frac = v - t; // exact
+    if frac >= 0.5 {
+        t + 1.0
+    } else if frac <= -0.5 {
+        t - 1.0
+    } else {
+        t
+    }
+}
+
+/// llama.cpp's `nearest_int`: round half to even via the 1.5 * 2^23 trick, for |v| < 2^22.
+#[inline(always)]
+fn nearest_int(v: f32) -> i32 {
+    let bits = (v + 12582912.0f32).to_bits() as i32;
+    (bits & 0x007f_ffff) - 0x0040_0000
+}
+
+/// Quantizes `x` (a whole number of 32-blocks) as llama.cpp's `quantize_row_q8_1_ref`
+/// (which is `quantize_row_q8_0_ref` plus `s`): `d = amax / 127`, `q = roundf(x / d)`.
+pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
+    assert_eq!(x.len(), out.len() * QK);
+    for (xb, y) in x.chunks_exact(QK).zip(out.iter_mut()) {
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let mut sum = 0i32;
+        for (q, &v) in y.qs.iter_mut().zip(xb) {
+            *q = round_half_away(v * id) as i8;
+            sum += *q as i32;
+        }
+        y.d = through_f16(d);
+        y.s = through_f16(sum as f32 * d);
+    }
+}
+
+/// Quantizes `x` (a whole number of 256-blocks) as llama.cpp's `quantize_row_q8_K_ref`:
+/// `d = -max / 127` where `max` is the signed value of largest magnitude, `q = nearest_int(x / d)`.
+pub fn quantize_q8k(x: &[f32], out: &mut [BlockQ8K]) {
+    assert_eq!(x.len(), out.len() * QK_K);
+    for (xb, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
+        let (mut amax, mut max) = (0f32, 0f32);
+        for &v in xb {
+            if v.abs() > amax {
+                amax = v.abs();
+                max = v;
+            }
+        }
+        if amax == 0.0 {
+            *y = BlockQ8K::default();
+            continue;
+        }
+        let iscale = -127.0 / max;
+        for (q, &v) in y.qs.iter_mut().zip(xb) {
+            *q = nearest_int(iscale * v).min(127) as i8;
+        }
+        for (s, g) in y.bsums.iter_mut().zip(y.qs.chunks_exact(16)) {
+            *s = g.iter().map(|&q| q as i16).sum();
+        }
+        y.d = 1.0 / iscale;
+    }
+}
+
+/// The 8 scales and 8 mins (6 bits each) of a Q4_K/Q5_K super-block, from its 12 scale bytes.
+/// Scale/min `j < 4` are the low 6 bits of bytes `j` / `j + 4`; for `j >= 4` the low 4 bits come
+/// from byte `j + 4` (low / high nibble) and the top 2 bits from bytes `j - 4` / `j` (bits 6-7).
+#[inline(always)]
+pub fn q4k_scales_mins(s: &[u8]) -> ([u8; 8], [u8; 8]) {
+    let (mut sc, mut mn) = ([0u8; 8], [0u8; 8]);
+    for j in 0..4 {
+        sc[j] = s[j] & 63;
+        mn[j] = s[j + 4] & 63;
+        sc[j + 4] = (s[j + 8] & 0xF) | ((s[j] >> 6) << 4);
+        mn[j + 4] = (s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4);
+    }
+    (sc, mn)
+}
+
+/// The 16 signed scales of a Q3_K super-block (6 bits, minus 32), from its 12 scale bytes.
+/// Scale `j` has its low 4 bits in byte `j % 8` (low nibble for `j < 8`, high for `j >= 8`) and
+/// its top 2 bits in byte `8 + j % 4` at bit `2 * (j / 4)`.
+#[inline(always)]
+pub fn q3k_scales(s: &[u8]) -> [i8; 16] {
+    let mut out = [0i8; 16];
+    for (j, o) in out.iter_mut().enumerate() {
+        let low = (s[j % 8] >> (4 * (j / 8))) & 0xF;
+        let high = (s[8 + j % 4] >> (2 * (j / 4))) & 3;
+        *o = ((low | (high << 4)) as i8) - 32;
+    }
+    out
+}

@@ -1,0 +1,322 @@
+//! Portable scalar kernels: dequantization and the vec-dot (one weight row · one activation row)
+//! of every weight type.
+//!
+//! This is the truth the SIMD kernels are tested against and the fallback on targets without a SIMD
+//! version, so it is written to be read, not to be fast: each type has one `decode_*` function
+//! that turns a block into small integers plus its scales, and dequantization and the dot products
+//! are shared over those. Integer sums are exact; the float arithmetic follows ggml's order
+//! (`(d * scale) * q - dmin * min`) so dequantization matches ggml's bit for bit.
+
+use super::blocks::{
+    f16_at, q3k_scales, q4k_scales_mins, u32_at, vec_dot_type, BlockQ8, BlockQ8K, VecDotType, QK,
+    QK_K,
+};
+use super::{Kernel, TOKENS_PER_TILE};
+use crate::gguf::QType;
+
+/// The kernel table entry for `t` (every supported type has one here).
+pub(crate) fn kernel(t: QType) -> Kernel {
+    use QType::*;
+    match t {
+        F32 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<4>, f32_elem, w, rb, x, xs, nt, out)),
+        F16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, f16_elem, w, rb, x, xs, nt, out)),
+        BF16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, bf16_elem, w, rb, x, xs, nt, out)),
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => {
+            Kernel::Q8(|w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out))
+        }
+        Q2K | Q3K | Q4K | Q5K | Q6K => {
+            Kernel::Q8K(|w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out))
+        }
+        Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
+    }
+}
+
+/// Applies a one-row, one-token dot to every row of `w` and each of `nt` activation rows.
+/// The dot gets the type through the row length (every block type has its own byte size).
+#[allow(clippy::too_many_arguments)]
+fn tile<A, P: Copy>(
+    dot: fn(&[u8], &[A], P) -> f32,
+    p: P,
+    w: &[u8],
+    rb: usize,
+    x: &[A],
+    xs: usize,
+    nt: usize,
+    out: &mut [f32],
+) {
+    debug_assert!(nt <= TOKENS_PER_TILE);
+    let nrows = w.len() / rb;
+    for (r, row) in w.chunks_exact(rb).enumerate() {
+        for t in 0..nt {
+            out[t * nrows + r] = dot(row, &x[t * xs..(t + 1) * xs], p);
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Float weights.
+
+fn f32_elem(b: &[u8], i: usize) -> f32 {
+    f32::from_le_bytes([b[4 * i], b[4 * i + 1], b[4 * i + 2], b[4 * i + 3]])
+}
+fn f16_elem(b: &[u8], i: usize) -> f32 {
+    f16_at(b, 2 * i)
+}
+fn bf16_elem(b: &[u8], i: usize) -> f32 {
+    f32::from_bits((u16::from_le_bytes([b[2 * i], b[2 * i + 1]]) as u32) << 16)
+}
+
+/// Dot of a float row (`SIZE` bytes per value, read by `at`) with f32 activations, summed in 8
+/// lanes (which vectorizes, and errs less than one running sum).
+fn dot_float<const SIZE: usize>(w: &[u8], x: &[f32], at: fn(&[u8], usize) -> f32) -> f32 {
+    let mut lanes = [0f32; 8];
+    for (i, &xi) in x.iter().enumerate() {
+        lanes[i % 8] += at(w, i) * xi;
+    }
+    debug_assert_eq!(w.len(), x.len() * SIZE);
+    lanes.iter().sum()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Legacy 32-value blocks: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0.
+
+/// A decoded legacy block: value `i` is `q[i] * d + m`.
+struct Legacy {
+    d: f32,
+    /// The offset of Q4_1/Q5_1 (`None` for the symmetric types).
+    m: Option<f32>,
+    q: [i8; QK],
+}
+
+/// The type of a legacy block, recognized from its byte size (18, 20, 22, 24 or 34).
+fn decode_legacy(b: &[u8]) -> Legacy {
+    let mut q = [0i8; QK];
+    // Nibbles: value j in the low nibble of byte j, value j + 16 in the high nibble.
+    let nibbles = |qs: &[u8], q: &mut [i8; QK]| {
+        for j in 0..16 {
+            q[j] = (qs[j] & 0xF) as i8;
+            q[j + 16] = (qs[j] >> 4) as i8;
+        }
+    };
+    // The 5th bit of value j is bit j of the little-endian u32 `qh`.
+    let fifth_bits = |qh: u32, q: &mut [i8; QK]| {
+        for (j, v) in q.iter_mut().enumerate() {
+            *v |= (((qh >> j) & 1) << 4) as i8;
+        }
+    };
+    match b.len() {
+        18 => {
+            nibbles(&b[2..18], &mut q);
+            q.iter_mut().for_each(|v| *v -= 8);
+            Legacy { d: f16_at(b, 0), m: None, q }
+        }
+        20 => {
+            nibbles(&b[4..20], &mut q);
+            Legacy { d: f16_at(b, 0), m: Some(f16_at(b, 2)), q }
+        }
+        22 => {
+            nibbles(&b[6..22], &mut q);
+            fifth_bits(u32_at(b, 2), &mut q);
+            q.iter_mut().for_each(|v| *v -= 16);
+            Legacy { d: f16_at(b, 0), m: None, q }
+        }
+        24 => {
+            nibbles(&b[8..24], &mut q);
+            fifth_bits(u32_at(b, 4), &mut q);
+            Legacy { d: f16_at(b, 0), m: Some(f16_at(b, 2)), q }
+        }
+        34 => {
+            q.iter_mut().zip(&b[2..34]).for_each(|(v, &byte)| *v = byte as i8);
+            Legacy { d: f16_at(b, 0), m: None, q }
+        }
+        n => unreachable!("no legacy block is {n} bytes"),
+    }
+}
+
+fn legacy_block_bytes(t: QType) -> usize {
+    super::blocks::block_shape(t).unwrap().1
+}
+
+/// `sum_b (d_w * d_x) * sum_i q_i * y_i  (+ m * s for Q4_1/Q5_1)`, as ggml's `vec_dot_*_q8_0/1`.
+fn dot_legacy(w: &[u8], x: &[BlockQ8], _: ()) -> f32 {
+    let bb = w.len() / x.len();
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(bb).zip(x) {
+        let blk = decode_legacy(b);
+        let isum: i32 = blk.q.iter().zip(&y.qs).map(|(&q, &v)| q as i32 * v as i32).sum();
+        sum += (blk.d * y.d) * isum as f32;
+        if let Some(m) = blk.m {
+            sum += m * y.s;
+        }
+    }
+    sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// K-quants: 256-value super-blocks with 16 sub-blocks of 16 or 8 sub-blocks of 32.
+
+/// A decoded K-quant super-block: value `i` is `(d * scale[g]) * q[i] - dmin * min[g]`, with
+/// `g = i / sub`.
+struct KBlock {
+    d: f32,
+    dmin: f32,
+    q: [i8; QK_K],
+    /// Sub-block length: 16 or 32.
+    sub: usize,
+    scale: [i32; 16],
+    min: [i32; 16],
+}
+
+fn decode_k(b: &[u8]) -> KBlock {
+    let mut k = KBlock { d: 0.0, dmin: 0.0, q: [0; QK_K], sub: 16, scale: [0; 16], min: [0; 16] };
+    match b.len() {
+        // Q2_K. Each 128-half reads 32 bytes of qs four times, 2 bits at a time (bits 0-1 give
+        // values 0..32 of the half, bits 2-3 values 32..64, ...).
+        84 => {
+            let (scales, qs) = (&b[0..16], &b[16..80]);
+            for i in 0..QK_K {
+                let (half, j, l) = (i / 128, (i % 128) / 32, i % 32);
+                k.q[i] = ((qs[32 * half + l] >> (2 * j)) & 3) as i8;
+            }
+            for g in 0..16 {
+                k.scale[g] = (scales[g] & 0xF) as i32;
+                k.min[g] = (scales[g] >> 4) as i32;
+            }
+            k.d = f16_at(b, 80);
+            k.dmin = f16_at(b, 82);
+        }
+        // Q3_K: the 2 low bits as in Q2_K, the 3rd bit in hmask[l] at bit (4 * half + j);
+        // a clear bit subtracts 4.
+        110 => {
+            let (hmask, qs) = (&b[0..32], &b[32..96]);
+            for i in 0..QK_K {
+                let (half, j, l) = (i / 128, (i % 128) / 32, i % 32);
+                let low = ((qs[32 * half + l] >> (2 * j)) & 3) as i8;
+                let high = (hmask[l] >> (4 * half + j)) & 1;
+                k.q[i] = low - if high == 1 { 0 } else { 4 };
+            }
+            for (s, v) in k.scale.iter_mut().zip(q3k_scales(&b[96..108])) {
+                *s = v as i32;
+            }
+            k.d = f16_at(b, 108);
+        }
+        // Q4_K: each 64 values read 32 bytes of qs, low nibbles first, then high nibbles.
+        144 => {
+            let qs = &b[16..144];
+            for i in 0..QK_K {
+                let (chunk, hi, l) = (i / 64, (i % 64) / 32, i % 32);
+                k.q[i] = ((qs[32 * chunk + l] >> (4 * hi)) & 0xF) as i8;
+            }
+            k.sub = 32;
+            let (sc, mn) = q4k_scales_mins(&b[4..16]);
+            for g in 0..8 {
+                k.scale[g] = sc[g] as i32;
+                k.min[g] = mn[g] as i32;
+            }
+            k.d = f16_at(b, 0);
+            k.dmin = f16_at(b, 2);
+        }
+        // Q5_K: Q4_K's nibbles plus a 5th bit in qh[l] at bit (2 * chunk + hi).
+        176 => {
+            let (qh, qs) = (&b[16..48], &b[48..176]);
+            for i in 0..QK_K {
+                let (chunk, hi, l) = (i / 64, (i % 64) / 32, i % 32);
+                let low = (qs[32 * chunk + l] >> (4 * hi)) & 0xF;
+                let high = (qh[l] >> (2 * chunk + hi)) & 1;
+                k.q[i] = (low | (high << 4)) as i8;
+            }
+            k.sub = 32;
+            let (sc, mn) = q4k_scales_mins(&b[4..16]);
+            for g in 0..8 {
+                k.scale[g] = sc[g] as i32;
+                k.min[g] = mn[g] as i32;
+            }
+            k.d = f16_at(b, 0);
+            k.dmin = f16_at(b, 2);
+        }
+        // Q6_K: per 128-half, 4 nibble rows (ql[0..32] low, ql[32..64] low, ql[0..32] high,
+        // ql[32..64] high) each topped with 2 bits of qh[0..32] (bits 0-1, 2-3, 4-5, 6-7); minus 32.
+        210 => {
+            let (ql, qh) = (&b[0..128], &b[128..192]);
+            for i in 0..QK_K {
+                let (half, j, l) = (i / 128, (i % 128) / 32, i % 32);
+                let low = (ql[64 * half + 32 * (j % 2) + l] >> (4 * (j / 2))) & 0xF;
+                let high = (qh[32 * half + l] >> (2 * j)) & 3;
+                k.q[i] = (low | (high << 4)) as i8 - 32;
+            }
+            for g in 0..16 {
+                k.scale[g] = b[192 + g] as i8 as i32;
+            }
+            k.d = f16_at(b, 208);
+        }
+        n => unreachable!("no K-quant block is {n} bytes"),
+    }
+    k
+}
+
+/// `sum_b (d_w * d_x) * sum_g scale_g * (q . y)_g  -  (dmin_w * d_x) * sum_g min_g * sum(y)_g`,
+/// as ggml's `vec_dot_*_K_q8_K`; the activation sums come from Q8_K's `bsums`.
+fn dot_k(w: &[u8], x: &[BlockQ8K], _: ()) -> f32 {
+    let bb = w.len() / x.len();
+    let mut sum = 0f32;
+    for (b, y) in w.chunks_exact(bb).zip(x) {
+        let k = decode_k(b);
+        let (mut isum, mut imin) = (0i32, 0i32);
+        for g in 0..QK_K / k.sub {
+            let range = g * k.sub..(g + 1) * k.sub;
+            let qy: i32 = k.q[range.clone()].iter().zip(&y.qs[range]).map(|(&q, &v)| q as i32 * v as i32).sum();
+            isum += k.scale[g] * qy;
+            let ysum: i32 = y.bsums[g * k.sub / 16..(g + 1) * k.sub / 16].iter().map(|&s| s as i32).sum();
+            imin += k.min[g] * ysum;
+        }
+        sum += (k.d * y.d) * isum as f32 - (k.dmin * y.d) * imin as f32;
+    }
+    sum
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dequantization.
+
+/// Dequantizes `out.len()` values of `t` from `row`.
+pub fn dequantize(t: QType, row: &[u8], out: &mut [f32]) {
+    let n = out.len();
+    match vec_dot_type(t) {
+        VecDotType::F32 => {
+            let at = match t {
+                QType::F32 => f32_elem,
+                QType::F16 => f16_elem,
+                _ => bf16_elem,
+            };
+            out.iter_mut().enumerate().for_each(|(i, o)| *o = at(row, i));
+        }
+        VecDotType::Q8 => {
+            let bb = legacy_block_bytes(t);
+            assert!(n % QK == 0 && row.len() >= n / QK * bb);
+            for (b, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK)) {
+                let blk = decode_legacy(b);
+                for (v, &q) in o.iter_mut().zip(&blk.q) {
+                    *v = match blk.m {
+                        Some(m) => q as f32 * blk.d + m,
+                        None => q as f32 * blk.d,
+                    };
+                }
+            }
+        }
+        VecDotType::Q8K => {
+            let bb = legacy_block_bytes(t);
+            assert!(n % QK_K == 0 && row.len() >= n / QK_K * bb);
+            for (b, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK_K)) {
+                let k = decode_k(b);
+                for (i, v) in o.iter_mut().enumerate() {
+                    let g = i / k.sub;
+                    let scaled = (k.d * k.scale[g] as f32) * k.q[i] as f32;
+                    *v = if matches!(t, QType::Q3K | QType::Q6K) {
+                        scaled
+                    } else {
+                        scaled - k.dmin * k.min[g] as f32
+                    };
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,415 @@
+//! The CPU kernels against independent truths:
+//! - dequantization against candle's (bit for bit), on random blocks;
+//! - the quantized activations against candle's Q8_0 and a re-derivation of llama.cpp's Q8_K;
+//! - every instruction set's dot products and matmul against an f64 dot of the dequantized
+//!   weights and the dequantized (quantized) activations, tightly, and against the f32
+//!   activations within the quantization error bound;
+//! - SIMD against the reference, and prefill (token tiles, threads) against decode, bit for bit.
+//!
+//! Tolerances are relative to `sum |w_i * x_i|`: 1e-5 of it is far below what one wrong nibble,
+//! bit or scale index in a 1024-value row costs (about 1e-3 of it), so every check can fail.
+
+use candle_core::quantized::ggml_file::qtensor_from_ggml;
+use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
+use candle_core::Device;
+use half::{bf16, f16};
+use rand::rngs::SmallRng;
+use rand::{Rng, SeedableRng};
+use wick::gguf::QType;
+use wick::kernels::{self, testing};
+
+const ALL: [QType; 13] = [
+    QType::F32,
+    QType::F16,
+    QType::BF16,
+    QType::Q4_0,
+    QType::Q4_1,
+    QType::Q5_0,
+    QType::Q5_1,
+    QType::Q8_0,
+    QType::Q2K,
+    QType::Q3K,
+    QType::Q4K,
+    QType::Q5K,
+    QType::Q6K,
+];
+
+/// Tight tolerance, as a fraction of `sum |w_i * x_i|`.
+const TIGHT: f64 = 1e-5;
+
+/// `(values, bytes)` per block, written out here independently of the crate.
+fn shape(t: QType) -> (usize, usize) {
+    use QType::*;
+    match t {
+        F32 => (1, 4),
+        F16 | BF16 => (1, 2),
+        Q4_0 => (32, 18),
+        Q4_1 => (32, 20),
+        Q5_0 => (32, 22),
+        Q5_1 => (32, 24),
+        Q8_0 => (32, 34),
+        Q2K => (256, 84),
+        Q3K => (256, 110),
+        Q4K => (256, 144),
+        Q5K => (256, 176),
+        Q6K => (256, 210),
+        _ => unreachable!(),
+    }
+}
+
+/// Byte offsets of the f16 scales (d, dmin, m) inside a block.
+fn scale_offsets(t: QType) -> &'static [usize] {
+    use QType::*;
+    match t {
+        Q4_0 | Q5_0 | Q8_0 => &[0],
+        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
+        Q2K => &[80, 82],
+        Q3K => &[108],
+        Q6K => &[208],
+        _ => &[],
+    }
+}
+
+fn is_q8_1(t: QType) -> bool {
+    matches!(t, QType::Q4_1 | QType::Q5_1)
+}
+
+/// Activations per quantized block (32, 256), or 1 for float weights.
+fn act_block(t: QType) -> usize {
+    match shape(t).0 {
+        1 => 1,
+        32 => 32,
+        _ => 256,
+    }
+}
+
+/// `rows` random rows of `cols` values: random bytes for the quantized payload (every nibble,
+/// bit and K-quant scale byte), random f16 block scales in [-0.05, 0.05], random floats in [-1, 1].
+fn random_weights(rng: &mut SmallRng, t: QType, rows: usize, cols: usize) -> Vec<u8> {
+    let (values, bytes) = shape(t);
+    assert_eq!(cols % values, 0);
+    let n = rows * cols / values;
+    let mut w = vec![0u8; n * bytes];
+    match t {
+        QType::F32 => w.chunks_exact_mut(4).for_each(|c| c.copy_from_slice(&rng.random_range(-1f32..1.0).to_le_bytes())),
+        QType::F16 => w
+            .chunks_exact_mut(2)
+            .for_each(|c| c.copy_from_slice(&f16::from_f32(rng.random_range(-1f32..1.0)).to_le_bytes())),
+        QType::BF16 => w
+            .chunks_exact_mut(2)
+            .for_each(|c| c.copy_from_slice(&bf16::from_f32(rng.random_range(-1f32..1.0)).to_le_bytes())),
+        _ => {
+            rng.fill(&mut w[..]);
+            for block in w.chunks_exact_mut(bytes) {
+                for &at in scale_offsets(t) {
+                    let s = f16::from_f32(rng.random_range(-0.05f32..0.05));
+                    block[at..at + 2].copy_from_slice(&s.to_le_bytes());
+                }
+            }
+        }
+    }
+    w
+}
+
+/// Random activations in [-1, 1] with a few outliers and, if there is room, one all-zero block.
+fn random_activations(rng: &mut SmallRng, n: usize, cols: usize, zero_block: usize) -> Vec<f32> {
+    let mut x: Vec<f32> = (0..n * cols)
+        .map(|_| if rng.random_range(0..50) == 0 { rng.random_range(-8f32..8.0) } else { rng.random_range(-1f32..1.0) })
+        .collect();
+    if cols >= 2 * zero_block && zero_block > 1 {
+        x[zero_block..2 * zero_block].fill(0.0);
+    }
+    x
+}
+
+fn dequantize(t: QType, w: &[u8], cols: usize) -> Vec<f32> {
+    let rb = testing::row_bytes(t, cols);
+    let mut out = vec![0f32; w.len() / rb * cols];
+    for (row, o) in w.chunks_exact(rb).zip(out.chunks_exact_mut(cols)) {
+        kernels::dequantize_row(t, row, o);
+    }
+    out
+}
+
+/// The f64 truth for one weight row and one activation row, as the kernels should compute it from
+/// the quantized activations (`xq`, with Q8_1's stored block sums `s`), and `sum |w_i * xq_i|`.
+///
+/// For Q4_1/Q5_1 the kernels add `m * s` per block, where llama.cpp's `s` is `f16(d * sum(q))`
+/// rather than the exact sum of the dequantized activations; the truth uses `s` the same way.
+fn truth(t: QType, w_row: &[u8], wd: &[f32], xq: &[f32], s: &[f32]) -> (f64, f64) {
+    let mut dot: f64 = wd.iter().zip(xq).map(|(&a, &b)| a as f64 * b as f64).sum();
+    let mut scale: f64 = wd.iter().zip(xq).map(|(&a, &b)| (a as f64 * b as f64).abs()).sum();
+    if is_q8_1(t) {
+        let bytes = shape(t).1;
+        for (b, block) in w_row.chunks_exact(bytes).enumerate() {
+            let m = f16::from_le_bytes([block[2], block[3]]).to_f64();
+            let exact: f64 = xq[32 * b..32 * b + 32].iter().map(|&v| v as f64).sum();
+            dot += m * (s[b] as f64 - exact);
+            scale += (m * s[b] as f64).abs();
+        }
+    }
+    (dot, scale)
+}
+
+/// A bound on `|dot(w, x) - dot(w, xq)|` from how the activations were quantized: each value is
+/// off by at most half a step `d = amax / 127` (plus f16 rounding of `d`), and Q8_1's `s` by at
+/// most 32 half-steps plus its own f16 rounding.
+fn quantization_bound(t: QType, w_row: &[u8], wd: &[f32], x: &[f32], s: &[f32]) -> f64 {
+    let block = act_block(t);
+    if block == 1 {
+        return 0.0;
+    }
+    let mut bound = 0.0;
+    for (b, (xb, wb)) in x.chunks(block).zip(wd.chunks(block)).enumerate() {
+        let d = xb.iter().fold(0f64, |m, v| m.max(v.abs() as f64)) / 127.0;
+        bound += 0.57 * d * wb.iter().map(|v| v.abs() as f64).sum::<f64>();
+        if is_q8_1(t) {
+            let block_bytes = &w_row[b * shape(t).1..];
+            let m = f16::from_le_bytes([block_bytes[2], block_bytes[3]]).to_f64().abs();
+            bound += m * (32.0 * 0.57 * d + 1e-3 * s[b].abs() as f64);
+        }
+    }
+    bound
+}
+
+#[test]
+fn dequantize_matches_candle_bit_for_bit() {
+    let mut rng = SmallRng::seed_from_u64(1);
+    for t in ALL {
+        let values = shape(t).0;
+        for blocks in [1, 2, 7] {
+            let cols = if values == 1 { 37 * blocks } else { values * blocks };
+            for rows in [1, 3] {
+                let w = random_weights(&mut rng, t, rows, cols);
+                let ours = dequantize(t, &w, cols);
+                let theirs = qtensor_from_ggml(t, &w, vec![rows, cols], &Device::Cpu)
+                    .unwrap()
+                    .dequantize(&Device::Cpu)
+                    .unwrap()
+                    .flatten_all()
+                    .unwrap()
+                    .to_vec1::<f32>()
+                    .unwrap();
+                assert_eq!(ours.len(), theirs.len());
+                for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+                    assert!(a.to_bits() == b.to_bits(), "{t:?} {rows}x{cols} value {i}: ours {a} candle {b}");
+                }
+            }
+        }
+    }
+}
+
+/// Makes a block whose scale is exactly 1 (its largest magnitude is `max`, +-127) and whose other
+/// values are exact halves, so the quantizers' tie rounding (away from zero for Q8_0/Q8_1, to
+/// even for Q8_K) shows.
+fn ties(block: &mut [f32], max: f32) {
+    for (i, v) in block.iter_mut().enumerate() {
+        *v = ((i % 40) as f32 - 20.0) * 2.5 + 0.5;
+    }
+    block[0] = max;
+}
+
+#[test]
+fn q8_activations_match_candle_q8_0() {
+    let mut rng = SmallRng::seed_from_u64(2);
+    for cols in [32, 64, 320] {
+        let mut x = random_activations(&mut rng, 1, cols, 32);
+        ties(&mut x[..32], 127.0);
+        let (ours, _) = testing::quantized_activations(QType::Q8_0, &x);
+        let mut blocks = vec![BlockQ8_0::zeros(); cols / 32];
+        BlockQ8_0::from_float(&x, &mut blocks);
+        let mut theirs = vec![0f32; cols];
+        BlockQ8_0::to_float(&blocks, &mut theirs);
+        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
+            assert!(a.to_bits() == b.to_bits(), "Q8_0 activation {i}: ours {a} candle {b}");
+        }
+    }
+}
+
+/// Q8_1's `s` and Q8_K as llama.cpp's reference quantizers define them, recomputed here.
+#[test]
+fn q8_1_and_q8_k_activations_follow_llama_cpp() {
+    let mut rng = SmallRng::seed_from_u64(3);
+    let mut x = random_activations(&mut rng, 1, 1024, 256);
+    ties(&mut x[..32], 127.0);
+    ties(&mut x[512..768], -127.0);
+    // Q8_1: s = f16(d * sum(q)) with the unrounded d.
+    let (xq, s) = testing::quantized_activations(QType::Q4_1, &x);
+    for (b, xb) in x.chunks(32).enumerate() {
+        let d = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
+        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let sum: i32 = xb.iter().map(|&v| (v * id).round() as i32).sum();
+        assert_eq!(s[b], f16::from_f32(sum as f32 * d).to_f32(), "Q8_1 s of block {b}");
+        let d16 = f16::from_f32(d).to_f32();
+        for (i, &v) in xb.iter().enumerate() {
+            assert_eq!(xq[32 * b + i], (v * id).round() * d16, "Q8_1 value {}", 32 * b + i);
+        }
+    }
+    // Q8_K: d = -max / 127 with max the signed value of largest magnitude, q = round half to even.
+    let (xq, _) = testing::quantized_activations(QType::Q4K, &x);
+    for (b, xb) in x.chunks(256).enumerate() {
+        let max = xb.iter().fold(0f32, |m, &v| if v.abs() > m.abs() { v } else { m });
+        for (i, &v) in xb.iter().enumerate() {
+            let want = if max == 0.0 {
+                0.0
+            } else {
+                let iscale = -127.0 / max;
+                (iscale * v).round_ties_even().min(127.0) * (1.0 / iscale)
+            };
+            assert_eq!(xq[256 * b + i], want, "Q8_K value {}", 256 * b + i);
+        }
+    }
+}
+
+/// Columns to test a type's dot product with: one block, a few, and a long row.
+fn test_cols(t: QType) -> Vec<usize> {
+    match shape(t).0 {
+        1 => vec![1, 7, 8, 16, 37, 1000],
+        32 => vec![32, 96, 1024],
+        _ => vec![256, 768, 2048],
+    }
+}
+
+#[test]
+fn every_isa_vec_dot_matches_f64_truth() {
+    let mut rng = SmallRng::seed_from_u64(4);
+    for isa in testing::isas() {
+        for t in ALL {
+            for cols in test_cols(t) {
+                for _ in 0..4 {
+                    let w = random_weights(&mut rng, t, 1, cols);
+                    let x = random_activations(&mut rng, 1, cols, act_block(t));
+                    let mut out = [0f32];
+                    testing::matmul_isa(isa, t, &w, 1, cols, &x, 1, &mut out);
+                    let (xq, s) = testing::quantized_activations(t, &x);
+                    let wd = dequantize(t, &w, cols);
+                    let (want, scale) = truth(t, &w, &wd, &xq, &s);
+                    let err = (out[0] as f64 - want).abs();
+                    assert!(
+                        err <= TIGHT * scale + 1e-30,
+                        "{isa} {t:?} cols {cols}: got {} want {want} (err {err:e}, scale {scale:e})",
+                        out[0]
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn simd_vec_dot_matches_reference() {
+    let isas = testing::isas();
+    if isas.len() == 1 {
+        eprintln!("note: no SIMD kernels on this CPU; only the reference runs");
+        return;
+    }
+    let mut rng = SmallRng::seed_from_u64(5);
+    for isa in &isas[1..] {
+        for t in ALL {
+            for cols in test_cols(t) {
+                let w = random_weights(&mut rng, t, 1, cols);
+                let x = random_activations(&mut rng, 1, cols, act_block(t));
+                let (mut a, mut r) = ([0f32], [0f32]);
+                testing::matmul_isa(isa, t, &w, 1, cols, &x, 1, &mut a);
+                testing::matmul_isa("reference", t, &w, 1, cols, &x, 1, &mut r);
+                let (xq, s) = testing::quantized_activations(t, &x);
+                let (_, scale) = truth(t, &w, &dequantize(t, &w, cols), &xq, &s);
+                let err = (a[0] as f64 - r[0] as f64).abs();
+                assert!(err <= TIGHT * scale, "{isa} {t:?} cols {cols}: {} vs reference {} (scale {scale:e})", a[0], r[0]);
+            }
+        }
+    }
+}
+
+/// Checks `out` (n x rows) against the truths for every token and row.
+#[allow(clippy::too_many_arguments)]
+fn check_matmul(label: &str, t: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &[f32]) {
+    let rb = testing::row_bytes(t, cols);
+    let wd = dequantize(t, w, cols);
+    for tok in 0..n {
+        let xt = &x[tok * cols..(tok + 1) * cols];
+        let (xq, s) = testing::quantized_activations(t, xt);
+        for r in 0..rows {
+            let (w_row, wd_row) = (&w[r * rb..(r + 1) * rb], &wd[r * cols..(r + 1) * cols]);
+            let got = out[tok * rows + r] as f64;
+            let (want, scale) = truth(t, w_row, wd_row, &xq, &s);
+            let err = (got - want).abs();
+            assert!(
+                err <= TIGHT * scale + 1e-30,
+                "{label} {t:?} {rows}x{cols} n={n} token {tok} row {r}: got {got} want {want} (err {err:e})"
+            );
+            // Against the unquantized activations, within the quantization error bound.
+            let exact: f64 = wd_row.iter().zip(xt).map(|(&a, &b)| a as f64 * b as f64).sum();
+            let bound = quantization_bound(t, w_row, wd_row, xt, &s) + TIGHT * scale + 1e-30;
+            assert!(
+                (got - exact).abs() <= bound,
+                "{label} {t:?} token {tok} row {r}: got {got}, f32 activations give {exact} (bound {bound:e})"
+            );
+        }
+    }
+}
+
+#[test]
+fn every_isa_matmul_matches_truth() {
+    let mut rng = SmallRng::seed_from_u64(6);
+    for isa in testing::isas() {
+        for t in ALL {
+            let cols = if shape(t).0 == 1 { 45 } else { 512 };
+            for rows in [1, 7, 129] {
+                let w = random_weights(&mut rng, t, rows, cols);
+                for n in [1, 3, 8, 17] {
+                    let x = random_activations(&mut rng, n, cols, act_block(t));
+                    let mut out = vec![f32::NAN; n * rows];
+                    testing::matmul_isa(isa, t, &w, rows, cols, &x, n, &mut out);
+                    check_matmul(isa, t, &w, rows, cols, &x, n, &out);
+                }
+            }
+        }
+    }
+}
+
+/// The public `matmul` (best kernels, rayon splits) on matrices big enough to run in parallel:
+/// against the truths, and every token of a prefill bit-identical to decoding that token alone.
+#[test]
+fn parallel_prefill_equals_decode_bit_for_bit() {
+    let mut rng = SmallRng::seed_from_u64(7);
+    for t in ALL {
+        let cols = if shape(t).0 == 1 { 333 } else { 512 };
+        let rows = 1031;
+        let w = random_weights(&mut rng, t, rows, cols);
+        let n = 6;
+        let x = random_activations(&mut rng, n, cols, act_block(t));
+        let mut out = vec![f32::NAN; n * rows];
+        kernels::matmul(t, &w, rows, cols, &x, n, &mut out);
+        check_matmul("matmul", t, &w, rows, cols, &x, n, &out);
+        for tok in 0..n {
+            let mut one = vec![f32::NAN; rows];
+            kernels::matmul(t, &w, rows, cols, &x[tok * cols..(tok + 1) * cols], 1, &mut one);
+            for r in 0..rows {
+                assert!(
+                    one[r].to_bits() == out[tok * rows + r].to_bits(),
+                    "{t:?} token {tok} row {r}: decode {} prefill {}",
+                    one[r],
+                    out[tok * rows + r]
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn empty_and_tiny_shapes() {
+    let mut out: [f32; 0] = [];
+    kernels::matmul(QType::Q4_0, &[], 0, 32, &[0.0; 32], 1, &mut out);
+    kernels::matmul(QType::Q4_0, &[0; 18], 1, 32, &[], 0, &mut out);
+    let mut out = [1f32; 2];
+    kernels::matmul(QType::Q8_0, &[0; 34 * 2], 2, 32, &[0.0; 32], 1, &mut out);
+    assert_eq!(out, [0.0, 0.0]);
+}
+
+#[test]
+#[should_panic(expected = "whole number")]
+fn rejects_partial_blocks() {
+    let mut out = [0f32; 1];
+    kernels::matmul(QType::Q4K, &[0; 144], 1, 100, &[0.0; 100], 1, &mut out);
+}
