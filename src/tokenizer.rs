@@ -1,52 +1,370 @@
-//! Tokenizer built from GGUF metadata (SKELETON: being written).
-use crate::error::Result;
+//! The tokenizer, built from GGUF metadata alone, matching llama.cpp token for token.
+//!
+//! A GGUF file carries its vocabulary (`tokenizer.ggml.*`): token texts, types, scores or merges,
+//! special ids and flags. From these wick builds a [`tokenizers::Tokenizer`] for the BPE work and
+//! wraps it with the parts of llama.cpp's behaviour that `tokenizers` does not model:
+//!
+//! * **Special tokens in text.** Control, user-defined and unknown tokens written in the input
+//!   are found the way llama.cpp's `tokenizer_st_partition` finds them (longest token first, see
+//!   [`special`]); the text between them is tokenized normally. User-defined tokens are always
+//!   recognised; control tokens only with `parse_special` (on in [`Tokenizer::encode`]).
+//! * **BOS / EOS.** Added as `tokenizer.ggml.add_bos_token` / `add_eos_token` say, with
+//!   llama.cpp's defaults when absent (SentencePiece adds BOS; byte-level BPE adds it for the
+//!   Llama 3, Tekken and Chameleon pre-tokenizers only).
+//! * **SentencePiece** (`tokenizer.ggml.model = llama`: Llama 2, Mistral, Gemma...): llama.cpp
+//!   merges pieces by token score; wick derives the equivalent BPE merge list from the vocabulary
+//!   ([`build`]). Each text fragment gets a leading space when `add_space_prefix` says so.
+//! * **Byte-level BPE** (`gpt2`: GPT-2, Llama 3, Qwen, SmolLM...): the stored merges and the
+//!   pre-tokenizer regexes llama.cpp picks for `tokenizer.ggml.pre` ([`pretok`]).
+//! * **Decoding** follows llama.cpp's `token_to_piece` / `detokenize` exactly (including its
+//!   `clean_spaces` pass for the pre types that use it), and [`StreamDecoder`] releases the same
+//!   text incrementally, never splitting a UTF-8 character.
+//!
+//! Building Gemma 3's 262,144-token tokenizer derives about a million merges; a built tokenizer
+//! can be stored with [`Tokenizer::to_json`] and restored with [`Tokenizer::from_json`].
+
+mod build;
+mod detok;
+mod pretok;
+mod special;
+mod vocab;
+
+use serde::{Deserialize, Serialize};
+use tokenizers::{Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+
+use crate::error::{Error, Result};
 use crate::gguf::Metadata;
+use detok::StreamState;
+use special::{Fragment, SpecialMatcher};
+use vocab::{attr, Config, Header, Vocab};
 
-pub struct Tokenizer {}
+pub use vocab::TokenizerKind;
 
-impl Tokenizer {
-    pub fn from_metadata(_md: &Metadata) -> Result<Self> {
-        todo!()
-    }
-    /// `add_special`: add BOS (and EOS) as the model's metadata says. Special tokens written as text
-    /// in `text` are always parsed (llama.cpp's parse_special = true).
-    pub fn encode(&self, _text: &str, _add_special: bool) -> Result<Vec<u32>> {
-        todo!()
-    }
-    pub fn decode(&self, _ids: &[u32]) -> Result<String> {
-        todo!()
-    }
-    pub fn vocab_size(&self) -> usize {
-        todo!()
-    }
-    pub fn stream_decoder(&self) -> StreamDecoder<'_> {
-        todo!()
+/// A tokenizer for one model, built from its GGUF metadata.
+pub struct Tokenizer {
+    hf: tokenizers::Tokenizer,
+    vocab: Vocab,
+    specials: SpecialMatcher,
+}
+
+impl std::fmt::Debug for Tokenizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Tokenizer")
+            .field("kind", &self.vocab.cfg.kind)
+            .field("pre", &self.vocab.cfg.pre)
+            .field("vocab_size", &self.vocab.cfg.n_tokens)
+            .field("bos", &self.vocab.cfg.bos)
+            .field("eos", &self.vocab.cfg.eos)
+            .field("add_bos", &self.vocab.cfg.add_bos)
+            .finish()
     }
 }
 
-/// Turns a stream of token ids into text pieces that are always whole UTF-8.
+/// What [`Tokenizer::to_json`] writes.
+#[derive(Serialize, Deserialize)]
+struct Stored {
+    format: String,
+    version: u32,
+    config: Config,
+    /// The `tokenizers` JSON.
+    tokenizers: String,
+}
+
+const STORED_FORMAT: &str = "wick-tokenizer";
+const STORED_VERSION: u32 = 1;
+
+impl Tokenizer {
+    /// Builds the tokenizer from `tokenizer.ggml.*` metadata.
+    pub fn from_metadata(md: &Metadata) -> Result<Self> {
+        let vocab = Vocab::from_metadata(md)?;
+        let header = Header::read(md, vocab.cfg.n_tokens)?;
+        let hf = build::build_hf(md, &vocab, &header.pre_tok)?;
+        let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
+        Ok(Self { hf, vocab, specials })
+    }
+
+    /// Serializes the built tokenizer (the `tokenizers` JSON plus wick's llama.cpp settings), so
+    /// a later start can skip [`Tokenizer::from_metadata`].
+    pub fn to_json(&self) -> Result<String> {
+        let stored = Stored {
+            format: STORED_FORMAT.into(),
+            version: STORED_VERSION,
+            config: self.vocab.cfg.clone(),
+            tokenizers: self
+                .hf
+                .to_string(false)
+                .map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))?,
+        };
+        serde_json::to_string(&stored).map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))
+    }
+
+    /// Restores a tokenizer written by [`Tokenizer::to_json`].
+    pub fn from_json(json: &str) -> Result<Self> {
+        let stored: Stored = serde_json::from_str(json)
+            .map_err(|e| Error::Tokenizer(format!("not a stored wick tokenizer: {e}")))?;
+        if stored.format != STORED_FORMAT || stored.version != STORED_VERSION {
+            return Err(Error::Tokenizer(format!(
+                "stored tokenizer has format {} version {}; this build reads {STORED_FORMAT} version {STORED_VERSION}",
+                stored.format, stored.version
+            )));
+        }
+        let hf: tokenizers::Tokenizer = stored
+            .tokenizers
+            .parse()
+            .map_err(|e| Error::Tokenizer(format!("stored tokenizer does not load: {e}")))?;
+        let tokens = build::tokens_from_hf(&hf, stored.config.n_tokens)?;
+        let vocab = Vocab::from_parts(stored.config, tokens)?;
+        let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
+        Ok(Self { hf, vocab, specials })
+    }
+
+    /// Encodes `text`. `add_special`: add BOS (and EOS) as the model's metadata says. Special
+    /// tokens written as text in `text` are parsed (llama.cpp's `parse_special = true`).
+    pub fn encode(&self, text: &str, add_special: bool) -> Result<Vec<u32>> {
+        self.encode_with(text, add_special, true)
+    }
+
+    /// Like [`Tokenizer::encode`], choosing whether control tokens written in the text are parsed
+    /// as such (`parse_special`; user-defined tokens always are, as in llama.cpp).
+    pub fn encode_with(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+        let cfg = &self.vocab.cfg;
+        let mut out = Vec::with_capacity(text.len() / 3 + 2);
+        if add_special && cfg.add_bos {
+            out.extend(cfg.bos);
+        }
+        for fragment in self.specials.partition(text, parse_special) {
+            match fragment {
+                Fragment::Token(id) => out.push(id),
+                Fragment::Text(t) => self.encode_fragment(t, &mut out)?,
+            }
+        }
+        if add_special && cfg.add_eos {
+            out.extend(cfg.eos);
+        }
+        Ok(out)
+    }
+
+    /// Tokenizes text that holds no special tokens: normalizer, pre-tokenizer and model of the
+    /// `tokenizers` object, without its added-token matching.
+    fn encode_fragment(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
+        let err = |e: tokenizers::Error| Error::Tokenizer(format!("encoding failed: {e}"));
+        let mut pre = PreTokenizedString::from(text);
+        if let Some(n) = self.hf.get_normalizer() {
+            pre.normalize(|s| n.normalize(s)).map_err(err)?;
+        }
+        if let Some(p) = self.hf.get_pre_tokenizer() {
+            p.pre_tokenize(&mut pre).map_err(err)?;
+        }
+        let model = self.hf.get_model();
+        pre.tokenize(|s| model.tokenize(s.get())).map_err(err)?;
+        for (_, _, tokens) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+            out.extend(tokens.iter().flatten().map(|t| t.id));
+        }
+        Ok(())
+    }
+
+    /// Decodes ids as llama.cpp's `detokenize(remove_special = false, unparse_special = true)`:
+    /// special tokens appear as their text, so `decode(encode(text, false)) == text` for the
+    /// texts llama.cpp round-trips. Bytes that are not valid UTF-8 become U+FFFD.
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        let bytes = self.vocab.detokenize(ids, false, true)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Decodes ids as llama.cpp's `detokenize(remove_special = true, unparse_special = false)`:
+    /// control tokens produce no text, and a leading BOS (trailing EOS) that the tokenizer adds
+    /// itself is dropped. This is the text to show for generated tokens.
+    pub fn decode_skip_special(&self, ids: &[u32]) -> Result<String> {
+        let bytes = self.vocab.detokenize(ids, true, false)?;
+        Ok(String::from_utf8_lossy(&bytes).into_owned())
+    }
+
+    /// Number of tokens in the vocabulary (the model's embedding rows).
+    pub fn vocab_size(&self) -> usize {
+        self.vocab.cfg.n_tokens
+    }
+
+    /// The token's text as stored in the vocabulary (`▁` for spaces in SentencePiece vocabularies,
+    /// GPT-2's byte characters in byte-level ones).
+    pub fn token_text(&self, id: u32) -> Option<&str> {
+        self.vocab.tokens.get(id as usize).map(String::as_str)
+    }
+
+    /// The text token `id` decodes to on its own (llama.cpp's `token_to_piece` with
+    /// `special = true`); `None` for an id out of range. A byte token, or a byte-level token
+    /// holding part of a character, gives U+FFFD.
+    pub fn token_piece(&self, id: u32) -> Option<String> {
+        let mut out = Vec::new();
+        self.vocab.push_piece(id, true, false, &mut out).ok()?;
+        Some(String::from_utf8_lossy(&out).into_owned())
+    }
+
+    /// The id of the token whose vocabulary text is exactly `text`.
+    pub fn token_id(&self, text: &str) -> Option<u32> {
+        self.hf.get_model().token_to_id(text)
+    }
+
+    /// Whether `id` is a control or unknown token (rendered only when decoding with specials).
+    pub fn is_control(&self, id: u32) -> bool {
+        self.vocab.attrs.get(id as usize).is_some_and(|a| a & (attr::CONTROL | attr::UNKNOWN) != 0)
+    }
+
+    pub fn kind(&self) -> TokenizerKind {
+        self.vocab.cfg.kind
+    }
+
+    pub fn bos_id(&self) -> Option<u32> {
+        self.vocab.cfg.bos
+    }
+
+    pub fn eos_id(&self) -> Option<u32> {
+        self.vocab.cfg.eos
+    }
+
+    /// Whether [`Tokenizer::encode`] with `add_special` prepends BOS.
+    pub fn adds_bos(&self) -> bool {
+        self.vocab.cfg.add_bos && self.vocab.cfg.bos.is_some()
+    }
+
+    /// Whether [`Tokenizer::encode`] with `add_special` appends EOS.
+    pub fn adds_eos(&self) -> bool {
+        self.vocab.cfg.add_eos && self.vocab.cfg.eos.is_some()
+    }
+
+    /// Tokens that end generation (see [`end_of_generation_ids`]).
+    pub fn end_of_generation_ids(&self) -> &[u32] {
+        &self.vocab.cfg.eog
+    }
+
+    /// Whether `id` ends generation.
+    pub fn is_end_of_generation(&self, id: u32) -> bool {
+        self.vocab.cfg.eog.binary_search(&id).is_ok()
+    }
+
+    /// The underlying `tokenizers` object (its model, normalizer, pre-tokenizer and decoder;
+    /// special tokens are registered as added tokens). Prefer [`Tokenizer::encode`], which
+    /// matches llama.cpp where `tokenizers`' own `encode` may not (special-token priority,
+    /// BOS/EOS).
+    pub fn hf(&self) -> &tokenizers::Tokenizer {
+        &self.hf
+    }
+
+    /// A streaming decoder with the semantics of [`Tokenizer::decode`] (special tokens rendered).
+    pub fn stream_decoder(&self) -> StreamDecoder<'_> {
+        StreamDecoder { t: self, skip_special: false, state: StreamState::default() }
+    }
+
+    /// A streaming decoder with the semantics of [`Tokenizer::decode_skip_special`].
+    pub fn stream_decoder_skip_special(&self) -> StreamDecoder<'_> {
+        StreamDecoder { t: self, skip_special: true, state: StreamState::default() }
+    }
+}
+
+/// Turns a stream of token ids into text pieces that are always whole UTF-8. The pieces
+/// concatenated equal [`Tokenizer::decode`] (or [`Tokenizer::decode_skip_special`]) of all the
+/// ids; each token costs one piece lookup, never a re-decode of the sequence.
 pub struct StreamDecoder<'a> {
-    _t: &'a Tokenizer,
+    t: &'a Tokenizer,
+    skip_special: bool,
+    state: StreamState,
 }
 
 impl StreamDecoder<'_> {
-    /// The text that token `id` completes, if any (bytes of an unfinished character are held back).
-    pub fn push(&mut self, _id: u32) -> Result<Option<String>> {
-        todo!()
+    /// The text that token `id` completes, if any (bytes of an unfinished character, and with
+    /// llama.cpp's `clean_spaces` a few characters whose spacing depends on what follows, are held
+    /// back).
+    pub fn push(&mut self, id: u32) -> Result<Option<String>> {
+        let vocab = &self.t.vocab;
+        let cfg = &vocab.cfg;
+        let special = !self.skip_special;
+        let s = &mut self.state;
+        if !s.started {
+            s.started = true;
+            s.remove_space = cfg.add_space_prefix;
+            if self.skip_special && cfg.add_bos && Some(id) == cfg.bos {
+                // llama.cpp drops a leading BOS, and then keeps the next token's leading space.
+                s.remove_space = false;
+                return Ok(None);
+            }
+        }
+        let mut bytes = Vec::new();
+        if let Some(eos) = s.held_eos.take() {
+            vocab.push_piece(eos, special, s.remove_space, &mut bytes)?;
+            s.remove_space = false;
+        }
+        if self.skip_special && cfg.add_eos && Some(id) == cfg.eos {
+            // Dropped if it turns out to be the last token.
+            vocab.push_piece(id, special, false, &mut Vec::new())?;
+            s.held_eos = Some(id);
+        } else {
+            vocab.push_piece(id, special, s.remove_space, &mut bytes)?;
+            s.remove_space = false;
+        }
+        self.release(bytes, false)
     }
-    /// Whatever is still held back at the end of generation.
+
+    fn release(&mut self, bytes: Vec<u8>, end: bool) -> Result<Option<String>> {
+        let s = &mut self.state;
+        let mut text = String::new();
+        detok::take_utf8(&mut s.partial, &bytes, &mut text);
+        if end && !s.partial.is_empty() {
+            text.push_str(&String::from_utf8_lossy(&s.partial));
+            s.partial.clear();
+        }
+        if self.t.vocab.cfg.clean_spaces {
+            s.tail.push_str(&text);
+            let cut = if end { s.tail.len() } else { detok::stable_prefix_len(&s.tail) };
+            let ready: String = s.tail.drain(..cut).collect();
+            text = String::from_utf8_lossy(&detok::clean_spaces(ready.as_bytes())).into_owned();
+        }
+        Ok(if text.is_empty() { None } else { Some(text) })
+    }
+
+    /// Whatever is still held back at the end of generation (an unfinished character becomes
+    /// U+FFFD, as in [`Tokenizer::decode`]).
     pub fn finish(&mut self) -> Result<String> {
-        todo!()
+        self.state.held_eos = None;
+        Ok(self.release(Vec::new(), true)?.unwrap_or_default())
     }
 }
 
 /// Whether encoding with `add_special` prepends BOS (`tokenizer.ggml.add_bos_token`, with
-/// llama.cpp's per-tokenizer default when absent).
-pub fn adds_bos(_md: &Metadata) -> bool {
-    todo!()
+/// llama.cpp's per-tokenizer default when absent). False when the metadata is unusable.
+pub fn adds_bos(md: &Metadata) -> bool {
+    let n = vocab::token_array(md).map(|a| a.len()).unwrap_or(0);
+    Header::read(md, n).map(|h| h.add_bos && h.bos.is_some()).unwrap_or(false)
 }
 
-/// Token ids that end generation: EOS, EOT and the end-of-turn tokens llama.cpp recognises.
-pub fn end_of_generation_ids(_md: &Metadata) -> Vec<u32> {
-    todo!()
+/// Token ids that end generation, as llama.cpp's `special_eog_ids`: EOS, EOT, EOM, the
+/// fill-in-the-middle pad / repo / file-separator tokens, and every token whose text is a known
+/// end-of-turn marker (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, `<|endoftext|>`, `</s>`,
+/// `<|end|>`...). Sorted; empty when the metadata is unusable.
+pub fn end_of_generation_ids(md: &Metadata) -> Vec<u32> {
+    let Ok(arr) = vocab::token_array(md) else { return Vec::new() };
+    let Ok(h) = Header::read(md, arr.len()) else { return Vec::new() };
+    let text = |i: usize| match &arr[i] {
+        candle_core::quantized::gguf_file::Value::String(s) => s.as_str(),
+        _ => "",
+    };
+    // Attributes only matter for the result through the gpt-oss / Gemma 4 exceptions, which key
+    // on text; start from all-normal.
+    let mut attrs = vec![attr::NORMAL; arr.len()];
+    vocab::detect_eog(&h, arr.len(), text, &mut attrs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_known_pre_type_compiles() {
+        for pre in pretok::KNOWN_PRE_TYPES {
+            let p = pretok::PreTokenizer::for_pre(pre);
+            assert!(p.known, "{pre}");
+            build::byte_level_pre_tokenizer(&p).unwrap_or_else(|e| panic!("{pre}: {e}"));
+        }
+        let p = pretok::PreTokenizer::for_pre("some-future-pre");
+        assert!(!p.known);
+        assert_eq!(p.regexes, vec![pretok::GPT2]);
+    }
 }
