@@ -301,6 +301,7 @@ def greedy_prompts(arch):
     return [
         ("factual", "The capital of France is"),
         ("factual2", "Water is made of hydrogen and"),
+        ("factual3", "The Eiffel Tower is located in the city of"),
         ("code", "def fibonacci(n):\n    \"\"\"Return the n-th Fibonacci number.\"\"\"\n"),
         ("story", "Once upon a time, in a small village at the edge of a dark forest,"),
         ("list", "Here is a list of five common fruits:\n1."),
@@ -532,7 +533,7 @@ def main():
     ver_fn = getattr(llama_cpp, "llama_version", None)
     meta = {
         "llama_cpp_python_version": llama_cpp.__version__,
-        "llama_cpp_version": ver_fn().decode() if ver_fn else None,
+        "libllama_version": ver_fn().decode() if ver_fn else None,
         "system_info": llama_cpp.llama_print_system_info().decode().strip(),
         "model_file": os.path.basename(model_path),
         "model_sha256": sha256(model_path),
