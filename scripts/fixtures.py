@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Generate llama.cpp reference fixtures for one GGUF model.
 
-Usage: fixtures.py MODEL_PATH OUT_DIR
+Usage: fixtures.py MODEL_PATH OUT_DIR [--only long_context]
 
-Writes OUT_DIR/{tokenize,greedy,teacher_forced,meta}.json. Run through
+Writes OUT_DIR/{tokenize,greedy,teacher_forced,meta,long_context}.json
+(with --only long_context: just long_context.json). Run through
 scripts/fixtures, which sets up the pinned llama-cpp-python venv.
 
 Conventions (all from llama.cpp, via llama-cpp-python's ctypes API):
@@ -16,6 +17,11 @@ Conventions (all from llama.cpp, via llama-cpp-python's ctypes API):
     position; log_softmax in float64 over the full vocabulary.
   * context: n_threads=2, n_ctx=2048, n_batch=n_ubatch=1024, flash attention
     disabled, default f16 KV cache, CPU only.
+  * long_context: a ~1200-token text (longer than Gemma 3's 512-token sliding
+    window) in its own context on the same model, n_ctx=n_batch=n_ubatch=2048
+    (so the whole text is one batch and one ubatch), otherwise as above.
+    teacher_forced as above over the whole text; greedy with the first 900
+    ids as prompt and 48 generated tokens (positions 900..947).
 """
 import ctypes
 import datetime
@@ -34,6 +40,11 @@ N_CTX = 2048
 N_BATCH = 1024
 N_PREDICT = 32
 TOP_K = 10
+LC_N_CTX = 2048
+LC_N_BATCH = 2048
+LC_N_PROMPT = 900
+LC_N_PREDICT = 48
+LC_MIN_TOKENS, LC_MAX_TOKENS = 1100, 1300
 
 
 # Silences llama.cpp's own logging (set FIXTURES_VERBOSE=1 to see it).
@@ -271,6 +282,103 @@ def teacher_text():
     )
 
 
+def long_context_text():
+    return (
+        "The water cycle describes the continuous movement of water on, above "
+        "and below the surface of the Earth. Heat from the sun causes water in "
+        "oceans, lakes and rivers to evaporate, while plants release moisture "
+        "through their leaves in a process known as transpiration. As the warm, "
+        "humid air rises, it cools, and the vapour condenses into tiny droplets "
+        "that form clouds. When the droplets grow heavy enough, they fall back "
+        "to the ground as rain, snow, sleet or hail. Some of this precipitation "
+        "soaks into the soil and replenishes underground aquifers, some is "
+        "stored for centuries in glaciers and ice sheets, and the rest flows "
+        "across the land in streams that eventually return it to the sea. "
+        "Although the total amount of water on the planet has remained nearly "
+        "constant for billions of years, its distribution changes with the "
+        "seasons and with the climate, which is why droughts and floods can "
+        "strike the same region within a few years of each other.\n\n"
+        "Printing with movable type transformed the way knowledge spread "
+        "across Europe. Around 1440, Johannes Gutenberg, a goldsmith from "
+        "Mainz, developed a method of casting individual metal letters that "
+        "could be arranged into lines, inked, and pressed onto paper with a "
+        "modified wine press. Earlier techniques had existed in China and "
+        "Korea, where printers used blocks of wood, clay or bronze, but the "
+        "large number of characters in those writing systems made the process "
+        "slow. The Latin alphabet, with only a few dozen symbols, was far "
+        "better suited to reusable type. Within fifty years, presses were "
+        "operating in more than two hundred cities, and millions of books had "
+        "been produced. Pamphlets, newspapers and scientific journals followed, "
+        "and the falling price of books helped literacy to rise among "
+        "merchants, artisans and eventually farmers.\n\n"
+        "Honeybees live in highly organised colonies that may contain tens of "
+        "thousands of individuals. Each colony has a single queen, whose main "
+        "task is to lay eggs, a few hundred male drones, and a large "
+        "population of female workers. The workers change jobs as they age: "
+        "young bees clean cells and feed larvae, older ones build wax comb and "
+        "guard the entrance, and the oldest fly out to collect nectar and "
+        "pollen. A forager that discovers a rich patch of flowers returns to "
+        "the hive and performs a waggle dance, in which the angle of her run "
+        "indicates the direction of the food relative to the sun and the "
+        "duration of the waggling indicates its distance. By pollinating "
+        "fruit trees, vegetables and wild plants, bees play an essential role "
+        "in agriculture, and the decline of many bee populations in recent "
+        "decades has worried farmers and scientists alike.\n\n"
+        "Volcanoes form where molten rock, called magma, reaches the surface "
+        "of a planet. Most of them are found along the boundaries of tectonic "
+        "plates, either where plates pull apart, as in Iceland, or where one "
+        "plate slides beneath another, as along the Pacific Ring of Fire. "
+        "Others, such as the islands of Hawaii, sit above hot spots deep in "
+        "the mantle. The character of an eruption depends largely on the "
+        "chemistry of the magma. Runny basalt lava tends to flow gently in "
+        "long rivers of fire, while thick, gas-rich magma can explode "
+        "violently, throwing ash high into the atmosphere. The eruption of "
+        "Mount Tambora in 1815 released so much ash and sulphur that global "
+        "temperatures dropped the following year, which became known in "
+        "Europe and North America as the year without a summer.\n\n"
+        "The Silk Road was not a single route but a vast network of trails "
+        "that linked China with Central Asia, Persia, Arabia and the "
+        "Mediterranean for more than fifteen centuries. Caravans of camels "
+        "carried silk, porcelain and tea westward, and returned with glass, "
+        "silver, horses and wool. Few merchants travelled the entire "
+        "distance; instead, goods passed from hand to hand through a chain of "
+        "oasis towns such as Samarkand and Kashgar. Along with trade goods, "
+        "the routes carried ideas, religions, languages and inventions. "
+        "Buddhism reached China from India along these paths, paper-making "
+        "travelled west to the Islamic world, and, less happily, diseases "
+        "spread with the travellers.\n\n"
+        "Mira had been the only clockmaker in the mountain town of Velden for "
+        "as long as anyone could remember. Her shop stood at the corner of the "
+        "market square, and its window was crowded with pendulums, cuckoo "
+        "birds and brass gears that caught the morning light. One winter "
+        "evening, just as she was about to lock the door, a boy came in out of "
+        "the snow holding a small wooden box.\n"
+        "\"It was my grandfather's,\" he said, setting it carefully on the "
+        "counter. \"It stopped the night he died, and nobody has been able to "
+        "make it work again.\"\n"
+        "Mira opened the lid. Inside was a pocket watch unlike any she had "
+        "seen, with a dial of blue enamel and three hands instead of two. She "
+        "turned it over, pried open the back, and frowned at the tangle of "
+        "springs and wheels.\n"
+        "\"Come back in a week,\" she told him. \"I cannot promise anything, "
+        "but I will try.\"\n"
+        "For six nights she worked by the light of an oil lamp, cleaning each "
+        "tiny wheel, straightening a bent pivot, and cutting a new spring from "
+        "a strip of steel. On the seventh night, a little after midnight, the "
+        "watch began to tick. The third hand, she discovered, did not measure "
+        "seconds at all; it moved only when the watch was pointed towards the "
+        "north, like a compass hidden inside a clock.\n"
+        "When the boy returned, she placed the watch in his palm and showed "
+        "him how the strange hand swung slowly around. His eyes widened.\n"
+        "\"He always said it would show me the way home,\" the boy whispered. "
+        "\"I thought it was just one of his stories.\"\n"
+        "Mira smiled and refused to take his coins. After he had gone, she "
+        "stood at the window for a long time, watching the lights of the town "
+        "flicker on one by one, and listening to the familiar chorus of a "
+        "hundred clocks ticking in the dark."
+    )
+
+
 def greedy_prompts(arch):
     if arch == "gemma3":
         chat = ("<start_of_turn>user\nWhat is the capital of France?<end_of_turn>\n"
@@ -351,36 +459,50 @@ def meta_str(model, key):
 
 
 class Ctx:
-    def __init__(self, model_path):
-        llama_cpp.llama_backend_init()
-        mp = llama_cpp.llama_model_default_params()
-        mp.n_gpu_layers = 0
-        self.model = llama_cpp.llama_model_load_from_file(model_path.encode(), mp)
-        if not self.model:
-            raise RuntimeError("failed to load model")
+    def __init__(self, model_path, n_ctx=N_CTX, n_batch=N_BATCH, model=None):
+        """n_batch is used for both n_batch and n_ubatch. Pass model to make a
+        second context on an already loaded model."""
+        self.n_batch = n_batch
+        self.owns_model = model is None
+        if model is None:
+            llama_cpp.llama_backend_init()
+            mp = llama_cpp.llama_model_default_params()
+            mp.n_gpu_layers = 0
+            model = llama_cpp.llama_model_load_from_file(model_path.encode(), mp)
+            if not model:
+                raise RuntimeError("failed to load model")
+        self.model = model
         self.vocab = llama_cpp.llama_model_get_vocab(self.model)
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         cp = llama_cpp.llama_context_default_params()
-        cp.n_ctx = N_CTX
-        cp.n_batch = N_BATCH
-        cp.n_ubatch = N_BATCH
+        cp.n_ctx = n_ctx
+        cp.n_batch = n_batch
+        cp.n_ubatch = n_batch
         cp.n_seq_max = 1
         cp.n_threads = N_THREADS
         cp.n_threads_batch = N_THREADS
         cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cp.no_perf = True
+        self.swa_full = bool(cp.swa_full)
         self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
         if not self.ctx:
             raise RuntimeError("failed to create context")
-        self.batch = llama_cpp.llama_batch_init(N_BATCH, 0, 1)
+        self.batch = llama_cpp.llama_batch_init(n_batch, 0, 1)
+
+    def free(self):
+        llama_cpp.llama_batch_free(self.batch)
+        llama_cpp.llama_free(self.ctx)
+        if self.owns_model:
+            llama_cpp.llama_model_free(self.model)
 
     def clear(self):
         llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(self.ctx), True)
 
-    def decode(self, ids, pos0, all_logits):
+    def decode(self, ids, pos0, all_logits, stack=True):
         """Decode ids at positions pos0.. in one batch; return float32 logits
-        array [n_out, n_vocab] (all rows if all_logits else last row only)."""
-        assert len(ids) <= N_BATCH
+        array [n_out, n_vocab] (all rows if all_logits else last row only).
+        With all_logits and stack=False, return None; read rows with row(i)."""
+        assert len(ids) <= self.n_batch
         b = self.batch
         b.n_tokens = len(ids)
         for i, t in enumerate(ids):
@@ -393,6 +515,8 @@ class Ctx:
         if rc != 0:
             raise RuntimeError(f"llama_decode failed: {rc}")
         llama_cpp.llama_synchronize(self.ctx)
+        if all_logits and not stack:
+            return None
         if all_logits:
             rows = []
             for i in range(len(ids)):
@@ -401,6 +525,10 @@ class Ctx:
             return np.stack(rows)
         p = llama_cpp.llama_get_logits_ith(self.ctx, -1)
         return np.ctypeslib.as_array(p, shape=(self.n_vocab,)).copy()[None, :]
+
+    def row(self, i):
+        p = llama_cpp.llama_get_logits_ith(self.ctx, i)
+        return np.ctypeslib.as_array(p, shape=(self.n_vocab,)).copy()
 
 
 def top2(logits):
@@ -419,6 +547,46 @@ def log_softmax64(row):
     return x - (m + math.log(np.exp(x - m).sum()))
 
 
+def greedy_run(c, pids, n_predict):
+    """Prompt in one batch, then one token per decode. Returns (ids, margins,
+    number of steps with unrounded margin < 0.1)."""
+    c.clear()
+    logits = c.decode(pids, 0, False)[0]
+    pos = len(pids)
+    out, margins, low = [], [], 0
+    for step in range(n_predict):
+        i1, v1, v2 = top2(logits)
+        out.append(i1)
+        margins.append(r5(v1 - v2))
+        if v1 - v2 < 0.1:
+            low += 1
+        if step + 1 < n_predict:
+            logits = c.decode([i1], pos, False)[0]
+            pos += 1
+    return out, margins, low
+
+
+def teacher_forced_positions(ids, row):
+    """row(i) -> float32 logits after ids[..=i]. Returns (positions, ppl)."""
+    positions, tlp = [], []
+    for i in range(len(ids) - 1):
+        r = row(i)
+        i1, v1, v2 = top2(r)
+        lp = log_softmax64(r)
+        top = np.argsort(-lp, kind="stable")[:TOP_K]
+        t = float(lp[ids[i + 1]])
+        tlp.append(t)
+        positions.append({
+            "top1": i1,
+            "top1_logit": r5(v1),
+            "top2_logit": r5(v2),
+            "target_logprob": r5(t),
+            "top": [[int(k), r5(lp[k])] for k in top],
+        })
+    ppl = math.exp(-sum(tlp) / len(tlp))
+    return positions, ppl
+
+
 def dump(path, obj):
     with open(path, "w", encoding="utf-8") as f:
         json.dump(obj, f, ensure_ascii=False, separators=(",", ":"))
@@ -433,18 +601,9 @@ def sha256(path):
     return h.hexdigest()
 
 
-def main():
-    if len(sys.argv) != 3:
-        print(__doc__, file=sys.stderr)
-        sys.exit(2)
-    model_path, out_dir = sys.argv[1], sys.argv[2]
-    os.makedirs(out_dir, exist_ok=True)
-    if not os.environ.get("FIXTURES_VERBOSE"):
-        llama_cpp.llama_log_set(_QUIET_LOG, ctypes.c_void_p(0))
-
-    c = Ctx(model_path)
+def write_standard(c, model_path, out_dir, arch):
+    """tokenize.json, greedy.json, teacher_forced.json, meta.json."""
     vocab = c.vocab
-    arch = meta_str(c.model, "general.architecture")
     bos = llama_cpp.llama_vocab_bos(vocab)
     eos = llama_cpp.llama_vocab_eos(vocab)
     eot = llama_cpp.llama_vocab_eot(vocab)
@@ -476,19 +635,8 @@ def main():
     low_margin = 0
     for name, prompt in greedy_prompts(arch):
         pids = tokenize(vocab, prompt, True, True)
-        c.clear()
-        logits = c.decode(pids, 0, False)[0]
-        pos = len(pids)
-        out, margins = [], []
-        for step in range(N_PREDICT):
-            i1, v1, v2 = top2(logits)
-            out.append(i1)
-            margins.append(r5(v1 - v2))
-            if v1 - v2 < 0.1:
-                low_margin += 1
-            if step + 1 < N_PREDICT:
-                logits = c.decode([i1], pos, False)[0]
-                pos += 1
+        out, margins, low = greedy_run(c, pids, N_PREDICT)
+        low_margin += low
         gcases.append({
             "name": name,
             "prompt": prompt,
@@ -507,22 +655,7 @@ def main():
     ids = tokenize(vocab, text, True, True)
     c.clear()
     L = c.decode(ids, 0, True)
-    positions, tlp = [], []
-    for i in range(len(ids) - 1):
-        row = L[i]
-        i1, v1, v2 = top2(row)
-        lp = log_softmax64(row)
-        top = np.argsort(-lp, kind="stable")[:TOP_K]
-        t = float(lp[ids[i + 1]])
-        tlp.append(t)
-        positions.append({
-            "top1": i1,
-            "top1_logit": r5(v1),
-            "top2_logit": r5(v2),
-            "target_logprob": r5(t),
-            "top": [[int(k), r5(lp[k])] for k in top],
-        })
-    ppl = math.exp(-sum(tlp) / len(tlp))
+    positions, ppl = teacher_forced_positions(ids, lambda i: L[i])
     dump(os.path.join(out_dir, "teacher_forced.json"),
          {"text": text, "ids": ids, "positions": positions, "ppl": r5(ppl)})
     top1_acc = sum(p["top1"] == ids[i + 1] for i, p in enumerate(positions)) / len(positions)
@@ -570,9 +703,96 @@ def main():
                              f"tests/fixtures/{os.path.basename(os.path.normpath(out_dir))}",
     }
     dump(os.path.join(out_dir, "meta.json"), meta)
-    llama_cpp.llama_batch_free(c.batch)
-    llama_cpp.llama_free(c.ctx)
-    llama_cpp.llama_model_free(c.model)
+
+
+def write_long_context(c, model_path, out_dir, arch):
+    """long_context.json: a text longer than Gemma 3's sliding window,
+    teacher-forced and greedy, in its own n_ctx=n_batch=n_ubatch=2048 context
+    on the model already loaded in c."""
+    vocab = c.vocab
+    text = long_context_text()
+    ids = tokenize(vocab, text, True, True)
+    assert LC_MIN_TOKENS <= len(ids) <= LC_MAX_TOKENS, len(ids)
+    assert LC_N_PROMPT + LC_N_PREDICT <= LC_N_CTX
+    lc = Ctx(model_path, n_ctx=LC_N_CTX, n_batch=LC_N_BATCH, model=c.model)
+
+    lc.clear()
+    lc.decode(ids, 0, True, stack=False)
+    positions, ppl = teacher_forced_positions(ids, lc.row)
+    top1_acc = sum(p["top1"] == ids[i + 1] for i, p in enumerate(positions)) / len(positions)
+    print(f"[{arch}] long_context teacher_forced: {len(ids)} tokens, ppl={ppl:.4f}, "
+          f"top1 acc={top1_acc:.3f}", file=sys.stderr)
+
+    pids = ids[:LC_N_PROMPT]
+    out, margins, low = greedy_run(lc, pids, LC_N_PREDICT)
+    gtext = detokenize(vocab, out, False, True)
+    print(f"[{arch}] long_context greedy ({len(pids)} prompt tokens, "
+          f"{low} steps with margin < 0.1): {gtext!r}", file=sys.stderr)
+    swa = meta_str(c.model, f"{arch}.attention.sliding_window")
+    swa_full = lc.swa_full
+    lc.free()
+
+    dump(os.path.join(out_dir, "long_context.json"), {
+        "text": text,
+        "teacher_forced": {
+            "ids": ids,
+            "positions": positions,
+            "ppl": r5(ppl),
+            "top1_acc": round(top1_acc, 5),
+        },
+        "greedy": {
+            "n_prompt": LC_N_PROMPT,
+            "n_predict": LC_N_PREDICT,
+            "prompt_ids": pids,
+            "ids": out,
+            "margins": margins,
+            "low_margin_steps_lt_0.1": low,
+            "text": gtext,
+            "text_skip_special": detokenize(vocab, out, True, False),
+        },
+        "settings": {
+            "model_file": os.path.basename(model_path),
+            "architecture": arch,
+            "sliding_window_metadata": int(swa) if swa is not None else None,
+            "llama_cpp_python_version": llama_cpp.__version__,
+            "n_threads": N_THREADS, "n_ctx": LC_N_CTX, "n_batch": LC_N_BATCH,
+            "n_ubatch": LC_N_BATCH, "flash_attn": False, "kv_cache_type": "f16",
+            "swa_full": swa_full,
+            "tokenize": "llama_tokenize(add_special=True, parse_special=True)",
+            "teacher_forced": "whole text in one llama_decode (one ubatch), logits for "
+                              "all positions, log_softmax in float64; positions[i] "
+                              "predicts ids[i+1]; top = 10 [id, logprob] pairs",
+            "greedy": "prompt = teacher_forced.ids[:n_prompt] decoded in one batch, then "
+                      "one token per llama_decode at positions n_prompt.., argmax of raw "
+                      "logits, ties->lowest id, EOS does not stop; margins[i] = top1 - "
+                      "top2 logit before choosing ids[i]",
+            "greedy_text": "text = llama_detokenize(remove_special=False, unparse_special=True); "
+                           "text_skip_special = llama_detokenize(remove_special=True, unparse_special=False)",
+            "rounding": "floats rounded to 5 decimals",
+        },
+    })
+
+
+def main():
+    args = sys.argv[1:]
+    only = None
+    if len(args) == 4 and args[2] == "--only":
+        only = args[3]
+        args = args[:2]
+    if len(args) != 2 or only not in (None, "long_context"):
+        print(__doc__, file=sys.stderr)
+        sys.exit(2)
+    model_path, out_dir = args
+    os.makedirs(out_dir, exist_ok=True)
+    if not os.environ.get("FIXTURES_VERBOSE"):
+        llama_cpp.llama_log_set(_QUIET_LOG, ctypes.c_void_p(0))
+
+    c = Ctx(model_path)
+    arch = meta_str(c.model, "general.architecture")
+    if only is None:
+        write_standard(c, model_path, out_dir, arch)
+    write_long_context(c, model_path, out_dir, arch)
+    c.free()
 
 
 if __name__ == "__main__":
