@@ -406,6 +406,30 @@ pub fn adds_bos(md: &Metadata) -> bool {
     Header::read(md, n).map(|h| h.add_bos && h.bos.is_some()).unwrap_or(false)
 }
 
+/// BOS / EOS token texts and whether encoding adds them, for chat templates.
+pub(crate) struct SpecialTexts {
+    pub bos: Option<String>,
+    pub eos: Option<String>,
+    pub adds_bos: bool,
+    pub adds_eos: bool,
+}
+
+pub(crate) fn special_texts(md: &Metadata) -> SpecialTexts {
+    let none = SpecialTexts { bos: None, eos: None, adds_bos: false, adds_eos: false };
+    let Ok(arr) = vocab::token_array(md) else { return none };
+    let Ok(h) = Header::read(md, arr.len()) else { return none };
+    let text = |id: Option<u32>| match id.and_then(|i| arr.get(i as usize)) {
+        Some(candle_core::quantized::gguf_file::Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    SpecialTexts {
+        bos: text(h.bos),
+        eos: text(h.eos),
+        adds_bos: h.add_bos && h.bos.is_some(),
+        adds_eos: h.add_eos && h.eos.is_some(),
+    }
+}
+
 /// Token ids that end generation, as llama.cpp's `special_eog_ids`: EOS, EOT, EOM, the
 /// fill-in-the-middle pad / repo / file-separator tokens, and every token whose text is a known
 /// end-of-turn marker (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, `<|endoftext|>`, `</s>`,
