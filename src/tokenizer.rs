@@ -1,8 +1,9 @@
 //! The tokenizer, built from GGUF metadata alone, matching llama.cpp token for token.
 //!
 //! A GGUF file carries its vocabulary (`tokenizer.ggml.*`): token texts, types, scores or merges,
-//! special ids and flags. From these wick builds a [`tokenizers::Tokenizer`] for the BPE work and
-//! wraps it with the parts of llama.cpp's behaviour that `tokenizers` does not model:
+//! special ids and flags. From these wick builds a [`tokenizers::Tokenizer`] (the byte-level BPE
+//! work is done by it) and adds the parts of llama.cpp's behaviour that `tokenizers` does not
+//! model:
 //!
 //! * **Special tokens in text.** Control, user-defined and unknown tokens written in the input
 //!   are found the way llama.cpp's `tokenizer_st_partition` finds them (longest token first, see
@@ -12,22 +13,26 @@
 //!   llama.cpp's defaults when absent (SentencePiece adds BOS; byte-level BPE adds it for the
 //!   Llama 3, Tekken and Chameleon pre-tokenizers only).
 //! * **SentencePiece** (`tokenizer.ggml.model = llama`: Llama 2, Mistral, Gemma...): llama.cpp
-//!   merges pieces by token score; wick derives the equivalent BPE merge list from the vocabulary
-//!   ([`build`]). Each text fragment gets a leading space when `add_space_prefix` says so.
+//!   merges pieces by token score, leftmost first among equal scores ([`spm`]); each text
+//!   fragment gets a leading space when `add_space_prefix` says so. The equivalent `tokenizers`
+//!   BPE (merges derived from the vocabulary, [`build`]) is available from [`Tokenizer::hf`].
 //! * **Byte-level BPE** (`gpt2`: GPT-2, Llama 3, Qwen, SmolLM...): the stored merges and the
 //!   pre-tokenizer regexes llama.cpp picks for `tokenizer.ggml.pre` ([`pretok`]).
 //! * **Decoding** follows llama.cpp's `token_to_piece` / `detokenize` exactly (including its
 //!   `clean_spaces` pass for the pre types that use it), and [`StreamDecoder`] releases the same
 //!   text incrementally, never splitting a UTF-8 character.
 //!
-//! Building Gemma 3's 262,144-token tokenizer derives about a million merges; a built tokenizer
-//! can be stored with [`Tokenizer::to_json`] and restored with [`Tokenizer::from_json`].
+//! A tokenizer can be stored with [`Tokenizer::to_json`] and restored with
+//! [`Tokenizer::from_json`] without the GGUF file.
 
 mod build;
 mod detok;
 mod pretok;
 mod special;
+mod spm;
 mod vocab;
+
+use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use tokenizers::{Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
@@ -36,15 +41,23 @@ use crate::error::{Error, Result};
 use crate::gguf::Metadata;
 use detok::StreamState;
 use special::{Fragment, SpecialMatcher};
-use vocab::{attr, Config, Header, Vocab};
+use spm::Spm;
+use vocab::{attr, Config, Header, TokenizerKind as Kind, Vocab};
 
 pub use vocab::TokenizerKind;
 
 /// A tokenizer for one model, built from its GGUF metadata.
 pub struct Tokenizer {
-    hf: tokenizers::Tokenizer,
     vocab: Vocab,
     specials: SpecialMatcher,
+    engine: Engine,
+}
+
+enum Engine {
+    /// SentencePiece: wick's encoder; the `tokenizers` equivalent is built on first request.
+    Spm { spm: Spm, hf: OnceLock<std::result::Result<tokenizers::Tokenizer, String>> },
+    /// Byte-level BPE: `tokenizers` does the work.
+    Bpe { hf: tokenizers::Tokenizer },
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -60,14 +73,19 @@ impl std::fmt::Debug for Tokenizer {
     }
 }
 
-/// What [`Tokenizer::to_json`] writes.
+/// What [`Tokenizer::to_json`] writes: the vocabulary and settings, not derived tables.
 #[derive(Serialize, Deserialize)]
 struct Stored {
     format: String,
     version: u32,
     config: Config,
-    /// The `tokenizers` JSON.
-    tokenizers: String,
+    tokens: Vec<String>,
+    /// SentencePiece: token scores.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    scores: Option<Vec<f32>>,
+    /// Byte-level BPE: the merges, in rank order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    merges: Option<Vec<(String, String)>>,
 }
 
 const STORED_FORMAT: &str = "wick-tokenizer";
@@ -77,23 +95,53 @@ impl Tokenizer {
     /// Builds the tokenizer from `tokenizer.ggml.*` metadata.
     pub fn from_metadata(md: &Metadata) -> Result<Self> {
         let vocab = Vocab::from_metadata(md)?;
-        let header = Header::read(md, vocab.cfg.n_tokens)?;
-        let hf = build::build_hf(md, &vocab, &header.pre_tok)?;
-        let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
-        Ok(Self { hf, vocab, specials })
+        match vocab.cfg.kind {
+            Kind::SentencePiece => {
+                let scores = vocab::token_scores(md, vocab.cfg.n_tokens)?;
+                Self::from_parts(vocab, Some(scores), None)
+            }
+            Kind::ByteLevelBpe => {
+                let merges = build::stored_merges(md, &vocab.tokens)?;
+                Self::from_parts(vocab, None, Some(merges))
+            }
+        }
     }
 
-    /// Serializes the built tokenizer (the `tokenizers` JSON plus wick's llama.cpp settings), so
-    /// a later start can skip [`Tokenizer::from_metadata`].
+    fn from_parts(vocab: Vocab, scores: Option<Vec<f32>>, merges: Option<Vec<(String, String)>>) -> Result<Self> {
+        let missing = |what: &str| Error::Tokenizer(format!("internal: {what} missing for this tokenizer kind"));
+        let engine = match vocab.cfg.kind {
+            Kind::SentencePiece => {
+                let scores = scores.ok_or_else(|| missing("scores"))?;
+                if scores.len() != vocab.cfg.n_tokens {
+                    return Err(Error::Tokenizer("stored tokenizer has a score count unlike its token count".into()));
+                }
+                Engine::Spm { spm: Spm::new(&vocab, scores), hf: OnceLock::new() }
+            }
+            Kind::ByteLevelBpe => {
+                let pre = pretok::PreTokenizer::for_pre(&vocab.cfg.pre);
+                let hf = build::build_bpe_hf(&vocab, merges.ok_or_else(|| missing("merges"))?, &pre)?;
+                Engine::Bpe { hf }
+            }
+        };
+        let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
+        Ok(Self { vocab, specials, engine })
+    }
+
+    /// Serializes the tokenizer: its vocabulary (texts, attributes, scores or merges) and
+    /// settings, as JSON. [`Tokenizer::from_json`] rebuilds the same tokenizer from it without the
+    /// GGUF file.
     pub fn to_json(&self) -> Result<String> {
+        let (scores, merges) = match &self.engine {
+            Engine::Spm { spm, .. } => (Some(spm.scores().to_vec()), None),
+            Engine::Bpe { hf } => (None, Some(build::merges_of(hf)?)),
+        };
         let stored = Stored {
             format: STORED_FORMAT.into(),
             version: STORED_VERSION,
             config: self.vocab.cfg.clone(),
-            tokenizers: self
-                .hf
-                .to_string(false)
-                .map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))?,
+            tokens: self.vocab.tokens.clone(),
+            scores,
+            merges,
         };
         serde_json::to_string(&stored).map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))
     }
@@ -108,14 +156,24 @@ impl Tokenizer {
                 stored.format, stored.version
             )));
         }
-        let hf: tokenizers::Tokenizer = stored
-            .tokenizers
-            .parse()
-            .map_err(|e| Error::Tokenizer(format!("stored tokenizer does not load: {e}")))?;
-        let tokens = build::tokens_from_hf(&hf, stored.config.n_tokens)?;
-        let vocab = Vocab::from_parts(stored.config, tokens)?;
-        let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
-        Ok(Self { hf, vocab, specials })
+        let vocab = Vocab::from_parts(stored.config, stored.tokens)?;
+        Self::from_parts(vocab, stored.scores, stored.merges)
+    }
+
+    /// The `tokenizers` object equivalent to this tokenizer: model, normalizer, pre-tokenizer and
+    /// decoder, with special tokens registered as added tokens. For byte-level BPE vocabularies it
+    /// is the one wick encodes with. For SentencePiece ones it is built on the first call (about a
+    /// second for Gemma's 262,144 tokens) and matches wick except where token scores tie (its
+    /// merge ranks are unique). Either way prefer [`Tokenizer::encode`], which matches llama.cpp
+    /// where `tokenizers`' own `encode` may not (special-token priority, BOS/EOS).
+    pub fn hf(&self) -> Result<&tokenizers::Tokenizer> {
+        match &self.engine {
+            Engine::Bpe { hf } => Ok(hf),
+            Engine::Spm { spm, hf } => hf
+                .get_or_init(|| build::build_spm_hf(&self.vocab, spm.scores()).map_err(|e| e.to_string()))
+                .as_ref()
+                .map_err(|e| Error::Tokenizer(e.clone())),
+        }
     }
 
     /// Encodes `text`. `add_special`: add BOS (and EOS) as the model's metadata says. Special
@@ -144,23 +202,41 @@ impl Tokenizer {
         Ok(out)
     }
 
-    /// Tokenizes text that holds no special tokens: normalizer, pre-tokenizer and model of the
-    /// `tokenizers` object, without its added-token matching.
+    /// Tokenizes text that holds no special tokens.
     fn encode_fragment(&self, text: &str, out: &mut Vec<u32>) -> Result<()> {
-        let err = |e: tokenizers::Error| Error::Tokenizer(format!("encoding failed: {e}"));
-        let mut pre = PreTokenizedString::from(text);
-        if let Some(n) = self.hf.get_normalizer() {
-            pre.normalize(|s| n.normalize(s)).map_err(err)?;
+        match &self.engine {
+            Engine::Spm { spm, .. } => {
+                // llama.cpp: a space before every fragment (each follows a special token or starts
+                // the text) when `add_space_prefix`, then spaces escaped.
+                let mut escaped = String::with_capacity(text.len() + 8);
+                if self.vocab.cfg.add_space_prefix {
+                    escaped.push('\u{2581}');
+                }
+                for c in text.chars() {
+                    escaped.push(if c == ' ' { '\u{2581}' } else { c });
+                }
+                spm.encode(&escaped, out);
+                Ok(())
+            }
+            Engine::Bpe { hf } => {
+                // The normalizer, pre-tokenizer and model, without `tokenizers`' added-token
+                // matching.
+                let err = |e: tokenizers::Error| Error::Tokenizer(format!("encoding failed: {e}"));
+                let mut pre = PreTokenizedString::from(text);
+                if let Some(n) = hf.get_normalizer() {
+                    pre.normalize(|s| n.normalize(s)).map_err(err)?;
+                }
+                if let Some(p) = hf.get_pre_tokenizer() {
+                    p.pre_tokenize(&mut pre).map_err(err)?;
+                }
+                let model = hf.get_model();
+                pre.tokenize(|s| model.tokenize(s.get())).map_err(err)?;
+                for (_, _, tokens) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+                    out.extend(tokens.iter().flatten().map(|t| t.id));
+                }
+                Ok(())
+            }
         }
-        if let Some(p) = self.hf.get_pre_tokenizer() {
-            p.pre_tokenize(&mut pre).map_err(err)?;
-        }
-        let model = self.hf.get_model();
-        pre.tokenize(|s| model.tokenize(s.get())).map_err(err)?;
-        for (_, _, tokens) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
-            out.extend(tokens.iter().flatten().map(|t| t.id));
-        }
-        Ok(())
     }
 
     /// Decodes ids as llama.cpp's `detokenize(remove_special = false, unparse_special = true)`:
@@ -201,7 +277,10 @@ impl Tokenizer {
 
     /// The id of the token whose vocabulary text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.hf.get_model().token_to_id(text)
+        match &self.engine {
+            Engine::Spm { spm, .. } => spm.token_id(text),
+            Engine::Bpe { hf } => hf.get_model().token_to_id(text),
+        }
     }
 
     /// Whether `id` is a control or unknown token (rendered only when decoding with specials).
@@ -239,14 +318,6 @@ impl Tokenizer {
     /// Whether `id` ends generation.
     pub fn is_end_of_generation(&self, id: u32) -> bool {
         self.vocab.cfg.eog.binary_search(&id).is_ok()
-    }
-
-    /// The underlying `tokenizers` object (its model, normalizer, pre-tokenizer and decoder;
-    /// special tokens are registered as added tokens). Prefer [`Tokenizer::encode`], which
-    /// matches llama.cpp where `tokenizers`' own `encode` may not (special-token priority,
-    /// BOS/EOS).
-    pub fn hf(&self) -> &tokenizers::Tokenizer {
-        &self.hf
     }
 
     /// A streaming decoder with the semantics of [`Tokenizer::decode`] (special tokens rendered).
@@ -333,6 +404,30 @@ impl StreamDecoder<'_> {
 pub fn adds_bos(md: &Metadata) -> bool {
     let n = vocab::token_array(md).map(|a| a.len()).unwrap_or(0);
     Header::read(md, n).map(|h| h.add_bos && h.bos.is_some()).unwrap_or(false)
+}
+
+/// BOS / EOS token texts and whether encoding adds them, for chat templates.
+pub(crate) struct SpecialTexts {
+    pub bos: Option<String>,
+    pub eos: Option<String>,
+    pub adds_bos: bool,
+    pub adds_eos: bool,
+}
+
+pub(crate) fn special_texts(md: &Metadata) -> SpecialTexts {
+    let none = SpecialTexts { bos: None, eos: None, adds_bos: false, adds_eos: false };
+    let Ok(arr) = vocab::token_array(md) else { return none };
+    let Ok(h) = Header::read(md, arr.len()) else { return none };
+    let text = |id: Option<u32>| match id.and_then(|i| arr.get(i as usize)) {
+        Some(candle_core::quantized::gguf_file::Value::String(s)) => Some(s.clone()),
+        _ => None,
+    };
+    SpecialTexts {
+        bos: text(h.bos),
+        eos: text(h.eos),
+        adds_bos: h.add_bos && h.bos.is_some(),
+        adds_eos: h.add_eos && h.eos.is_some(),
+    }
 }
 
 /// Token ids that end generation, as llama.cpp's `special_eog_ids`: EOS, EOT, EOM, the

@@ -286,3 +286,55 @@ fn special_ids_and_flags() {
         assert_eq!(t.decode_skip_special(&[2, 105, 2364]).unwrap(), "user");
     }
 }
+
+/// Cross-check against any number of llama.cpp results: set `WICK_TOKENIZER_CROSSCHECK` to a
+/// JSON file `[{"model": "<path, or file in models/>", "text": ..., "ids": [...],
+/// "ids_ns": [...], "dec": ..., "dec_skip": ...}]` (`ids`: add_special and parse_special;
+/// `ids_ns`: add_special only; `dec` / `dec_skip`: llama_detokenize of `ids` with specials
+/// rendered / removed).
+#[test]
+#[ignore = "needs WICK_TOKENIZER_CROSSCHECK"]
+fn crosscheck_file() {
+    #[derive(Deserialize)]
+    struct Case {
+        model: String,
+        text: String,
+        ids: Vec<u32>,
+        ids_ns: Vec<u32>,
+        dec: String,
+        dec_skip: String,
+    }
+    let path = std::env::var("WICK_TOKENIZER_CROSSCHECK").expect("set WICK_TOKENIZER_CROSSCHECK");
+    let cases: Vec<Case> = read_json(Path::new(&path));
+    let mut built: std::collections::HashMap<String, Tokenizer> = Default::default();
+    let mut bad = 0;
+    for c in &cases {
+        let t = built.entry(c.model.clone()).or_insert_with(|| {
+            let p = root().join("models").join(&c.model);
+            let g = Gguf::open(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
+            Tokenizer::from_metadata(&g.metadata).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+        });
+        let checks = [
+            ("ids", t.encode(&c.text, true).unwrap() == c.ids),
+            ("ids_ns", t.encode_with(&c.text, true, false).unwrap() == c.ids_ns),
+            ("dec", t.decode(&c.ids).unwrap() == c.dec),
+            ("dec_skip", t.decode_skip_special(&c.ids).unwrap() == c.dec_skip),
+            ("stream", stream(t, &c.ids, false).concat() == c.dec),
+            ("stream_skip", stream(t, &c.ids, true).concat() == c.dec_skip),
+        ];
+        for (what, ok) in checks {
+            if !ok {
+                bad += 1;
+                eprintln!("{} {what} differs for {:?}", c.model, c.text);
+                match what {
+                    "ids" => eprintln!("  got {:?}\n  ref {:?}", t.encode(&c.text, true).unwrap(), c.ids),
+                    "dec" => eprintln!("  got {:?}\n  ref {:?}", t.decode(&c.ids).unwrap(), c.dec),
+                    "dec_skip" => eprintln!("  got {:?}\n  ref {:?}", t.decode_skip_special(&c.ids).unwrap(), c.dec_skip),
+                    _ => {}
+                }
+            }
+        }
+    }
+    eprintln!("{} cases, {bad} differences", cases.len());
+    assert_eq!(bad, 0);
+}

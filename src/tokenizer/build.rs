@@ -1,21 +1,21 @@
-//! Building the `tokenizers::Tokenizer` that does the BPE work, from the vocabulary and the
-//! metadata.
+//! Building `tokenizers::Tokenizer`s from the vocabulary.
 //!
+//! * Byte-level BPE (`gpt2`): the stored merges, the pre-tokenizer regexes of
+//!   [`super::pretok`], GPT-2's byte-to-character mapping. This is what encodes such
+//!   vocabularies.
 //! * SentencePiece (`llama`): llama.cpp merges adjacent pieces whenever their concatenation is a
 //!   token, highest token score first. That is BPE whose merge list holds every split of every
-//!   token into two tokens, ranked by the token's score (ties: lower id first). Text is escaped
-//!   (" " -> "▁", plus a leading "▁" when `add_space_prefix`), pieces that match no token fall
-//!   back to `<0xXX>` byte tokens.
-//! * Byte-level BPE (`gpt2`): the stored merges, the pre-tokenizer regexes of
-//!   [`super::pretok`], GPT-2's byte-to-character mapping.
+//!   token into two tokens, ranked by the token's score (ties: lower id first), with text escaped
+//!   (" " -> "▁", plus a leading "▁" when `add_space_prefix`) and `<0xXX>` byte fallback. wick
+//!   encodes these vocabularies with [`super::spm`] (exact on ties, and no million-merge table to
+//!   build); this equivalent is built only on request, for interoperability.
 //!
-//! Special tokens are registered as added tokens (control and unknown ones as special) so the
-//! `tokenizers` object is complete on its own (for example when serialized), but wick's own
-//! encoding bypasses `tokenizers`' added-token matching: it partitions the text as llama.cpp
-//! does ([`super::special`]) and runs only the normalizer, pre-tokenizer and model on the text
-//! between special tokens.
+//! Special tokens are registered as added tokens (control and unknown ones as special) so a
+//! `tokenizers` object is complete on its own, but wick's encoding bypasses `tokenizers`'
+//! added-token matching: it partitions the text as llama.cpp does ([`super::special`]) and runs
+//! only the normalizer, pre-tokenizer and model on the text between special tokens.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use candle_core::quantized::gguf_file::Value;
 use tokenizers::decoders::byte_fallback::ByteFallback;
@@ -33,7 +33,7 @@ use tokenizers::{
 };
 
 use super::pretok::PreTokenizer;
-use super::vocab::{attr, token_scores, TokenizerKind, Vocab, KEY_MERGES};
+use super::vocab::{attr, Vocab, KEY_MERGES};
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
 
@@ -47,7 +47,7 @@ fn bpe_vocab(tokens: &[String]) -> BpeVocab {
 
 /// Every split of every token into two tokens, ranked by the token's score (highest first,
 /// then lowest id): llama.cpp's SentencePiece merge order.
-fn derive_spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
+pub(crate) fn derive_spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(String, String)> {
     let index: HashSet<&str> = tokens.iter().map(String::as_str).collect();
     let mut order: Vec<u32> = (0..tokens.len() as u32).collect();
     order.sort_by(|&a, &b| {
@@ -73,7 +73,7 @@ fn derive_spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(String, String)>
 /// `tokenizer.ggml.merges`, split like llama.cpp (at the first space after the first byte),
 /// keeping the first of duplicate pairs and dropping merges whose parts or result are not
 /// tokens (`tokenizers` cannot represent them; llama.cpp would emit byte pieces for them).
-fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(String, String)>> {
+pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(String, String)>> {
     let arr = match md.get(KEY_MERGES) {
         Some(Value::Array(a)) => a,
         Some(_) => {
@@ -132,52 +132,57 @@ pub(crate) fn byte_level_pre_tokenizer(pre: &PreTokenizer) -> Result<PreTokenize
     Ok(PreTokenizerWrapper::Sequence(PreSequence::new(seq)))
 }
 
-/// Builds the `tokenizers::Tokenizer` for `vocab` (whose config came from `md`).
-pub(crate) fn build_hf(md: &Metadata, vocab: &Vocab, pre: &PreTokenizer) -> Result<HfTokenizer> {
+/// The `tokenizers` equivalent of a SentencePiece vocabulary: BPE over merges derived from the
+/// vocabulary (see the module docs; equal scores are ordered by id, where llama.cpp, and wick's
+/// own encoder, break ties by position).
+pub(crate) fn build_spm_hf(vocab: &Vocab, scores: &[f32]) -> Result<HfTokenizer> {
     let cfg = &vocab.cfg;
-    let mut hf = match cfg.kind {
-        TokenizerKind::SentencePiece => {
-            let scores = token_scores(md, cfg.n_tokens)?;
-            let merges = derive_spm_merges(&vocab.tokens, &scores);
-            let mut b = BpeBuilder::new()
-                .vocab_and_merges(bpe_vocab(&vocab.tokens), merges)
-                .byte_fallback(true)
-                .fuse_unk(true);
-            if let Some(unk) = cfg.unk {
-                b = b.unk_token(vocab.tokens[unk as usize].clone());
-            }
-            let bpe: BPE = b.build().map_err(|e| tk_err("building the SentencePiece BPE model", e))?;
-            let mut hf = HfTokenizer::new(bpe);
-            let mut norm: Vec<NormalizerWrapper> = Vec::new();
-            if cfg.add_space_prefix {
-                norm.push(Prepend::new("\u{2581}".into()).into());
-            }
-            norm.push(Replace::new(" ", "\u{2581}").map_err(|e| tk_err("normalizer", e))?.into());
-            hf.with_normalizer(Some(NormalizerWrapper::Sequence(NormalizerSequence::new(norm))));
-            let mut dec: Vec<DecoderWrapper> = vec![
-                DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| tk_err("decoder", e))?),
-                DecoderWrapper::ByteFallback(ByteFallback::new()),
-                DecoderWrapper::Fuse(Fuse::new()),
-            ];
-            if cfg.add_space_prefix {
-                dec.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
-            }
-            hf.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(dec))));
-            hf
-        }
-        TokenizerKind::ByteLevelBpe => {
-            let merges = stored_merges(md, &vocab.tokens)?;
-            let bpe: BPE = BpeBuilder::new()
-                .vocab_and_merges(bpe_vocab(&vocab.tokens), merges)
-                .ignore_merges(pre.ignore_merges)
-                .build()
-                .map_err(|e| tk_err("building the byte-level BPE model", e))?;
-            let mut hf = HfTokenizer::new(bpe);
-            hf.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
-            hf.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())));
-            hf
-        }
-    };
+    let merges = derive_spm_merges(&vocab.tokens, scores);
+    let mut b = BpeBuilder::new()
+        .vocab_and_merges(bpe_vocab(&vocab.tokens), merges)
+        .byte_fallback(true)
+        .fuse_unk(true);
+    if let Some(unk) = cfg.unk {
+        b = b.unk_token(vocab.tokens[unk as usize].clone());
+    }
+    let bpe: BPE = b.build().map_err(|e| tk_err("building the SentencePiece BPE model", e))?;
+    let mut hf = HfTokenizer::new(bpe);
+    let mut norm: Vec<NormalizerWrapper> = Vec::new();
+    if cfg.add_space_prefix {
+        norm.push(Prepend::new("\u{2581}".into()).into());
+    }
+    norm.push(Replace::new(" ", "\u{2581}").map_err(|e| tk_err("normalizer", e))?.into());
+    hf.with_normalizer(Some(NormalizerWrapper::Sequence(NormalizerSequence::new(norm))));
+    let mut dec: Vec<DecoderWrapper> = vec![
+        DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| tk_err("decoder", e))?),
+        DecoderWrapper::ByteFallback(ByteFallback::new()),
+        DecoderWrapper::Fuse(Fuse::new()),
+    ];
+    if cfg.add_space_prefix {
+        dec.push(DecoderWrapper::Strip(Strip::new(' ', 1, 0)));
+    }
+    hf.with_decoder(Some(DecoderWrapper::Sequence(DecoderSequence::new(dec))));
+    add_special_tokens(&mut hf, vocab);
+    Ok(hf)
+}
+
+/// The byte-level BPE tokenizer: stored merges, the pre type's regexes, GPT-2's byte mapping.
+pub(crate) fn build_bpe_hf(vocab: &Vocab, merges: Vec<(String, String)>, pre: &PreTokenizer) -> Result<HfTokenizer> {
+    let bpe: BPE = BpeBuilder::new()
+        .vocab_and_merges(bpe_vocab(&vocab.tokens), merges)
+        .ignore_merges(pre.ignore_merges)
+        .build()
+        .map_err(|e| tk_err("building the byte-level BPE model", e))?;
+    let mut hf = HfTokenizer::new(bpe);
+    hf.with_pre_tokenizer(Some(byte_level_pre_tokenizer(pre)?));
+    hf.with_decoder(Some(DecoderWrapper::ByteLevel(ByteLevel::default())));
+    add_special_tokens(&mut hf, vocab);
+    Ok(hf)
+}
+
+/// Control and unknown tokens as special added tokens, user-defined ones as plain added tokens
+/// (matched on the raw text).
+fn add_special_tokens(hf: &mut HfTokenizer, vocab: &Vocab) {
     let mut special = Vec::new();
     let mut user = Vec::new();
     for (i, &a) in vocab.attrs.iter().enumerate() {
@@ -190,27 +195,12 @@ pub(crate) fn build_hf(md: &Metadata, vocab: &Vocab, pre: &PreTokenizer) -> Resu
     }
     hf.add_special_tokens(&special);
     hf.add_tokens(&user);
-    Ok(hf)
 }
 
-/// Token texts by id from a `tokenizers::Tokenizer`'s model vocabulary.
-pub(crate) fn tokens_from_hf(hf: &HfTokenizer, n_tokens: usize) -> Result<Vec<String>> {
-    use tokenizers::Model;
-    let vocab: HashMap<String, u32> = hf.get_model().get_vocab();
-    let mut tokens = vec![String::new(); n_tokens];
-    let mut filled = 0usize;
-    for (text, id) in vocab {
-        if let Some(slot) = tokens.get_mut(id as usize) {
-            if slot.is_empty() {
-                filled += 1;
-            }
-            *slot = text;
-        }
-    }
-    if filled != n_tokens {
-        return Err(Error::Tokenizer(format!(
-            "stored tokenizer is inconsistent: its model has {filled} of the {n_tokens} token ids"
-        )));
-    }
-    Ok(tokens)
+/// The merges of a byte-level BPE `tokenizers` model, in rank order.
+pub(crate) fn merges_of(hf: &HfTokenizer) -> Result<Vec<(String, String)>> {
+    let err = |e: String| Error::Tokenizer(format!("reading the BPE merges: {e}"));
+    let mut model = serde_json::to_value(hf.get_model()).map_err(|e| err(e.to_string()))?;
+    let merges = model.get_mut("merges").map(serde_json::Value::take).ok_or_else(|| err("no merges".into()))?;
+    serde_json::from_value(merges).map_err(|e| err(e.to_string()))
 }

@@ -55,6 +55,12 @@ const DEEPSEEK_LLM_LETTERS: &str = concat!(
     r"]+"
 );
 
+// llama.cpp matches expressions without `\p{..}` with `std::wregex` after replacing every non-ASCII
+// whitespace character by U+000B, so a literal range never matches such a character; the ranges
+// below exclude whitespace to behave the same (U+3000 ideographic space, U+2000.. spaces).
+const DEEPSEEK_LLM_PUNCT: &str = r"\s?[!-/:-~\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}\x{3001}-\x{3002}]+";
+const DEEPSEEK_CJK: &str = r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}--\s]+";
+
 const EXAONE_MOE: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+";
 
 /// How a byte-level BPE vocabulary is pre-tokenized, and llama.cpp's flags for its pre type.
@@ -75,11 +81,6 @@ pub(crate) struct PreTokenizer {
 }
 
 impl PreTokenizer {
-    /// SentencePiece vocabularies have no pre-tokenizer.
-    pub fn none() -> Self {
-        Self { regexes: vec![], ignore_merges: false, add_bos: true, clean_spaces: false, no_bos: false, known: true }
-    }
-
     /// The pre-tokenizer for `tokenizer.ggml.pre = pre` (empty when the key is absent).
     pub fn for_pre(pre: &str) -> Self {
         let mut p = Self {
@@ -112,15 +113,15 @@ impl PreTokenizer {
                 p.regexes = vec![
                     r"[\r\n]",
                     DEEPSEEK_LLM_LETTERS,
-                    r"\s?[!-/:-~！-／：-～‘-‟　-。]+",
+                    DEEPSEEK_LLM_PUNCT,
                     r"\s+$",
-                    r"[一-龥ࠀ-一가-퟿]+",
+                    DEEPSEEK_CJK,
                     r"\p{N}+",
                 ];
                 p.clean_spaces = false;
             }
             "deepseek-coder" => {
-                p.regexes = vec![r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", r"[一-龥ࠀ-一가-퟿]+", r"\p{N}"];
+                p.regexes = vec![r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", DEEPSEEK_CJK, r"\p{N}"];
                 p.clean_spaces = false;
             }
             "deepseek-v3" | "hunyuan-dense" | "joyai-llm" | "hy_v4" => {

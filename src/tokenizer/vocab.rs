@@ -223,7 +223,6 @@ fn opt_str<'a>(md: &'a Metadata, key: &str) -> Option<&'a str> {
 pub(crate) struct Header {
     pub kind: TokenizerKind,
     pub pre: String,
-    pub pre_tok: PreTokenizer,
     pub bos: Option<u32>,
     pub eos: Option<u32>,
     pub eot: Option<u32>,
@@ -256,16 +255,14 @@ impl Header {
                 )))
             }
         };
-        let (pre_tok, mut add_bos, mut add_space_prefix, mut clean_spaces) = match kind {
-            TokenizerKind::SentencePiece => (PreTokenizer::none(), true, true, false),
+        let (mut add_bos, mut add_space_prefix, mut clean_spaces) = match kind {
+            TokenizerKind::SentencePiece => (true, true, false),
             TokenizerKind::ByteLevelBpe => {
                 let p = PreTokenizer::for_pre(&pre);
                 if p.no_bos {
                     bos = None;
                 }
-                let add_bos = p.add_bos;
-                let clean = p.clean_spaces;
-                (p, add_bos, false, clean)
+                (p.add_bos, false, p.clean_spaces)
             }
         };
         let mut add_eos = false;
@@ -303,7 +300,6 @@ impl Header {
         Ok(Self {
             kind,
             pre,
-            pre_tok,
             bos,
             eos,
             eot,
