@@ -98,6 +98,73 @@ impl Default for BlockQ8K {
     }
 }
 
+/// Eight tokens' [`BlockQ8`]s interleaved for prefill kernels that keep one token per 32-bit lane:
+/// `qs[k][4 * t..4 * t + 4]` is token `t`'s values `4k..4k + 4`, so one 32-byte load gives every
+/// token's next 4 values and a broadcast 4-byte weight group multiplies all eight at once.
+/// Missing tokens (past the end of a batch) are zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8x8 {
+    pub qs: [[i8; 32]; 8],
+    pub d: [f32; 8],
+    pub s: [f32; 8],
+    /// `sum(qs)` per token, for the offsets of Q4_0 (-8) and Q5_0 (-16) when their weights are
+    /// multiplied unsigned.
+    pub sum: [i32; 8],
+}
+
+/// Eight tokens' [`BlockQ8K`]s interleaved like [`BlockQ8x8`]: `qs[k][4 * t..][..4]` is token
+/// `t`'s values `4k..4k + 4`; `bsums[j][2 * t + h]` is token `t`'s sum of group `2j + h` (16 values),
+/// so one `madd` with a broadcast pair of per-group factors gives each token's sum over 32 values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8Kx8 {
+    pub qs: [[i8; 32]; QK_K / 4],
+    pub d: [f32; 8],
+    pub bsums: [[i16; 16]; 8],
+}
+
+impl Default for BlockQ8Kx8 {
+    fn default() -> Self {
+        BlockQ8Kx8 { qs: [[0; 32]; QK_K / 4], d: [0.0; 8], bsums: [[0; 16]; 8] }
+    }
+}
+
+/// Interleaves `ntok <= 8` tokens' quantized rows of `nb` blocks each (`q[t * nb + b]`) into `nb`
+/// eight-token blocks.
+pub fn interleave_q8(q: &[BlockQ8], ntok: usize, nb: usize, out: &mut [BlockQ8x8]) {
+    for (b, o) in out.iter_mut().enumerate().take(nb) {
+        *o = BlockQ8x8::default();
+        for t in 0..ntok {
+            let src = &q[t * nb + b];
+            for k in 0..8 {
+                o.qs[k][4 * t..4 * t + 4].copy_from_slice(&src.qs[4 * k..4 * k + 4]);
+            }
+            o.d[t] = src.d;
+            o.s[t] = src.s;
+            o.sum[t] = src.qs.iter().map(|&v| v as i32).sum();
+        }
+    }
+}
+
+/// As [`interleave_q8`], for Q8_K.
+pub fn interleave_q8k(q: &[BlockQ8K], ntok: usize, nb: usize, out: &mut [BlockQ8Kx8]) {
+    for (b, o) in out.iter_mut().enumerate().take(nb) {
+        *o = BlockQ8Kx8::default();
+        for t in 0..ntok {
+            let src = &q[t * nb + b];
+            for k in 0..QK_K / 4 {
+                o.qs[k][4 * t..4 * t + 4].copy_from_slice(&src.qs[4 * k..4 * k + 4]);
+            }
+            o.d[t] = src.d;
+            for j in 0..8 {
+                o.bsums[j][2 * t] = src.bsums[2 * j];
+                o.bsums[j][2 * t + 1] = src.bsums[2 * j + 1];
+            }
+        }
+    }
+}
+
 #[inline(always)]
 pub fn f16_to_f32(bits: u16) -> f32 {
     half::f16::from_bits(bits).to_f32()

@@ -13,10 +13,16 @@
 //! - this file: the public API, the choice of kernel, and the work split (rayon, token tiles).
 //!
 //! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
-//! [`TOKENS_PER_TILE`] activation rows, so that prefill decodes each weight block once per tile of
-//! tokens rather than once per token. Kernels are picked once per call by a `match` on the type in
-//! each instruction-set file (`avx2::kernel`, later `simd128::kernel`), so adding an instruction
-//! set is one file plus one line in [`select`].
+//! [`TOKENS_PER_TILE`] activation rows (decode is one; the reference runs prefill this way too).
+//! A SIMD instruction set can add a [`Tile8`] prefill kernel that takes eight tokens interleaved
+//! so that each token sits in its own 32-bit lane ([`blocks::BlockQ8x8`]): one broadcast weight
+//! group then multiplies eight tokens at once, and the sums stay per token in integer lanes until
+//! a block's scale is applied, once per block for all eight. That is what makes prefill a
+//! matrix-matrix product rather than repeated matrix-vector products.
+//!
+//! Kernels are picked once per call by a `match` on the type in each instruction-set file
+//! (`avx2::kernel`, later `simd128::kernel`), so adding an instruction set is one file plus one
+//! line in [`select`].
 
 mod blocks;
 mod reference;
@@ -27,7 +33,7 @@ mod avx2;
 use rayon::prelude::*;
 
 use crate::gguf::QType;
-use blocks::{BlockQ8, BlockQ8K, VecDotType};
+use blocks::{BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
 
 /// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
 /// times; 4 keeps a tile's accumulators in AVX2's 16 registers.
@@ -40,13 +46,21 @@ pub(crate) const TOKENS_PER_TILE: usize = 4;
 pub(crate) type Tile<A> =
     unsafe fn(w: &[u8], row_bytes: usize, x: &[A], x_stride: usize, nt: usize, out: &mut [f32]);
 
-/// A weight type's kernel, by the activation format it takes.
+/// Prefill kernel: dots every row of `w` with the eight tokens of `x` (one row of eight-token
+/// blocks), writing `out[t * nrows + r]` for all eight `t` (zeros for padding tokens).
+pub(crate) type Tile8<A8> = unsafe fn(w: &[u8], row_bytes: usize, x: &[A8], out: &mut [f32]);
+
+/// A weight type's kernels, by the activation format they take.
 #[derive(Clone, Copy)]
 pub(crate) enum Kernel {
     F32(Tile<f32>),
-    Q8(Tile<BlockQ8>),
-    Q8K(Tile<BlockQ8K>),
+    Q8(Tile<BlockQ8>, Option<Tile8<BlockQ8x8>>),
+    Q8K(Tile<BlockQ8K>, Option<Tile8<BlockQ8Kx8>>),
 }
+
+/// From this many tokens on, prefill uses a [`Tile8`] kernel where there is one (below it, most
+/// of its eight lanes would be padding).
+const TILE8_MIN_TOKENS: usize = 4;
 
 /// The instruction sets a kernel can come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -103,15 +117,35 @@ fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &
     }
     match k {
         Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
-        Kernel::Q8(k) => {
-            let xq = quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8);
-            run(k, w, rb, rows, &xq, cols / blocks::QK, n, out)
+        Kernel::Q8(k, k8) => {
+            let (xq, nb) = (quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8), cols / blocks::QK);
+            match k8 {
+                Some(k8) if n >= TILE8_MIN_TOKENS => {
+                    run8(k8, w, rb, rows, &interleave(&xq, n, nb, blocks::interleave_q8), nb, n, out)
+                }
+                _ => run(k, w, rb, rows, &xq, nb, n, out),
+            }
         }
-        Kernel::Q8K(k) => {
-            let xq = quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k);
-            run(k, w, rb, rows, &xq, cols / blocks::QK_K, n, out)
+        Kernel::Q8K(k, k8) => {
+            let (xq, nb) = (quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k), cols / blocks::QK_K);
+            match k8 {
+                Some(k8) if n >= TILE8_MIN_TOKENS => {
+                    run8(k8, w, rb, rows, &interleave(&xq, n, nb, blocks::interleave_q8k), nb, n, out)
+                }
+                _ => run(k, w, rb, rows, &xq, nb, n, out),
+            }
         }
     }
+}
+
+/// Regroups `n` tokens' quantized rows (`nb` blocks each) into ceil(n / 8) rows of eight-token
+/// blocks.
+fn interleave<B, B8: Default + Clone>(xq: &[B], n: usize, nb: usize, f: fn(&[B], usize, usize, &mut [B8])) -> Vec<B8> {
+    let mut x8 = vec![B8::default(); n.div_ceil(8) * nb];
+    for (g, o) in x8.chunks_mut(nb).enumerate() {
+        f(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
+    }
+    x8
 }
 
 /// Quantizes `n` activation rows of `cols` values (in parallel when there are many).
@@ -160,10 +194,27 @@ fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize
         return;
     }
 
-    // Prefill: each task takes a block of rows small enough to stay in cache and runs every tile
-    // of tokens over it, so the weights are read from memory once and decoded n / 4 times.
-    let work = rows * rb * n;
-    let per_task = if threads == 1 || work < MIN_PARALLEL_BYTES {
+    prefill(w, rb, rows, n, TOKENS_PER_TILE, out, |t0, w, buf| {
+        let nt = TOKENS_PER_TILE.min(n - t0);
+        unsafe { k(w, rb, &x[t0 * xs..], xs, nt, &mut buf[..nt * (w.len() / rb)]) }
+    });
+}
+
+/// Prefill with an eight-token kernel: `x8` holds ceil(n / 8) rows of `nb` eight-token blocks.
+#[allow(clippy::too_many_arguments)]
+fn run8<A: Sync>(k: Tile8<A>, w: &[u8], rb: usize, rows: usize, x8: &[A], nb: usize, n: usize, out: &mut [f32]) {
+    prefill(w, rb, rows, n, 8, out, |t0, w, buf| unsafe { k(w, rb, &x8[t0 / 8 * nb..(t0 / 8 + 1) * nb], buf) });
+}
+
+/// The prefill work split: each task takes a block of rows small enough to stay in cache and runs
+/// every tile of `tile_tokens` tokens over it, so the weights are read from memory once.
+/// `tile(t0, rows_bytes, buf)` computes tokens `t0..` for those rows into `buf[t * nr + r]`.
+fn prefill<F>(w: &[u8], rb: usize, rows: usize, n: usize, tile_tokens: usize, out: &mut [f32], tile: F)
+where
+    F: Fn(usize, &[u8], &mut [f32]) + Sync,
+{
+    let threads = rayon::current_num_threads();
+    let per_task = if threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES {
         rows
     } else {
         PREFILL_TASK_BYTES.div_ceil(rb).clamp(4, rows.div_ceil(2 * threads).max(4))
@@ -173,11 +224,10 @@ fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize
         let r0 = i * per_task;
         let r1 = rows.min(r0 + per_task);
         let nr = r1 - r0;
-        let mut buf = vec![0f32; TOKENS_PER_TILE * nr];
-        for t0 in (0..n).step_by(TOKENS_PER_TILE) {
-            let nt = TOKENS_PER_TILE.min(n - t0);
-            unsafe { k(&w[r0 * rb..r1 * rb], rb, &x[t0 * xs..], xs, nt, &mut buf[..nt * nr]) };
-            for t in 0..nt {
+        let mut buf = vec![0f32; tile_tokens * nr];
+        for t0 in (0..n).step_by(tile_tokens) {
+            tile(t0, &w[r0 * rb..r1 * rb], &mut buf);
+            for t in 0..tile_tokens.min(n - t0) {
                 // SAFETY: tasks own disjoint row ranges, so these writes never overlap, and
                 // (t0 + t) * rows + r1 <= n * rows = out.len().
                 unsafe { out_ptr.write((t0 + t) * rows + r0, &buf[t * nr..(t + 1) * nr]) };
@@ -211,12 +261,11 @@ pub mod testing {
 
     /// Names of the instruction sets whose kernels this CPU can run, best last.
     pub fn isas() -> Vec<&'static str> {
-        let mut v = vec!["reference"];
-        #[cfg(target_arch = "x86_64")]
-        if avx2::kernel(QType::Q8_0).is_some() {
-            v.push("avx2");
-        }
-        v
+        let simd: &[(&str, bool)] = &[
+            #[cfg(target_arch = "x86_64")]
+            ("avx2", avx2::kernel(QType::Q8_0).is_some()),
+        ];
+        std::iter::once("reference").chain(simd.iter().filter(|s| s.1).map(|s| s.0)).collect()
     }
 
     fn isa(name: &str) -> Isa {

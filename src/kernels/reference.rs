@@ -22,10 +22,10 @@ pub(crate) fn kernel(t: QType) -> Kernel {
         F16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, f16_elem, w, rb, x, xs, nt, out)),
         BF16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, bf16_elem, w, rb, x, xs, nt, out)),
         Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => {
-            Kernel::Q8(|w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out))
+            Kernel::Q8(|w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out), None)
         }
         Q2K | Q3K | Q4K | Q5K | Q6K => {
-            Kernel::Q8K(|w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out))
+            Kernel::Q8K(|w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out), None)
         }
         Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
     }
