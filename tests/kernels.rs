@@ -407,6 +407,37 @@ fn parallel_prefill_matches_decode() {
     }
 }
 
+/// Saturated blocks (every payload byte 0x00, 0xFF, 0x80, ...) against constant activations
+/// (every quantized value +-127): the largest integer sums the kernels can meet, where an i16 or
+/// i32 accumulator that is too narrow, or summed too long, would overflow.
+#[test]
+fn extreme_blocks_do_not_overflow() {
+    for isa in testing::isas() {
+        for t in ALL.into_iter().filter(|&t| shape(t).0 > 1) {
+            let (values, bytes) = shape(t);
+            let cols = 2 * values.max(256);
+            for pattern in [0x00u8, 0xFF, 0x80, 0x7F, 0x55, 0xAA] {
+                let mut w = vec![pattern; cols / values * bytes];
+                for block in w.chunks_exact_mut(bytes) {
+                    for (i, &at) in scale_offsets(t).iter().enumerate() {
+                        let v = if i == 0 { 0.01 } else { -0.02 };
+                        block[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
+                    }
+                }
+                for (sign_a, sign_b) in [(1.0, 1.0), (-1.0, -1.0), (1.0, -1.0)] {
+                    let n = 8;
+                    let x: Vec<f32> = (0..n * cols).map(|i| if (i / 2) % 2 == 0 { sign_a } else { sign_b }).collect();
+                    for n in [1, n] {
+                        let mut out = vec![f32::NAN; n];
+                        testing::matmul_isa(isa, t, &w, 1, cols, &x[..n * cols], n, &mut out);
+                        check_matmul(&format!("{isa} pattern {pattern:#x}"), t, &w, 1, cols, &x, n, &out);
+                    }
+                }
+            }
+        }
+    }
+}
+
 #[test]
 fn empty_and_tiny_shapes() {
     let mut out: [f32; 0] = [];
