@@ -14,6 +14,9 @@
 //! 128 (|Q8_0|), activations at most 127 in magnitude (our quantizers never emit -128), so a pair
 //! sum is at most 2 * 128 * 127 = 32512.
 
+// Token loops index several per-token arrays (accumulators, sums, activation rows) at once.
+#![allow(clippy::needless_range_loop)]
+
 use std::arch::x86_64::*;
 
 use super::blocks::{q3k_scales, q4k_scales_mins, BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, QK_K};
@@ -54,7 +57,7 @@ macro_rules! tiles {
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $tile(w: &[u8], rb: usize, x: &[$act], xs: usize, nt: usize, out: &mut [f32]) {
             let nrows = w.len() / rb;
-            assert!(nt >= 1 && nt <= TOKENS_PER_TILE && out.len() >= nt * nrows);
+            assert!((1..=TOKENS_PER_TILE).contains(&nt) && out.len() >= nt * nrows);
             // The row functions read x[t * xs..][..rb / bytes_per_act] through raw pointers.
             assert!(rb % $bytes_per_act == 0 && x.len() >= (nt - 1) * xs + rb / $bytes_per_act);
             for (r, row) in w.chunks_exact(rb).enumerate() {
@@ -232,7 +235,9 @@ macro_rules! float_row {
     };
 }
 
-float_row!(row_f32, 4, |p| _mm256_loadu_ps(p as *const f32), |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+float_row!(row_f32, 4, |p| _mm256_loadu_ps(p as *const f32), |b| {
+    f32::from_le_bytes([b[0], b[1], b[2], b[3]])
+});
 float_row!(
     row_f16,
     2,
@@ -242,7 +247,9 @@ float_row!(
 float_row!(
     row_bf16,
     2,
-    |p| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(_mm_loadu_si128(p as *const __m128i)))),
+    |p| _mm256_castsi256_ps(_mm256_slli_epi32::<16>(_mm256_cvtepu16_epi32(
+        _mm_loadu_si128(p as *const __m128i)
+    ))),
     |b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)
 );
 
@@ -251,35 +258,66 @@ float_row!(
 
 /// Shared body of the legacy types: `unpack(block) -> (d, m, w)` gives the block's scale, offset
 /// (0 for symmetric types) and 32 weight bytes; `SIGNED` says whether `w` is signed (sign trick)
-/// or unsigned (direct `maddubs`, plus `m * s` from Q8_1).
+/// or unsigned (direct `maddubs`, plus `m * s` from Q8_1). Even and odd blocks go to separate
+/// accumulators: one block's work is short next to an FMA's latency.
 macro_rules! legacy_row {
     ($name:ident, $bytes:expr, $signed:expr, |$p:ident| $unpack:expr) => {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name<const T: usize>(w: &[u8], x: &[BlockQ8], xs: usize) -> [f32; T] {
-            let nb = w.len() / $bytes;
-            let (wp, xp) = (w.as_ptr(), x.as_ptr());
-            let mut acc = [_mm256_setzero_ps(); T];
-            let mut offset = [0f32; T];
-            for b in 0..nb {
-                let $p = wp.add(b * $bytes);
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn block<const T: usize>(
+                $p: *const u8,
+                y: *const BlockQ8,
+                xs: usize,
+                acc: &mut [__m256; T],
+                offset: &mut [f32; T],
+            ) {
                 let (d, m, wq): (f32, f32, __m256i) = $unpack;
                 // Unsigned weight bytes for maddubs, and the sign each activation takes.
-                let wu = if $signed { _mm256_sign_epi8(wq, wq) } else { wq };
+                let wu = if $signed {
+                    _mm256_sign_epi8(wq, wq)
+                } else {
+                    wq
+                };
                 for t in 0..T {
-                    let y = &*xp.add(t * xs + b);
+                    let y = &*y.add(t * xs);
                     let yv = load256(y.qs.as_ptr() as *const u8);
-                    let yv = if $signed { _mm256_sign_epi8(yv, wq) } else { yv };
+                    let yv = if $signed {
+                        _mm256_sign_epi8(yv, wq)
+                    } else {
+                        yv
+                    };
                     let sum = _mm256_cvtepi32_ps(dot_u8_i8(wu, yv));
                     acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * y.d), sum, acc[t]);
                     if !$signed {
-                        offset[t] += m * y.s;
+                        offset[t] = m.mul_add(y.s, offset[t]);
                     }
                 }
             }
+            let nb = w.len() / $bytes;
+            let (wp, xp) = (w.as_ptr(), x.as_ptr());
+            let (mut acc0, mut acc1) = ([_mm256_setzero_ps(); T], [_mm256_setzero_ps(); T]);
+            let (mut off0, mut off1) = ([0f32; T], [0f32; T]);
+            let mut b = 0;
+            while b + 2 <= nb {
+                block(wp.add(b * $bytes), xp.add(b), xs, &mut acc0, &mut off0);
+                block(
+                    wp.add((b + 1) * $bytes),
+                    xp.add(b + 1),
+                    xs,
+                    &mut acc1,
+                    &mut off1,
+                );
+                b += 2;
+            }
+            if b < nb {
+                block(wp.add(b * $bytes), xp.add(b), xs, &mut acc0, &mut off0);
+            }
             let mut out = [0f32; T];
             for t in 0..T {
-                out[t] = hsum(acc[t]) + offset[t];
+                out[t] = hsum(_mm256_add_ps(acc0[t], acc1[t])) + (off0[t] + off1[t]);
             }
             out
         }
@@ -293,7 +331,11 @@ legacy_row!(row_q4_0, 18, true, |p| (
     _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8))
 ));
 // Q4_1: d, m, 16 nibble bytes; value = nibble * d + m.
-legacy_row!(row_q4_1, 20, false, |p| (f16_at(p), f16_at(p.add(2)), nibbles(p.add(4))));
+legacy_row!(row_q4_1, 20, false, |p| (
+    f16_at(p),
+    f16_at(p.add(2)),
+    nibbles(p.add(4))
+));
 // Q5_0: d, qh, 16 nibble bytes; value = (nibble | bit << 4) - 16, i.e. the nibble with 0xF0 or'ed
 // in (two's complement of nibble - 16) where the bit is clear.
 legacy_row!(row_q5_0, 22, true, |p| (
@@ -301,7 +343,15 @@ legacy_row!(row_q5_0, 22, true, |p| (
     0.0,
     _mm256_or_si256(
         nibbles(p.add(6)),
-        _mm256_andnot_si256(bit_bytes(u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)])), _mm256_set1_epi8(0xF0u8 as i8)),
+        _mm256_andnot_si256(
+            bit_bytes(u32::from_le_bytes([
+                *p.add(2),
+                *p.add(3),
+                *p.add(4),
+                *p.add(5)
+            ])),
+            _mm256_set1_epi8(0xF0u8 as i8)
+        ),
     )
 ));
 // Q5_1: d, m, qh, 16 nibble bytes; value = (nibble | bit << 4) * d + m.
@@ -310,7 +360,15 @@ legacy_row!(row_q5_1, 24, false, |p| (
     f16_at(p.add(2)),
     _mm256_or_si256(
         nibbles(p.add(8)),
-        _mm256_and_si256(bit_bytes(u32::from_le_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)])), _mm256_set1_epi8(0x10)),
+        _mm256_and_si256(
+            bit_bytes(u32::from_le_bytes([
+                *p.add(4),
+                *p.add(5),
+                *p.add(6),
+                *p.add(7)
+            ])),
+            _mm256_set1_epi8(0x10)
+        ),
     )
 ));
 // Q8_0: d, 32 signed bytes.
@@ -377,12 +435,17 @@ unsafe fn row_q2_k<const T: usize>(w: &[u8], x: &[BlockQ8K], xs: usize) -> [f32;
                 let g = 4 * half + j;
                 let s = scale_pair(&scales, g);
                 for t in 0..T {
-                    sum[t] = _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
+                    sum[t] =
+                        _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
                 }
             }
         }
         for t in 0..T {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * act_d(xp, xs, t, b)), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * act_d(xp, xs, t, b)),
+                _mm256_cvtepi32_ps(sum[t]),
+                acc[t],
+            );
         }
     }
     finish(acc)
@@ -419,12 +482,17 @@ unsafe fn row_q3_k<const T: usize>(w: &[u8], x: &[BlockQ8K], xs: usize) -> [f32;
                 let g = 4 * half + j;
                 let s = scale_pair(&scales, g);
                 for t in 0..T {
-                    sum[t] = _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
+                    sum[t] =
+                        _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
                 }
             }
         }
         for t in 0..T {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * act_d(xp, xs, t, b)), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * act_d(xp, xs, t, b)),
+                _mm256_cvtepi32_ps(sum[t]),
+                acc[t],
+            );
         }
     }
     finish(acc)
@@ -457,7 +525,11 @@ unsafe fn row_q5_k<const T: usize>(w: &[u8], x: &[BlockQ8K], xs: usize) -> [f32;
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn row_q45_k<const T: usize, const Q5: bool>(w: &[u8], x: &[BlockQ8K], xs: usize) -> [f32; T] {
+unsafe fn row_q45_k<const T: usize, const Q5: bool>(
+    w: &[u8],
+    x: &[BlockQ8K],
+    xs: usize,
+) -> [f32; T] {
     let bytes = if Q5 { 176 } else { 144 };
     let qs_at = if Q5 { 48 } else { 16 };
     let (wp, xp) = (w.as_ptr(), x.as_ptr());
@@ -472,7 +544,11 @@ unsafe fn row_q45_k<const T: usize, const Q5: bool>(w: &[u8], x: &[BlockQ8K], xs
             let m = _mm256_cvtepi32_ps(_mm256_madd_epi16(bsums(xp, xs, t, b), mins));
             acc[t] = _mm256_fnmadd_ps(_mm256_set1_ps(dmin * act_d(xp, xs, t, b)), m, acc[t]);
         }
-        let mut high = if Q5 { load256(p.add(16)) } else { _mm256_setzero_si256() };
+        let mut high = if Q5 {
+            load256(p.add(16))
+        } else {
+            _mm256_setzero_si256()
+        };
         let m4 = _mm256_set1_epi8(0xF);
         for c in 0..4 {
             let v = load256(p.add(qs_at + 32 * c));
@@ -494,7 +570,11 @@ unsafe fn row_q45_k<const T: usize, const Q5: bool>(w: &[u8], x: &[BlockQ8K], xs
             }
         }
         for t in 0..T {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * act_d(xp, xs, t, b)), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * act_d(xp, xs, t, b)),
+                _mm256_cvtepi32_ps(sum[t]),
+                acc[t],
+            );
         }
     }
     finish(acc)
@@ -526,26 +606,42 @@ unsafe fn row_q6_k<const T: usize>(w: &[u8], x: &[BlockQ8K], xs: usize) -> [f32;
             let l1 = load256(p.add(64 * half + 32));
             let h = load256(p.add(128 + 32 * half));
             let q = [
-                _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(h), m2)),
-                _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(h), m2)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4), _mm256_and_si256(h, m2)),
-                _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4), _mm256_and_si256(_mm256_srli_epi16::<2>(h), m2)),
+                _mm256_or_si256(
+                    _mm256_and_si256(l0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(h), m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(l1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(h), m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                    _mm256_and_si256(h, m2),
+                ),
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(h), m2),
+                ),
             ];
             for (j, q) in q.into_iter().enumerate() {
                 let g = 4 * half + j;
                 let s = scale_pair(&scales, g);
                 for t in 0..T {
-                    sum[t] = _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
+                    sum[t] =
+                        _mm256_add_epi32(sum[t], dot_u8_i8_scaled(q, act(xp, xs, t, b, 32 * g), s));
                 }
             }
         }
         for t in 0..T {
-            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(d * act_d(xp, xs, t, b)), _mm256_cvtepi32_ps(sum[t]), acc[t]);
+            acc[t] = _mm256_fmadd_ps(
+                _mm256_set1_ps(d * act_d(xp, xs, t, b)),
+                _mm256_cvtepi32_ps(sum[t]),
+                acc[t],
+            );
         }
     }
     finish(acc)
 }
-
 
 // ---------------------------------------------------------------------------------------------
 // Prefill: one weight row against eight interleaved tokens, one token per 32-bit lane.
@@ -593,6 +689,14 @@ tiles8! {
 #[repr(C, align(32))]
 struct Unpacked<const N: usize>([u8; N]);
 
+/// Hides from the optimizer what was just stored at `p`. Without it LLVM forwards the stored
+/// vector into registers and rebuilds every 4-byte broadcast with two shuffles, which then
+/// bottleneck on the shuffle ports; a broadcast from memory costs only a load.
+#[inline(always)]
+fn opaque(p: *const u8) -> *const u8 {
+    std::hint::black_box(p)
+}
+
 /// Weight bytes `4k..4k + 4` of `w` in every 32-bit lane.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
@@ -607,53 +711,96 @@ unsafe fn bcast4(w: *const u8, k: usize) -> __m256i {
 unsafe fn steps_i16(w: *const u8, x: &[[i8; 32]], ks: std::ops::Range<usize>) -> __m256i {
     let mut s = _mm256_setzero_si256();
     for k in ks {
-        s = _mm256_add_epi16(s, _mm256_maddubs_epi16(bcast4(w, k), load256(x[k].as_ptr() as *const u8)));
+        s = _mm256_add_epi16(
+            s,
+            _mm256_maddubs_epi16(bcast4(w, k), load256(x[k].as_ptr() as *const u8)),
+        );
     }
     s
 }
 
 /// Legacy blocks against eight tokens. `$unpack(p) -> (d, m, w)` as in `legacy_row!`, with `w`
-/// unsigned; `$offset` is what to subtract per token times its `sum` (8 for Q4_0, 16 for Q5_0,
-/// 0 when Q8_1's `m * s` applies); `$steps` is how many steps may sum in i16.
+/// unsigned; `$offset_shift` is log2 of what to subtract per token times its `sum` (8 for Q4_0,
+/// 16 for Q5_0, none when Q8_1's `m * s` applies); `$steps` is how many steps may sum in i16.
+/// Even and odd blocks, and the `m * s` terms, go to separate accumulators so that the FMAs do
+/// not wait on each other.
 macro_rules! legacy_row8 {
     ($name:ident, $bytes:expr, $offset_shift:expr, $with_m:expr, $steps:expr, |$p:ident| $unpack:expr) => {
         #[inline]
         #[target_feature(enable = "avx2,fma,f16c")]
         unsafe fn $name(w: &[u8], x: &[BlockQ8x8]) -> __m256 {
-            let mut acc = _mm256_setzero_ps();
-            let mut buf = Unpacked([0u8; 32]);
-            for (b, y) in x.iter().enumerate().take(w.len() / $bytes) {
-                let $p = w.as_ptr().add(b * $bytes);
+            #[inline]
+            #[target_feature(enable = "avx2,fma,f16c")]
+            unsafe fn block($p: *const u8, y: &BlockQ8x8, acc: &mut __m256, acc_m: &mut __m256) {
                 let (d, m, wq): (f32, f32, __m256i) = $unpack;
+                let mut buf = Unpacked([0u8; 32]);
                 _mm256_store_si256(buf.0.as_mut_ptr() as *mut __m256i, wq);
+                let wb = opaque(buf.0.as_ptr());
                 let mut isum = _mm256_setzero_si256();
                 for k0 in (0..8).step_by($steps) {
-                    let s = steps_i16(buf.0.as_ptr(), &y.qs, k0..k0 + $steps);
+                    let s = steps_i16(wb, &y.qs, k0..k0 + $steps);
                     isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s, _mm256_set1_epi16(1)));
                 }
                 if $offset_shift > 0 {
                     let sum = _mm256_loadu_si256(y.sum.as_ptr() as *const __m256i);
-                    isum = _mm256_sub_epi32(isum, _mm256_sll_epi32(sum, _mm_cvtsi32_si128($offset_shift)));
+                    isum = _mm256_sub_epi32(
+                        isum,
+                        _mm256_sll_epi32(sum, _mm_cvtsi32_si128($offset_shift)),
+                    );
                 }
                 let dy = _mm256_loadu_ps(y.d.as_ptr());
-                acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(d), dy), acc);
+                *acc = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(isum),
+                    _mm256_mul_ps(_mm256_set1_ps(d), dy),
+                    *acc,
+                );
                 if $with_m {
-                    acc = _mm256_fmadd_ps(_mm256_set1_ps(m), _mm256_loadu_ps(y.s.as_ptr()), acc);
+                    *acc_m =
+                        _mm256_fmadd_ps(_mm256_set1_ps(m), _mm256_loadu_ps(y.s.as_ptr()), *acc_m);
                 }
             }
-            acc
+            let nb = w.len() / $bytes;
+            let wp = w.as_ptr();
+            let mut acc = [_mm256_setzero_ps(); 4];
+            let [a0, a1, m0, m1] = &mut acc;
+            let mut b = 0;
+            while b + 2 <= nb {
+                block(wp.add(b * $bytes), &x[b], a0, m0);
+                block(wp.add((b + 1) * $bytes), &x[b + 1], a1, m1);
+                b += 2;
+            }
+            if b < nb {
+                block(wp.add(b * $bytes), &x[b], a0, m0);
+            }
+            _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]))
         }
     };
 }
 
-legacy_row8!(row8_q4_0, 18, 3, false, 8, |p| (f16_at(p), 0.0, nibbles(p.add(2))));
-legacy_row8!(row8_q4_1, 20, 0, true, 8, |p| (f16_at(p), f16_at(p.add(2)), nibbles(p.add(4))));
+legacy_row8!(row8_q4_0, 18, 3, false, 8, |p| (
+    f16_at(p),
+    0.0,
+    nibbles(p.add(2))
+));
+legacy_row8!(row8_q4_1, 20, 0, true, 8, |p| (
+    f16_at(p),
+    f16_at(p.add(2)),
+    nibbles(p.add(4))
+));
 legacy_row8!(row8_q5_0, 22, 4, false, 4, |p| (
     f16_at(p),
     0.0,
     _mm256_or_si256(
         nibbles(p.add(6)),
-        _mm256_and_si256(bit_bytes(u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)])), _mm256_set1_epi8(0x10)),
+        _mm256_and_si256(
+            bit_bytes(u32::from_le_bytes([
+                *p.add(2),
+                *p.add(3),
+                *p.add(4),
+                *p.add(5)
+            ])),
+            _mm256_set1_epi8(0x10)
+        ),
     )
 ));
 legacy_row8!(row8_q5_1, 24, 0, true, 4, |p| (
@@ -661,7 +808,15 @@ legacy_row8!(row8_q5_1, 24, 0, true, 4, |p| (
     f16_at(p.add(2)),
     _mm256_or_si256(
         nibbles(p.add(8)),
-        _mm256_and_si256(bit_bytes(u32::from_le_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)])), _mm256_set1_epi8(0x10)),
+        _mm256_and_si256(
+            bit_bytes(u32::from_le_bytes([
+                *p.add(4),
+                *p.add(5),
+                *p.add(6),
+                *p.add(7)
+            ])),
+            _mm256_set1_epi8(0x10)
+        ),
     )
 ));
 
@@ -680,7 +835,11 @@ unsafe fn row8_q8_0(w: &[u8], x: &[BlockQ8x8]) -> __m256 {
             isum = _mm256_add_epi32(isum, dot_u8_i8(_mm256_sign_epi8(wk, wk), yk));
         }
         let dy = _mm256_loadu_ps(y.d.as_ptr());
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(f16_at(p)), dy), acc);
+        acc = _mm256_fmadd_ps(
+            _mm256_cvtepi32_ps(isum),
+            _mm256_mul_ps(_mm256_set1_ps(f16_at(p)), dy),
+            acc,
+        );
     }
     acc
 }
@@ -703,13 +862,18 @@ struct KUnpacked {
 /// length (16 or 32) and `STEPS` how many 4-value steps may sum in i16.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn k_row8<const SUB: usize, const STEPS: usize>(k: &KUnpacked, y: &BlockQ8Kx8, acc: __m256) -> __m256 {
+unsafe fn k_row8<const SUB: usize, const STEPS: usize>(
+    k: &KUnpacked,
+    y: &BlockQ8Kx8,
+    acc: __m256,
+) -> __m256 {
     const { assert!((SUB / 4) % STEPS == 0) };
     let mut isum = _mm256_setzero_si256();
+    let q = opaque(k.q.0.as_ptr());
     for g in 0..QK_K / SUB {
         let scale = _mm256_set1_epi16(k.scale[g]);
         for k0 in (g * SUB / 4..(g + 1) * SUB / 4).step_by(STEPS) {
-            let s = steps_i16(k.q.0.as_ptr(), &y.qs, k0..k0 + STEPS);
+            let s = steps_i16(q, &y.qs, k0..k0 + STEPS);
             isum = _mm256_add_epi32(isum, _mm256_madd_epi16(s, scale));
         }
     }
@@ -721,8 +885,16 @@ unsafe fn k_row8<const SUB: usize, const STEPS: usize>(k: &KUnpacked, y: &BlockQ
         gsum = _mm256_add_epi32(gsum, _mm256_madd_epi16(bs, _mm256_set1_epi32(f as i32)));
     }
     let dy = _mm256_loadu_ps(y.d.as_ptr());
-    let acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(isum), _mm256_mul_ps(_mm256_set1_ps(k.d), dy), acc);
-    _mm256_fnmadd_ps(_mm256_cvtepi32_ps(gsum), _mm256_mul_ps(_mm256_set1_ps(k.d_sum), dy), acc)
+    let acc = _mm256_fmadd_ps(
+        _mm256_cvtepi32_ps(isum),
+        _mm256_mul_ps(_mm256_set1_ps(k.d), dy),
+        acc,
+    );
+    _mm256_fnmadd_ps(
+        _mm256_cvtepi32_ps(gsum),
+        _mm256_mul_ps(_mm256_set1_ps(k.d_sum), dy),
+        acc,
+    )
 }
 
 #[inline]
@@ -732,7 +904,13 @@ unsafe fn store32(q: &mut Unpacked<256>, at: usize, v: __m256i) {
 }
 
 fn new_k() -> KUnpacked {
-    KUnpacked { q: Unpacked([0; 256]), d: 0.0, scale: [0; 16], group_f: [0; 16], d_sum: 0.0 }
+    KUnpacked {
+        q: Unpacked([0; 256]),
+        d: 0.0,
+        scale: [0; 16],
+        group_f: [0; 16],
+        d_sum: 0.0,
+    }
 }
 
 /// Q2_K: 2-bit values (as in `row_q2_k`), 16 sub-blocks, mins subtracted with `dmin`.
@@ -746,7 +924,11 @@ unsafe fn row8_q2_k(w: &[u8], x: &[BlockQ8Kx8]) -> __m256 {
         for half in 0..2 {
             let mut bits = load256(p.add(16 + 32 * half));
             for j in 0..4 {
-                store32(&mut k.q, 128 * half + 32 * j, _mm256_and_si256(bits, _mm256_set1_epi8(3)));
+                store32(
+                    &mut k.q,
+                    128 * half + 32 * j,
+                    _mm256_and_si256(bits, _mm256_set1_epi8(3)),
+                );
                 bits = _mm256_srli_epi16::<2>(bits);
             }
         }
@@ -803,7 +985,11 @@ unsafe fn row8_q45_k<const Q5: bool>(w: &[u8], x: &[BlockQ8Kx8]) -> __m256 {
     let m4 = _mm256_set1_epi8(0xF);
     for (b, y) in x.iter().enumerate().take(w.len() / bytes) {
         let p = w.as_ptr().add(b * bytes);
-        let mut high = if Q5 { load256(p.add(16)) } else { _mm256_setzero_si256() };
+        let mut high = if Q5 {
+            load256(p.add(16))
+        } else {
+            _mm256_setzero_si256()
+        };
         for c in 0..4 {
             let v = load256(p.add(qs_at + 32 * c));
             let mut lo = _mm256_and_si256(v, m4);
@@ -825,7 +1011,11 @@ unsafe fn row8_q45_k<const Q5: bool>(w: &[u8], x: &[BlockQ8Kx8]) -> __m256 {
         }
         k.d = f16_at(p);
         k.d_sum = f16_at(p.add(2));
-        acc = if Q5 { k_row8::<32, 4>(&k, y, acc) } else { k_row8::<32, 8>(&k, y, acc) };
+        acc = if Q5 {
+            k_row8::<32, 4>(&k, y, acc)
+        } else {
+            k_row8::<32, 8>(&k, y, acc)
+        };
     }
     acc
 }
@@ -857,10 +1047,38 @@ unsafe fn row8_q6_k(w: &[u8], x: &[BlockQ8Kx8]) -> __m256 {
             let l1 = load256(p.add(64 * half + 32));
             let h = load256(p.add(128 + 32 * half));
             let at = 128 * half;
-            store32(&mut k.q, at, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_and_si256(_mm256_slli_epi16::<4>(h), m2)));
-            store32(&mut k.q, at + 32, _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_and_si256(_mm256_slli_epi16::<2>(h), m2)));
-            store32(&mut k.q, at + 64, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4), _mm256_and_si256(h, m2)));
-            store32(&mut k.q, at + 96, _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4), _mm256_and_si256(_mm256_srli_epi16::<2>(h), m2)));
+            store32(
+                &mut k.q,
+                at,
+                _mm256_or_si256(
+                    _mm256_and_si256(l0, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<4>(h), m2),
+                ),
+            );
+            store32(
+                &mut k.q,
+                at + 32,
+                _mm256_or_si256(
+                    _mm256_and_si256(l1, m4),
+                    _mm256_and_si256(_mm256_slli_epi16::<2>(h), m2),
+                ),
+            );
+            store32(
+                &mut k.q,
+                at + 64,
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l0), m4),
+                    _mm256_and_si256(h, m2),
+                ),
+            );
+            store32(
+                &mut k.q,
+                at + 96,
+                _mm256_or_si256(
+                    _mm256_and_si256(_mm256_srli_epi16::<4>(l1), m4),
+                    _mm256_and_si256(_mm256_srli_epi16::<2>(h), m2),
+                ),
+            );
         }
         for g in 0..16 {
             let sc = *p.add(192 + g) as i8 as i16;

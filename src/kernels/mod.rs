@@ -92,21 +92,49 @@ fn select(t: QType) -> Kernel {
 /// `w` holds `rows` rows of `cols` values in GGUF's native block layout for `qtype`.
 ///
 /// Panics if `cols` is not a whole number of blocks or a slice has the wrong length.
-pub fn matmul(qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+pub fn matmul(
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     matmul_with(select(qtype), qtype, w, rows, cols, x, n, out)
 }
 
 /// Dequantizes one row (`out.len()` values) of `qtype` blocks.
 pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
-    assert!(row.len() >= blocks::row_bytes(qtype, out.len()), "kernels: row too short");
+    assert!(
+        row.len() >= blocks::row_bytes(qtype, out.len()),
+        "kernels: row too short"
+    );
     reference::dequantize(qtype, row, out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+fn matmul_with(
+    k: Kernel,
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     let rb = blocks::row_bytes(qtype, cols);
-    assert_eq!(w.len(), rows * rb, "kernels: weight bytes do not match {rows} x {cols} {qtype:?}");
-    assert_eq!(x.len(), n * cols, "kernels: activations are not {n} x {cols}");
+    assert_eq!(
+        w.len(),
+        rows * rb,
+        "kernels: weight bytes do not match {rows} x {cols} {qtype:?}"
+    );
+    assert_eq!(
+        x.len(),
+        n * cols,
+        "kernels: activations are not {n} x {cols}"
+    );
     assert_eq!(out.len(), n * rows, "kernels: output is not {n} x {rows}");
     if rows == 0 || n == 0 {
         return;
@@ -118,20 +146,40 @@ fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &
     match k {
         Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
         Kernel::Q8(k, k8) => {
-            let (xq, nb) = (quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8), cols / blocks::QK);
+            let (xq, nb) = (
+                quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8),
+                cols / blocks::QK,
+            );
             match k8 {
-                Some(k8) if n >= TILE8_MIN_TOKENS => {
-                    run8(k8, w, rb, rows, &interleave(&xq, n, nb, blocks::interleave_q8), nb, n, out)
-                }
+                Some(k8) if n >= TILE8_MIN_TOKENS => run8(
+                    k8,
+                    w,
+                    rb,
+                    rows,
+                    &interleave(&xq, n, nb, blocks::interleave_q8),
+                    nb,
+                    n,
+                    out,
+                ),
                 _ => run(k, w, rb, rows, &xq, nb, n, out),
             }
         }
         Kernel::Q8K(k, k8) => {
-            let (xq, nb) = (quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k), cols / blocks::QK_K);
+            let (xq, nb) = (
+                quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k),
+                cols / blocks::QK_K,
+            );
             match k8 {
-                Some(k8) if n >= TILE8_MIN_TOKENS => {
-                    run8(k8, w, rb, rows, &interleave(&xq, n, nb, blocks::interleave_q8k), nb, n, out)
-                }
+                Some(k8) if n >= TILE8_MIN_TOKENS => run8(
+                    k8,
+                    w,
+                    rb,
+                    rows,
+                    &interleave(&xq, n, nb, blocks::interleave_q8k),
+                    nb,
+                    n,
+                    out,
+                ),
                 _ => run(k, w, rb, rows, &xq, nb, n, out),
             }
         }
@@ -140,7 +188,12 @@ fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &
 
 /// Regroups `n` tokens' quantized rows (`nb` blocks each) into ceil(n / 8) rows of eight-token
 /// blocks.
-fn interleave<B, B8: Default + Clone>(xq: &[B], n: usize, nb: usize, f: fn(&[B], usize, usize, &mut [B8])) -> Vec<B8> {
+fn interleave<B, B8: Default + Clone>(
+    xq: &[B],
+    n: usize,
+    nb: usize,
+    f: fn(&[B], usize, usize, &mut [B8]),
+) -> Vec<B8> {
     let mut x8 = vec![B8::default(); n.div_ceil(8) * nb];
     for (g, o) in x8.chunks_mut(nb).enumerate() {
         f(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
@@ -159,7 +212,9 @@ fn quantize_rows<B: Default + Clone + Send>(
     let per_row = cols / block;
     let mut q = vec![B::default(); n * per_row];
     if n * cols >= 1 << 16 {
-        q.par_chunks_mut(per_row).zip(x.par_chunks(cols)).for_each(|(q, x)| quantize(x, q));
+        q.par_chunks_mut(per_row)
+            .zip(x.par_chunks(cols))
+            .for_each(|(q, x)| quantize(x, q));
     } else {
         quantize(x, &mut q);
     }
@@ -176,7 +231,16 @@ const PREFILL_TASK_BYTES: usize = 32 << 10;
 
 /// Runs kernel `k` over all rows and tokens, splitting rows across rayon's pool.
 #[allow(clippy::too_many_arguments)]
-fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize, n: usize, out: &mut [f32]) {
+fn run<A: Sync>(
+    k: Tile<A>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    x: &[A],
+    xs: usize,
+    n: usize,
+    out: &mut [f32],
+) {
     let threads = rayon::current_num_threads();
     if n == 1 {
         // Decode: bound by streaming the weights. Row chunks write disjoint slices of `out`.
@@ -188,37 +252,65 @@ fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize
             return;
         }
         let per_task = MIN_TASK_BYTES.div_ceil(rb).max(rows.div_ceil(4 * threads));
-        out.par_chunks_mut(per_task).zip(w.par_chunks(per_task * rb)).for_each(|(o, w)| unsafe {
-            k(w, rb, x, xs, 1, o)
-        });
+        out.par_chunks_mut(per_task)
+            .zip(w.par_chunks(per_task * rb))
+            .for_each(|(o, w)| unsafe { k(w, rb, x, xs, 1, o) });
         return;
     }
 
     prefill(w, rb, rows, n, TOKENS_PER_TILE, out, |t0, w, buf| {
         let nt = TOKENS_PER_TILE.min(n - t0);
-        unsafe { k(w, rb, &x[t0 * xs..], xs, nt, &mut buf[..nt * (w.len() / rb)]) }
+        unsafe {
+            k(
+                w,
+                rb,
+                &x[t0 * xs..],
+                xs,
+                nt,
+                &mut buf[..nt * (w.len() / rb)],
+            )
+        }
     });
 }
 
 /// Prefill with an eight-token kernel: `x8` holds ceil(n / 8) rows of `nb` eight-token blocks.
 #[allow(clippy::too_many_arguments)]
-fn run8<A: Sync>(k: Tile8<A>, w: &[u8], rb: usize, rows: usize, x8: &[A], nb: usize, n: usize, out: &mut [f32]) {
-    prefill(w, rb, rows, n, 8, out, |t0, w, buf| unsafe { k(w, rb, &x8[t0 / 8 * nb..(t0 / 8 + 1) * nb], buf) });
+fn run8<A: Sync>(
+    k: Tile8<A>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    x8: &[A],
+    nb: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    prefill(w, rb, rows, n, 8, out, |t0, w, buf| unsafe {
+        k(w, rb, &x8[t0 / 8 * nb..(t0 / 8 + 1) * nb], buf)
+    });
 }
 
 /// The prefill work split: each task takes a block of rows small enough to stay in cache and runs
 /// every tile of `tile_tokens` tokens over it, so the weights are read from memory once.
 /// `tile(t0, rows_bytes, buf)` computes tokens `t0..` for those rows into `buf[t * nr + r]`.
-fn prefill<F>(w: &[u8], rb: usize, rows: usize, n: usize, tile_tokens: usize, out: &mut [f32], tile: F)
-where
+fn prefill<F>(
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    n: usize,
+    tile_tokens: usize,
+    out: &mut [f32],
+    tile: F,
+) where
     F: Fn(usize, &[u8], &mut [f32]) + Sync,
 {
     let threads = rayon::current_num_threads();
-    let per_task = if threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES {
-        rows
-    } else {
-        PREFILL_TASK_BYTES.div_ceil(rb).clamp(4, rows.div_ceil(2 * threads).max(4))
-    };
+    let serial = threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES;
+    let mut per_task = PREFILL_TASK_BYTES.div_ceil(rb).max(4);
+    if !serial {
+        // Enough tasks for every thread to get several.
+        per_task = per_task.min(rows.div_ceil(2 * threads).max(4));
+    }
     let out_ptr = SharedOut(out.as_mut_ptr());
     let task = |i: usize| {
         let r0 = i * per_task;
@@ -235,8 +327,8 @@ where
         }
     };
     let tasks = rows.div_ceil(per_task);
-    if tasks == 1 {
-        task(0);
+    if serial {
+        (0..tasks).for_each(task);
     } else {
         (0..tasks).into_par_iter().for_each(task);
     }
@@ -265,7 +357,9 @@ pub mod testing {
             #[cfg(target_arch = "x86_64")]
             ("avx2", avx2::kernel(QType::Q8_0).is_some()),
         ];
-        std::iter::once("reference").chain(simd.iter().filter(|s| s.1).map(|s| s.0)).collect()
+        std::iter::once("reference")
+            .chain(simd.iter().filter(|s| s.1).map(|s| s.0))
+            .collect()
     }
 
     fn isa(name: &str) -> Isa {
@@ -279,8 +373,18 @@ pub mod testing {
 
     /// [`matmul`](super::matmul) with the kernels of instruction set `isa` (a name from [`isas`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul_isa(isa_name: &str, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
-        let k = kernel_from(isa(isa_name), qtype).unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
+    pub fn matmul_isa(
+        isa_name: &str,
+        qtype: QType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let k = kernel_from(isa(isa_name), qtype)
+            .unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
         matmul_with(k, qtype, w, rows, cols, x, n, out)
     }
 
@@ -293,8 +397,15 @@ pub mod testing {
             VecDotType::Q8 => {
                 let mut q = vec![BlockQ8::default(); x.len() / blocks::QK];
                 blocks::quantize_q8(x, &mut q);
-                let deq = q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect();
-                let s = if matches!(qtype, QType::Q4_1 | QType::Q5_1) { q.iter().map(|b| b.s).collect() } else { vec![] };
+                let deq = q
+                    .iter()
+                    .flat_map(|b| b.qs.map(|v| v as f32 * b.d))
+                    .collect();
+                let s = if matches!(qtype, QType::Q4_1 | QType::Q5_1) {
+                    q.iter().map(|b| b.s).collect()
+                } else {
+                    vec![]
+                };
                 (deq, s)
             }
             VecDotType::Q8K => {
@@ -306,7 +417,12 @@ pub mod testing {
                         assert_eq!(sum, *s as i32, "Q8_K bsums");
                     }
                 }
-                (q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect(), vec![])
+                (
+                    q.iter()
+                        .flat_map(|b| b.qs.map(|v| v as f32 * b.d))
+                        .collect(),
+                    vec![],
+                )
             }
         }
     }
