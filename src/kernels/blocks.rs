@@ -141,6 +141,40 @@ impl Default for BlockQ8Kx8 {
     }
 }
 
+/// A quantized activation format: how f32 rows become blocks, and eight-token blocks.
+pub trait Activation: Default + Clone + Send + Sync + Sized {
+    /// Values per block.
+    const VALUES: usize;
+    /// The eight-token interleaved form ([`BlockQ8x8`] or [`BlockQ8Kx8`]).
+    type X8: Default + Clone + Send + Sync;
+    /// Quantizes `x` (a whole number of blocks) into `out`.
+    fn quantize(x: &[f32], out: &mut [Self]);
+    /// Interleaves `ntok <= 8` tokens' rows of `nb` blocks (`q[t * nb + b]`) into `out[..nb]`.
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [Self::X8]);
+}
+
+impl Activation for BlockQ8 {
+    const VALUES: usize = QK;
+    type X8 = BlockQ8x8;
+    fn quantize(x: &[f32], out: &mut [Self]) {
+        quantize_q8(x, out)
+    }
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [BlockQ8x8]) {
+        interleave_q8(q, ntok, nb, out)
+    }
+}
+
+impl Activation for BlockQ8K {
+    const VALUES: usize = QK_K;
+    type X8 = BlockQ8Kx8;
+    fn quantize(x: &[f32], out: &mut [Self]) {
+        quantize_q8k(x, out)
+    }
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [BlockQ8Kx8]) {
+        interleave_q8k(q, ntok, nb, out)
+    }
+}
+
 /// Interleaves `ntok <= 8` tokens' quantized rows of `nb` blocks each (`q[t * nb + b]`) into `nb`
 /// eight-token blocks.
 pub fn interleave_q8(q: &[BlockQ8], ntok: usize, nb: usize, out: &mut [BlockQ8x8]) {

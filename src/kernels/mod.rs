@@ -33,7 +33,7 @@ mod avx2;
 use rayon::prelude::*;
 
 use crate::gguf::QType;
-use blocks::{BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
+use blocks::{Activation, BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
 
 /// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
 /// times; 4 keeps a tile's accumulators in AVX2's 16 registers.
@@ -145,84 +145,48 @@ fn matmul_with(
     }
     match k {
         Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
-        Kernel::Q8(k, k8) => {
-            let (xq, nb) = (
-                quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8),
-                cols / blocks::QK,
-            );
-            match k8 {
-                Some(k8) if n >= TILE8_MIN_TOKENS => run8(
-                    k8,
-                    w,
-                    rb,
-                    rows,
-                    &interleave(&xq, n, nb, blocks::interleave_q8),
-                    nb,
-                    n,
-                    out,
-                ),
-                _ => run(k, w, rb, rows, &xq, nb, n, out),
-            }
-        }
-        Kernel::Q8K(k, k8) => {
-            let (xq, nb) = (
-                quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k),
-                cols / blocks::QK_K,
-            );
-            match k8 {
-                Some(k8) if n >= TILE8_MIN_TOKENS => run8(
-                    k8,
-                    w,
-                    rb,
-                    rows,
-                    &interleave(&xq, n, nb, blocks::interleave_q8k),
-                    nb,
-                    n,
-                    out,
-                ),
-                _ => run(k, w, rb, rows, &xq, nb, n, out),
-            }
-        }
+        Kernel::Q8(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
+        Kernel::Q8K(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
     }
 }
 
-/// Regroups `n` tokens' quantized rows (`nb` blocks each) into ceil(n / 8) rows of eight-token
-/// blocks.
-fn interleave<B, B8: Default + Clone>(
-    xq: &[B],
-    n: usize,
-    nb: usize,
-    f: fn(&[B], usize, usize, &mut [B8]),
-) -> Vec<B8> {
-    let mut x8 = vec![B8::default(); n.div_ceil(8) * nb];
-    for (g, o) in x8.chunks_mut(nb).enumerate() {
-        f(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
-    }
-    x8
-}
-
-/// Quantizes `n` activation rows of `cols` values (in parallel when there are many).
-fn quantize_rows<B: Default + Clone + Send>(
+/// Quantizes the activations into `B` blocks, then runs the eight-token prefill kernel `k8` if
+/// there is one and enough tokens, else `k`.
+#[allow(clippy::too_many_arguments)]
+fn run_quantized<B: Activation>(
+    k: Tile<B>,
+    k8: Option<Tile8<B::X8>>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
     x: &[f32],
     cols: usize,
     n: usize,
-    block: usize,
-    quantize: fn(&[f32], &mut [B]),
-) -> Vec<B> {
-    let per_row = cols / block;
-    let mut q = vec![B::default(); n * per_row];
+    out: &mut [f32],
+) {
+    let nb = cols / B::VALUES;
+    let mut xq = vec![B::default(); n * nb];
     if n * cols >= 1 << 16 {
-        q.par_chunks_mut(per_row)
-            .zip(x.par_chunks(cols))
-            .for_each(|(q, x)| quantize(x, q));
+        let rows = xq.par_chunks_mut(nb).zip(x.par_chunks(cols));
+        rows.for_each(|(q, x)| B::quantize(x, q));
     } else {
-        quantize(x, &mut q);
+        B::quantize(x, &mut xq);
     }
-    q
+    match k8 {
+        Some(k8) if n >= TILE8_MIN_TOKENS => {
+            // Groups of eight tokens, the last one padded with zeros.
+            let mut x8 = vec![B::X8::default(); n.div_ceil(8) * nb];
+            for (g, o) in x8.chunks_mut(nb).enumerate() {
+                B::interleave(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
+            }
+            run8(k8, w, rb, rows, &x8, nb, n, out)
+        }
+        _ => run(k, w, rb, rows, &xq, nb, n, out),
+    }
 }
 
-/// Below this many weight bytes a matrix-vector product runs on the calling thread: fork/join
-/// costs a few microseconds, the time to stream ~100 KB.
+/// Below this many weight bytes (times tokens, for prefill) a product runs on the calling thread:
+/// fork/join costs a few microseconds, the time to stream ~100 KB.
 const MIN_PARALLEL_BYTES: usize = 128 << 10;
 /// Weight bytes a decode task streams at least (amortizes the task's scheduling).
 const MIN_TASK_BYTES: usize = 64 << 10;
@@ -390,7 +354,7 @@ pub mod testing {
 
     /// The activation row `x` as the kernels for `qtype` see it after quantization: the
     /// dequantized values (`q * d`), and for Q8_1 (Q4_1/Q5_1 weights) each block's stored `s`
-    /// (empty otherwise).
+    /// (empty otherwise). Panics if a Q8_K block's `bsums` disagree with its values.
     pub fn quantized_activations(qtype: QType, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         match blocks::vec_dot_type(qtype) {
             VecDotType::F32 => (x.to_vec(), vec![]),
