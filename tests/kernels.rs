@@ -4,7 +4,12 @@
 //! - every instruction set's dot products and matmul against an f64 dot of the dequantized
 //!   weights and the dequantized (quantized) activations, tightly, and against the f32
 //!   activations within the quantization error bound;
-//! - SIMD against the reference, and prefill (token tiles, threads) against decode, bit for bit.
+//! - SIMD against the reference, and prefill (token tiles, eight-token kernels, threads) against
+//!   decode;
+//! - saturated blocks against constant activations, where narrow accumulators would overflow.
+//!
+//! Benchmarks: `cargo test --release --test kernels -- --ignored --nocapture bench`
+//! (`BENCH_ONLY=Q4K:640x2048` picks one case).
 //!
 //! Tolerances are relative to `sum |w_i * x_i|`: 1e-5 of it is far below what one wrong nibble,
 //! bit or scale index in a 1024-value row costs (about 1e-3 of it), so every check can fail.

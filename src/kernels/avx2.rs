@@ -6,8 +6,12 @@
 //! block's integer sum is scaled into f32 accumulators with one FMA. Types whose values are signed
 //! (Q4_0, Q5_0, Q8_0) use the sign trick: `|w| * (y * sign(w))`.
 //!
-//! Each row function is generic over `T`, the number of activation rows it dots at once: the
-//! weight block is unpacked once and reused `T` times (prefill); `T = 1` is decode.
+//! Two kernel shapes:
+//! - row functions, generic over `T <= 4` activation rows dotted at once (the weight block is
+//!   unpacked once, used `T` times): decode (`T = 1`), small batches, and float weights;
+//! - eight-token functions (`row8_*`, end of file) for quantized prefill, one token per 32-bit
+//!   lane, so that the per-block work is shared by eight tokens (see `mod.rs`).
+//!
 //! Weight bytes are read with unaligned loads (GGUF data has no alignment guarantee).
 //!
 //! Overflow bounds: `maddubs` saturates at ±32767. Weights are at most 63 (Q6_K, unsigned) or
