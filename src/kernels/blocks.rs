@@ -24,16 +24,16 @@ pub fn block_shape(t: QType) -> Option<(usize, usize)> {
     Some(match t {
         F32 => (1, 4),
         F16 | BF16 => (1, 2),
-        Q4_0 => (QK, 18),    // d: f16, qs: [u8; 16] (value j in the low nibble of qs[j], j+16 in the high)
-        Q4_1 => (QK, 20),    // d: f16, m: f16, qs: [u8; 16]
-        Q5_0 => (QK, 22),    // d: f16, qh: u32 (5th bit of value j in bit j), qs: [u8; 16]
-        Q5_1 => (QK, 24),    // d: f16, m: f16, qh: u32, qs: [u8; 16]
-        Q8_0 => (QK, 34),    // d: f16, qs: [i8; 32]
-        Q2K => (QK_K, 84),   // scales: [u8; 16] (4-bit scale | 4-bit min << 4), qs: [u8; 64], d, dmin
-        Q3K => (QK_K, 110),  // hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12] (16 x 6 bits), d
-        Q4K => (QK_K, 144),  // d, dmin, scales: [u8; 12] (8 scales + 8 mins, 6 bits), qs: [u8; 128]
-        Q5K => (QK_K, 176),  // d, dmin, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]
-        Q6K => (QK_K, 210),  // ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d
+        Q4_0 => (QK, 18), // d: f16, qs: [u8; 16] (value j in the low nibble of qs[j], j+16 in the high)
+        Q4_1 => (QK, 20), // d: f16, m: f16, qs: [u8; 16]
+        Q5_0 => (QK, 22), // d: f16, qh: u32 (5th bit of value j in bit j), qs: [u8; 16]
+        Q5_1 => (QK, 24), // d: f16, m: f16, qh: u32, qs: [u8; 16]
+        Q8_0 => (QK, 34), // d: f16, qs: [i8; 32]
+        Q2K => (QK_K, 84), // scales: [u8; 16] (4-bit scale | 4-bit min << 4), qs: [u8; 64], d, dmin
+        Q3K => (QK_K, 110), // hmask: [u8; 32], qs: [u8; 64], scales: [u8; 12] (16 x 6 bits), d
+        Q4K => (QK_K, 144), // d, dmin, scales: [u8; 12] (8 scales + 8 mins, 6 bits), qs: [u8; 128]
+        Q5K => (QK_K, 176), // d, dmin, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]
+        Q6K => (QK_K, 210), // ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d
         Q8_1 | Q8K => return None,
     })
 }
@@ -42,7 +42,10 @@ pub fn block_shape(t: QType) -> Option<(usize, usize)> {
 pub fn row_bytes(t: QType, cols: usize) -> usize {
     let (values, bytes) =
         block_shape(t).unwrap_or_else(|| panic!("kernels: weight type {t:?} is not supported"));
-    assert!(cols % values == 0, "kernels: {cols} columns is not a whole number of {t:?} blocks");
+    assert!(
+        cols % values == 0,
+        "kernels: {cols} columns is not a whole number of {t:?} blocks"
+    );
     cols / values * bytes
 }
 
@@ -94,7 +97,116 @@ pub struct BlockQ8K {
 
 impl Default for BlockQ8K {
     fn default() -> Self {
-        BlockQ8K { qs: [0; QK_K], bsums: [0; QK_K / 16], d: 0.0 }
+        BlockQ8K {
+            qs: [0; QK_K],
+            bsums: [0; QK_K / 16],
+            d: 0.0,
+        }
+    }
+}
+
+/// Eight tokens' [`BlockQ8`]s interleaved for prefill kernels that keep one token per 32-bit lane:
+/// `qs[k][4 * t..4 * t + 4]` is token `t`'s values `4k..4k + 4`, so one 32-byte load gives every
+/// token's next 4 values and a broadcast 4-byte weight group multiplies all eight at once.
+/// Missing tokens (past the end of a batch) are zeros.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8x8 {
+    pub qs: [[i8; 32]; 8],
+    pub d: [f32; 8],
+    pub s: [f32; 8],
+    /// `sum(qs)` per token, for the offsets of Q4_0 (-8) and Q5_0 (-16) when their weights are
+    /// multiplied unsigned.
+    pub sum: [i32; 8],
+}
+
+/// Eight tokens' [`BlockQ8K`]s interleaved like [`BlockQ8x8`]: `qs[k][4 * t..][..4]` is token
+/// `t`'s values `4k..4k + 4`; `bsums[j][2 * t + h]` is token `t`'s sum of group `2j + h` (16 values),
+/// so one `madd` with a broadcast pair of per-group factors gives each token's sum over 32 values.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[repr(C, align(32))]
+pub struct BlockQ8Kx8 {
+    pub qs: [[i8; 32]; QK_K / 4],
+    pub d: [f32; 8],
+    pub bsums: [[i16; 16]; 8],
+}
+
+impl Default for BlockQ8Kx8 {
+    fn default() -> Self {
+        BlockQ8Kx8 {
+            qs: [[0; 32]; QK_K / 4],
+            d: [0.0; 8],
+            bsums: [[0; 16]; 8],
+        }
+    }
+}
+
+/// A quantized activation format: how f32 rows become blocks, and eight-token blocks.
+pub trait Activation: Default + Clone + Send + Sync + Sized {
+    /// Values per block.
+    const VALUES: usize;
+    /// The eight-token interleaved form ([`BlockQ8x8`] or [`BlockQ8Kx8`]).
+    type X8: Default + Clone + Send + Sync;
+    /// Quantizes `x` (a whole number of blocks) into `out`.
+    fn quantize(x: &[f32], out: &mut [Self]);
+    /// Interleaves `ntok <= 8` tokens' rows of `nb` blocks (`q[t * nb + b]`) into `out[..nb]`.
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [Self::X8]);
+}
+
+impl Activation for BlockQ8 {
+    const VALUES: usize = QK;
+    type X8 = BlockQ8x8;
+    fn quantize(x: &[f32], out: &mut [Self]) {
+        quantize_q8(x, out)
+    }
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [BlockQ8x8]) {
+        interleave_q8(q, ntok, nb, out)
+    }
+}
+
+impl Activation for BlockQ8K {
+    const VALUES: usize = QK_K;
+    type X8 = BlockQ8Kx8;
+    fn quantize(x: &[f32], out: &mut [Self]) {
+        quantize_q8k(x, out)
+    }
+    fn interleave(q: &[Self], ntok: usize, nb: usize, out: &mut [BlockQ8Kx8]) {
+        interleave_q8k(q, ntok, nb, out)
+    }
+}
+
+/// Interleaves `ntok <= 8` tokens' quantized rows of `nb` blocks each (`q[t * nb + b]`) into `nb`
+/// eight-token blocks.
+pub fn interleave_q8(q: &[BlockQ8], ntok: usize, nb: usize, out: &mut [BlockQ8x8]) {
+    for (b, o) in out.iter_mut().enumerate().take(nb) {
+        *o = BlockQ8x8::default();
+        for t in 0..ntok {
+            let src = &q[t * nb + b];
+            for k in 0..8 {
+                o.qs[k][4 * t..4 * t + 4].copy_from_slice(&src.qs[4 * k..4 * k + 4]);
+            }
+            o.d[t] = src.d;
+            o.s[t] = src.s;
+            o.sum[t] = src.qs.iter().map(|&v| v as i32).sum();
+        }
+    }
+}
+
+/// As [`interleave_q8`], for Q8_K.
+pub fn interleave_q8k(q: &[BlockQ8K], ntok: usize, nb: usize, out: &mut [BlockQ8Kx8]) {
+    for (b, o) in out.iter_mut().enumerate().take(nb) {
+        *o = BlockQ8Kx8::default();
+        for t in 0..ntok {
+            let src = &q[t * nb + b];
+            for k in 0..QK_K / 4 {
+                o.qs[k][4 * t..4 * t + 4].copy_from_slice(&src.qs[4 * k..4 * k + 4]);
+            }
+            o.d[t] = src.d;
+            for j in 0..8 {
+                o.bsums[j][2 * t] = src.bsums[2 * j];
+                o.bsums[j][2 * t + 1] = src.bsums[2 * j + 1];
+            }
+        }
     }
 }
 
@@ -120,25 +232,37 @@ fn through_f16(x: f32) -> f32 {
     half::f16::from_f32(x).to_f32()
 }
 
-/// C's `roundf` (halves away from zero) for |v| < 2^23, without a libm call, so loops vectorize.
+/// Adding then subtracting 1.5 * 2^23 rounds an f32 of magnitude below 2^22 to an integer,
+/// half to even, and leaves that integer in the low mantissa bits of the sum.
+const ROUNDER: f32 = 12582912.0;
+
+/// C's `roundf(v)` (halves away from zero) as an integer, for |v| < 2^22. Float adds and integer
+/// selects only: no libm call and no saturating float-to-int cast, so loops over it vectorize.
 #[inline(always)]
-fn round_half_away(v: f32) -> f32 {
-    let t = v as i32 as f32; // truncation toward zero; exact for |v| < 2^23
-    let frac = v - t; // exact
-    if frac >= 0.5 {
-        t + 1.0
-    } else if frac <= -0.5 {
-        t - 1.0
-    } else {
-        t
-    }
+fn round_half_away(v: f32) -> i32 {
+    let big = v + ROUNDER;
+    let even = (big.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000;
+    // Where half-to-even went toward zero on a tie, go the other way.
+    let diff = v - (big - ROUNDER);
+    even + ((diff == 0.5) & (v > 0.0)) as i32 - ((diff == -0.5) & (v < 0.0)) as i32
 }
 
-/// llama.cpp's `nearest_int`: round half to even via the 1.5 * 2^23 trick, for |v| < 2^22.
+/// llama.cpp's `nearest_int`: round half to even, for |v| < 2^22.
 #[inline(always)]
 fn nearest_int(v: f32) -> i32 {
-    let bits = (v + 12582912.0f32).to_bits() as i32;
-    (bits & 0x007f_ffff) - 0x0040_0000
+    ((v + ROUNDER).to_bits() as i32 & 0x007f_ffff) - 0x0040_0000
+}
+
+/// Largest |x|, in 8 independent lanes so that it vectorizes (max is exact in any order).
+#[inline(always)]
+fn abs_max(x: &[f32]) -> f32 {
+    let mut m = [0f32; 8];
+    for c in x.chunks_exact(8) {
+        for (m, v) in m.iter_mut().zip(c) {
+            *m = m.max(v.abs());
+        }
+    }
+    m.iter().fold(0f32, |a, &b| a.max(b))
 }
 
 /// Quantizes `x` (a whole number of 32-blocks) as llama.cpp's `quantize_row_q8_1_ref`
@@ -146,35 +270,29 @@ fn nearest_int(v: f32) -> i32 {
 pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     assert_eq!(x.len(), out.len() * QK);
     for (xb, y) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
+        let d = abs_max(xb) / 127.0;
         let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
         for (q, &v) in y.qs.iter_mut().zip(xb) {
             *q = round_half_away(v * id) as i8;
-            sum += *q as i32;
         }
+        let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
         y.d = through_f16(d);
         y.s = through_f16(sum as f32 * d);
     }
 }
 
 /// Quantizes `x` (a whole number of 256-blocks) as llama.cpp's `quantize_row_q8_K_ref`:
-/// `d = -max / 127` where `max` is the signed value of largest magnitude, `q = nearest_int(x / d)`.
+/// `d = -max / 127` where `max` is the signed value of largest magnitude (the first one, if
+/// several tie), `q = nearest_int(x / d)`.
 pub fn quantize_q8k(x: &[f32], out: &mut [BlockQ8K]) {
     assert_eq!(x.len(), out.len() * QK_K);
     for (xb, y) in x.chunks_exact(QK_K).zip(out.iter_mut()) {
-        let (mut amax, mut max) = (0f32, 0f32);
-        for &v in xb {
-            if v.abs() > amax {
-                amax = v.abs();
-                max = v;
-            }
-        }
+        let amax = abs_max(xb);
         if amax == 0.0 {
             *y = BlockQ8K::default();
             continue;
         }
+        let max = *xb.iter().find(|v| v.abs() == amax).unwrap();
         let iscale = -127.0 / max;
         for (q, &v) in y.qs.iter_mut().zip(xb) {
             *q = nearest_int(iscale * v).min(127) as i8;

@@ -13,10 +13,16 @@
 //! - this file: the public API, the choice of kernel, and the work split (rayon, token tiles).
 //!
 //! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
-//! [`TOKENS_PER_TILE`] activation rows, so that prefill decodes each weight block once per tile of
-//! tokens rather than once per token. Kernels are picked once per call by a `match` on the type in
-//! each instruction-set file (`avx2::kernel`, later `simd128::kernel`), so adding an instruction
-//! set is one file plus one line in [`select`].
+//! [`TOKENS_PER_TILE`] activation rows (decode is one; the reference runs prefill this way too).
+//! A SIMD instruction set can add a [`Tile8`] prefill kernel that takes eight tokens interleaved
+//! so that each token sits in its own 32-bit lane ([`blocks::BlockQ8x8`]): one broadcast weight
+//! group then multiplies eight tokens at once, and the sums stay per token in integer lanes until
+//! a block's scale is applied, once per block for all eight. That is what makes prefill a
+//! matrix-matrix product rather than repeated matrix-vector products.
+//!
+//! Kernels are picked once per call by a `match` on the type in each instruction-set file
+//! (`avx2::kernel`, later `simd128::kernel`), so adding an instruction set is one file plus one
+//! line in [`select`].
 
 mod blocks;
 mod reference;
@@ -27,7 +33,7 @@ mod avx2;
 use rayon::prelude::*;
 
 use crate::gguf::QType;
-use blocks::{BlockQ8, BlockQ8K, VecDotType};
+use blocks::{Activation, BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
 
 /// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
 /// times; 4 keeps a tile's accumulators in AVX2's 16 registers.
@@ -40,13 +46,21 @@ pub(crate) const TOKENS_PER_TILE: usize = 4;
 pub(crate) type Tile<A> =
     unsafe fn(w: &[u8], row_bytes: usize, x: &[A], x_stride: usize, nt: usize, out: &mut [f32]);
 
-/// A weight type's kernel, by the activation format it takes.
+/// Prefill kernel: dots every row of `w` with the eight tokens of `x` (one row of eight-token
+/// blocks), writing `out[t * nrows + r]` for all eight `t` (zeros for padding tokens).
+pub(crate) type Tile8<A8> = unsafe fn(w: &[u8], row_bytes: usize, x: &[A8], out: &mut [f32]);
+
+/// A weight type's kernels, by the activation format they take.
 #[derive(Clone, Copy)]
 pub(crate) enum Kernel {
     F32(Tile<f32>),
-    Q8(Tile<BlockQ8>),
-    Q8K(Tile<BlockQ8K>),
+    Q8(Tile<BlockQ8>, Option<Tile8<BlockQ8x8>>),
+    Q8K(Tile<BlockQ8K>, Option<Tile8<BlockQ8Kx8>>),
 }
+
+/// From this many tokens on, prefill uses a [`Tile8`] kernel where there is one (below it, most
+/// of its eight lanes would be padding).
+const TILE8_MIN_TOKENS: usize = 4;
 
 /// The instruction sets a kernel can come from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,21 +92,49 @@ fn select(t: QType) -> Kernel {
 /// `w` holds `rows` rows of `cols` values in GGUF's native block layout for `qtype`.
 ///
 /// Panics if `cols` is not a whole number of blocks or a slice has the wrong length.
-pub fn matmul(qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+pub fn matmul(
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     matmul_with(select(qtype), qtype, w, rows, cols, x, n, out)
 }
 
 /// Dequantizes one row (`out.len()` values) of `qtype` blocks.
 pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
-    assert!(row.len() >= blocks::row_bytes(qtype, out.len()), "kernels: row too short");
+    assert!(
+        row.len() >= blocks::row_bytes(qtype, out.len()),
+        "kernels: row too short"
+    );
     reference::dequantize(qtype, row, out)
 }
 
 #[allow(clippy::too_many_arguments)]
-fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
+fn matmul_with(
+    k: Kernel,
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+    out: &mut [f32],
+) {
     let rb = blocks::row_bytes(qtype, cols);
-    assert_eq!(w.len(), rows * rb, "kernels: weight bytes do not match {rows} x {cols} {qtype:?}");
-    assert_eq!(x.len(), n * cols, "kernels: activations are not {n} x {cols}");
+    assert_eq!(
+        w.len(),
+        rows * rb,
+        "kernels: weight bytes do not match {rows} x {cols} {qtype:?}"
+    );
+    assert_eq!(
+        x.len(),
+        n * cols,
+        "kernels: activations are not {n} x {cols}"
+    );
     assert_eq!(out.len(), n * rows, "kernels: output is not {n} x {rows}");
     if rows == 0 || n == 0 {
         return;
@@ -103,37 +145,48 @@ fn matmul_with(k: Kernel, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &
     }
     match k {
         Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
-        Kernel::Q8(k) => {
-            let xq = quantize_rows(x, cols, n, blocks::QK, blocks::quantize_q8);
-            run(k, w, rb, rows, &xq, cols / blocks::QK, n, out)
-        }
-        Kernel::Q8K(k) => {
-            let xq = quantize_rows(x, cols, n, blocks::QK_K, blocks::quantize_q8k);
-            run(k, w, rb, rows, &xq, cols / blocks::QK_K, n, out)
-        }
+        Kernel::Q8(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
+        Kernel::Q8K(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
     }
 }
 
-/// Quantizes `n` activation rows of `cols` values (in parallel when there are many).
-fn quantize_rows<B: Default + Clone + Send>(
+/// Quantizes the activations into `B` blocks, then runs the eight-token prefill kernel `k8` if
+/// there is one and enough tokens, else `k`.
+#[allow(clippy::too_many_arguments)]
+fn run_quantized<B: Activation>(
+    k: Tile<B>,
+    k8: Option<Tile8<B::X8>>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
     x: &[f32],
     cols: usize,
     n: usize,
-    block: usize,
-    quantize: fn(&[f32], &mut [B]),
-) -> Vec<B> {
-    let per_row = cols / block;
-    let mut q = vec![B::default(); n * per_row];
+    out: &mut [f32],
+) {
+    let nb = cols / B::VALUES;
+    let mut xq = vec![B::default(); n * nb];
     if n * cols >= 1 << 16 {
-        q.par_chunks_mut(per_row).zip(x.par_chunks(cols)).for_each(|(q, x)| quantize(x, q));
+        let rows = xq.par_chunks_mut(nb).zip(x.par_chunks(cols));
+        rows.for_each(|(q, x)| B::quantize(x, q));
     } else {
-        quantize(x, &mut q);
+        B::quantize(x, &mut xq);
     }
-    q
+    match k8 {
+        Some(k8) if n >= TILE8_MIN_TOKENS => {
+            // Groups of eight tokens, the last one padded with zeros.
+            let mut x8 = vec![B::X8::default(); n.div_ceil(8) * nb];
+            for (g, o) in x8.chunks_mut(nb).enumerate() {
+                B::interleave(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
+            }
+            run8(k8, w, rb, rows, &x8, nb, n, out)
+        }
+        _ => run(k, w, rb, rows, &xq, nb, n, out),
+    }
 }
 
-/// Below this many weight bytes a matrix-vector product runs on the calling thread: fork/join
-/// costs a few microseconds, the time to stream ~100 KB.
+/// Below this many weight bytes (times tokens, for prefill) a product runs on the calling thread:
+/// fork/join costs a few microseconds, the time to stream ~100 KB.
 const MIN_PARALLEL_BYTES: usize = 128 << 10;
 /// Weight bytes a decode task streams at least (amortizes the task's scheduling).
 const MIN_TASK_BYTES: usize = 64 << 10;
@@ -142,7 +195,16 @@ const PREFILL_TASK_BYTES: usize = 32 << 10;
 
 /// Runs kernel `k` over all rows and tokens, splitting rows across rayon's pool.
 #[allow(clippy::too_many_arguments)]
-fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize, n: usize, out: &mut [f32]) {
+fn run<A: Sync>(
+    k: Tile<A>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    x: &[A],
+    xs: usize,
+    n: usize,
+    out: &mut [f32],
+) {
     let threads = rayon::current_num_threads();
     if n == 1 {
         // Decode: bound by streaming the weights. Row chunks write disjoint slices of `out`.
@@ -154,30 +216,74 @@ fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize
             return;
         }
         let per_task = MIN_TASK_BYTES.div_ceil(rb).max(rows.div_ceil(4 * threads));
-        out.par_chunks_mut(per_task).zip(w.par_chunks(per_task * rb)).for_each(|(o, w)| unsafe {
-            k(w, rb, x, xs, 1, o)
-        });
+        out.par_chunks_mut(per_task)
+            .zip(w.par_chunks(per_task * rb))
+            .for_each(|(o, w)| unsafe { k(w, rb, x, xs, 1, o) });
         return;
     }
 
-    // Prefill: each task takes a block of rows small enough to stay in cache and runs every tile
-    // of tokens over it, so the weights are read from memory once and decoded n / 4 times.
-    let work = rows * rb * n;
-    let per_task = if threads == 1 || work < MIN_PARALLEL_BYTES {
-        rows
-    } else {
-        PREFILL_TASK_BYTES.div_ceil(rb).clamp(4, rows.div_ceil(2 * threads).max(4))
-    };
+    prefill(w, rb, rows, n, TOKENS_PER_TILE, out, |t0, w, buf| {
+        let nt = TOKENS_PER_TILE.min(n - t0);
+        unsafe {
+            k(
+                w,
+                rb,
+                &x[t0 * xs..],
+                xs,
+                nt,
+                &mut buf[..nt * (w.len() / rb)],
+            )
+        }
+    });
+}
+
+/// Prefill with an eight-token kernel: `x8` holds ceil(n / 8) rows of `nb` eight-token blocks.
+#[allow(clippy::too_many_arguments)]
+fn run8<A: Sync>(
+    k: Tile8<A>,
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    x8: &[A],
+    nb: usize,
+    n: usize,
+    out: &mut [f32],
+) {
+    prefill(w, rb, rows, n, 8, out, |t0, w, buf| unsafe {
+        k(w, rb, &x8[t0 / 8 * nb..(t0 / 8 + 1) * nb], buf)
+    });
+}
+
+/// The prefill work split: each task takes a block of rows small enough to stay in cache and runs
+/// every tile of `tile_tokens` tokens over it, so the weights are read from memory once.
+/// `tile(t0, rows_bytes, buf)` computes tokens `t0..` for those rows into `buf[t * nr + r]`.
+fn prefill<F>(
+    w: &[u8],
+    rb: usize,
+    rows: usize,
+    n: usize,
+    tile_tokens: usize,
+    out: &mut [f32],
+    tile: F,
+) where
+    F: Fn(usize, &[u8], &mut [f32]) + Sync,
+{
+    let threads = rayon::current_num_threads();
+    let serial = threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES;
+    let mut per_task = PREFILL_TASK_BYTES.div_ceil(rb).max(4);
+    if !serial {
+        // Enough tasks for every thread to get several.
+        per_task = per_task.min(rows.div_ceil(2 * threads).max(4));
+    }
     let out_ptr = SharedOut(out.as_mut_ptr());
     let task = |i: usize| {
         let r0 = i * per_task;
         let r1 = rows.min(r0 + per_task);
         let nr = r1 - r0;
-        let mut buf = vec![0f32; TOKENS_PER_TILE * nr];
-        for t0 in (0..n).step_by(TOKENS_PER_TILE) {
-            let nt = TOKENS_PER_TILE.min(n - t0);
-            unsafe { k(&w[r0 * rb..r1 * rb], rb, &x[t0 * xs..], xs, nt, &mut buf[..nt * nr]) };
-            for t in 0..nt {
+        let mut buf = vec![0f32; tile_tokens * nr];
+        for t0 in (0..n).step_by(tile_tokens) {
+            tile(t0, &w[r0 * rb..r1 * rb], &mut buf);
+            for t in 0..tile_tokens.min(n - t0) {
                 // SAFETY: tasks own disjoint row ranges, so these writes never overlap, and
                 // (t0 + t) * rows + r1 <= n * rows = out.len().
                 unsafe { out_ptr.write((t0 + t) * rows + r0, &buf[t * nr..(t + 1) * nr]) };
@@ -185,8 +291,8 @@ fn run<A: Sync>(k: Tile<A>, w: &[u8], rb: usize, rows: usize, x: &[A], xs: usize
         }
     };
     let tasks = rows.div_ceil(per_task);
-    if tasks == 1 {
-        task(0);
+    if serial {
+        (0..tasks).for_each(task);
     } else {
         (0..tasks).into_par_iter().for_each(task);
     }
@@ -211,12 +317,13 @@ pub mod testing {
 
     /// Names of the instruction sets whose kernels this CPU can run, best last.
     pub fn isas() -> Vec<&'static str> {
-        let mut v = vec!["reference"];
-        #[cfg(target_arch = "x86_64")]
-        if avx2::kernel(QType::Q8_0).is_some() {
-            v.push("avx2");
-        }
-        v
+        let simd: &[(&str, bool)] = &[
+            #[cfg(target_arch = "x86_64")]
+            ("avx2", avx2::kernel(QType::Q8_0).is_some()),
+        ];
+        std::iter::once("reference")
+            .chain(simd.iter().filter(|s| s.1).map(|s| s.0))
+            .collect()
     }
 
     fn isa(name: &str) -> Isa {
@@ -230,22 +337,39 @@ pub mod testing {
 
     /// [`matmul`](super::matmul) with the kernels of instruction set `isa` (a name from [`isas`]).
     #[allow(clippy::too_many_arguments)]
-    pub fn matmul_isa(isa_name: &str, qtype: QType, w: &[u8], rows: usize, cols: usize, x: &[f32], n: usize, out: &mut [f32]) {
-        let k = kernel_from(isa(isa_name), qtype).unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
+    pub fn matmul_isa(
+        isa_name: &str,
+        qtype: QType,
+        w: &[u8],
+        rows: usize,
+        cols: usize,
+        x: &[f32],
+        n: usize,
+        out: &mut [f32],
+    ) {
+        let k = kernel_from(isa(isa_name), qtype)
+            .unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
         matmul_with(k, qtype, w, rows, cols, x, n, out)
     }
 
     /// The activation row `x` as the kernels for `qtype` see it after quantization: the
     /// dequantized values (`q * d`), and for Q8_1 (Q4_1/Q5_1 weights) each block's stored `s`
-    /// (empty otherwise).
+    /// (empty otherwise). Panics if a Q8_K block's `bsums` disagree with its values.
     pub fn quantized_activations(qtype: QType, x: &[f32]) -> (Vec<f32>, Vec<f32>) {
         match blocks::vec_dot_type(qtype) {
             VecDotType::F32 => (x.to_vec(), vec![]),
             VecDotType::Q8 => {
                 let mut q = vec![BlockQ8::default(); x.len() / blocks::QK];
                 blocks::quantize_q8(x, &mut q);
-                let deq = q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect();
-                let s = if matches!(qtype, QType::Q4_1 | QType::Q5_1) { q.iter().map(|b| b.s).collect() } else { vec![] };
+                let deq = q
+                    .iter()
+                    .flat_map(|b| b.qs.map(|v| v as f32 * b.d))
+                    .collect();
+                let s = if matches!(qtype, QType::Q4_1 | QType::Q5_1) {
+                    q.iter().map(|b| b.s).collect()
+                } else {
+                    vec![]
+                };
                 (deq, s)
             }
             VecDotType::Q8K => {
@@ -257,7 +381,12 @@ pub mod testing {
                         assert_eq!(sum, *s as i32, "Q8_K bsums");
                     }
                 }
-                (q.iter().flat_map(|b| b.qs.map(|v| v as f32 * b.d)).collect(), vec![])
+                (
+                    q.iter()
+                        .flat_map(|b| b.qs.map(|v| v as f32 * b.d))
+                        .collect(),
+                    vec![],
+                )
             }
         }
     }

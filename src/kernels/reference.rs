@@ -18,15 +18,23 @@ use crate::gguf::QType;
 pub(crate) fn kernel(t: QType) -> Kernel {
     use QType::*;
     match t {
-        F32 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<4>, f32_elem, w, rb, x, xs, nt, out)),
-        F16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, f16_elem, w, rb, x, xs, nt, out)),
-        BF16 => Kernel::F32(|w, rb, x, xs, nt, out| tile(dot_float::<2>, bf16_elem, w, rb, x, xs, nt, out)),
-        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => {
-            Kernel::Q8(|w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out))
-        }
-        Q2K | Q3K | Q4K | Q5K | Q6K => {
-            Kernel::Q8K(|w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out))
-        }
+        F32 => Kernel::F32(|w, rb, x, xs, nt, out| {
+            tile(dot_float::<4>, f32_elem, w, rb, x, xs, nt, out)
+        }),
+        F16 => Kernel::F32(|w, rb, x, xs, nt, out| {
+            tile(dot_float::<2>, f16_elem, w, rb, x, xs, nt, out)
+        }),
+        BF16 => Kernel::F32(|w, rb, x, xs, nt, out| {
+            tile(dot_float::<2>, bf16_elem, w, rb, x, xs, nt, out)
+        }),
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => Kernel::Q8(
+            |w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out),
+            None,
+        ),
+        Q2K | Q3K | Q4K | Q5K | Q6K => Kernel::Q8K(
+            |w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out),
+            None,
+        ),
         Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
     }
 }
@@ -108,26 +116,48 @@ fn decode_legacy(b: &[u8]) -> Legacy {
         18 => {
             nibbles(&b[2..18], &mut q);
             q.iter_mut().for_each(|v| *v -= 8);
-            Legacy { d: f16_at(b, 0), m: None, q }
+            Legacy {
+                d: f16_at(b, 0),
+                m: None,
+                q,
+            }
         }
         20 => {
             nibbles(&b[4..20], &mut q);
-            Legacy { d: f16_at(b, 0), m: Some(f16_at(b, 2)), q }
+            Legacy {
+                d: f16_at(b, 0),
+                m: Some(f16_at(b, 2)),
+                q,
+            }
         }
         22 => {
             nibbles(&b[6..22], &mut q);
             fifth_bits(u32_at(b, 2), &mut q);
             q.iter_mut().for_each(|v| *v -= 16);
-            Legacy { d: f16_at(b, 0), m: None, q }
+            Legacy {
+                d: f16_at(b, 0),
+                m: None,
+                q,
+            }
         }
         24 => {
             nibbles(&b[8..24], &mut q);
             fifth_bits(u32_at(b, 4), &mut q);
-            Legacy { d: f16_at(b, 0), m: Some(f16_at(b, 2)), q }
+            Legacy {
+                d: f16_at(b, 0),
+                m: Some(f16_at(b, 2)),
+                q,
+            }
         }
         34 => {
-            q.iter_mut().zip(&b[2..34]).for_each(|(v, &byte)| *v = byte as i8);
-            Legacy { d: f16_at(b, 0), m: None, q }
+            q.iter_mut()
+                .zip(&b[2..34])
+                .for_each(|(v, &byte)| *v = byte as i8);
+            Legacy {
+                d: f16_at(b, 0),
+                m: None,
+                q,
+            }
         }
         n => unreachable!("no legacy block is {n} bytes"),
     }
@@ -143,7 +173,12 @@ fn dot_legacy(w: &[u8], x: &[BlockQ8], _: ()) -> f32 {
     let mut sum = 0f32;
     for (b, y) in w.chunks_exact(bb).zip(x) {
         let blk = decode_legacy(b);
-        let isum: i32 = blk.q.iter().zip(&y.qs).map(|(&q, &v)| q as i32 * v as i32).sum();
+        let isum: i32 = blk
+            .q
+            .iter()
+            .zip(&y.qs)
+            .map(|(&q, &v)| q as i32 * v as i32)
+            .sum();
         sum += (blk.d * y.d) * isum as f32;
         if let Some(m) = blk.m {
             sum += m * y.s;
@@ -168,7 +203,14 @@ struct KBlock {
 }
 
 fn decode_k(b: &[u8]) -> KBlock {
-    let mut k = KBlock { d: 0.0, dmin: 0.0, q: [0; QK_K], sub: 16, scale: [0; 16], min: [0; 16] };
+    let mut k = KBlock {
+        d: 0.0,
+        dmin: 0.0,
+        q: [0; QK_K],
+        sub: 16,
+        scale: [0; 16],
+        min: [0; 16],
+    };
     match b.len() {
         // Q2_K. Each 128-half reads 32 bytes of qs four times, 2 bits at a time (bits 0-1 give
         // values 0..32 of the half, bits 2-3 values 32..64, ...).
@@ -178,9 +220,9 @@ fn decode_k(b: &[u8]) -> KBlock {
                 let (half, j, l) = (i / 128, (i % 128) / 32, i % 32);
                 k.q[i] = ((qs[32 * half + l] >> (2 * j)) & 3) as i8;
             }
-            for g in 0..16 {
-                k.scale[g] = (scales[g] & 0xF) as i32;
-                k.min[g] = (scales[g] >> 4) as i32;
+            for (g, &s) in scales.iter().enumerate() {
+                k.scale[g] = (s & 0xF) as i32;
+                k.min[g] = (s >> 4) as i32;
             }
             k.d = f16_at(b, 80);
             k.dmin = f16_at(b, 82);
@@ -264,9 +306,16 @@ fn dot_k(w: &[u8], x: &[BlockQ8K], _: ()) -> f32 {
         let (mut isum, mut imin) = (0i32, 0i32);
         for g in 0..QK_K / k.sub {
             let range = g * k.sub..(g + 1) * k.sub;
-            let qy: i32 = k.q[range.clone()].iter().zip(&y.qs[range]).map(|(&q, &v)| q as i32 * v as i32).sum();
+            let qy: i32 = k.q[range.clone()]
+                .iter()
+                .zip(&y.qs[range])
+                .map(|(&q, &v)| q as i32 * v as i32)
+                .sum();
             isum += k.scale[g] * qy;
-            let ysum: i32 = y.bsums[g * k.sub / 16..(g + 1) * k.sub / 16].iter().map(|&s| s as i32).sum();
+            let ysum: i32 = y.bsums[g * k.sub / 16..(g + 1) * k.sub / 16]
+                .iter()
+                .map(|&s| s as i32)
+                .sum();
             imin += k.min[g] * ysum;
         }
         sum += (k.d * y.d) * isum as f32 - (k.dmin * y.d) * imin as f32;
@@ -287,7 +336,9 @@ pub fn dequantize(t: QType, row: &[u8], out: &mut [f32]) {
                 QType::F16 => f16_elem,
                 _ => bf16_elem,
             };
-            out.iter_mut().enumerate().for_each(|(i, o)| *o = at(row, i));
+            out.iter_mut()
+                .enumerate()
+                .for_each(|(i, o)| *o = at(row, i));
         }
         VecDotType::Q8 => {
             let bb = legacy_block_bytes(t);
