@@ -65,14 +65,8 @@ impl Engine {
     /// where the assistant's answer begins.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
         let template = self.chat_template.as_ref().ok_or(Error::NoChatTemplate)?;
-        let text = template.render(messages, true)?;
-        let mut ids = self.tokenizer.encode(&text, true)?;
-        // Templates that write the BOS text themselves would otherwise get it twice.
-        if let Some(bos) = &self.card.bos_token {
-            if self.card.add_bos && ids.len() >= 2 && ids[0] == bos.id && ids[1] == bos.id {
-                ids.remove(0);
-            }
-        }
+        let text = template.render_prompt(messages, true)?;
+        let ids = self.tokenizer.encode(&text, true)?;
         Ok(ids)
     }
 }

@@ -110,7 +110,7 @@ impl Gguf {
         let bytes: &[u8] = (*file).as_ref();
         let file_size = bytes.len() as u64;
         if bytes.len() < 8 {
-            return Err(if bytes.starts_with(b"GGUF") || bytes.is_empty() {
+            return Err(if bytes.starts_with(b"GGUF") || b"GGUF".starts_with(bytes) {
                 Error::Truncated(format!("only {} bytes", bytes.len()))
             } else {
                 Error::NotGguf("the file is shorter than a GGUF header".into())

@@ -26,10 +26,14 @@ fn msg(role: &str, content: &str) -> ChatMessage {
 #[test]
 fn a_chat_answers_and_stops_at_end_of_turn() {
     let e = engine();
-    let prompt = e.chat_prompt(&[msg("user", "What is the capital of France?")]).unwrap();
+    // (With the template's default system prompt this 135M model answers nonsense, greedy, in
+    // llama.cpp too; a plain system prompt gets the answer.)
+    let prompt = e
+        .chat_prompt(&[msg("system", "You are a helpful assistant."), msg("user", "What is the capital of France?")])
+        .unwrap();
     let mut s = Session::new(e, 1024);
     let out = s.generate(&prompt, &greedy(64), |_| true).unwrap();
-    assert!(out.text.contains("Paris"), "{:?}", out.text);
+    assert_eq!(out.text, "The capital of France is Paris.");
     assert_eq!(out.finish_reason, FinishReason::Stop, "{:?}", out.text);
     assert!(!out.text.contains("<|im_end|>"));
 }
