@@ -146,20 +146,6 @@ macro_rules! each4 {
     };
 }
 
-/// Expands `$body` once for each `$g` in `0..8`, `$g` a constant: straight-line code with no
-/// branch on the group index (and no loop: V8 puts an interrupt check on every back edge).
-macro_rules! unroll8 {
-    ($g:ident => $body:block) => {
-        unroll8!(@ $g $body 0 1 2 3 4 5 6 7)
-    };
-    (@ $g:ident $body:block $($n:literal)*) => {
-        $({
-            const $g: usize = $n;
-            $body
-        })*
-    };
-}
-
 const ZERO: v128 = i32x4(0, 0, 0, 0);
 
 #[inline(always)]
@@ -639,83 +625,95 @@ legacy_row_fns! {
 // Q5_K) and the offsets of unsigned storage (Q3_K: -4, Q6_K: -32) come from the activations'
 // 16-value sums `bsums`, exactly in integers.
 //
-// Each type has a `*_group(p, g)` that unpacks 32-value group `g` of a super-block into four
-// i16 vectors; the decode rows and the prefill unpacking share it.
+// Each type has a `*_pair(p, c)` that unpacks the two 32-value groups of chunk `c` (0..4, see
+// `pair_groups`) into four i16 vectors each; the decode rows and the prefill unpacking share it.
+// Shifts that depend on `c` are done as a multiply by a power of two followed by constant shifts
+// (V8 re-masks a variable shift count for every use), and the chunk loops stay rolled.
 
 /// Q2_K (84 bytes): scales[16] (scale | min << 4), qs[64], d, dmin. Group g = 4 * half + j is
-/// bits 2j..2j+2 of qs[32 * half..][..32].
+/// bits 2j..2j+2 of qs[32 * half..][..32]; chunk c = 2 * half + j / 2 holds groups 2c, 2c + 1.
 #[inline(always)]
-unsafe fn q2k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let qs = p.add(16 + 32 * half);
-    each4!(|k| v128_and(u16x8_shr(u8x8(qs.add(8 * k)), 2 * j as u32), i16x8_splat(3)))
+unsafe fn q2k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(16 + 32 * (c / 2));
+    // Bits 4 * (c % 2).. moved to bit 4.
+    let m = i16x8_splat(16 >> (4 * (c % 2)));
+    let y = each4!(|k| i16x8_mul(u8x8(qs.add(8 * k)), m));
+    [
+        each4!(|k| v128_and(u16x8_shr(y[k], 4), i16x8_splat(3))),
+        each4!(|k| v128_and(u16x8_shr(y[k], 6), i16x8_splat(3))),
+    ]
 }
 
 /// Q3_K (110 bytes): hmask[32], qs[64], scales[12], d. Q2_K's two bits plus a third, bit g of
 /// hmask[l]; unsigned (0..8), the -4 applied through `bsums`.
 #[inline(always)]
-unsafe fn q3k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let qs = p.add(32 + 32 * half);
-    each4!(|k| {
-        let low = v128_and(u16x8_shr(u8x8(qs.add(8 * k)), 2 * j as u32), i16x8_splat(3));
-        let high = u16x8_shr(i16x8_shl(u8x8(p.add(8 * k)), 2), g as u32);
-        v128_or(low, v128_and(high, i16x8_splat(4)))
-    })
+unsafe fn q3k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let [lo, hi] = q2k_pair(p.add(16), c);
+    // Bits 2c, 2c + 1 of hmask moved to bits 8, 9.
+    let m = i16x8_splat((256 >> (2 * c)) as i16);
+    let z = each4!(|k| i16x8_mul(u8x8(p.add(8 * k)), m));
+    [
+        each4!(|k| v128_or(lo[k], u16x8_shr(v128_and(z[k], i16x8_splat(0x100)), 6))),
+        each4!(|k| v128_or(hi[k], u16x8_shr(v128_and(z[k], i16x8_splat(0x200)), 7))),
+    ]
 }
 
-/// Q4_K (144 bytes): d, dmin, scales[12], qs[128]. Group g is qs[32 * (g / 2)..][..32], low
-/// nibbles for even g, high for odd.
+/// Q4_K (144 bytes): d, dmin, scales[12], qs[128]. Groups 2c, 2c + 1 are the low and high
+/// nibbles of qs[32c..][..32].
 #[inline(always)]
-unsafe fn q4k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let qs = p.add(16 + 32 * (g / 2));
-    each4!(|k| {
-        let v = u8x8(qs.add(8 * k));
-        if g % 2 == 0 {
-            v128_and(v, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(v, 4)
-        }
-    })
+unsafe fn q4k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(16 + 32 * c);
+    let x = each4!(|k| u8x8(qs.add(8 * k)));
+    [
+        each4!(|k| v128_and(x[k], i16x8_splat(0xF))),
+        each4!(|k| u16x8_shr(x[k], 4)),
+    ]
 }
 
 /// Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128]. Q4_K's nibbles plus a 5th bit, bit g
 /// of qh[l].
 #[inline(always)]
-unsafe fn q5k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let qs = p.add(48 + 32 * (g / 2));
-    each4!(|k| {
-        let v = u8x8(qs.add(8 * k));
-        let low = if g % 2 == 0 {
-            v128_and(v, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(v, 4)
-        };
-        let high = u16x8_shr(i16x8_shl(u8x8(p.add(16 + 8 * k)), 4), g as u32);
-        v128_or(low, v128_and(high, i16x8_splat(0x10)))
-    })
+unsafe fn q5k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(48 + 32 * c);
+    let x = each4!(|k| u8x8(qs.add(8 * k)));
+    // Bits 2c, 2c + 1 of qh moved to bits 8, 9.
+    let m = i16x8_splat((256 >> (2 * c)) as i16);
+    let z = each4!(|k| i16x8_mul(u8x8(p.add(16 + 8 * k)), m));
+    [
+        each4!(|k| {
+            let high = u16x8_shr(v128_and(z[k], i16x8_splat(0x100)), 4);
+            v128_or(v128_and(x[k], i16x8_splat(0xF)), high)
+        }),
+        each4!(|k| {
+            let high = u16x8_shr(v128_and(z[k], i16x8_splat(0x200)), 5);
+            v128_or(u16x8_shr(x[k], 4), high)
+        }),
+    ]
 }
 
 /// Q6_K (210 bytes): ql[128], qh[64], scales[16] (i8), d. Group g = 4 * half + j: nibble j / 2 of
 /// ql[64 * half + 32 * (j % 2)..][..32], topped with bits 2j..2j+2 of qh[32 * half..][..32];
-/// unsigned (0..64), the -32 applied through `bsums` (or at unpacking, for prefill).
+/// unsigned (0..64), the -32 applied through `bsums` (or at unpacking, for prefill). Chunk
+/// c = 2 * half + jj holds groups j = jj and j = jj + 2, which share their ql bytes.
 #[inline(always)]
-unsafe fn q6k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let ql = p.add(64 * half + 32 * (j % 2));
+unsafe fn q6k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let (half, jj) = (c / 2, c % 2);
+    let ql = p.add(64 * half + 32 * jj);
     let qh = p.add(128 + 32 * half);
-    each4!(|k| {
-        let l = u8x8(ql.add(8 * k));
-        let low = if j < 2 {
-            v128_and(l, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(l, 4)
-        };
-        // Bits 2j..2j+2 of qh to bits 4..6.
-        let h = i16x8_shl(u8x8(qh.add(8 * k)), 4);
-        let high = v128_and(u16x8_shr(h, 2 * j as u32), i16x8_splat(0x30));
-        v128_or(low, high)
-    })
+    let x = each4!(|k| u8x8(ql.add(8 * k)));
+    // Bits 2jj.. moved to bit 2 (and 2jj + 4.. to bit 6).
+    let m = i16x8_splat(4 >> (2 * jj));
+    let y = each4!(|k| i16x8_mul(u8x8(qh.add(8 * k)), m));
+    [
+        each4!(|k| {
+            let high = v128_and(i16x8_shl(y[k], 2), i16x8_splat(0x30));
+            v128_or(v128_and(x[k], i16x8_splat(0xF)), high)
+        }),
+        each4!(|k| {
+            let high = v128_and(u16x8_shr(y[k], 2), i16x8_splat(0x30));
+            v128_or(u16x8_shr(x[k], 4), high)
+        }),
+    ]
 }
 
 /// The per-super-block scalars and sums shared by the K-quant row functions: `(d, dmin)`, the
@@ -741,35 +739,48 @@ trait KQuant {
     /// Subtracted from every unpacked value by the prefill kernels (Q3_K: 4, Q6_K: 32); the
     /// decode kernels apply it through `bsums` instead.
     const OFFSET: i16;
+    /// The groups of chunk `c`: `(2c, 2c + 1)` except for Q6_K.
+    const PAIR_STRIDE: usize;
     unsafe fn head(p: *const u8) -> KHead;
-    unsafe fn group(p: *const u8, g: usize) -> [v128; 4];
+    unsafe fn pair(p: *const u8, c: usize) -> [[v128; 4]; 2];
+    #[inline(always)]
+    fn pair_groups(c: usize) -> [usize; 2] {
+        if Self::PAIR_STRIDE == 1 {
+            [2 * c, 2 * c + 1]
+        } else {
+            // Q6_K: chunk 2 * half + jj holds groups 4 * half + jj and 4 * half + jj + 2.
+            let g = 4 * (c / 2) + c % 2;
+            [g, g + 2]
+        }
+    }
 }
 
 macro_rules! kquants {
-    ($($ty:ident: $bytes:expr, $sub:expr, $offset:expr, $head:ident, $group:ident;)*) => {$(
+    ($($ty:ident: $bytes:expr, $sub:expr, $offset:expr, $stride:expr, $head:ident, $pair:ident;)*) => {$(
         struct $ty;
         impl KQuant for $ty {
             const BYTES: usize = $bytes;
             const SUB: usize = $sub;
             const OFFSET: i16 = $offset;
+            const PAIR_STRIDE: usize = $stride;
             #[inline(always)]
             unsafe fn head(p: *const u8) -> KHead {
                 $head(p)
             }
             #[inline(always)]
-            unsafe fn group(p: *const u8, g: usize) -> [v128; 4] {
-                $group(p, g)
+            unsafe fn pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+                $pair(p, c)
             }
         }
     )*};
 }
 
 kquants! {
-    K2: 84, 16, 0, q2k_head, q2k_group;
-    K3: 110, 16, 4, q3k_head, q3k_group;
-    K4: 144, 32, 0, q45k_head, q4k_group;
-    K5: 176, 32, 0, q45k_head, q5k_group;
-    K6: 210, 16, 32, q6k_head, q6k_group;
+    K2: 84, 16, 0, 1, q2k_head, q2k_pair;
+    K3: 110, 16, 4, 1, q3k_head, q3k_pair;
+    K4: 144, 32, 0, 1, q45k_head, q4k_pair;
+    K5: 176, 32, 0, 1, q45k_head, q5k_pair;
+    K6: 210, 16, 32, 2, q6k_head, q6k_pair;
 }
 
 /// `R` K-quant rows against `T` tokens.
@@ -781,6 +792,7 @@ unsafe fn k_rows<K: KQuant, const R: usize, const T: usize>(
     xs: usize,
 ) -> [[f32; T]; R] {
     let nb = rb / K::BYTES;
+    let chunks = opaque(4);
     let mut acc = [[f32x4_splat(0.0); T]; R];
     for b in 0..nb {
         let mut p = w;
@@ -792,35 +804,38 @@ unsafe fn k_rows<K: KQuant, const R: usize, const T: usize>(
             h[r] = K::head(p[r]);
         }
         let mut isum = [[ZERO; T]; R];
-        unroll8!(G => {
-            let g = G;
-            let mut q = [[ZERO; 4]; R];
+        for c in 0..chunks {
+            let mut q = [[[ZERO; 4]; 2]; R];
             for r in 0..R {
-                q[r] = K::group(p[r], g);
+                q[r] = K::pair(p[r], c);
             }
-            for t in 0..T {
-                let a = act32((*x.add(t * xs + b)).qs.as_ptr().add(32 * g));
-                for r in 0..R {
-                    let q = &q[r];
-                    let s = if K::SUB == 32 {
-                        let s16 = i16x8_add(mul2(q[0], a[0], q[1], a[1]), mul2(q[2], a[2], q[3], a[3]));
-                        i32x4_dot_i16x8(s16, i16x8_splat(h[r].scale[g]))
-                    } else {
-                        i32x4_add(
-                            i32x4_dot_i16x8(
-                                mul2(q[0], a[0], q[1], a[1]),
-                                i16x8_splat(h[r].scale[2 * g]),
-                            ),
-                            i32x4_dot_i16x8(
-                                mul2(q[2], a[2], q[3], a[3]),
-                                i16x8_splat(h[r].scale[2 * g + 1]),
-                            ),
-                        )
-                    };
-                    isum[r][t] = i32x4_add(isum[r][t], s);
+            for (i, g) in K::pair_groups(c).into_iter().enumerate() {
+                for t in 0..T {
+                    let a = act32((*x.add(t * xs + b)).qs.as_ptr().add(32 * g));
+                    for r in 0..R {
+                        let q = &q[r][i];
+                        let sc = h[r].scale.as_ptr();
+                        let s = if K::SUB == 32 {
+                            let s16 =
+                                i16x8_add(mul2(q[0], a[0], q[1], a[1]), mul2(q[2], a[2], q[3], a[3]));
+                            i32x4_dot_i16x8(s16, v128_load16_splat(sc.add(g) as *const u16))
+                        } else {
+                            i32x4_add(
+                                i32x4_dot_i16x8(
+                                    mul2(q[0], a[0], q[1], a[1]),
+                                    v128_load16_splat(sc.add(2 * g) as *const u16),
+                                ),
+                                i32x4_dot_i16x8(
+                                    mul2(q[2], a[2], q[3], a[3]),
+                                    v128_load16_splat(sc.add(2 * g + 1) as *const u16),
+                                ),
+                            )
+                        };
+                        isum[r][t] = i32x4_add(isum[r][t], s);
+                    }
                 }
             }
-        });
+        }
         for t in 0..T {
             let y = &*x.add(t * xs + b);
             let bs = y.bsums.as_ptr() as *const v128;
@@ -1024,17 +1039,36 @@ unsafe fn bcast4(q: *const i16, k: usize) -> v128 {
     v128_load64_splat(q.add(4 * k) as *const u64)
 }
 
-/// `sum_{k in ks}` of broadcast weights times the eight tokens' activations, in i16: four
-/// vectors, tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the range.
+/// A loop count LLVM cannot see through. Loops over a block's groups or steps must stay rolled:
+/// unrolled, LLVM schedules every load of the block first (wasm has unlimited locals) and V8,
+/// with 16 vector registers, spills them all.
 #[inline(always)]
-unsafe fn steps_i16(q: *const i16, x: &[[i8; 32]], ks: core::ops::Range<usize>) -> [v128; 4] {
+fn opaque(n: usize) -> usize {
+    core::hint::black_box(n)
+}
+
+/// Steps `k0..k0 + n` (`n` even, [`opaque`]) of broadcast weights times the eight tokens'
+/// activations, summed in i16 (`WIDE`: widened to i32 by `dot` at every step): four vectors,
+/// tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the sums.
+#[inline(always)]
+unsafe fn steps<const WIDE: bool>(q: *const i16, x: &[[i8; 32]], k0: usize, n: usize) -> [v128; 4] {
     let mut s = [ZERO; 4];
-    for k in ks {
-        let wk = bcast4(q, k);
-        let xk = x[k].as_ptr();
-        for pp in 0..4 {
-            s[pp] = i16x8_add(s[pp], i16x8_mul(i8x8(xk.add(8 * pp)), wk));
+    let x = x.as_ptr();
+    let mut k = k0;
+    while k < k0 + n {
+        for k in k..k + 2 {
+            let wk = bcast4(q, k);
+            let xk = (*x.add(k)).as_ptr();
+            for pp in 0..4 {
+                let a = i8x8(xk.add(8 * pp));
+                s[pp] = if WIDE {
+                    i32x4_add(s[pp], i32x4_dot_i16x8(a, wk))
+                } else {
+                    i16x8_add(s[pp], i16x8_mul(a, wk))
+                };
+            }
         }
+        k += 2;
     }
     s
 }
@@ -1046,6 +1080,7 @@ unsafe fn legacy_row8<L: Legacy>(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
     let mut acc = [f32x4_splat(0.0); 2];
     let mut acc_m = [f32x4_splat(0.0); 2];
     let mut buf = Unpacked([0i16; 32]);
+    let n8 = opaque(8);
     for (b, y) in x.iter().enumerate().take(nb) {
         let p = w.as_ptr().add(b * L::BYTES);
         let (d, m) = L::scales(p);
@@ -1055,17 +1090,9 @@ unsafe fn legacy_row8<L: Legacy>(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
         }
         let wb = buf.0.as_ptr();
         let s: [v128; 4] = if L::WIDE {
-            let mut s = [ZERO; 4];
-            for k in 0..8 {
-                let wk = bcast4(wb, k);
-                let xk = y.qs[k].as_ptr();
-                for pp in 0..4 {
-                    s[pp] = i32x4_add(s[pp], i32x4_dot_i16x8(i8x8(xk.add(8 * pp)), wk));
-                }
-            }
-            s
+            steps::<true>(wb, &y.qs, 0, n8)
         } else {
-            let s = steps_i16(wb, &y.qs, 0..8);
+            let s = steps::<false>(wb, &y.qs, 0, n8);
             each4!(|k| i32x4_extadd_pairwise_i16x8(s[k]))
         };
         let dw = f32x4_splat(d);
@@ -1107,26 +1134,28 @@ unsafe fn k_row8<K: KQuant>(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
     let nb = w.len() / K::BYTES;
     let mut acc = [f32x4_splat(0.0); 2];
     let mut buf = Unpacked([0i16; QK_K]);
+    let (chunks, sub_steps) = (opaque(4), opaque(K::SUB / 4));
     for (b, y) in x.iter().enumerate().take(nb) {
         let p = w.as_ptr().add(b * K::BYTES);
         let h = K::head(p);
-        unroll8!(G => {
-            let g = G;
-            let q = K::group(p, g);
-            for k in 0..4 {
-                let v = if K::OFFSET != 0 {
-                    i16x8_sub(q[k], i16x8_splat(K::OFFSET))
-                } else {
-                    q[k]
-                };
-                v128_store(buf.0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+        for c in 0..chunks {
+            let q = K::pair(p, c);
+            for (i, g) in K::pair_groups(c).into_iter().enumerate() {
+                for k in 0..4 {
+                    let v = if K::OFFSET != 0 {
+                        i16x8_sub(q[i][k], i16x8_splat(K::OFFSET))
+                    } else {
+                        q[i][k]
+                    };
+                    v128_store(buf.0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+                }
             }
-        });
+        }
         let wb = buf.0.as_ptr();
         let mut s = [ZERO; 4];
         for sb in 0..QK_K / K::SUB {
-            let s16 = steps_i16(wb, &y.qs, sb * K::SUB / 4..(sb + 1) * K::SUB / 4);
-            let scale = i16x8_splat(h.scale[sb]);
+            let s16 = steps::<false>(wb, &y.qs, sb * K::SUB / 4, sub_steps);
+            let scale = v128_load16_splat(h.scale.as_ptr().add(sb) as *const u16);
             for pp in 0..4 {
                 s[pp] = i32x4_add(s[pp], i32x4_dot_i16x8(s16[pp], scale));
             }
