@@ -227,7 +227,12 @@ unsafe fn nibbles(p: *const u8) -> [v128; 4] {
     let lo = u8x8(p);
     let hi = u8x8(p.add(8));
     let m = i16x8_splat(0xF);
-    [v128_and(lo, m), v128_and(hi, m), u16x8_shr(lo, 4), u16x8_shr(hi, 4)]
+    [
+        v128_and(lo, m),
+        v128_and(hi, m),
+        u16x8_shr(lo, 4),
+        u16x8_shr(hi, 4),
+    ]
 }
 
 /// Per value `j` of 32: all ones in its i16 lane where bit `j` of `qh` is set, else zero
@@ -237,7 +242,16 @@ unsafe fn nibbles(p: *const u8) -> [v128; 4] {
 #[inline(always)]
 fn bit_masks(qh: u32) -> [v128; 4] {
     const LO: v128 = i16x8(1, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7);
-    const HI: v128 = i16x8(1 << 8, 1 << 9, 1 << 10, 1 << 11, 1 << 12, 1 << 13, 1 << 14, i16::MIN);
+    const HI: v128 = i16x8(
+        1 << 8,
+        1 << 9,
+        1 << 10,
+        1 << 11,
+        1 << 12,
+        1 << 13,
+        1 << 14,
+        i16::MIN,
+    );
     let a = i16x8_splat(qh as i16);
     let b = i16x8_splat((qh >> 16) as i16);
     [
@@ -816,8 +830,10 @@ unsafe fn k_rows<K: KQuant, const R: usize, const T: usize>(
                         let q = &q[r][i];
                         let sc = h[r].scale.as_ptr();
                         let s = if K::SUB == 32 {
-                            let s16 =
-                                i16x8_add(mul2(q[0], a[0], q[1], a[1]), mul2(q[2], a[2], q[3], a[3]));
+                            let s16 = i16x8_add(
+                                mul2(q[0], a[0], q[1], a[1]),
+                                mul2(q[2], a[2], q[3], a[3]),
+                            );
                             i32x4_dot_i16x8(s16, v128_load16_splat(sc.add(g) as *const u16))
                         } else {
                             i32x4_add(
@@ -925,10 +941,7 @@ unsafe fn q6k_head(p: *const u8) -> KHead {
         d,
         dmin: 32.0 * d,
         scale,
-        group_f: [
-            i8x8(p.add(192) as *const i8),
-            i8x8(p.add(200) as *const i8),
-        ],
+        group_f: [i8x8(p.add(192) as *const i8), i8x8(p.add(200) as *const i8)],
     }
 }
 
@@ -988,20 +1001,31 @@ unsafe fn row_q6_k<const R: usize, const T: usize>(
 // `dot` (by ones or by the sub-block scale) into i32 lanes holding pair sums of two tokens, which
 // `pair_sums` folds into one lane per token.
 
-/// Defines `Tile8` functions from `row8(row, x) -> [v128; 2]` (tokens 0..4 and 4..8).
+/// Defines `Tile8` functions from `row8::<R>(rows, row_bytes, x) -> [[v128; 2]; R]` (tokens
+/// 0..4 and 4..8 of each row); rows go in pairs, which share every activation load.
 macro_rules! tiles8 {
     ($($tile:ident => $row:ident, $act:ty, $bytes_per_act:expr;)*) => {$(
         unsafe fn $tile(w: &[u8], rb: usize, x: &[$act], out: &mut [f32]) {
             let nrows = w.len() / rb;
             assert!(out.len() >= 8 * nrows && rb % $bytes_per_act == 0 && x.len() >= rb / $bytes_per_act);
-            for (r, row) in w.chunks_exact(rb).enumerate() {
-                let v = $row(row, x);
+            let wp = w.as_ptr();
+            let mut store = |r: usize, v: [v128; 2]| {
                 let mut o = [0f32; 8];
                 v128_store(o.as_mut_ptr() as *mut v128, v[0]);
                 v128_store(o.as_mut_ptr().add(4) as *mut v128, v[1]);
                 for (t, o) in o.into_iter().enumerate() {
                     out[t * nrows + r] = o;
                 }
+            };
+            let mut r = 0;
+            while r + 2 <= nrows {
+                let v = $row::<2>([wp.add(r * rb), wp.add((r + 1) * rb)], rb, x);
+                store(r, v[0]);
+                store(r + 1, v[1]);
+                r += 2;
+            }
+            if r < nrows {
+                store(r, $row::<1>([wp.add(r * rb)], rb, x)[0]);
             }
         }
     )*};
@@ -1021,6 +1045,7 @@ tiles8! {
 }
 
 /// Unpacked weights, aligned for the vector stores.
+#[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct Unpacked<const N: usize>([i16; N]);
 
@@ -1047,135 +1072,176 @@ fn opaque(n: usize) -> usize {
     core::hint::black_box(n)
 }
 
-/// Steps `k0..k0 + n` (`n` even, [`opaque`]) of broadcast weights times the eight tokens'
-/// activations, summed in i16 (`WIDE`: widened to i32 by `dot` at every step): four vectors,
-/// tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the sums.
+/// Steps `k0..k0 + n` (`n` even, [`opaque`]) of `R` rows' broadcast weights (`q[r]`) times the
+/// eight tokens' activations, summed in i16 (`WIDE`: widened to i32 by `dot` at every step):
+/// per row four vectors, tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the sums. One
+/// step per iteration for two rows, two for one (what fits V8's registers).
 #[inline(always)]
-unsafe fn steps<const WIDE: bool>(q: *const i16, x: &[[i8; 32]], k0: usize, n: usize) -> [v128; 4] {
-    let mut s = [ZERO; 4];
+unsafe fn steps<const WIDE: bool, const R: usize>(
+    q: [*const i16; R],
+    x: &[[i8; 32]],
+    k0: usize,
+    n: usize,
+) -> [[v128; 4]; R] {
+    let mut s = [[ZERO; 4]; R];
     let x = x.as_ptr();
+    let unroll = if R == 1 { 2 } else { 1 };
     let mut k = k0;
     while k < k0 + n {
-        for k in k..k + 2 {
-            let wk = bcast4(q, k);
+        for k in k..k + unroll {
             let xk = (*x.add(k)).as_ptr();
-            for pp in 0..4 {
-                let a = i8x8(xk.add(8 * pp));
-                s[pp] = if WIDE {
-                    i32x4_add(s[pp], i32x4_dot_i16x8(a, wk))
-                } else {
-                    i16x8_add(s[pp], i16x8_mul(a, wk))
-                };
+            let a = each4!(|pp| i8x8(xk.add(8 * pp)));
+            for r in 0..R {
+                let wk = bcast4(q[r], k);
+                for pp in 0..4 {
+                    s[r][pp] = if WIDE {
+                        i32x4_add(s[r][pp], i32x4_dot_i16x8(a[pp], wk))
+                    } else {
+                        i16x8_add(s[r][pp], i16x8_mul(a[pp], wk))
+                    };
+                }
             }
         }
-        k += 2;
+        k += unroll;
     }
     s
 }
 
-/// Legacy blocks against eight tokens.
+/// `R` rows of legacy blocks against eight tokens.
 #[inline(always)]
-unsafe fn legacy_row8<L: Legacy>(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    let nb = w.len() / L::BYTES;
-    let mut acc = [f32x4_splat(0.0); 2];
-    let mut acc_m = [f32x4_splat(0.0); 2];
-    let mut buf = Unpacked([0i16; 32]);
+unsafe fn legacy_row8<L: Legacy, const R: usize>(
+    w: [*const u8; R],
+    rb: usize,
+    x: &[BlockQ8x8],
+) -> [[v128; 2]; R] {
+    let nb = rb / L::BYTES;
+    let mut acc = [[f32x4_splat(0.0); 2]; R];
+    let mut acc_m = [[f32x4_splat(0.0); 2]; R];
+    let mut buf = [Unpacked([0i16; 32]); R];
     let n8 = opaque(8);
     for (b, y) in x.iter().enumerate().take(nb) {
-        let p = w.as_ptr().add(b * L::BYTES);
-        let (d, m) = L::scales(p);
-        let q = L::unpack(p);
-        for k in 0..4 {
-            v128_store(buf.0.as_mut_ptr().add(8 * k) as *mut v128, q[k]);
+        let mut wb = [buf[0].0.as_ptr(); R];
+        for r in 0..R {
+            let q = L::unpack(w[r].add(b * L::BYTES));
+            for k in 0..4 {
+                v128_store(buf[r].0.as_mut_ptr().add(8 * k) as *mut v128, q[k]);
+            }
+            wb[r] = buf[r].0.as_ptr();
         }
-        let wb = buf.0.as_ptr();
-        let s: [v128; 4] = if L::WIDE {
-            steps::<true>(wb, &y.qs, 0, n8)
+        let s = if L::WIDE {
+            steps::<true, R>(wb, &y.qs, 0, n8)
         } else {
-            let s = steps::<false>(wb, &y.qs, 0, n8);
-            each4!(|k| i32x4_extadd_pairwise_i16x8(s[k]))
+            steps::<false, R>(wb, &y.qs, 0, n8)
         };
-        let dw = f32x4_splat(d);
         let dy = y.d.as_ptr() as *const v128;
-        for h in 0..2 {
-            let isum = f32x4_convert_i32x4(pair_sums(s[2 * h], s[2 * h + 1]));
-            let scale = f32x4_mul(dw, v128_load(dy.add(h)));
-            acc[h] = f32x4_add(acc[h], f32x4_mul(isum, scale));
-            if L::MIN {
-                let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
-                acc_m[h] = f32x4_add(acc_m[h], f32x4_mul(f32x4_splat(m), ys));
+        for r in 0..R {
+            let (d, m) = L::scales(w[r].add(b * L::BYTES));
+            let s = if L::WIDE {
+                s[r]
+            } else {
+                each4!(|k| i32x4_extadd_pairwise_i16x8(s[r][k]))
+            };
+            let dw = f32x4_splat(d);
+            for h in 0..2 {
+                let isum = f32x4_convert_i32x4(pair_sums(s[2 * h], s[2 * h + 1]));
+                let scale = f32x4_mul(dw, v128_load(dy.add(h)));
+                acc[r][h] = f32x4_add(acc[r][h], f32x4_mul(isum, scale));
+                if L::MIN {
+                    let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
+                    acc_m[r][h] = f32x4_add(acc_m[r][h], f32x4_mul(f32x4_splat(m), ys));
+                }
             }
         }
     }
-    [f32x4_add(acc[0], acc_m[0]), f32x4_add(acc[1], acc_m[1])]
+    let mut out = [[ZERO; 2]; R];
+    for r in 0..R {
+        out[r] = [
+            f32x4_add(acc[r][0], acc_m[r][0]),
+            f32x4_add(acc[r][1], acc_m[r][1]),
+        ];
+    }
+    out
 }
 
-unsafe fn row8_q4_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q40>(w, x)
-}
-unsafe fn row8_q4_1(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q41>(w, x)
-}
-unsafe fn row8_q5_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q50>(w, x)
-}
-unsafe fn row8_q5_1(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q51>(w, x)
-}
-unsafe fn row8_q8_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q80>(w, x)
+macro_rules! legacy_row8_fns {
+    ($($name:ident => $ty:ty;)*) => {$(
+        unsafe fn $name<const R: usize>(w: [*const u8; R], rb: usize, x: &[BlockQ8x8]) -> [[v128; 2]; R] {
+            legacy_row8::<$ty, R>(w, rb, x)
+        }
+    )*};
 }
 
-/// A K-quant row against eight tokens. `K::OFFSET` is subtracted from every unpacked value (the
-/// offsets of Q3_K and Q6_K are applied here rather than through the activation sums), so
+legacy_row8_fns! {
+    row8_q4_0 => Q40;
+    row8_q4_1 => Q41;
+    row8_q5_0 => Q50;
+    row8_q5_1 => Q51;
+    row8_q8_0 => Q80;
+}
+
+/// `R` K-quant rows against eight tokens. `K::OFFSET` is subtracted from every unpacked value
+/// (the offsets of Q3_K and Q6_K are applied here rather than through the activation sums), so
 /// `head.group_f` is only used for mins.
 #[inline(always)]
-unsafe fn k_row8<K: KQuant>(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    let nb = w.len() / K::BYTES;
-    let mut acc = [f32x4_splat(0.0); 2];
-    let mut buf = Unpacked([0i16; QK_K]);
+unsafe fn k_row8<K: KQuant, const R: usize>(
+    w: [*const u8; R],
+    rb: usize,
+    x: &[BlockQ8Kx8],
+) -> [[v128; 2]; R] {
+    let nb = rb / K::BYTES;
+    let mut acc = [[f32x4_splat(0.0); 2]; R];
+    let mut buf = [Unpacked([0i16; QK_K]); R];
     let (chunks, sub_steps) = (opaque(4), opaque(K::SUB / 4));
     for (b, y) in x.iter().enumerate().take(nb) {
-        let p = w.as_ptr().add(b * K::BYTES);
-        let h = K::head(p);
-        for c in 0..chunks {
-            let q = K::pair(p, c);
-            for (i, g) in K::pair_groups(c).into_iter().enumerate() {
-                for k in 0..4 {
-                    let v = if K::OFFSET != 0 {
-                        i16x8_sub(q[i][k], i16x8_splat(K::OFFSET))
-                    } else {
-                        q[i][k]
-                    };
-                    v128_store(buf.0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+        let mut h = [K::head(w[0].add(b * K::BYTES)); R];
+        let mut wb = [buf[0].0.as_ptr(); R];
+        for r in 0..R {
+            let p = w[r].add(b * K::BYTES);
+            if r > 0 {
+                h[r] = K::head(p);
+            }
+            for c in 0..chunks {
+                let q = K::pair(p, c);
+                for (i, g) in K::pair_groups(c).into_iter().enumerate() {
+                    for k in 0..4 {
+                        let v = if K::OFFSET != 0 {
+                            i16x8_sub(q[i][k], i16x8_splat(K::OFFSET))
+                        } else {
+                            q[i][k]
+                        };
+                        v128_store(buf[r].0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+                    }
                 }
             }
+            wb[r] = buf[r].0.as_ptr();
         }
-        let wb = buf.0.as_ptr();
-        let mut s = [ZERO; 4];
+        let mut s = [[ZERO; 4]; R];
         for sb in 0..QK_K / K::SUB {
-            let s16 = steps::<false>(wb, &y.qs, sb * K::SUB / 4, sub_steps);
-            let scale = v128_load16_splat(h.scale.as_ptr().add(sb) as *const u16);
-            for pp in 0..4 {
-                s[pp] = i32x4_add(s[pp], i32x4_dot_i16x8(s16[pp], scale));
+            let s16 = steps::<false, R>(wb, &y.qs, sb * K::SUB / 4, sub_steps);
+            for r in 0..R {
+                let scale = v128_load16_splat(h[r].scale.as_ptr().add(sb) as *const u16);
+                for pp in 0..4 {
+                    s[r][pp] = i32x4_add(s[r][pp], i32x4_dot_i16x8(s16[r][pp], scale));
+                }
             }
         }
-        let dw = f32x4_splat(h.d);
         let dy = y.d.as_ptr() as *const v128;
-        for half in 0..2 {
-            let dy = v128_load(dy.add(half));
-            let isum = f32x4_convert_i32x4(pair_sums(s[2 * half], s[2 * half + 1]));
-            acc[half] = f32x4_add(acc[half], f32x4_mul(isum, f32x4_mul(dw, dy)));
-            if K::OFFSET == 0 {
-                let f = &h.group_f;
-                // Per token: sum over 16-value groups of factor * bsum, two groups per dot.
-                let mut m = ZERO;
-                for (j, pair) in lane_splats(f).into_iter().enumerate() {
-                    let bs = v128_load((y.bsums[j].as_ptr() as *const v128).add(half));
-                    m = i32x4_add(m, i32x4_dot_i16x8(bs, pair));
+        for r in 0..R {
+            let dw = f32x4_splat(h[r].d);
+            for half in 0..2 {
+                let dy = v128_load(dy.add(half));
+                let isum = f32x4_convert_i32x4(pair_sums(s[r][2 * half], s[r][2 * half + 1]));
+                acc[r][half] = f32x4_add(acc[r][half], f32x4_mul(isum, f32x4_mul(dw, dy)));
+                if K::OFFSET == 0 {
+                    // Per token: sum over 16-value groups of factor * bsum, two groups per dot.
+                    let mut m = ZERO;
+                    for (j, pair) in lane_splats(&h[r].group_f).into_iter().enumerate() {
+                        let bs = v128_load((y.bsums[j].as_ptr() as *const v128).add(half));
+                        m = i32x4_add(m, i32x4_dot_i16x8(bs, pair));
+                    }
+                    let dm = f32x4_mul(f32x4_splat(h[r].dmin), dy);
+                    acc[r][half] = f32x4_sub(acc[r][half], f32x4_mul(f32x4_convert_i32x4(m), dm));
                 }
-                let dm = f32x4_mul(f32x4_splat(h.dmin), dy);
-                acc[half] = f32x4_sub(acc[half], f32x4_mul(f32x4_convert_i32x4(m), dm));
             }
         }
     }
@@ -1198,20 +1264,20 @@ fn lane_splats(f: &[v128; 2]) -> [v128; 8] {
     ]
 }
 
-unsafe fn row8_q2_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<K2>(w, x)
+macro_rules! k_row8_fns {
+    ($($name:ident => $ty:ty;)*) => {$(
+        unsafe fn $name<const R: usize>(w: [*const u8; R], rb: usize, x: &[BlockQ8Kx8]) -> [[v128; 2]; R] {
+            k_row8::<$ty, R>(w, rb, x)
+        }
+    )*};
 }
-unsafe fn row8_q3_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<K3>(w, x)
-}
-unsafe fn row8_q4_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<K4>(w, x)
-}
-unsafe fn row8_q5_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<K5>(w, x)
-}
-unsafe fn row8_q6_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<K6>(w, x)
+
+k_row8_fns! {
+    row8_q2_k => K2;
+    row8_q3_k => K3;
+    row8_q4_k => K4;
+    row8_q5_k => K5;
+    row8_q6_k => K6;
 }
 
 const _: () = assert!(QK_K == 256);
