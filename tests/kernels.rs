@@ -8,8 +8,18 @@
 //!   decode;
 //! - saturated blocks against constant activations, where narrow accumulators would overflow.
 //!
+//! The same tests run under wasm (the SIMD128 kernels, or the reference without `+simd128`), in
+//! Node's WASI through `scripts/wasm-test-runner.mjs`:
+//! ```text
+//! RUSTFLAGS='-C target-feature=+simd128' \
+//! CARGO_TARGET_WASM32_WASIP1_RUNNER='node scripts/wasm-test-runner.mjs' \
+//! cargo test --release --test kernels --target wasm32-wasip1
+//! ```
+//! (wasm32-wasip1 aborts on panic, so the `should_panic` test is skipped there.)
+//!
 //! Benchmarks: `cargo test --release --test kernels -- --ignored --nocapture bench`
-//! (`BENCH_ONLY=Q4K:640x2048` picks one case).
+//! (`BENCH_ONLY=Q4K:640x2048,Q6K:640x2048` picks cases, `BENCH_ISAS=simd128` instruction sets;
+//! the same under wasm with the variables above).
 //!
 //! Tolerances are relative to `sum |w_i * x_i|`: 1e-5 of it is far below what one wrong nibble,
 //! bit or scale index in a 1024-value row costs (about 1e-3 of it), so every check can fail.

@@ -18,11 +18,24 @@
 //! Two kernel shapes, as in `avx2`:
 //! - row functions over `R` weight rows and `T <= 4` tokens: the activations of a block are
 //!   loaded once for all `R` rows and the weights unpacked once for all `T` tokens. Decode runs
-//!   `R = 2` (two independent accumulation chains, half the activation loads);
-//! - eight-token prefill functions (`row8_*`) against [`BlockQ8x8`] / [`BlockQ8Kx8`]: a weight
-//!   block is unpacked once into an i16 buffer, each group of four values is broadcast
-//!   (`v128.load64_splat`) and multiplied with two tokens' four activations per vector, so the
-//!   unpacking and the per-block scaling are shared by eight tokens.
+//!   `R = 2` for float and legacy types (two accumulation chains, half the activation loads, one
+//!   vector f16 conversion for both rows' scales) and `R = 1` for K-quants (their unpacking
+//!   needs the registers);
+//! - eight-token prefill functions (`row8_*`) against [`BlockQ8x8`] / [`BlockQ8Kx8`], two rows
+//!   per pass: a weight block is unpacked once into an i16 buffer, each group of four values is
+//!   broadcast (`v128.load64_splat`) and multiplied with two tokens' four activations per vector,
+//!   so the unpacking and the per-block scaling are shared by eight tokens and every activation
+//!   load by two rows.
+//!
+//! What the code looks like is dictated by V8's code generation (x64, read with
+//! `node --print-wasm-code`): V8 has 16 vector registers and spills whatever LLVM keeps live, and
+//! LLVM, targeting a machine with unlimited locals, hoists every load of an unrolled loop to its
+//! top. So loops over a block's groups and steps are kept rolled ([`opaque`] trip counts); shifts
+//! are by constants (V8 re-masks a variable shift count at every use; shifts that depend on the
+//! group are multiplies by powers of two); no closure or array `map` in hot code (LLVM may leave
+//! them as calls, and four vectors returned from a call travel through memory); per-lane
+//! multiplies by powers of two are avoided (LLVM turns them into per-lane shifts, which SIMD128
+//! lacks, and scalarizes them).
 
 // Token and row loops index several per-token arrays at once.
 #![allow(clippy::needless_range_loop)]
