@@ -338,3 +338,201 @@ fn crosscheck_file() {
     eprintln!("{} cases, {bad} differences", cases.len());
     assert_eq!(bad, 0);
 }
+
+// ---- odd metadata: clear errors, never a panic ----------------------------------------------
+
+mod odd_metadata {
+    use candle_core::quantized::gguf_file::Value;
+    use wick::gguf::Metadata;
+    use wick::tokenizer::{adds_bos, end_of_generation_ids, Tokenizer};
+    use wick::Error;
+
+    fn s(x: &str) -> Value {
+        Value::String(x.into())
+    }
+
+    fn strings(xs: &[&str]) -> Value {
+        Value::Array(xs.iter().map(|x| s(x)).collect())
+    }
+
+    /// A tiny SentencePiece vocabulary: <unk> <s> </s>, 256 byte tokens, then pieces.
+    fn spm() -> Metadata {
+        let mut tokens: Vec<String> = vec!["<unk>".into(), "<s>".into(), "</s>".into()];
+        tokens.extend((0..256).map(|b| format!("<0x{b:02X}>")));
+        let pieces = ["▁", "h", "e", "l", "o", "he", "ll", "hell", "hello", "▁hello", "▁▁", "▁▁▁▁"];
+        tokens.extend(pieces.iter().map(|p| p.to_string()));
+        let n = tokens.len();
+        let mut types = vec![Value::I32(3), Value::I32(3), Value::I32(3)];
+        types.extend((0..256).map(|_| Value::I32(6)));
+        types.extend(pieces.iter().map(|_| Value::I32(1)));
+        let scores: Vec<Value> = (0..n).map(|i| Value::F32(if i < 259 { 0.0 } else { -(i as f32) })).collect();
+        let mut md = Metadata::new();
+        md.insert("tokenizer.ggml.model".into(), s("llama"));
+        md.insert("tokenizer.ggml.tokens".into(), Value::Array(tokens.iter().map(|t| s(t)).collect()));
+        md.insert("tokenizer.ggml.token_type".into(), Value::Array(types));
+        md.insert("tokenizer.ggml.scores".into(), Value::Array(scores));
+        md
+    }
+
+    /// A tiny byte-level BPE vocabulary: the 256 byte characters, "he", "ll", "hell", "hello".
+    fn bpe() -> Metadata {
+        let mut tokens: Vec<String> = Vec::new();
+        for b in 0u32..256 {
+            let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+            if printable {
+                tokens.push(char::from_u32(b).unwrap().to_string());
+            }
+        }
+        let mut n = 0;
+        for b in 0u32..256 {
+            let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+            if !printable {
+                tokens.push(char::from_u32(256 + n).unwrap().to_string());
+                n += 1;
+            }
+        }
+        tokens.extend(["he", "ll", "hell", "hello", "<|endoftext|>"].map(String::from));
+        let mut md = Metadata::new();
+        md.insert("tokenizer.ggml.model".into(), s("gpt2"));
+        md.insert("tokenizer.ggml.pre".into(), s("gpt-2"));
+        md.insert("tokenizer.ggml.tokens".into(), Value::Array(tokens.iter().map(|t| s(t)).collect()));
+        md.insert("tokenizer.ggml.merges".into(), strings(&["h e", "l l", "he ll", "hell o", "x y"]));
+        md.insert("tokenizer.ggml.eos_token_id".into(), Value::U32(tokens.len() as u32 - 1));
+        md
+    }
+
+    fn err(md: &Metadata) -> Error {
+        Tokenizer::from_metadata(md).expect_err("should fail")
+    }
+
+    #[test]
+    fn tiny_vocabularies_work() {
+        let t = Tokenizer::from_metadata(&spm()).unwrap();
+        let hello = t.token_id("▁hello").unwrap();
+        // SentencePiece defaults: BOS added, a space prefix, and that space dropped on decode.
+        assert_eq!(t.encode("hello", true).unwrap(), vec![1, hello]);
+        assert_eq!(t.decode(&[1, hello]).unwrap(), "<s> hello");
+        assert_eq!(t.decode(&[hello]).unwrap(), "hello");
+        assert_eq!(t.decode_skip_special(&[1, hello]).unwrap(), " hello");
+        // Unknown characters fall back to bytes: "é" is C3 A9.
+        let ids = t.encode("é", false).unwrap();
+        assert_eq!(ids, vec![t.token_id("▁").unwrap(), 3 + 0xC3, 3 + 0xA9]);
+        assert_eq!(t.decode(&ids).unwrap(), "é");
+        assert!(adds_bos(&spm()));
+        assert_eq!(end_of_generation_ids(&spm()), vec![2]);
+        // JSON round trip of a SentencePiece tokenizer.
+        let back = Tokenizer::from_json(&t.to_json().unwrap()).unwrap();
+        assert_eq!(back.encode("hello  hello", true).unwrap(), t.encode("hello  hello", true).unwrap());
+
+        let t = Tokenizer::from_metadata(&bpe()).unwrap();
+        let ids = t.encode("hello", true).unwrap();
+        assert_eq!(ids, vec![t.token_id("hello").unwrap()]);
+        assert_eq!(t.decode(&ids).unwrap(), "hello");
+        assert!(!adds_bos(&bpe()));
+        let back = Tokenizer::from_json(&t.to_json().unwrap()).unwrap();
+        assert_eq!(back.encode("hello hell", true).unwrap(), t.encode("hello hell", true).unwrap());
+    }
+
+    /// The `tokenizers` object behind (or, for SentencePiece, beside) wick's encoder.
+    #[test]
+    fn tokenizers_equivalent() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Tokenizer>();
+        for md in [spm(), bpe()] {
+            let t = Tokenizer::from_metadata(&md).unwrap();
+            let hf = t.hf().unwrap();
+            assert_eq!(hf.get_vocab_size(true), t.vocab_size());
+            let ids = hf.encode("hello hello", false).unwrap().get_ids().to_vec();
+            assert_eq!(ids, t.encode("hello hello", false).unwrap());
+            assert_eq!(hf.decode(&ids, false).unwrap(), t.decode(&ids).unwrap());
+        }
+    }
+
+    #[test]
+    fn clear_errors() {
+        let mut md = spm();
+        md.remove("tokenizer.ggml.model");
+        assert!(matches!(err(&md), Error::MissingMetadata(k) if k == "tokenizer.ggml.model"));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.model".into(), s("bert"));
+        assert!(matches!(err(&md), Error::Tokenizer(m) if m.contains("bert")));
+
+        let mut md = spm();
+        md.remove("tokenizer.ggml.tokens");
+        assert!(matches!(err(&md), Error::MissingMetadata(_)));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.tokens".into(), s("not an array"));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, .. } if key == "tokenizer.ggml.tokens"));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.tokens".into(), Value::Array(vec![s("a"), Value::U32(7)]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, reason } if key == "tokenizer.ggml.tokens" && reason.contains("element 1")));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.tokens".into(), Value::Array(vec![]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { .. }));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.token_type".into(), Value::Array(vec![Value::I32(1); 5]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, reason } if key == "tokenizer.ggml.token_type" && reason.contains("5 entries")));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.token_type".into(), strings(&["x"; 300]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, .. } if key == "tokenizer.ggml.token_type"));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.scores".into(), Value::Array(vec![Value::F32(0.0); 3]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, .. } if key == "tokenizer.ggml.scores"));
+
+        let mut md = spm();
+        md.insert("tokenizer.ggml.tokens".into(), strings(&["a", "b", "a"]));
+        md.remove("tokenizer.ggml.token_type");
+        md.remove("tokenizer.ggml.scores");
+        assert!(matches!(err(&md), Error::InvalidMetadata { reason, .. } if reason.contains("duplicate")));
+
+        let mut md = bpe();
+        md.remove("tokenizer.ggml.merges");
+        assert!(matches!(err(&md), Error::MissingMetadata(k) if k.contains("merges")));
+
+        let mut md = bpe();
+        md.insert("tokenizer.ggml.merges".into(), Value::Array(vec![Value::U8(1)]));
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, .. } if key == "tokenizer.ggml.merges"));
+
+        // BOS requested but no usable BOS id.
+        let mut md = spm();
+        md.insert("tokenizer.ggml.bos_token_id".into(), Value::U32(1_000_000));
+        md.insert("tokenizer.ggml.tokens".into(), strings(&["x"]));
+        md.remove("tokenizer.ggml.token_type");
+        md.remove("tokenizer.ggml.scores");
+        assert!(matches!(err(&md), Error::InvalidMetadata { key, .. } if key == "tokenizer.ggml.add_bos_token"));
+    }
+
+    #[test]
+    fn tolerated_oddities() {
+        // Out-of-range or mistyped special ids keep llama.cpp's defaults; unknown pre types use
+        // GPT-2's expression; empty token texts get placeholder names.
+        let mut md = bpe();
+        md.insert("tokenizer.ggml.bos_token_id".into(), Value::I32(-1));
+        md.insert("tokenizer.ggml.eot_token_id".into(), s("nope"));
+        md.insert("tokenizer.ggml.pre".into(), s("some-future-pre"));
+        let t = Tokenizer::from_metadata(&md).unwrap();
+        assert_eq!(t.encode("hello", false).unwrap().len(), 1);
+
+        let mut md = spm();
+        if let Some(Value::Array(a)) = md.get_mut("tokenizer.ggml.tokens") {
+            a[270] = s("");
+        }
+        let t = Tokenizer::from_metadata(&md).unwrap();
+        assert_eq!(t.token_text(270), Some("[EMPTY_270]"));
+
+        // The free functions never panic on garbage.
+        let mut md = Metadata::new();
+        assert!(!adds_bos(&md));
+        assert!(end_of_generation_ids(&md).is_empty());
+        md.insert("tokenizer.ggml.tokens".into(), Value::U64(3));
+        assert!(!adds_bos(&md));
+        assert!(end_of_generation_ids(&md).is_empty());
+    }
+}
