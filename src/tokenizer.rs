@@ -215,7 +215,7 @@ impl Tokenizer {
                 for c in text.chars() {
                     escaped.push(if c == ' ' { '\u{2581}' } else { c });
                 }
-                spm.encode(&escaped, out);
+                spm.encode(&self.vocab, &escaped, out);
                 Ok(())
             }
             Engine::Bpe { hf } => {
@@ -277,10 +277,7 @@ impl Tokenizer {
 
     /// The id of the token whose vocabulary text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        match &self.engine {
-            Engine::Spm { spm, .. } => spm.token_id(text),
-            Engine::Bpe { hf } => hf.get_model().token_to_id(text),
-        }
+        self.vocab.id(text)
     }
 
     /// Whether `id` is a control or unknown token (rendered only when decoding with specials).

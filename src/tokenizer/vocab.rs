@@ -5,7 +5,7 @@
 //! its per-model defaults, which metadata keys override them, which tokens it promotes to
 //! control tokens by their text, and which tokens end generation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use candle_core::quantized::gguf_file::Value;
 use serde::{Deserialize, Serialize};
@@ -87,6 +87,59 @@ pub(crate) struct Vocab {
     pub tokens: Vec<String>,
     pub attrs: Vec<u16>,
     pub cfg: Config,
+    pub index: TokenIndex,
+}
+
+/// Token text to id, as an open-addressing table of ids (the texts stay in `tokens`, so a
+/// 262,144-token vocabulary costs one megabyte here, not a second copy of every string).
+pub(crate) struct TokenIndex {
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+fn hash(text: &str) -> usize {
+    // FNV-1a, folded: fast on short keys, and no dependency.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in text.as_bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 29)) as usize
+}
+
+impl TokenIndex {
+    /// Indexes `tokens`; `Err((first, second))` for a duplicate text.
+    pub fn new(tokens: &[String]) -> std::result::Result<Self, (usize, usize)> {
+        let cap = (tokens.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![EMPTY; cap];
+        let mask = cap - 1;
+        for (id, t) in tokens.iter().enumerate() {
+            let mut i = hash(t) & mask;
+            loop {
+                match slots[i] {
+                    EMPTY => {
+                        slots[i] = id as u32;
+                        break;
+                    }
+                    other if tokens[other as usize] == *t => return Err((other as usize, id)),
+                    _ => i = (i + 1) & mask,
+                }
+            }
+        }
+        Ok(Self { slots, mask })
+    }
+
+    pub fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
+        let mut i = hash(text) & self.mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => return None,
+                id if tokens[id as usize] == text => return Some(id),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+    }
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
@@ -364,19 +417,27 @@ const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 /// The end-of-generation set and the attribute changes llama.cpp derives from token texts.
 /// `text(id)` gives the token text; `attrs` is updated in place.
 pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -> &'t str, attrs: &mut [u16]) -> Vec<u32> {
-    let find_first = |texts: &[&str]| -> Option<u32> {
-        (0..n_tokens).find(|&i| texts.contains(&text(i))).map(|i| i as u32)
-    };
-    let fim_pad = h.fim_pad.or_else(|| find_first(FIM_PAD_TEXTS));
-    let fim_rep = h.fim_rep.or_else(|| find_first(FIM_REP_TEXTS));
-    let fim_sep = h.fim_sep.or_else(|| find_first(FIM_SEP_TEXTS));
+    // Every marker text starts with one of these bytes ('▁' is E2 ..).
+    let candidate = |t: &str| matches!(t.as_bytes().first(), Some(b'<' | b'[' | b'_' | 0xE2));
+    let (mut fim_pad, mut fim_rep, mut fim_sep) = (h.fim_pad, h.fim_rep, h.fim_sep);
     let mut eog = BTreeSet::new();
-    eog.extend([fim_pad, fim_rep, fim_sep].into_iter().flatten());
     for i in 0..n_tokens {
         let t = text(i);
+        if !candidate(t) {
+            continue;
+        }
         let is_eog = EOG_TEXTS.contains(&t);
         if is_eog {
             eog.insert(i as u32);
+        }
+        if FIM_PAD_TEXTS.contains(&t) && fim_pad.is_none() {
+            fim_pad = Some(i as u32);
+        }
+        if FIM_REP_TEXTS.contains(&t) && fim_rep.is_none() {
+            fim_rep = Some(i as u32);
+        }
+        if FIM_SEP_TEXTS.contains(&t) && fim_sep.is_none() {
+            fim_sep = Some(i as u32);
         }
         let is_fim = FIM_PRE_TEXTS.contains(&t)
             || FIM_SUF_TEXTS.contains(&t)
@@ -392,6 +453,7 @@ pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -
             attrs[i] = attr::USER_DEFINED;
         }
     }
+    eog.extend([fim_pad, fim_rep, fim_sep].into_iter().flatten());
     eog.extend([h.eos, h.eot, h.eom].into_iter().flatten());
     // (llama.cpp also picks an EOT token by text when the file names none; every such text is
     // in EOG_TEXTS, so the set is the same.)
@@ -424,25 +486,20 @@ impl Vocab {
         }
         let h = Header::read(md, n_tokens)?;
         let mut attrs = token_attrs(md, n_tokens)?;
-        let mut tokens = Vec::with_capacity(n_tokens);
-        {
-            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(n_tokens);
-            for (i, v) in arr.iter().enumerate() {
+        let tokens: Vec<String> = arr
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
                 let s = token_str(v);
-                if !s.is_empty() {
-                    if let Some(j) = seen.insert(s, i) {
-                        return Err(invalid(
-                            KEY_TOKENS,
-                            format!("duplicate token {s:?} at ids {j} and {i} (llama.cpp rejects this too)"),
-                        ));
-                    }
-                }
-            }
-            for (i, v) in arr.iter().enumerate() {
-                let s = token_str(v);
-                tokens.push(if s.is_empty() { format!("[EMPTY_{i}]") } else { s.to_string() });
-            }
-        }
+                if s.is_empty() { format!("[EMPTY_{i}]") } else { s.to_string() }
+            })
+            .collect();
+        let index = TokenIndex::new(&tokens).map_err(|(a, b)| {
+            invalid(
+                KEY_TOKENS,
+                format!("duplicate token {:?} at ids {a} and {b} (llama.cpp rejects this too)", tokens[a]),
+            )
+        })?;
         let eog = detect_eog(&h, n_tokens, |i| tokens[i].as_str(), &mut attrs);
         let check = |what: &str, key: &str, on: bool, id: Option<u32>| -> Result<()> {
             if on && id.is_none() {
@@ -477,7 +534,7 @@ impl Vocab {
             eog,
             attrs_not_normal,
         };
-        Ok(Self { tokens, attrs, cfg })
+        Ok(Self { tokens, attrs, cfg, index })
     }
 
     /// Rebuilds the vocabulary from a stored [`Config`] and the token texts by id.
@@ -496,6 +553,12 @@ impl Vocab {
                 None => return Err(Error::Tokenizer(format!("stored tokenizer names token {id}, out of range"))),
             }
         }
-        Ok(Self { tokens, attrs, cfg })
+        let index = TokenIndex::new(&tokens)
+            .map_err(|(a, b)| Error::Tokenizer(format!("stored tokenizer has token {a} twice (also {b})")))?;
+        Ok(Self { tokens, attrs, cfg, index })
+    }
+
+    pub fn id(&self, text: &str) -> Option<u32> {
+        self.index.get(&self.tokens, text)
     }
 }
