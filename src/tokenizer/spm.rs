@@ -72,13 +72,16 @@ impl Spm {
                 std::str::from_utf8(&c).ok().and_then(|s| vocab.id(s))
             });
         }
-        Self { scores, bytes, unk: vocab.cfg.unk }
+        Self {
+            scores,
+            bytes,
+            unk: vocab.cfg.unk,
+        }
     }
 
     pub fn scores(&self) -> &[f32] {
         &self.scores
     }
-
 
     /// Encodes `text`, whose spaces are already escaped (`▁`), appending ids to `out`.
     pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
@@ -98,16 +101,22 @@ impl Spm {
             last.next = NONE;
         }
         let mut heap = BinaryHeap::with_capacity(symbols.len());
-        let try_add = |heap: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: usize, right: usize| {
-            if left == NONE || right == NONE {
-                return;
-            }
-            let (l, r) = (symbols[left], symbols[right]);
-            let piece = &text[l.start..l.start + l.len + r.len];
-            if let Some(id) = vocab.id(piece) {
-                heap.push(Bigram { score: self.scores[id as usize], left, right, size: piece.len() });
-            }
-        };
+        let try_add =
+            |heap: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: usize, right: usize| {
+                if left == NONE || right == NONE {
+                    return;
+                }
+                let (l, r) = (symbols[left], symbols[right]);
+                let piece = &text[l.start..l.start + l.len + r.len];
+                if let Some(id) = vocab.id(piece) {
+                    heap.push(Bigram {
+                        score: self.scores[id as usize],
+                        left,
+                        right,
+                        size: piece.len(),
+                    });
+                }
+            };
         for i in 1..symbols.len() {
             try_add(&mut heap, &symbols, i - 1, i);
         }

@@ -143,7 +143,10 @@ impl TokenIndex {
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidMetadata { key: key.into(), reason: reason.into() }
+    Error::InvalidMetadata {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 fn value_kind(v: &Value) -> &'static str {
@@ -180,18 +183,32 @@ fn value_as_f32(v: &Value) -> Option<f32> {
 
 /// `tokenizer.ggml.tokens` as a slice of strings, or a clear error.
 pub(crate) fn token_array(md: &Metadata) -> Result<&[Value]> {
-    let v = md.get(KEY_TOKENS).ok_or_else(|| Error::MissingMetadata(KEY_TOKENS.into()))?;
+    let v = md
+        .get(KEY_TOKENS)
+        .ok_or_else(|| Error::MissingMetadata(KEY_TOKENS.into()))?;
     let arr = match v {
         Value::Array(a) => a.as_slice(),
-        v => return Err(invalid(KEY_TOKENS, format!("expected an array of strings, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_TOKENS,
+                format!("expected an array of strings, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.is_empty() {
         return Err(invalid(KEY_TOKENS, "the vocabulary is empty"));
     }
-    if let Some((i, v)) = arr.iter().enumerate().find(|(_, v)| !matches!(v, Value::String(_))) {
+    if let Some((i, v)) = arr
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(v, Value::String(_)))
+    {
         return Err(invalid(
             KEY_TOKENS,
-            format!("expected an array of strings, but element {i} is {}", value_kind(v)),
+            format!(
+                "expected an array of strings, but element {i} is {}",
+                value_kind(v)
+            ),
         ));
     }
     Ok(arr)
@@ -211,12 +228,20 @@ fn token_attrs(md: &Metadata, n_tokens: usize) -> Result<Vec<u16>> {
     };
     let arr = match v {
         Value::Array(a) => a,
-        v => return Err(invalid(KEY_TYPES, format!("expected an array of integers, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_TYPES,
+                format!("expected an array of integers, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.len() < n_tokens {
         return Err(invalid(
             KEY_TYPES,
-            format!("has {} entries but the vocabulary has {n_tokens} tokens", arr.len()),
+            format!(
+                "has {} entries but the vocabulary has {n_tokens} tokens",
+                arr.len()
+            ),
         ));
     }
     arr[..n_tokens]
@@ -224,7 +249,13 @@ fn token_attrs(md: &Metadata, n_tokens: usize) -> Result<Vec<u16>> {
         .enumerate()
         .map(|(i, v)| {
             value_as_i64(v).map(attr::from_token_type).ok_or_else(|| {
-                invalid(KEY_TYPES, format!("expected an array of integers, but element {i} is {}", value_kind(v)))
+                invalid(
+                    KEY_TYPES,
+                    format!(
+                        "expected an array of integers, but element {i} is {}",
+                        value_kind(v)
+                    ),
+                )
             })
         })
         .collect()
@@ -237,12 +268,20 @@ pub(crate) fn token_scores(md: &Metadata, n_tokens: usize) -> Result<Vec<f32>> {
     };
     let arr = match v {
         Value::Array(a) => a,
-        v => return Err(invalid(KEY_SCORES, format!("expected an array of numbers, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_SCORES,
+                format!("expected an array of numbers, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.len() < n_tokens {
         return Err(invalid(
             KEY_SCORES,
-            format!("has {} entries but the vocabulary has {n_tokens} tokens", arr.len()),
+            format!(
+                "has {} entries but the vocabulary has {n_tokens} tokens",
+                arr.len()
+            ),
         ));
     }
     arr[..n_tokens]
@@ -250,7 +289,13 @@ pub(crate) fn token_scores(md: &Metadata, n_tokens: usize) -> Result<Vec<f32>> {
         .enumerate()
         .map(|(i, v)| {
             value_as_f32(v).ok_or_else(|| {
-                invalid(KEY_SCORES, format!("expected an array of numbers, but element {i} is {}", value_kind(v)))
+                invalid(
+                    KEY_SCORES,
+                    format!(
+                        "expected an array of numbers, but element {i} is {}",
+                        value_kind(v)
+                    ),
+                )
             })
         })
         .collect()
@@ -294,7 +339,12 @@ impl Header {
     pub fn read(md: &Metadata, n_tokens: usize) -> Result<Self> {
         let model = match md.get(KEY_MODEL) {
             Some(Value::String(s)) => s.as_str(),
-            Some(v) => return Err(invalid(KEY_MODEL, format!("expected a string, found {}", value_kind(v)))),
+            Some(v) => {
+                return Err(invalid(
+                    KEY_MODEL,
+                    format!("expected a string, found {}", value_kind(v)),
+                ))
+            }
             None => return Err(Error::MissingMetadata(KEY_MODEL.into())),
         };
         let pre = opt_str(md, KEY_PRE).unwrap_or("").to_string();
@@ -399,29 +449,58 @@ pub(crate) const EOG_TEXTS: &[&str] = &[
 /// Fill-in-the-middle marker texts llama.cpp recognises (it marks them as control tokens; the
 /// pad, repo and file-separator ones also end generation).
 const FIM_PRE_TEXTS: &[&str] = &[
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-    "<|code_prefix|>", "<|prefix|>",
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
 ];
 const FIM_SUF_TEXTS: &[&str] = &[
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-    "<|code_suffix|>", "<|suffix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
 ];
 const FIM_MID_TEXTS: &[&str] = &[
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-    "<|code_middle|>", "<|middle|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_TEXTS: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 /// The end-of-generation set and the attribute changes llama.cpp derives from token texts.
 /// `text(id)` gives the token text; `attrs` is updated in place.
-pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -> &'t str, attrs: &mut [u16]) -> Vec<u32> {
+pub(crate) fn detect_eog<'t>(
+    h: &Header,
+    n_tokens: usize,
+    text: impl Fn(usize) -> &'t str,
+    attrs: &mut [u16],
+) -> Vec<u32> {
     // Every marker text starts with one of these bytes ('▁' is E2 ..).
     let candidate = |t: &str| matches!(t.as_bytes().first(), Some(b'<' | b'[' | b'_' | 0xE2));
     let (mut fim_pad, mut fim_rep, mut fim_sep) = (h.fim_pad, h.fim_rep, h.fim_sep);
     let mut eog = BTreeSet::new();
-    for i in 0..n_tokens {
+    for (i, a) in attrs.iter_mut().enumerate().take(n_tokens) {
         let t = text(i);
         if !candidate(t) {
             continue;
@@ -445,19 +524,23 @@ pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -
             || FIM_PAD_TEXTS.contains(&t)
             || FIM_REP_TEXTS.contains(&t)
             || FIM_SEP_TEXTS.contains(&t);
-        if (is_eog || is_fim || t == "<|eom_id|>") && attrs[i] & attr::CONTROL == 0 {
-            attrs[i] |= attr::CONTROL;
+        if is_eog || is_fim || t == "<|eom_id|>" {
+            *a |= attr::CONTROL;
         }
         // gpt-oss: these structural tokens are always rendered.
-        if matches!(t, "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>") {
-            attrs[i] = attr::USER_DEFINED;
+        if matches!(
+            t,
+            "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
+        ) {
+            *a = attr::USER_DEFINED;
         }
     }
     eog.extend([fim_pad, fim_rep, fim_sep].into_iter().flatten());
     eog.extend([h.eos, h.eot, h.eom].into_iter().flatten());
     // (llama.cpp also picks an EOT token by text when the file names none; every such text is
     // in EOG_TEXTS, so the set is the same.)
-    let find = |eog: &BTreeSet<u32>, s: &str| eog.iter().copied().find(|&id| text(id as usize) == s);
+    let find =
+        |eog: &BTreeSet<u32>, s: &str| eog.iter().copied().find(|&id| text(id as usize) == s);
     // o200k_harmony / solar-open: `<|end|>` does not end generation there.
     let harmony = find(&eog, "<|return|>").is_some() && find(&eog, "<|call|>").is_some();
     let solar = find(&eog, "<|calls|>").is_some() && find(&eog, "<|flush|>").is_some();
@@ -491,13 +574,20 @@ impl Vocab {
             .enumerate()
             .map(|(i, v)| {
                 let s = token_str(v);
-                if s.is_empty() { format!("[EMPTY_{i}]") } else { s.to_string() }
+                if s.is_empty() {
+                    format!("[EMPTY_{i}]")
+                } else {
+                    s.to_string()
+                }
             })
             .collect();
         let index = TokenIndex::new(&tokens).map_err(|(a, b)| {
             invalid(
                 KEY_TOKENS,
-                format!("duplicate token {:?} at ids {a} and {b} (llama.cpp rejects this too)", tokens[a]),
+                format!(
+                    "duplicate token {:?} at ids {a} and {b} (llama.cpp rejects this too)",
+                    tokens[a]
+                ),
             )
         })?;
         let eog = detect_eog(&h, n_tokens, |i| tokens[i].as_str(), &mut attrs);
@@ -534,7 +624,12 @@ impl Vocab {
             eog,
             attrs_not_normal,
         };
-        Ok(Self { tokens, attrs, cfg, index })
+        Ok(Self {
+            tokens,
+            attrs,
+            cfg,
+            index,
+        })
     }
 
     /// Rebuilds the vocabulary from a stored [`Config`] and the token texts by id.
@@ -550,12 +645,22 @@ impl Vocab {
         for &(id, a) in &cfg.attrs_not_normal {
             match attrs.get_mut(id as usize) {
                 Some(slot) => *slot = a,
-                None => return Err(Error::Tokenizer(format!("stored tokenizer names token {id}, out of range"))),
+                None => {
+                    return Err(Error::Tokenizer(format!(
+                        "stored tokenizer names token {id}, out of range"
+                    )))
+                }
             }
         }
-        let index = TokenIndex::new(&tokens)
-            .map_err(|(a, b)| Error::Tokenizer(format!("stored tokenizer has token {a} twice (also {b})")))?;
-        Ok(Self { tokens, attrs, cfg, index })
+        let index = TokenIndex::new(&tokens).map_err(|(a, b)| {
+            Error::Tokenizer(format!("stored tokenizer has token {a} twice (also {b})"))
+        })?;
+        Ok(Self {
+            tokens,
+            attrs,
+            cfg,
+            index,
+        })
     }
 
     pub fn id(&self, text: &str) -> Option<u32> {
