@@ -164,7 +164,8 @@ impl Session {
             out.finish_reason = FinishReason::Aborted;
             return Ok(out);
         }
-        let mut decoder = engine.tokenizer.stream_decoder();
+        // Special tokens stay out of the visible text, as in llama.cpp's server.
+        let mut decoder = engine.tokenizer.stream_decoder_skip_special();
         let mut stops = StopScanner::new(&opts.stop);
         while out.ids.len() < opts.max_tokens {
             let id = sampler.sample(&logits, &self.tokens);
