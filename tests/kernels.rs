@@ -336,6 +336,18 @@ fn every_isa_vec_dot_matches_f64_truth() {
     }
 }
 
+/// The SIMD kernels a build must have: a wasm build with `+simd128` has to test them (a test run
+/// that silently checked only the reference would pass for the wrong reason).
+#[test]
+fn expected_isas_are_tested() {
+    let isas = testing::isas();
+    println!("instruction sets: {isas:?}");
+    assert_eq!(isas[0], "reference");
+    if cfg!(all(target_arch = "wasm32", target_feature = "simd128")) {
+        assert!(isas.contains(&"simd128"), "{isas:?}");
+    }
+}
+
 #[test]
 fn simd_vec_dot_matches_reference() {
     let isas = testing::isas();
@@ -537,39 +549,54 @@ fn rejects_partial_blocks() {
 }
 
 /// Throughput numbers, not a check: `cargo test --release --test kernels -- --ignored --nocapture bench`.
-/// Matrix-vector GB/s of weight bytes on 1 and 2 threads, and prefill (n = 128) against n = 1.
+/// Per instruction set (`BENCH_ISAS=reference,avx2` picks some): matrix-vector GB/s of weight bytes
+/// on 1 and 2 threads (1 under wasm), and prefill (n = 128) per token against n = 1.
 #[test]
 #[ignore]
 fn bench() {
     use std::time::Instant;
     let mut rng = SmallRng::seed_from_u64(8);
-    /// Best time of a few runs (at least 1 s in all) on a pool of `threads`.
-    fn time<F: FnMut() + Send>(threads: usize, mut f: F) -> f64 {
+    /// Best time of a few runs (at least 1 s in all).
+    fn best_of<F: FnMut()>(mut f: F) -> f64 {
+        f(); // warm up
+        let (mut best, mut total, mut reps) = (f64::MAX, 0.0, 0);
+        while total < 1.0 || reps < 3 {
+            let t0 = Instant::now();
+            f();
+            let dt = t0.elapsed().as_secs_f64();
+            best = best.min(dt);
+            total += dt;
+            reps += 1;
+        }
+        best
+    }
+    /// [`best_of`] on a pool of `threads` (wasm: the calling thread).
+    fn time<F: FnMut() + Send>(threads: usize, f: F) -> f64 {
+        if cfg!(target_family = "wasm") {
+            return best_of(f);
+        }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| {
-            f(); // warm up
-            let (mut best, mut total, mut reps) = (f64::MAX, 0.0, 0);
-            while total < 1.0 || reps < 3 {
-                let t0 = Instant::now();
-                f();
-                let dt = t0.elapsed().as_secs_f64();
-                best = best.min(dt);
-                total += dt;
-                reps += 1;
-            }
-            best
-        })
+        pool.install(|| best_of(f))
     }
+    let threads: &[usize] = if cfg!(target_family = "wasm") {
+        &[1]
+    } else {
+        &[1, 2]
+    };
     println!(
         "loadavg: {}",
         std::fs::read_to_string("/proc/loadavg")
-            .unwrap_or_default()
+            .unwrap_or_else(|_| "(unavailable)".into())
             .trim()
     );
-    println!("isas: {:?}", testing::isas());
+    let isas: Vec<String> = match std::env::var("BENCH_ISAS") {
+        Ok(v) => v.split(',').map(String::from).collect(),
+        Err(_) => testing::isas().into_iter().map(String::from).collect(),
+    };
+    println!("isas: {isas:?}");
     let cases: &[(QType, usize, usize, bool)] = &[
         (QType::Q4_1, 64, 576, true),
         (QType::Q4K, 64, 2048, true),
@@ -588,7 +615,7 @@ fn bench() {
     for &(t, rows, cols, prefill) in cases {
         if only
             .as_deref()
-            .is_some_and(|o| o != format!("{t:?}:{rows}x{cols}"))
+            .is_some_and(|o| !o.split(',').any(|o| o == format!("{t:?}:{rows}x{cols}")))
         {
             continue;
         }
@@ -596,27 +623,29 @@ fn bench() {
         let mb = w.len() as f64 / 1e6;
         let x = random_activations(&mut rng, 128, cols, 0);
         let mut out = vec![0f32; 128 * rows];
-        let mut line = format!("{t:?} {rows}x{cols} ({mb:.1} MB):");
-        for threads in [1, 2] {
-            let dt = time(threads, || {
-                kernels::matmul(t, &w, rows, cols, &x[..cols], 1, &mut out[..rows])
-            });
-            line += &format!(
-                "  n=1 {threads}T {:.3} ms {:.1} GB/s",
-                dt * 1e3,
-                mb / 1e3 / dt
-            );
-            if prefill {
-                let dp = time(threads, || {
-                    kernels::matmul(t, &w, rows, cols, &x, 128, &mut out)
+        for isa in &isas {
+            let mut line = format!("{t:?} {rows}x{cols} ({mb:.1} MB) {isa}:");
+            for &threads in threads {
+                let dt = time(threads, || {
+                    testing::matmul_isa(isa, t, &w, rows, cols, &x[..cols], 1, &mut out[..rows])
                 });
                 line += &format!(
-                    " | n=128 {:.3} ms/token ({:.1}x n=1)",
-                    dp * 1e3 / 128.0,
-                    dt * 128.0 / dp
+                    "  n=1 {threads}T {:.3} ms {:.2} GB/s",
+                    dt * 1e3,
+                    mb / 1e3 / dt
                 );
+                if prefill {
+                    let dp = time(threads, || {
+                        testing::matmul_isa(isa, t, &w, rows, cols, &x, 128, &mut out)
+                    });
+                    line += &format!(
+                        " | n=128 {:.4} ms/token ({:.1}x n=1)",
+                        dp * 1e3 / 128.0,
+                        dt * 128.0 / dp
+                    );
+                }
             }
+            println!("{line}");
         }
-        println!("{line}");
     }
 }

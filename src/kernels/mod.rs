@@ -10,6 +10,8 @@
 //! - `blocks`: byte layouts, activation block structs and quantizers, scale unpacking.
 //! - `reference`: a scalar kernel for every type; the tests' truth and the portable fallback.
 //! - `avx2`: x86-64 AVX2+FMA kernels, chosen at run time.
+//! - `simd128`: wasm32 SIMD128 kernels, compiled in when the module is built with `+simd128`
+//!   (wasm has no run-time feature detection; without it the reference runs).
 //! - this file: the public API, the choice of kernel, and the work split (rayon, token tiles).
 //!
 //! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
@@ -21,7 +23,7 @@
 //! matrix-matrix product rather than repeated matrix-vector products.
 //!
 //! Kernels are picked once per call by a `match` on the type in each instruction-set file
-//! (`avx2::kernel`, later `simd128::kernel`), so adding an instruction set is one file plus one
+//! (`avx2::kernel`, `simd128::kernel`), so adding an instruction set is one file plus one
 //! line in [`select`].
 
 mod blocks;
@@ -29,6 +31,8 @@ mod reference;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
+#[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+mod simd128;
 
 use rayon::prelude::*;
 
@@ -68,6 +72,8 @@ pub(crate) enum Isa {
     Reference,
     #[cfg(target_arch = "x86_64")]
     Avx2,
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    Simd128,
 }
 
 /// The kernel for `t` from `isa`, or `None` if this CPU lacks it (or it has no such kernel).
@@ -76,6 +82,8 @@ fn kernel_from(isa: Isa, t: QType) -> Option<Kernel> {
         Isa::Reference => Some(reference::kernel(t)),
         #[cfg(target_arch = "x86_64")]
         Isa::Avx2 => avx2::kernel(t),
+        #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+        Isa::Simd128 => simd128::kernel(t),
     }
 }
 
@@ -83,6 +91,10 @@ fn kernel_from(isa: Isa, t: QType) -> Option<Kernel> {
 fn select(t: QType) -> Kernel {
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = avx2::kernel(t) {
+        return k;
+    }
+    #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+    if let Some(k) = simd128::kernel(t) {
         return k;
     }
     reference::kernel(t)
@@ -320,6 +332,8 @@ pub mod testing {
         let simd: &[(&str, bool)] = &[
             #[cfg(target_arch = "x86_64")]
             ("avx2", avx2::kernel(QType::Q8_0).is_some()),
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            ("simd128", true),
         ];
         std::iter::once("reference")
             .chain(simd.iter().filter(|s| s.1).map(|s| s.0))
@@ -331,6 +345,8 @@ pub mod testing {
             "reference" => Isa::Reference,
             #[cfg(target_arch = "x86_64")]
             "avx2" => Isa::Avx2,
+            #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
+            "simd128" => Isa::Simd128,
             _ => panic!("unknown instruction set {name}"),
         }
     }
