@@ -550,7 +550,8 @@ fn rejects_partial_blocks() {
 
 /// Throughput numbers, not a check: `cargo test --release --test kernels -- --ignored --nocapture bench`.
 /// Per instruction set (`BENCH_ISAS=reference,avx2` picks some): matrix-vector GB/s of weight bytes
-/// on 1 and 2 threads (1 under wasm), and prefill (n = 128) per token against n = 1.
+/// on 1 and 2 threads (1 under wasm), and prefill (n = 128, or `BENCH_PREFILL_N`) per token against
+/// n = 1.
 #[test]
 #[ignore]
 fn bench() {
@@ -612,6 +613,10 @@ fn bench() {
         (QType::Q5_0, 65536, 2048, false),
     ];
     let only = std::env::var("BENCH_ONLY").ok();
+    let np: usize = std::env::var("BENCH_PREFILL_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128);
     for &(t, rows, cols, prefill) in cases {
         if only
             .as_deref()
@@ -621,8 +626,8 @@ fn bench() {
         }
         let w = random_weights(&mut rng, t, rows, cols);
         let mb = w.len() as f64 / 1e6;
-        let x = random_activations(&mut rng, 128, cols, 0);
-        let mut out = vec![0f32; 128 * rows];
+        let x = random_activations(&mut rng, np, cols, 0);
+        let mut out = vec![0f32; np * rows];
         for isa in &isas {
             let mut line = format!("{t:?} {rows}x{cols} ({mb:.1} MB) {isa}:");
             for &threads in threads {
@@ -636,12 +641,14 @@ fn bench() {
                 );
                 if prefill {
                     let dp = time(threads, || {
-                        testing::matmul_isa(isa, t, &w, rows, cols, &x, 128, &mut out)
+                        testing::matmul_isa(isa, t, &w, rows, cols, &x, np, &mut out)
                     });
+                    let per_token = dp / np as f64;
                     line += &format!(
-                        " | n=128 {:.4} ms/token ({:.1}x n=1)",
-                        dp * 1e3 / 128.0,
-                        dt * 128.0 / dp
+                        " | n={np} {:.4} ms/token {:.2} GB/s ({:.1}x n=1)",
+                        per_token * 1e3,
+                        mb / 1e3 / per_token,
+                        dt / per_token
                     );
                 }
             }

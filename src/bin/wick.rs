@@ -1,3 +1,5 @@
+#![cfg_attr(target_family = "wasm", no_main)]
+#![cfg(not(target_family = "wasm"))]
 //! The `wick` command line: a thin layer over the engine for people, tests and benchmarks.
 //! With `--json`, output follows a stable contract that tests and other tools rely on; errors
 //! then print `{"error":{"kind":..,"message":..}}` on stdout and exit with status 1.

@@ -54,14 +54,12 @@ pub(crate) fn kernel(t: QType) -> Option<Kernel> {
     })
 }
 
-/// Weight rows a decode pass (one token) dots at once.
-const DECODE_ROWS: usize = 2;
-
 /// Defines `Tile` functions from row functions
 /// `row::<R, T>(rows, row_bytes, x, x_stride) -> [[f32; T]; R]`, given the weight bytes that go
-/// with one activation element (one f32, or one Q8/Q8_K block).
+/// with one activation element (one f32, or one Q8/Q8_K block) and how many rows a decode pass
+/// (one token) dots at once.
 macro_rules! tiles {
-    ($($tile:ident => $row:ident, $act:ty, $bytes_per_act:expr;)*) => {$(
+    ($($tile:ident => $row:ident, $act:ty, $bytes_per_act:expr, $decode_rows:expr;)*) => {$(
         unsafe fn $tile(w: &[u8], rb: usize, x: &[$act], xs: usize, nt: usize, out: &mut [f32]) {
             let nrows = w.len() / rb;
             assert!((1..=TOKENS_PER_TILE).contains(&nt) && out.len() >= nt * nrows);
@@ -69,9 +67,13 @@ macro_rules! tiles {
             assert!(rb % $bytes_per_act == 0 && x.len() >= (nt - 1) * xs + rb / $bytes_per_act);
             let (wp, xp) = (w.as_ptr(), x.as_ptr());
             let mut r = 0;
-            if nt == 1 {
+            const DECODE_ROWS: usize = $decode_rows;
+            if nt == 1 && DECODE_ROWS > 1 {
                 while r + DECODE_ROWS <= nrows {
-                    let rows = core::array::from_fn(|i| wp.add((r + i) * rb));
+                    let mut rows = [wp; DECODE_ROWS];
+                    for i in 0..DECODE_ROWS {
+                        rows[i] = wp.add((r + i) * rb);
+                    }
                     let v = $row::<DECODE_ROWS, 1>(rows, rb, xp, xs);
                     for i in 0..DECODE_ROWS {
                         out[r + i] = v[i][0];
@@ -94,19 +96,19 @@ macro_rules! tiles {
 }
 
 tiles! {
-    tile_f32 => row_f32, f32, 4;
-    tile_f16 => row_f16, f32, 2;
-    tile_bf16 => row_bf16, f32, 2;
-    tile_q4_0 => row_q4_0, BlockQ8, 18;
-    tile_q4_1 => row_q4_1, BlockQ8, 20;
-    tile_q5_0 => row_q5_0, BlockQ8, 22;
-    tile_q5_1 => row_q5_1, BlockQ8, 24;
-    tile_q8_0 => row_q8_0, BlockQ8, 34;
-    tile_q2_k => row_q2_k, BlockQ8K, 84;
-    tile_q3_k => row_q3_k, BlockQ8K, 110;
-    tile_q4_k => row_q4_k, BlockQ8K, 144;
-    tile_q5_k => row_q5_k, BlockQ8K, 176;
-    tile_q6_k => row_q6_k, BlockQ8K, 210;
+    tile_f32 => row_f32, f32, 4, 2;
+    tile_f16 => row_f16, f32, 2, 2;
+    tile_bf16 => row_bf16, f32, 2, 2;
+    tile_q4_0 => row_q4_0, BlockQ8, 18, 2;
+    tile_q4_1 => row_q4_1, BlockQ8, 20, 2;
+    tile_q5_0 => row_q5_0, BlockQ8, 22, 2;
+    tile_q5_1 => row_q5_1, BlockQ8, 24, 2;
+    tile_q8_0 => row_q8_0, BlockQ8, 34, 2;
+    tile_q2_k => row_q2_k, BlockQ8K, 84, 1;
+    tile_q3_k => row_q3_k, BlockQ8K, 110, 1;
+    tile_q4_k => row_q4_k, BlockQ8K, 144, 1;
+    tile_q5_k => row_q5_k, BlockQ8K, 176, 1;
+    tile_q6_k => row_q6_k, BlockQ8K, 210, 1;
 }
 
 #[inline(always)]
@@ -118,6 +120,31 @@ fn store<const T: usize>(out: &mut [f32], nrows: usize, r: usize, v: [f32; T]) {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers.
+
+/// `[e(0), e(1), e(2), e(3)]` written out (`core::array::from_fn` and `map` take closures that
+/// LLVM may leave as calls, and a call returning vectors goes through the wasm stack in memory).
+macro_rules! each4 {
+    (|$k:ident| $e:expr) => {
+        [
+            {
+                let $k = 0usize;
+                $e
+            },
+            {
+                let $k = 1usize;
+                $e
+            },
+            {
+                let $k = 2usize;
+                $e
+            },
+            {
+                let $k = 3usize;
+                $e
+            },
+        ]
+    };
+}
 
 const ZERO: v128 = i32x4(0, 0, 0, 0);
 
@@ -148,12 +175,29 @@ fn f16_to_f32(bits: u16) -> f32 {
 /// The little-endian f16 at `p`, as f32.
 #[inline(always)]
 unsafe fn f16_at(p: *const u8) -> f32 {
-    f16_to_f32(u16::from_le_bytes([*p, *p.add(1)]))
+    f16_to_f32((p as *const u16).read_unaligned())
 }
 
-/// Four f16 (the low halves of four u32 lanes) to f32, as [`f16_to_f32`].
+/// Four f16 (the low halves of four u32 lanes) to f32, exactly. Normal numbers (block scales,
+/// nearly always) take a few integer operations; a vector with a zero, subnormal, infinity or
+/// NaN goes to [`f16x4_to_f32_special`].
 #[inline(always)]
 fn f16x4_to_f32(h: v128) -> v128 {
+    let e = v128_and(h, u32x4_splat(0x7c00));
+    let special = v128_or(i32x4_eq(e, ZERO), i32x4_eq(e, u32x4_splat(0x7c00)));
+    if v128_any_true(special) {
+        return f16x4_to_f32_special(h);
+    }
+    let m = v128_and(h, u32x4_splat(0x7fff));
+    let normal = i32x4_add(i32x4_shl(m, 13), u32x4_splat(112 << 23));
+    v128_or(normal, i32x4_shl(v128_and(h, u32x4_splat(0x8000)), 16))
+}
+
+/// [`f16x4_to_f32`] for any f16, in integer operations and one int-to-float conversion: no
+/// denormal f32 is ever an operand (x86 would take a slow assist).
+#[cold]
+#[inline(never)]
+fn f16x4_to_f32_special(h: v128) -> v128 {
     let m = v128_and(h, u32x4_splat(0x7fff));
     let shifted = i32x4_shl(m, 13);
     let normal = i32x4_add(shifted, u32x4_splat(112 << 23));
@@ -183,22 +227,38 @@ unsafe fn nibbles(p: *const u8) -> [v128; 4] {
     let lo = u8x8(p);
     let hi = u8x8(p.add(8));
     let m = i16x8_splat(0xF);
-    [v128_and(lo, m), v128_and(hi, m), u16x8_shr(lo, 4), u16x8_shr(hi, 4)]
+    [
+        v128_and(lo, m),
+        v128_and(hi, m),
+        u16x8_shr(lo, 4),
+        u16x8_shr(hi, 4),
+    ]
 }
 
 /// Per value `j` of 32: all ones in its i16 lane where bit `j` of `qh` is set, else zero
-/// (vector `k` holds values `8k..8k + 8`). The multiply moves bit `j` to the sign bit.
+/// (vector `k` holds values `8k..8k + 8`): each lane tests its own bit of a splat of 16 bits.
+/// (Not a multiply by per-lane powers of two: LLVM turns that into a per-lane shift, which
+/// SIMD128 lacks, and scalarizes it.)
 #[inline(always)]
 fn bit_masks(qh: u32) -> [v128; 4] {
-    const TO_SIGN_LO: v128 = i16x8(i16::MIN, 1 << 14, 1 << 13, 1 << 12, 1 << 11, 1 << 10, 1 << 9, 1 << 8);
-    const TO_SIGN_HI: v128 = i16x8(1 << 7, 1 << 6, 1 << 5, 1 << 4, 1 << 3, 1 << 2, 1 << 1, 1);
+    const LO: v128 = i16x8(1, 1 << 1, 1 << 2, 1 << 3, 1 << 4, 1 << 5, 1 << 6, 1 << 7);
+    const HI: v128 = i16x8(
+        1 << 8,
+        1 << 9,
+        1 << 10,
+        1 << 11,
+        1 << 12,
+        1 << 13,
+        1 << 14,
+        i16::MIN,
+    );
     let a = i16x8_splat(qh as i16);
     let b = i16x8_splat((qh >> 16) as i16);
     [
-        i16x8_shr(i16x8_mul(a, TO_SIGN_LO), 15),
-        i16x8_shr(i16x8_mul(a, TO_SIGN_HI), 15),
-        i16x8_shr(i16x8_mul(b, TO_SIGN_LO), 15),
-        i16x8_shr(i16x8_mul(b, TO_SIGN_HI), 15),
+        i16x8_eq(v128_and(a, LO), LO),
+        i16x8_eq(v128_and(a, HI), HI),
+        i16x8_eq(v128_and(b, LO), LO),
+        i16x8_eq(v128_and(b, HI), HI),
     ]
 }
 
@@ -250,7 +310,7 @@ impl FloatWeights for F32W {
     }
     #[inline(always)]
     unsafe fn load1(p: *const u8) -> f32 {
-        f32::from_le_bytes([*p, *p.add(1), *p.add(2), *p.add(3)])
+        (p as *const f32).read_unaligned()
     }
 }
 
@@ -276,7 +336,7 @@ impl FloatWeights for BF16W {
     }
     #[inline(always)]
     unsafe fn load1(p: *const u8) -> f32 {
-        f32::from_bits((u16::from_le_bytes([*p, *p.add(1)]) as u32) << 16)
+        f32::from_bits(((p as *const u16).read_unaligned() as u32) << 16)
     }
 }
 
@@ -371,7 +431,8 @@ impl Legacy for Q40 {
     const WIDE: bool = false;
     #[inline(always)]
     unsafe fn unpack(p: *const u8) -> [v128; 4] {
-        nibbles(p.add(2)).map(|v| i16x8_sub(v, i16x8_splat(8)))
+        let n = nibbles(p.add(2));
+        each4!(|k| i16x8_sub(n[k], i16x8_splat(8)))
     }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
@@ -405,8 +466,8 @@ impl Legacy for Q50 {
     #[inline(always)]
     unsafe fn unpack(p: *const u8) -> [v128; 4] {
         let n = nibbles(p.add(6));
-        let b = bit_masks(u32::from_le_bytes([*p.add(2), *p.add(3), *p.add(4), *p.add(5)]));
-        core::array::from_fn(|k| i16x8_add(n[k], v128_andnot(i16x8_splat(-16), b[k])))
+        let b = bit_masks((p.add(2) as *const u32).read_unaligned());
+        each4!(|k| i16x8_add(n[k], v128_andnot(i16x8_splat(-16), b[k])))
     }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
@@ -423,8 +484,8 @@ impl Legacy for Q51 {
     #[inline(always)]
     unsafe fn unpack(p: *const u8) -> [v128; 4] {
         let n = nibbles(p.add(8));
-        let b = bit_masks(u32::from_le_bytes([*p.add(4), *p.add(5), *p.add(6), *p.add(7)]));
-        core::array::from_fn(|k| v128_or(n[k], v128_and(b[k], i16x8_splat(16))))
+        let b = bit_masks((p.add(4) as *const u32).read_unaligned());
+        each4!(|k| v128_or(n[k], v128_and(b[k], i16x8_splat(16))))
     }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
@@ -448,8 +509,46 @@ impl Legacy for Q80 {
     }
 }
 
+/// The f16 scales of `R` legacy blocks at `p` as f32 lanes: `[d_0, m_0, d_1, m_1]` for the
+/// types with an offset (`R <= 2`), `[d_0, d_1, d_2, d_3]` otherwise (`R <= 4`). One vector
+/// conversion instead of a scalar one (a dozen instructions with its branches) per scale.
+#[inline(always)]
+unsafe fn legacy_scales<L: Legacy, const R: usize>(p: &[*const u8; R]) -> v128 {
+    // Unused lanes hold 1.0, which keeps the conversion on its fast path.
+    let mut v = u16x8_splat(0x3c00);
+    for r in 0..R {
+        if L::MIN {
+            let dm = (p[r] as *const i32).read_unaligned();
+            v = match r {
+                0 => i32x4_replace_lane::<0>(v, dm),
+                _ => i32x4_replace_lane::<1>(v, dm),
+            };
+        } else {
+            let d = (p[r] as *const i16).read_unaligned();
+            v = match r {
+                0 => i16x8_replace_lane::<0>(v, d),
+                1 => i16x8_replace_lane::<1>(v, d),
+                2 => i16x8_replace_lane::<2>(v, d),
+                _ => i16x8_replace_lane::<3>(v, d),
+            };
+        }
+    }
+    f16x4_to_f32(u32x4_extend_low_u16x8(v))
+}
+
+/// Lane `i` of `v` in every lane.
+#[inline(always)]
+fn lane_splat(v: v128, i: usize) -> v128 {
+    match i {
+        0 => i32x4_shuffle::<0, 0, 0, 0>(v, v),
+        1 => i32x4_shuffle::<1, 1, 1, 1>(v, v),
+        2 => i32x4_shuffle::<2, 2, 2, 2>(v, v),
+        _ => i32x4_shuffle::<3, 3, 3, 3>(v, v),
+    }
+}
+
 /// `R` legacy rows against `T` tokens: per block, the activations are loaded once for all rows,
-/// each row's weights unpacked once for all tokens.
+/// each row's weights unpacked once for all tokens, and all rows' scales converted at once.
 #[inline(always)]
 unsafe fn legacy_rows<L: Legacy, const R: usize, const T: usize>(
     w: [*const u8; R],
@@ -457,35 +556,60 @@ unsafe fn legacy_rows<L: Legacy, const R: usize, const T: usize>(
     x: *const BlockQ8,
     xs: usize,
 ) -> [[f32; T]; R] {
+    const { assert!(R <= 4 && (R <= 2 || !L::MIN)) };
     let nb = rb / L::BYTES;
     let mut acc = [[f32x4_splat(0.0); T]; R];
-    let mut off = [[0f32; T]; R];
+    // Q8_1 offsets: lane 2r + 1 sums row r's `m * s`.
+    let mut off = [f32x4_splat(0.0); T];
     for b in 0..nb {
+        let mut p = w;
+        for r in 0..R {
+            p[r] = w[r].add(b * L::BYTES);
+        }
+        let dm = legacy_scales::<L, R>(&p);
         let mut a = [[ZERO; 4]; T];
+        let mut scale = [ZERO; T];
         for t in 0..T {
-            a[t] = act32((*x.add(t * xs + b)).qs.as_ptr());
+            let y = &*x.add(t * xs + b);
+            a[t] = act32(y.qs.as_ptr());
+            scale[t] = if L::MIN {
+                // [d_0 * y.d, m_0 * y.s, d_1 * y.d, m_1 * y.s]
+                let f = f32x4_mul(dm, v128_load64_splat(&y.d as *const f32 as *const u64));
+                off[t] = f32x4_add(off[t], f);
+                f
+            } else {
+                f32x4_mul(dm, f32x4_splat(y.d))
+            };
         }
         for r in 0..R {
-            let p = w[r].add(b * L::BYTES);
-            let q = L::unpack(p);
-            let (d, m) = L::scales(p);
+            let q = L::unpack(p[r]);
             for t in 0..T {
-                let y = &*x.add(t * xs + b);
                 let s = f32x4_convert_i32x4(dot32(&q, &a[t], L::WIDE));
-                acc[r][t] = f32x4_add(acc[r][t], f32x4_mul(s, f32x4_splat(d * y.d)));
-                if L::MIN {
-                    off[r][t] += m * y.s;
-                }
+                let d = lane_splat(scale[t], if L::MIN { 2 * r } else { r });
+                acc[r][t] = f32x4_add(acc[r][t], f32x4_mul(s, d));
             }
         }
     }
     let mut out = [[0f32; T]; R];
     for r in 0..R {
         for t in 0..T {
-            out[r][t] = hsum(acc[r][t]) + off[r][t];
+            out[r][t] = hsum(acc[r][t]);
+            if L::MIN {
+                out[r][t] += f32x4_extract_lane_dyn(off[t], 2 * r + 1);
+            }
         }
     }
     out
+}
+
+#[inline(always)]
+fn f32x4_extract_lane_dyn(v: v128, i: usize) -> f32 {
+    match i {
+        0 => f32x4_extract_lane::<0>(v),
+        1 => f32x4_extract_lane::<1>(v),
+        2 => f32x4_extract_lane::<2>(v),
+        _ => f32x4_extract_lane::<3>(v),
+    }
 }
 
 macro_rules! legacy_row_fns {
@@ -515,137 +639,216 @@ legacy_row_fns! {
 // Q5_K) and the offsets of unsigned storage (Q3_K: -4, Q6_K: -32) come from the activations'
 // 16-value sums `bsums`, exactly in integers.
 //
-// Each type has a `*_group(p, g)` that unpacks 32-value group `g` of a super-block into four
-// i16 vectors; the decode rows and the prefill unpacking share it.
+// Each type has a `*_pair(p, c)` that unpacks the two 32-value groups of chunk `c` (0..4, see
+// `pair_groups`) into four i16 vectors each; the decode rows and the prefill unpacking share it.
+// Shifts that depend on `c` are done as a multiply by a power of two followed by constant shifts
+// (V8 re-masks a variable shift count for every use), and the chunk loops stay rolled.
 
 /// Q2_K (84 bytes): scales[16] (scale | min << 4), qs[64], d, dmin. Group g = 4 * half + j is
-/// bits 2j..2j+2 of qs[32 * half..][..32].
+/// bits 2j..2j+2 of qs[32 * half..][..32]; chunk c = 2 * half + j / 2 holds groups 2c, 2c + 1.
 #[inline(always)]
-unsafe fn q2k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let qs = p.add(16 + 32 * half);
-    core::array::from_fn(|k| v128_and(u16x8_shr(u8x8(qs.add(8 * k)), 2 * j as u32), i16x8_splat(3)))
+unsafe fn q2k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(16 + 32 * (c / 2));
+    // Bits 4 * (c % 2).. moved to bit 4.
+    let m = i16x8_splat(16 >> (4 * (c % 2)));
+    let y = each4!(|k| i16x8_mul(u8x8(qs.add(8 * k)), m));
+    [
+        each4!(|k| v128_and(u16x8_shr(y[k], 4), i16x8_splat(3))),
+        each4!(|k| v128_and(u16x8_shr(y[k], 6), i16x8_splat(3))),
+    ]
 }
 
 /// Q3_K (110 bytes): hmask[32], qs[64], scales[12], d. Q2_K's two bits plus a third, bit g of
 /// hmask[l]; unsigned (0..8), the -4 applied through `bsums`.
 #[inline(always)]
-unsafe fn q3k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let qs = p.add(32 + 32 * half);
-    core::array::from_fn(|k| {
-        let low = v128_and(u16x8_shr(u8x8(qs.add(8 * k)), 2 * j as u32), i16x8_splat(3));
-        let high = u16x8_shr(i16x8_shl(u8x8(p.add(8 * k)), 2), g as u32);
-        v128_or(low, v128_and(high, i16x8_splat(4)))
-    })
+unsafe fn q3k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let [lo, hi] = q2k_pair(p.add(16), c);
+    // Bits 2c, 2c + 1 of hmask moved to bits 8, 9.
+    let m = i16x8_splat((256 >> (2 * c)) as i16);
+    let z = each4!(|k| i16x8_mul(u8x8(p.add(8 * k)), m));
+    [
+        each4!(|k| v128_or(lo[k], u16x8_shr(v128_and(z[k], i16x8_splat(0x100)), 6))),
+        each4!(|k| v128_or(hi[k], u16x8_shr(v128_and(z[k], i16x8_splat(0x200)), 7))),
+    ]
 }
 
-/// Q4_K (144 bytes): d, dmin, scales[12], qs[128]. Group g is qs[32 * (g / 2)..][..32], low
-/// nibbles for even g, high for odd.
+/// Q4_K (144 bytes): d, dmin, scales[12], qs[128]. Groups 2c, 2c + 1 are the low and high
+/// nibbles of qs[32c..][..32].
 #[inline(always)]
-unsafe fn q4k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let qs = p.add(16 + 32 * (g / 2));
-    core::array::from_fn(|k| {
-        let v = u8x8(qs.add(8 * k));
-        if g % 2 == 0 {
-            v128_and(v, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(v, 4)
-        }
-    })
+unsafe fn q4k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(16 + 32 * c);
+    let x = each4!(|k| u8x8(qs.add(8 * k)));
+    [
+        each4!(|k| v128_and(x[k], i16x8_splat(0xF))),
+        each4!(|k| u16x8_shr(x[k], 4)),
+    ]
 }
 
 /// Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128]. Q4_K's nibbles plus a 5th bit, bit g
 /// of qh[l].
 #[inline(always)]
-unsafe fn q5k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let qs = p.add(48 + 32 * (g / 2));
-    core::array::from_fn(|k| {
-        let v = u8x8(qs.add(8 * k));
-        let low = if g % 2 == 0 {
-            v128_and(v, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(v, 4)
-        };
-        let high = u16x8_shr(i16x8_shl(u8x8(p.add(16 + 8 * k)), 4), g as u32);
-        v128_or(low, v128_and(high, i16x8_splat(0x10)))
-    })
+unsafe fn q5k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let qs = p.add(48 + 32 * c);
+    let x = each4!(|k| u8x8(qs.add(8 * k)));
+    // Bits 2c, 2c + 1 of qh moved to bits 8, 9.
+    let m = i16x8_splat((256 >> (2 * c)) as i16);
+    let z = each4!(|k| i16x8_mul(u8x8(p.add(16 + 8 * k)), m));
+    [
+        each4!(|k| {
+            let high = u16x8_shr(v128_and(z[k], i16x8_splat(0x100)), 4);
+            v128_or(v128_and(x[k], i16x8_splat(0xF)), high)
+        }),
+        each4!(|k| {
+            let high = u16x8_shr(v128_and(z[k], i16x8_splat(0x200)), 5);
+            v128_or(u16x8_shr(x[k], 4), high)
+        }),
+    ]
 }
 
 /// Q6_K (210 bytes): ql[128], qh[64], scales[16] (i8), d. Group g = 4 * half + j: nibble j / 2 of
 /// ql[64 * half + 32 * (j % 2)..][..32], topped with bits 2j..2j+2 of qh[32 * half..][..32];
-/// unsigned (0..64), the -32 applied through `bsums` (or at unpacking, for prefill).
+/// unsigned (0..64), the -32 applied through `bsums` (or at unpacking, for prefill). Chunk
+/// c = 2 * half + jj holds groups j = jj and j = jj + 2, which share their ql bytes.
 #[inline(always)]
-unsafe fn q6k_group(p: *const u8, g: usize) -> [v128; 4] {
-    let (half, j) = (g / 4, g % 4);
-    let ql = p.add(64 * half + 32 * (j % 2));
+unsafe fn q6k_pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+    let (half, jj) = (c / 2, c % 2);
+    let ql = p.add(64 * half + 32 * jj);
     let qh = p.add(128 + 32 * half);
-    core::array::from_fn(|k| {
-        let l = u8x8(ql.add(8 * k));
-        let low = if j < 2 {
-            v128_and(l, i16x8_splat(0xF))
-        } else {
-            u16x8_shr(l, 4)
-        };
-        // Bits 2j..2j+2 of qh to bits 4..6.
-        let h = i16x8_shl(u8x8(qh.add(8 * k)), 4);
-        let high = v128_and(u16x8_shr(h, 2 * j as u32), i16x8_splat(0x30));
-        v128_or(low, high)
-    })
+    let x = each4!(|k| u8x8(ql.add(8 * k)));
+    // Bits 2jj.. moved to bit 2 (and 2jj + 4.. to bit 6).
+    let m = i16x8_splat(4 >> (2 * jj));
+    let y = each4!(|k| i16x8_mul(u8x8(qh.add(8 * k)), m));
+    [
+        each4!(|k| {
+            let high = v128_and(i16x8_shl(y[k], 2), i16x8_splat(0x30));
+            v128_or(v128_and(x[k], i16x8_splat(0xF)), high)
+        }),
+        each4!(|k| {
+            let high = v128_and(u16x8_shr(y[k], 2), i16x8_splat(0x30));
+            v128_or(u16x8_shr(x[k], 4), high)
+        }),
+    ]
 }
 
 /// The per-super-block scalars and sums shared by the K-quant row functions: `(d, dmin)`, the
 /// sub-block scales as i16 (16 of 16 values, or 8 of 32), and per 16-value group the factor of its
 /// activation sum in two i16x8 vectors (`None` when there is no such term).
+#[derive(Clone, Copy)]
 struct KHead {
     d: f32,
     dmin: f32,
     scale: [i16; 16],
     /// Factors of `bsums`: subtracted as `dmin * y.d * sum_g f_g * bsum_g`.
-    group_f: Option<[v128; 2]>,
+    group_f: [v128; 2],
 }
 
-/// `R` K-quant rows against `T` tokens. `SUB` is the sub-block length (16 or 32); `head(p)`
-/// decodes a super-block's scalars, `group(p, g)` its 32-value group `g`. With `SUB = 16` the
-/// two halves of a group have their own scales.
+/// A K-quant type: its super-block size, sub-block length, the offset its prefill unpacking
+/// subtracts, and how a super-block's scalars and 32-value groups decode. (A trait rather than
+/// closures: LLVM would not inline a closure called from 8 unrolled groups, and a call returning
+/// four vectors goes through the wasm stack in memory.)
+trait KQuant {
+    const BYTES: usize;
+    /// Sub-block length: 16 or 32. With 16, the two halves of a group have their own scales.
+    const SUB: usize;
+    /// Subtracted from every unpacked value by the prefill kernels (Q3_K: 4, Q6_K: 32); the
+    /// decode kernels apply it through `bsums` instead.
+    const OFFSET: i16;
+    /// The groups of chunk `c`: `(2c, 2c + 1)` except for Q6_K.
+    const PAIR_STRIDE: usize;
+    unsafe fn head(p: *const u8) -> KHead;
+    unsafe fn pair(p: *const u8, c: usize) -> [[v128; 4]; 2];
+    #[inline(always)]
+    fn pair_groups(c: usize) -> [usize; 2] {
+        if Self::PAIR_STRIDE == 1 {
+            [2 * c, 2 * c + 1]
+        } else {
+            // Q6_K: chunk 2 * half + jj holds groups 4 * half + jj and 4 * half + jj + 2.
+            let g = 4 * (c / 2) + c % 2;
+            [g, g + 2]
+        }
+    }
+}
+
+macro_rules! kquants {
+    ($($ty:ident: $bytes:expr, $sub:expr, $offset:expr, $stride:expr, $head:ident, $pair:ident;)*) => {$(
+        struct $ty;
+        impl KQuant for $ty {
+            const BYTES: usize = $bytes;
+            const SUB: usize = $sub;
+            const OFFSET: i16 = $offset;
+            const PAIR_STRIDE: usize = $stride;
+            #[inline(always)]
+            unsafe fn head(p: *const u8) -> KHead {
+                $head(p)
+            }
+            #[inline(always)]
+            unsafe fn pair(p: *const u8, c: usize) -> [[v128; 4]; 2] {
+                $pair(p, c)
+            }
+        }
+    )*};
+}
+
+kquants! {
+    K2: 84, 16, 0, 1, q2k_head, q2k_pair;
+    K3: 110, 16, 4, 1, q3k_head, q3k_pair;
+    K4: 144, 32, 0, 1, q45k_head, q4k_pair;
+    K5: 176, 32, 0, 1, q45k_head, q5k_pair;
+    K6: 210, 16, 32, 2, q6k_head, q6k_pair;
+}
+
+/// `R` K-quant rows against `T` tokens.
 #[inline(always)]
-unsafe fn k_rows<const R: usize, const T: usize, const SUB: usize>(
+unsafe fn k_rows<K: KQuant, const R: usize, const T: usize>(
     w: [*const u8; R],
     rb: usize,
-    bytes: usize,
     x: *const BlockQ8K,
     xs: usize,
-    head: impl Fn(*const u8) -> KHead,
-    group: impl Fn(*const u8, usize) -> [v128; 4],
 ) -> [[f32; T]; R] {
-    let nb = rb / bytes;
+    let nb = rb / K::BYTES;
+    let chunks = opaque(4);
     let mut acc = [[f32x4_splat(0.0); T]; R];
     for b in 0..nb {
-        let p: [*const u8; R] = core::array::from_fn(|r| w[r].add(b * bytes));
-        let h: [KHead; R] = core::array::from_fn(|r| head(p[r]));
+        let mut p = w;
+        for r in 0..R {
+            p[r] = w[r].add(b * K::BYTES);
+        }
+        let mut h = [K::head(p[0]); R];
+        for r in 1..R {
+            h[r] = K::head(p[r]);
+        }
         let mut isum = [[ZERO; T]; R];
-        for g in 0..8 {
-            let q: [[v128; 4]; R] = core::array::from_fn(|r| group(p[r], g));
-            for t in 0..T {
-                let a = act32((*x.add(t * xs + b)).qs.as_ptr().add(32 * g));
-                for r in 0..R {
-                    let q = &q[r];
-                    let s = if SUB == 32 {
-                        let s16 = i16x8_add(mul2(q[0], a[0], q[1], a[1]), mul2(q[2], a[2], q[3], a[3]));
-                        i32x4_dot_i16x8(s16, i16x8_splat(h[r].scale[g]))
-                    } else {
-                        i32x4_add(
-                            i32x4_dot_i16x8(
+        for c in 0..chunks {
+            let mut q = [[[ZERO; 4]; 2]; R];
+            for r in 0..R {
+                q[r] = K::pair(p[r], c);
+            }
+            for (i, g) in K::pair_groups(c).into_iter().enumerate() {
+                for t in 0..T {
+                    let a = act32((*x.add(t * xs + b)).qs.as_ptr().add(32 * g));
+                    for r in 0..R {
+                        let q = &q[r][i];
+                        let sc = h[r].scale.as_ptr();
+                        let s = if K::SUB == 32 {
+                            let s16 = i16x8_add(
                                 mul2(q[0], a[0], q[1], a[1]),
-                                i16x8_splat(h[r].scale[2 * g]),
-                            ),
-                            i32x4_dot_i16x8(
                                 mul2(q[2], a[2], q[3], a[3]),
-                                i16x8_splat(h[r].scale[2 * g + 1]),
-                            ),
-                        )
-                    };
-                    isum[r][t] = i32x4_add(isum[r][t], s);
+                            );
+                            i32x4_dot_i16x8(s16, v128_load16_splat(sc.add(g) as *const u16))
+                        } else {
+                            i32x4_add(
+                                i32x4_dot_i16x8(
+                                    mul2(q[0], a[0], q[1], a[1]),
+                                    v128_load16_splat(sc.add(2 * g) as *const u16),
+                                ),
+                                i32x4_dot_i16x8(
+                                    mul2(q[2], a[2], q[3], a[3]),
+                                    v128_load16_splat(sc.add(2 * g + 1) as *const u16),
+                                ),
+                            )
+                        };
+                        isum[r][t] = i32x4_add(isum[r][t], s);
+                    }
                 }
             }
         }
@@ -656,11 +859,10 @@ unsafe fn k_rows<const R: usize, const T: usize, const SUB: usize>(
             for r in 0..R {
                 let s = f32x4_convert_i32x4(isum[r][t]);
                 acc[r][t] = f32x4_add(acc[r][t], f32x4_mul(s, f32x4_splat(h[r].d * y.d)));
-                if let Some(f) = h[r].group_f {
-                    let m = i32x4_add(i32x4_dot_i16x8(bs0, f[0]), i32x4_dot_i16x8(bs1, f[1]));
-                    let m = f32x4_convert_i32x4(m);
-                    acc[r][t] = f32x4_sub(acc[r][t], f32x4_mul(m, f32x4_splat(h[r].dmin * y.d)));
-                }
+                let f = &h[r].group_f;
+                let m = i32x4_add(i32x4_dot_i16x8(bs0, f[0]), i32x4_dot_i16x8(bs1, f[1]));
+                let m = f32x4_convert_i32x4(m);
+                acc[r][t] = f32x4_sub(acc[r][t], f32x4_mul(m, f32x4_splat(h[r].dmin * y.d)));
             }
         }
     }
@@ -684,7 +886,7 @@ unsafe fn q2k_head(p: *const u8) -> KHead {
         d: f16_at(p.add(80)),
         dmin: f16_at(p.add(82)),
         scale,
-        group_f: Some([u16x8_shr(u8x8(p), 4), u16x8_shr(u8x8(p.add(8)), 4)]),
+        group_f: [u16x8_shr(u8x8(p), 4), u16x8_shr(u8x8(p.add(8)), 4)],
     }
 }
 
@@ -696,8 +898,14 @@ unsafe fn q3k_head(p: *const u8) -> KHead {
     KHead {
         d,
         dmin: 4.0 * d,
-        scale: sc.map(|s| s as i16),
-        group_f: Some([i8x8(sc.as_ptr()), i8x8(sc.as_ptr().add(8))]),
+        scale: {
+            let mut s = [0i16; 16];
+            for g in 0..16 {
+                s[g] = sc[g] as i16;
+            }
+            s
+        },
+        group_f: [i8x8(sc.as_ptr()), i8x8(sc.as_ptr().add(8))],
     }
 }
 
@@ -714,10 +922,10 @@ unsafe fn q45k_head(p: *const u8) -> KHead {
         d: f16_at(p),
         dmin: f16_at(p.add(2)),
         scale,
-        group_f: Some([
+        group_f: [
             i16x8_shuffle::<0, 0, 1, 1, 2, 2, 3, 3>(m, m),
             i16x8_shuffle::<4, 4, 5, 5, 6, 6, 7, 7>(m, m),
-        ]),
+        ],
     }
 }
 
@@ -733,10 +941,7 @@ unsafe fn q6k_head(p: *const u8) -> KHead {
         d,
         dmin: 32.0 * d,
         scale,
-        group_f: Some([
-            i8x8(p.add(192) as *const i8),
-            i8x8(p.add(200) as *const i8),
-        ]),
+        group_f: [i8x8(p.add(192) as *const i8), i8x8(p.add(200) as *const i8)],
     }
 }
 
@@ -746,7 +951,7 @@ unsafe fn row_q2_k<const R: usize, const T: usize>(
     x: *const BlockQ8K,
     xs: usize,
 ) -> [[f32; T]; R] {
-    k_rows::<R, T, 16>(w, rb, 84, x, xs, |p| q2k_head(p), |p, g| q2k_group(p, g))
+    k_rows::<K2, R, T>(w, rb, x, xs)
 }
 
 unsafe fn row_q3_k<const R: usize, const T: usize>(
@@ -755,7 +960,7 @@ unsafe fn row_q3_k<const R: usize, const T: usize>(
     x: *const BlockQ8K,
     xs: usize,
 ) -> [[f32; T]; R] {
-    k_rows::<R, T, 16>(w, rb, 110, x, xs, |p| q3k_head(p), |p, g| q3k_group(p, g))
+    k_rows::<K3, R, T>(w, rb, x, xs)
 }
 
 unsafe fn row_q4_k<const R: usize, const T: usize>(
@@ -764,7 +969,7 @@ unsafe fn row_q4_k<const R: usize, const T: usize>(
     x: *const BlockQ8K,
     xs: usize,
 ) -> [[f32; T]; R] {
-    k_rows::<R, T, 32>(w, rb, 144, x, xs, |p| q45k_head(p), |p, g| q4k_group(p, g))
+    k_rows::<K4, R, T>(w, rb, x, xs)
 }
 
 unsafe fn row_q5_k<const R: usize, const T: usize>(
@@ -773,7 +978,7 @@ unsafe fn row_q5_k<const R: usize, const T: usize>(
     x: *const BlockQ8K,
     xs: usize,
 ) -> [[f32; T]; R] {
-    k_rows::<R, T, 32>(w, rb, 176, x, xs, |p| q45k_head(p), |p, g| q5k_group(p, g))
+    k_rows::<K5, R, T>(w, rb, x, xs)
 }
 
 unsafe fn row_q6_k<const R: usize, const T: usize>(
@@ -782,7 +987,7 @@ unsafe fn row_q6_k<const R: usize, const T: usize>(
     x: *const BlockQ8K,
     xs: usize,
 ) -> [[f32; T]; R] {
-    k_rows::<R, T, 16>(w, rb, 210, x, xs, |p| q6k_head(p), |p, g| q6k_group(p, g))
+    k_rows::<K6, R, T>(w, rb, x, xs)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -796,20 +1001,31 @@ unsafe fn row_q6_k<const R: usize, const T: usize>(
 // `dot` (by ones or by the sub-block scale) into i32 lanes holding pair sums of two tokens, which
 // `pair_sums` folds into one lane per token.
 
-/// Defines `Tile8` functions from `row8(row, x) -> [v128; 2]` (tokens 0..4 and 4..8).
+/// Defines `Tile8` functions from `row8::<R>(rows, row_bytes, x) -> [[v128; 2]; R]` (tokens
+/// 0..4 and 4..8 of each row); rows go in pairs, which share every activation load.
 macro_rules! tiles8 {
     ($($tile:ident => $row:ident, $act:ty, $bytes_per_act:expr;)*) => {$(
         unsafe fn $tile(w: &[u8], rb: usize, x: &[$act], out: &mut [f32]) {
             let nrows = w.len() / rb;
             assert!(out.len() >= 8 * nrows && rb % $bytes_per_act == 0 && x.len() >= rb / $bytes_per_act);
-            for (r, row) in w.chunks_exact(rb).enumerate() {
-                let v = $row(row, x);
+            let wp = w.as_ptr();
+            let mut store = |r: usize, v: [v128; 2]| {
                 let mut o = [0f32; 8];
                 v128_store(o.as_mut_ptr() as *mut v128, v[0]);
                 v128_store(o.as_mut_ptr().add(4) as *mut v128, v[1]);
                 for (t, o) in o.into_iter().enumerate() {
                     out[t * nrows + r] = o;
                 }
+            };
+            let mut r = 0;
+            while r + 2 <= nrows {
+                let v = $row::<2>([wp.add(r * rb), wp.add((r + 1) * rb)], rb, x);
+                store(r, v[0]);
+                store(r + 1, v[1]);
+                r += 2;
+            }
+            if r < nrows {
+                store(r, $row::<1>([wp.add(r * rb)], rb, x)[0]);
             }
         }
     )*};
@@ -829,6 +1045,7 @@ tiles8! {
 }
 
 /// Unpacked weights, aligned for the vector stores.
+#[derive(Clone, Copy)]
 #[repr(C, align(16))]
 struct Unpacked<const N: usize>([i16; N]);
 
@@ -847,132 +1064,184 @@ unsafe fn bcast4(q: *const i16, k: usize) -> v128 {
     v128_load64_splat(q.add(4 * k) as *const u64)
 }
 
-/// `sum_{k in ks}` of broadcast weights times the eight tokens' activations, in i16: four
-/// vectors, tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the range.
+/// A loop count LLVM cannot see through. Loops over a block's groups or steps must stay rolled:
+/// unrolled, LLVM schedules every load of the block first (wasm has unlimited locals) and V8,
+/// with 16 vector registers, spills them all.
 #[inline(always)]
-unsafe fn steps_i16(q: *const i16, x: &[[i8; 32]], ks: core::ops::Range<usize>) -> [v128; 4] {
-    let mut s = [ZERO; 4];
-    for k in ks {
-        let wk = bcast4(q, k);
-        let xk = x[k].as_ptr();
-        for pp in 0..4 {
-            s[pp] = i16x8_add(s[pp], i16x8_mul(i8x8(xk.add(8 * pp)), wk));
+fn opaque(n: usize) -> usize {
+    core::hint::black_box(n)
+}
+
+/// Steps `k0..k0 + n` (`n` even, [`opaque`]) of `R` rows' broadcast weights (`q[r]`) times the
+/// eight tokens' activations, summed in i16 (`WIDE`: widened to i32 by `dot` at every step):
+/// per row four vectors, tokens (0, 1), (2, 3), (4, 5), (6, 7). The caller bounds the sums. One
+/// step per iteration for two rows, two for one (what fits V8's registers).
+#[inline(always)]
+unsafe fn steps<const WIDE: bool, const R: usize>(
+    q: [*const i16; R],
+    x: &[[i8; 32]],
+    k0: usize,
+    n: usize,
+) -> [[v128; 4]; R] {
+    let mut s = [[ZERO; 4]; R];
+    let x = x.as_ptr();
+    let unroll = if R == 1 { 2 } else { 1 };
+    let mut k = k0;
+    while k < k0 + n {
+        for k in k..k + unroll {
+            let xk = (*x.add(k)).as_ptr();
+            let a = each4!(|pp| i8x8(xk.add(8 * pp)));
+            for r in 0..R {
+                let wk = bcast4(q[r], k);
+                for pp in 0..4 {
+                    s[r][pp] = if WIDE {
+                        i32x4_add(s[r][pp], i32x4_dot_i16x8(a[pp], wk))
+                    } else {
+                        i16x8_add(s[r][pp], i16x8_mul(a[pp], wk))
+                    };
+                }
+            }
         }
+        k += unroll;
     }
     s
 }
 
-/// Legacy blocks against eight tokens.
+/// `R` rows of legacy blocks against eight tokens.
 #[inline(always)]
-unsafe fn legacy_row8<L: Legacy>(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    let nb = w.len() / L::BYTES;
-    let mut acc = [f32x4_splat(0.0); 2];
-    let mut acc_m = [f32x4_splat(0.0); 2];
-    let mut buf = Unpacked([0i16; 32]);
+unsafe fn legacy_row8<L: Legacy, const R: usize>(
+    w: [*const u8; R],
+    rb: usize,
+    x: &[BlockQ8x8],
+) -> [[v128; 2]; R] {
+    let nb = rb / L::BYTES;
+    let mut acc = [[f32x4_splat(0.0); 2]; R];
+    let mut acc_m = [[f32x4_splat(0.0); 2]; R];
+    let mut buf = [Unpacked([0i16; 32]); R];
+    let n8 = opaque(8);
     for (b, y) in x.iter().enumerate().take(nb) {
-        let p = w.as_ptr().add(b * L::BYTES);
-        let (d, m) = L::scales(p);
-        let q = L::unpack(p);
-        for k in 0..4 {
-            v128_store(buf.0.as_mut_ptr().add(8 * k) as *mut v128, q[k]);
-        }
-        let wb = buf.0.as_ptr();
-        let s: [v128; 4] = if L::WIDE {
-            let mut s = [ZERO; 4];
-            for k in 0..8 {
-                let wk = bcast4(wb, k);
-                let xk = y.qs[k].as_ptr();
-                for pp in 0..4 {
-                    s[pp] = i32x4_add(s[pp], i32x4_dot_i16x8(i8x8(xk.add(8 * pp)), wk));
-                }
+        let mut wb = [buf[0].0.as_ptr(); R];
+        for r in 0..R {
+            let q = L::unpack(w[r].add(b * L::BYTES));
+            for k in 0..4 {
+                v128_store(buf[r].0.as_mut_ptr().add(8 * k) as *mut v128, q[k]);
             }
-            s
+            wb[r] = buf[r].0.as_ptr();
+        }
+        let s = if L::WIDE {
+            steps::<true, R>(wb, &y.qs, 0, n8)
         } else {
-            steps_i16(wb, &y.qs, 0..8).map(|v| i32x4_extadd_pairwise_i16x8(v))
+            steps::<false, R>(wb, &y.qs, 0, n8)
         };
-        let dw = f32x4_splat(d);
         let dy = y.d.as_ptr() as *const v128;
-        for h in 0..2 {
-            let isum = f32x4_convert_i32x4(pair_sums(s[2 * h], s[2 * h + 1]));
-            let scale = f32x4_mul(dw, v128_load(dy.add(h)));
-            acc[h] = f32x4_add(acc[h], f32x4_mul(isum, scale));
-            if L::MIN {
-                let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
-                acc_m[h] = f32x4_add(acc_m[h], f32x4_mul(f32x4_splat(m), ys));
+        for r in 0..R {
+            let (d, m) = L::scales(w[r].add(b * L::BYTES));
+            let s = if L::WIDE {
+                s[r]
+            } else {
+                each4!(|k| i32x4_extadd_pairwise_i16x8(s[r][k]))
+            };
+            let dw = f32x4_splat(d);
+            for h in 0..2 {
+                let isum = f32x4_convert_i32x4(pair_sums(s[2 * h], s[2 * h + 1]));
+                let scale = f32x4_mul(dw, v128_load(dy.add(h)));
+                acc[r][h] = f32x4_add(acc[r][h], f32x4_mul(isum, scale));
+                if L::MIN {
+                    let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
+                    acc_m[r][h] = f32x4_add(acc_m[r][h], f32x4_mul(f32x4_splat(m), ys));
+                }
             }
         }
     }
-    [f32x4_add(acc[0], acc_m[0]), f32x4_add(acc[1], acc_m[1])]
+    let mut out = [[ZERO; 2]; R];
+    for r in 0..R {
+        out[r] = [
+            f32x4_add(acc[r][0], acc_m[r][0]),
+            f32x4_add(acc[r][1], acc_m[r][1]),
+        ];
+    }
+    out
 }
 
-unsafe fn row8_q4_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q40>(w, x)
-}
-unsafe fn row8_q4_1(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q41>(w, x)
-}
-unsafe fn row8_q5_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q50>(w, x)
-}
-unsafe fn row8_q5_1(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q51>(w, x)
-}
-unsafe fn row8_q8_0(w: &[u8], x: &[BlockQ8x8]) -> [v128; 2] {
-    legacy_row8::<Q80>(w, x)
+macro_rules! legacy_row8_fns {
+    ($($name:ident => $ty:ty;)*) => {$(
+        unsafe fn $name<const R: usize>(w: [*const u8; R], rb: usize, x: &[BlockQ8x8]) -> [[v128; 2]; R] {
+            legacy_row8::<$ty, R>(w, rb, x)
+        }
+    )*};
 }
 
-/// A K-quant row against eight tokens. `SUB` is the sub-block length (16 or 32); `OFFSET` is
-/// subtracted from every unpacked value (4 for Q3_K, 32 for Q6_K: their offsets are applied here
-/// rather than through the activation sums), and `head.group_f` is then only used for mins.
+legacy_row8_fns! {
+    row8_q4_0 => Q40;
+    row8_q4_1 => Q41;
+    row8_q5_0 => Q50;
+    row8_q5_1 => Q51;
+    row8_q8_0 => Q80;
+}
+
+/// `R` K-quant rows against eight tokens. `K::OFFSET` is subtracted from every unpacked value
+/// (the offsets of Q3_K and Q6_K are applied here rather than through the activation sums), so
+/// `head.group_f` is only used for mins.
 #[inline(always)]
-unsafe fn k_row8<const SUB: usize, const OFFSET: i16>(
-    w: &[u8],
-    bytes: usize,
+unsafe fn k_row8<K: KQuant, const R: usize>(
+    w: [*const u8; R],
+    rb: usize,
     x: &[BlockQ8Kx8],
-    head: impl Fn(*const u8) -> KHead,
-    group: impl Fn(*const u8, usize) -> [v128; 4],
-) -> [v128; 2] {
-    let nb = w.len() / bytes;
-    let mut acc = [f32x4_splat(0.0); 2];
-    let mut buf = Unpacked([0i16; QK_K]);
+) -> [[v128; 2]; R] {
+    let nb = rb / K::BYTES;
+    let mut acc = [[f32x4_splat(0.0); 2]; R];
+    let mut buf = [Unpacked([0i16; QK_K]); R];
+    let (chunks, sub_steps) = (opaque(4), opaque(K::SUB / 4));
     for (b, y) in x.iter().enumerate().take(nb) {
-        let p = w.as_ptr().add(b * bytes);
-        let h = head(p);
-        for g in 0..8 {
-            let q = group(p, g);
-            for k in 0..4 {
-                let v = if OFFSET != 0 {
-                    i16x8_sub(q[k], i16x8_splat(OFFSET))
-                } else {
-                    q[k]
-                };
-                v128_store(buf.0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+        let mut h = [K::head(w[0].add(b * K::BYTES)); R];
+        let mut wb = [buf[0].0.as_ptr(); R];
+        for r in 0..R {
+            let p = w[r].add(b * K::BYTES);
+            if r > 0 {
+                h[r] = K::head(p);
             }
-        }
-        let wb = buf.0.as_ptr();
-        let mut s = [ZERO; 4];
-        for sb in 0..QK_K / SUB {
-            let s16 = steps_i16(wb, &y.qs, sb * SUB / 4..(sb + 1) * SUB / 4);
-            let scale = i16x8_splat(h.scale[sb]);
-            for pp in 0..4 {
-                s[pp] = i32x4_add(s[pp], i32x4_dot_i16x8(s16[pp], scale));
-            }
-        }
-        let dw = f32x4_splat(h.d);
-        let dy = y.d.as_ptr() as *const v128;
-        for half in 0..2 {
-            let dy = v128_load(dy.add(half));
-            let isum = f32x4_convert_i32x4(pair_sums(s[2 * half], s[2 * half + 1]));
-            acc[half] = f32x4_add(acc[half], f32x4_mul(isum, f32x4_mul(dw, dy)));
-            if let (0, Some(f)) = (OFFSET, &h.group_f) {
-                // Per token: sum over 16-value groups of factor * bsum, two groups per dot.
-                let mut m = ZERO;
-                for (j, pair) in lane_splats(f).into_iter().enumerate() {
-                    let bs = v128_load((y.bsums[j].as_ptr() as *const v128).add(half));
-                    m = i32x4_add(m, i32x4_dot_i16x8(bs, pair));
+            for c in 0..chunks {
+                let q = K::pair(p, c);
+                for (i, g) in K::pair_groups(c).into_iter().enumerate() {
+                    for k in 0..4 {
+                        let v = if K::OFFSET != 0 {
+                            i16x8_sub(q[i][k], i16x8_splat(K::OFFSET))
+                        } else {
+                            q[i][k]
+                        };
+                        v128_store(buf[r].0.as_mut_ptr().add(32 * g + 8 * k) as *mut v128, v);
+                    }
                 }
-                let dm = f32x4_mul(f32x4_splat(h.dmin), dy);
-                acc[half] = f32x4_sub(acc[half], f32x4_mul(f32x4_convert_i32x4(m), dm));
+            }
+            wb[r] = buf[r].0.as_ptr();
+        }
+        let mut s = [[ZERO; 4]; R];
+        for sb in 0..QK_K / K::SUB {
+            let s16 = steps::<false, R>(wb, &y.qs, sb * K::SUB / 4, sub_steps);
+            for r in 0..R {
+                let scale = v128_load16_splat(h[r].scale.as_ptr().add(sb) as *const u16);
+                for pp in 0..4 {
+                    s[r][pp] = i32x4_add(s[r][pp], i32x4_dot_i16x8(s16[r][pp], scale));
+                }
+            }
+        }
+        let dy = y.d.as_ptr() as *const v128;
+        for r in 0..R {
+            let dw = f32x4_splat(h[r].d);
+            for half in 0..2 {
+                let dy = v128_load(dy.add(half));
+                let isum = f32x4_convert_i32x4(pair_sums(s[r][2 * half], s[r][2 * half + 1]));
+                acc[r][half] = f32x4_add(acc[r][half], f32x4_mul(isum, f32x4_mul(dw, dy)));
+                if K::OFFSET == 0 {
+                    // Per token: sum over 16-value groups of factor * bsum, two groups per dot.
+                    let mut m = ZERO;
+                    for (j, pair) in lane_splats(&h[r].group_f).into_iter().enumerate() {
+                        let bs = v128_load((y.bsums[j].as_ptr() as *const v128).add(half));
+                        m = i32x4_add(m, i32x4_dot_i16x8(bs, pair));
+                    }
+                    let dm = f32x4_mul(f32x4_splat(h[r].dmin), dy);
+                    acc[r][half] = f32x4_sub(acc[r][half], f32x4_mul(f32x4_convert_i32x4(m), dm));
+                }
             }
         }
     }
@@ -995,20 +1264,20 @@ fn lane_splats(f: &[v128; 2]) -> [v128; 8] {
     ]
 }
 
-unsafe fn row8_q2_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<16, 0>(w, 84, x, |p| q2k_head(p), |p, g| q2k_group(p, g))
+macro_rules! k_row8_fns {
+    ($($name:ident => $ty:ty;)*) => {$(
+        unsafe fn $name<const R: usize>(w: [*const u8; R], rb: usize, x: &[BlockQ8Kx8]) -> [[v128; 2]; R] {
+            k_row8::<$ty, R>(w, rb, x)
+        }
+    )*};
 }
-unsafe fn row8_q3_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<16, 4>(w, 110, x, |p| q3k_head(p), |p, g| q3k_group(p, g))
-}
-unsafe fn row8_q4_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<32, 0>(w, 144, x, |p| q45k_head(p), |p, g| q4k_group(p, g))
-}
-unsafe fn row8_q5_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<32, 0>(w, 176, x, |p| q45k_head(p), |p, g| q5k_group(p, g))
-}
-unsafe fn row8_q6_k(w: &[u8], x: &[BlockQ8Kx8]) -> [v128; 2] {
-    k_row8::<16, 32>(w, 210, x, |p| q6k_head(p), |p, g| q6k_group(p, g))
+
+k_row8_fns! {
+    row8_q2_k => K2;
+    row8_q3_k => K3;
+    row8_q4_k => K4;
+    row8_q5_k => K5;
+    row8_q6_k => K6;
 }
 
 const _: () = assert!(QK_K == 256);
