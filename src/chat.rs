@@ -28,7 +28,10 @@ pub struct ChatMessage {
 
 impl ChatMessage {
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
-        Self { role: role.into(), content: content.into() }
+        Self {
+            role: role.into(),
+            content: content.into(),
+        }
     }
 }
 
@@ -78,7 +81,10 @@ fn template_error(e: minijinja::Error) -> Error {
 }
 
 fn raise_exception(msg: String) -> std::result::Result<minijinja::Value, minijinja::Error> {
-    Err(minijinja::Error::new(ErrorKind::InvalidOperation, format!("raise_exception: {msg}")))
+    Err(minijinja::Error::new(
+        ErrorKind::InvalidOperation,
+        format!("raise_exception: {msg}"),
+    ))
 }
 
 fn strftime_now(state: &State, format: String) -> std::result::Result<String, minijinja::Error> {
@@ -97,11 +103,18 @@ impl ChatTemplate {
             None => return Err(Error::NoChatTemplate),
             Some(candle_core::quantized::gguf_file::Value::String(s)) => s.clone(),
             Some(_) => {
-                return Err(Error::InvalidMetadata { key: KEY.into(), reason: "expected a string".into() })
+                return Err(Error::InvalidMetadata {
+                    key: KEY.into(),
+                    reason: "expected a string".into(),
+                })
             }
         };
         let sp = crate::tokenizer::special_texts(md);
-        let mut t = Self::new(source, sp.bos.unwrap_or_default(), sp.eos.unwrap_or_default())?;
+        let mut t = Self::new(
+            source,
+            sp.bos.unwrap_or_default(),
+            sp.eos.unwrap_or_default(),
+        )?;
         t.strip_bos = sp.adds_bos;
         t.strip_eos = sp.adds_eos;
         Ok(t)
@@ -110,7 +123,11 @@ impl ChatTemplate {
     /// A template from source, with the texts `bos_token` / `eos_token` stand for. Syntax errors
     /// are reported here. [`ChatTemplate::render_prompt`] strips nothing unless told with
     /// [`ChatTemplate::with_tokenizer_adds`].
-    pub fn new(source: impl Into<String>, bos_token: impl Into<String>, eos_token: impl Into<String>) -> Result<Self> {
+    pub fn new(
+        source: impl Into<String>,
+        bos_token: impl Into<String>,
+        eos_token: impl Into<String>,
+    ) -> Result<Self> {
         let mut env = Environment::new();
         env.set_trim_blocks(true);
         env.set_lstrip_blocks(true);
@@ -118,7 +135,8 @@ impl ChatTemplate {
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
         let source = source.into();
-        env.add_template_owned(NAME, source.clone()).map_err(template_error)?;
+        env.add_template_owned(NAME, source.clone())
+            .map_err(template_error)?;
         Ok(Self {
             env,
             source,
@@ -173,7 +191,11 @@ impl ChatTemplate {
     /// Renders the conversation for `Tokenizer::encode(prompt, true)`: as [`ChatTemplate::render`],
     /// minus a leading BOS text when the tokenizer adds BOS itself (and a trailing EOS text when
     /// it adds EOS), as llama.cpp's server does, so BOS appears once.
-    pub fn render_prompt(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
+    pub fn render_prompt(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         let mut out = self.render(messages, add_generation_prompt)?;
         if self.strip_bos && !self.bos_token.is_empty() && out.starts_with(&self.bos_token) {
             out.drain(..self.bos_token.len());
@@ -187,7 +209,9 @@ impl ChatTemplate {
 
 fn validate(messages: &[ChatMessage]) -> Result<()> {
     if messages.is_empty() {
-        return Err(Error::InvalidParameter("the conversation has no messages".into()));
+        return Err(Error::InvalidParameter(
+            "the conversation has no messages".into(),
+        ));
     }
     for (i, m) in messages.iter().enumerate() {
         if !ROLES.contains(&m.role.as_str()) {
@@ -218,10 +242,28 @@ fn clock_now() -> i64 {
 /// %b %B %a %A %j %p %I %F %T %D %%`); others are copied through.
 pub fn strftime(unix_seconds: i64, format: &str) -> String {
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September", "October",
-        "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
-    const DAYS: [&str; 7] = ["Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday"];
+    const DAYS: [&str; 7] = [
+        "Sunday",
+        "Monday",
+        "Tuesday",
+        "Wednesday",
+        "Thursday",
+        "Friday",
+        "Saturday",
+    ];
     let days = unix_seconds.div_euclid(86_400);
     let secs = unix_seconds.rem_euclid(86_400);
     let (h, mi, s) = (secs / 3600, secs / 60 % 60, secs % 60);
@@ -282,9 +324,15 @@ mod tests {
 
     #[test]
     fn strftime_dates() {
-        assert_eq!(strftime(0, "%Y-%m-%d %H:%M:%S %a %j"), "1970-01-01 00:00:00 Thu 001");
+        assert_eq!(
+            strftime(0, "%Y-%m-%d %H:%M:%S %a %j"),
+            "1970-01-01 00:00:00 Thu 001"
+        );
         // 2024-07-26 13:05:09 UTC, a Friday, day 208 of a leap year.
-        assert_eq!(strftime(1_722_000_309, "%d %b %Y %A %j %I%p"), "26 Jul 2024 Friday 208 01PM");
+        assert_eq!(
+            strftime(1_722_000_309, "%d %b %Y %A %j %I%p"),
+            "26 Jul 2024 Friday 208 01PM"
+        );
         assert_eq!(strftime(951_782_400, "%F %B"), "2000-02-29 February");
         assert_eq!(strftime(-86_400, "%F"), "1969-12-31");
         assert_eq!(strftime(0, "100%% %q"), "100% %q");

@@ -25,12 +25,18 @@ pub enum Error {
     #[error("the GGUF file has no tensor `{0}`, which this model needs")]
     MissingTensor(String),
     #[error("tensor `{name}` has shape {got:?}, expected {expected:?}")]
-    TensorShape { name: String, got: Vec<usize>, expected: Vec<usize> },
+    TensorShape {
+        name: String,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
     #[error("tokenizer: {0}")]
     Tokenizer(String),
     #[error("chat template: {0}")]
     ChatTemplate(String),
-    #[error("this model has no chat template (`tokenizer.chat_template`); use raw completion instead")]
+    #[error(
+        "this model has no chat template (`tokenizer.chat_template`); use raw completion instead"
+    )]
     NoChatTemplate,
     #[error("the prompt is {prompt} tokens but the context holds {context}; shorten the prompt or raise the context size")]
     ContextOverflow { prompt: usize, context: usize },
@@ -47,7 +53,9 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NotGguf(_) | Error::Truncated(_) | Error::Corrupt(_) => "invalid_model",
-            Error::UnsupportedArchitecture(_) | Error::UnsupportedQuant { .. } => "unsupported_model",
+            Error::UnsupportedArchitecture(_) | Error::UnsupportedQuant { .. } => {
+                "unsupported_model"
+            }
             Error::MissingMetadata(_)
             | Error::InvalidMetadata { .. }
             | Error::MissingTensor(_)

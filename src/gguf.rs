@@ -60,7 +60,10 @@ impl Tensor {
 /// Tensor types the engine can run (matmul or plain lookup).
 pub fn is_supported_qtype(t: QType) -> bool {
     use QType::*;
-    matches!(t, F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K)
+    matches!(
+        t,
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
+    )
 }
 
 pub fn qtype_name(t: QType) -> &'static str {
@@ -110,11 +113,13 @@ impl Gguf {
         let bytes: &[u8] = (*file).as_ref();
         let file_size = bytes.len() as u64;
         if bytes.len() < 8 {
-            return Err(if bytes.starts_with(b"GGUF") || b"GGUF".starts_with(bytes) {
-                Error::Truncated(format!("only {} bytes", bytes.len()))
-            } else {
-                Error::NotGguf("the file is shorter than a GGUF header".into())
-            });
+            return Err(
+                if bytes.starts_with(b"GGUF") || b"GGUF".starts_with(bytes) {
+                    Error::Truncated(format!("only {} bytes", bytes.len()))
+                } else {
+                    Error::NotGguf("the file is shorter than a GGUF header".into())
+                },
+            );
         }
         if &bytes[..4] != b"GGUF" {
             let hint = if bytes.starts_with(b"<") || bytes.starts_with(b"{") {
@@ -141,7 +146,9 @@ impl Gguf {
             let elems = shape
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
-                .ok_or_else(|| Error::Corrupt(format!("tensor `{name}` shape {shape:?} overflows")))?;
+                .ok_or_else(|| {
+                    Error::Corrupt(format!("tensor `{name}` shape {shape:?} overflows"))
+                })?;
             let block = qtype.block_size();
             let row = *shape.last().unwrap_or(&1);
             if shape.is_empty() || elems == 0 || row % block != 0 {
@@ -165,10 +172,26 @@ impl Gguf {
                     "tensor `{name}` needs {len} bytes at offset {start}, but the file has only {file_size} bytes"
                 )));
             }
-            let data = TensorData { file: file.clone(), start: start as usize, len };
-            tensors.insert(name.clone(), Tensor { name: name.clone(), qtype, shape, data });
+            let data = TensorData {
+                file: file.clone(),
+                start: start as usize,
+                len,
+            };
+            tensors.insert(
+                name.clone(),
+                Tensor {
+                    name: name.clone(),
+                    qtype,
+                    shape,
+                    data,
+                },
+            );
         }
-        Ok(Self { metadata: content.metadata, tensors, file_size })
+        Ok(Self {
+            metadata: content.metadata,
+            tensors,
+            file_size,
+        })
     }
 
     pub fn tensor(&self, name: &str) -> Option<&Tensor> {
@@ -187,7 +210,10 @@ impl Gguf {
 fn classify_candle_error(e: candle_core::Error) -> Error {
     let msg = e.to_string();
     if msg.contains("unknown dtype") {
-        return Error::UnsupportedQuant { tensor: "(header)".into(), qtype: msg };
+        return Error::UnsupportedQuant {
+            tensor: "(header)".into(),
+            qtype: msg,
+        };
     }
     let truncated = msg.contains("remaining")
         || msg.contains("failed to fill whole buffer")
@@ -205,11 +231,15 @@ fn classify_candle_error(e: candle_core::Error) -> Error {
 // ---- typed metadata access -------------------------------------------------------------------
 
 pub fn get<'a>(md: &'a Metadata, key: &str) -> Result<&'a Value> {
-    md.get(key).ok_or_else(|| Error::MissingMetadata(key.into()))
+    md.get(key)
+        .ok_or_else(|| Error::MissingMetadata(key.into()))
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidMetadata { key: key.into(), reason: reason.into() }
+    Error::InvalidMetadata {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 fn value_as_u64(v: &Value) -> Option<u64> {
@@ -271,7 +301,10 @@ pub fn get_bool_opt(md: &Metadata, key: &str) -> Result<Option<bool>> {
 pub fn get_str<'a>(md: &'a Metadata, key: &str) -> Result<&'a str> {
     match get(md, key)? {
         Value::String(s) => Ok(s),
-        v => Err(invalid(key, format!("expected a string, found {}", value_kind(v)))),
+        v => Err(invalid(
+            key,
+            format!("expected a string, found {}", value_kind(v)),
+        )),
     }
 }
 
@@ -286,7 +319,10 @@ pub fn get_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>> {
 pub fn get_array<'a>(md: &'a Metadata, key: &str) -> Result<&'a [Value]> {
     match get(md, key)? {
         Value::Array(a) => Ok(a),
-        v => Err(invalid(key, format!("expected an array, found {}", value_kind(v)))),
+        v => Err(invalid(
+            key,
+            format!("expected an array, found {}", value_kind(v)),
+        )),
     }
 }
 
@@ -375,14 +411,19 @@ impl ModelCard {
         };
         let special = |k: &str| -> Result<Option<SpecialToken>> {
             Ok(get_usize_opt(md, k)?.and_then(|id| {
-                token_text(id).map(|text| SpecialToken { id: id as u32, text })
+                token_text(id).map(|text| SpecialToken {
+                    id: id as u32,
+                    text,
+                })
             }))
         };
         let mut quant_types = BTreeMap::new();
         let mut parameters = 0u64;
         for t in g.tensors() {
             parameters += t.elem_count() as u64;
-            *quant_types.entry(qtype_name(t.qtype).to_string()).or_insert(0) += t.data.len() as u64;
+            *quant_types
+                .entry(qtype_name(t.qtype).to_string())
+                .or_insert(0) += t.data.len() as u64;
         }
         Ok(Self {
             name: get_str_opt(md, "general.name")?.map(str::to_string),
@@ -396,7 +437,8 @@ impl ModelCard {
             embedding_length: get_usize(md, &key("embedding_length"))?,
             block_count: get_usize(md, &key("block_count"))?,
             head_count,
-            head_count_kv: get_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(head_count),
+            head_count_kv: get_usize_opt(md, &key("attention.head_count_kv"))?
+                .unwrap_or(head_count),
             vocab_size: tokens.len(),
             tokenizer_model: get_str(md, "tokenizer.ggml.model")?.to_string(),
             bos_token: special("tokenizer.ggml.bos_token_id")?,

@@ -24,7 +24,7 @@ pub mod sampler;
 pub mod session;
 pub mod tokenizer;
 
-pub use error::{Error, Result};
 pub use engine::Engine;
+pub use error::{Error, Result};
 pub use gguf::{Gguf, ModelCard};
 pub use session::{Event, FinishReason, GenerateOptions, Generation, Session};

@@ -42,14 +42,20 @@ impl Default for SamplingParams {
 
 impl SamplingParams {
     pub fn greedy() -> Self {
-        Self { temperature: 0.0, ..Self::default() }
+        Self {
+            temperature: 0.0,
+            ..Self::default()
+        }
     }
 
     /// Rejects values that make no sense before any work starts.
     pub fn validate(&self) -> Result<()> {
         let bad = |what: String| Err(Error::InvalidParameter(what));
         if !self.temperature.is_finite() || self.temperature < 0.0 {
-            return bad(format!("temperature must be a number >= 0, got {}", self.temperature));
+            return bad(format!(
+                "temperature must be a number >= 0, got {}",
+                self.temperature
+            ));
         }
         if !(self.top_p > 0.0 && self.top_p <= 1.0) {
             return bad(format!("top_p must be in (0, 1], got {}", self.top_p));
@@ -58,7 +64,10 @@ impl SamplingParams {
             return bad(format!("min_p must be in [0, 1], got {}", self.min_p));
         }
         if !self.repetition_penalty.is_finite() || self.repetition_penalty <= 0.0 {
-            return bad(format!("repetition_penalty must be > 0, got {}", self.repetition_penalty));
+            return bad(format!(
+                "repetition_penalty must be > 0, got {}",
+                self.repetition_penalty
+            ));
         }
         Ok(())
     }
@@ -74,7 +83,11 @@ impl Sampler {
     pub fn new(params: SamplingParams) -> Result<Self> {
         params.validate()?;
         let seed = params.seed.unwrap_or_else(entropy_seed);
-        Ok(Self { params, rng: Rng::new(seed), candidates: Vec::new() })
+        Ok(Self {
+            params,
+            rng: Rng::new(seed),
+            candidates: Vec::new(),
+        })
     }
 
     /// Picks the next token. `history` is the sequence so far (for the repetition penalty).
@@ -94,15 +107,29 @@ impl Sampler {
             seen.dedup();
             for id in seen {
                 if let Some(e) = c.get_mut(id as usize) {
-                    e.1 = if e.1 > 0.0 { e.1 / p.repetition_penalty } else { e.1 * p.repetition_penalty };
+                    e.1 = if e.1 > 0.0 {
+                        e.1 / p.repetition_penalty
+                    } else {
+                        e.1 * p.repetition_penalty
+                    };
                 }
             }
         }
         if p.temperature <= 0.0 {
-            return c.iter().fold((0u32, f32::NEG_INFINITY), |b, &e| if e.1 > b.1 { e } else { b }).0;
+            return c
+                .iter()
+                .fold(
+                    (0u32, f32::NEG_INFINITY),
+                    |b, &e| if e.1 > b.1 { e } else { b },
+                )
+                .0;
         }
         // Sort only the head of the distribution: top-k bounds it, else a generous cut.
-        let k = if p.top_k > 0 { p.top_k.min(c.len()) } else { c.len() };
+        let k = if p.top_k > 0 {
+            p.top_k.min(c.len())
+        } else {
+            c.len()
+        };
         if k < c.len() {
             c.select_nth_unstable_by(k - 1, |a, b| b.1.total_cmp(&a.1));
             c.truncate(k);
@@ -129,7 +156,10 @@ impl Sampler {
             keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
         }
         c.truncate(keep);
-        let weights: Vec<f32> = c.iter().map(|e| ((e.1 - max) / p.temperature).exp()).collect();
+        let weights: Vec<f32> = c
+            .iter()
+            .map(|e| ((e.1 - max) / p.temperature).exp())
+            .collect();
         let sum: f32 = weights.iter().sum();
         let mut r = self.rng.next_f32() * sum;
         for (e, w) in c.iter().zip(&weights) {
@@ -224,7 +254,14 @@ mod tests {
     fn same_seed_same_tokens_and_different_seeds_differ() {
         let l: Vec<f32> = (0..50).map(|i| (i as f32 * 0.1).sin()).collect();
         let run = |seed| {
-            let params = SamplingParams { temperature: 1.5, top_k: 0, top_p: 1.0, min_p: 0.0, seed: Some(seed), ..Default::default() };
+            let params = SamplingParams {
+                temperature: 1.5,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                seed: Some(seed),
+                ..Default::default()
+            };
             let mut s = Sampler::new(params).unwrap();
             (0..64).map(|_| s.sample(&l, &[])).collect::<Vec<_>>()
         };
@@ -236,8 +273,20 @@ mod tests {
     fn top_k_one_and_min_p_one_are_greedy() {
         let l = logits();
         for params in [
-            SamplingParams { temperature: 2.0, top_k: 1, seed: Some(1), ..Default::default() },
-            SamplingParams { temperature: 2.0, top_k: 0, top_p: 1.0, min_p: 1.0, seed: Some(1), ..Default::default() },
+            SamplingParams {
+                temperature: 2.0,
+                top_k: 1,
+                seed: Some(1),
+                ..Default::default()
+            },
+            SamplingParams {
+                temperature: 2.0,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 1.0,
+                seed: Some(1),
+                ..Default::default()
+            },
         ] {
             let mut s = Sampler::new(params).unwrap();
             for _ in 0..20 {
@@ -250,7 +299,14 @@ mod tests {
     fn top_p_keeps_only_the_nucleus() {
         // Token 3 has ~88% of the mass: top_p 0.5 must always pick it.
         let l = vec![0.0, 0.0, 0.0, 5.0, 1.0];
-        let params = SamplingParams { temperature: 1.0, top_k: 0, top_p: 0.5, min_p: 0.0, seed: Some(3), ..Default::default() };
+        let params = SamplingParams {
+            temperature: 1.0,
+            top_k: 0,
+            top_p: 0.5,
+            min_p: 0.0,
+            seed: Some(3),
+            ..Default::default()
+        };
         let mut s = Sampler::new(params).unwrap();
         assert!((0..50).all(|_| s.sample(&l, &[]) == 3));
     }
@@ -258,7 +314,11 @@ mod tests {
     #[test]
     fn repetition_penalty_moves_greedy_off_a_repeated_token() {
         let l = vec![1.0, 2.0, 1.9];
-        let params = SamplingParams { temperature: 0.0, repetition_penalty: 1.5, ..Default::default() };
+        let params = SamplingParams {
+            temperature: 0.0,
+            repetition_penalty: 1.5,
+            ..Default::default()
+        };
         let mut s = Sampler::new(params).unwrap();
         assert_eq!(s.sample(&l, &[]), 1);
         assert_eq!(s.sample(&l, &[1]), 2);
@@ -267,14 +327,35 @@ mod tests {
     #[test]
     fn invalid_parameters_are_rejected() {
         for params in [
-            SamplingParams { temperature: -1.0, ..Default::default() },
-            SamplingParams { top_p: 0.0, ..Default::default() },
-            SamplingParams { top_p: 1.5, ..Default::default() },
-            SamplingParams { min_p: -0.1, ..Default::default() },
-            SamplingParams { repetition_penalty: 0.0, ..Default::default() },
-            SamplingParams { temperature: f32::NAN, ..Default::default() },
+            SamplingParams {
+                temperature: -1.0,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_p: 0.0,
+                ..Default::default()
+            },
+            SamplingParams {
+                top_p: 1.5,
+                ..Default::default()
+            },
+            SamplingParams {
+                min_p: -0.1,
+                ..Default::default()
+            },
+            SamplingParams {
+                repetition_penalty: 0.0,
+                ..Default::default()
+            },
+            SamplingParams {
+                temperature: f32::NAN,
+                ..Default::default()
+            },
         ] {
-            assert!(matches!(Sampler::new(params), Err(Error::InvalidParameter(_))));
+            assert!(matches!(
+                Sampler::new(params),
+                Err(Error::InvalidParameter(_))
+            ));
         }
     }
 }

@@ -28,7 +28,12 @@ pub struct GenerateOptions {
 
 impl Default for GenerateOptions {
     fn default() -> Self {
-        Self { max_tokens: 256, sampling: SamplingParams::default(), stop: Vec::new(), ignore_eos: false }
+        Self {
+            max_tokens: 256,
+            sampling: SamplingParams::default(),
+            stop: Vec::new(),
+            ignore_eos: false,
+        }
     }
 }
 
@@ -76,7 +81,11 @@ impl Session {
     /// A session with room for `context` tokens (clamped to the model's maximum).
     pub fn new(engine: Arc<Engine>, context: usize) -> Self {
         let cache = engine.model.new_cache(context);
-        Self { engine, cache, tokens: Vec::new() }
+        Self {
+            engine,
+            cache,
+            tokens: Vec::new(),
+        }
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -99,9 +108,17 @@ impl Session {
             return Err(Error::InvalidParameter("the prompt is empty".into()));
         }
         if prompt.len() > self.cache.context {
-            return Err(Error::ContextOverflow { prompt: prompt.len(), context: self.cache.context });
+            return Err(Error::ContextOverflow {
+                prompt: prompt.len(),
+                context: self.cache.context,
+            });
         }
-        let common = self.tokens.iter().zip(prompt).take_while(|(a, b)| a == b).count();
+        let common = self
+            .tokens
+            .iter()
+            .zip(prompt)
+            .take_while(|(a, b)| a == b)
+            .count();
         // At least the last prompt token runs again: its logits are not kept.
         let mut reuse = common.min(prompt.len() - 1);
         if !self.cache.can_rewind_to(reuse) {
@@ -109,7 +126,10 @@ impl Session {
         }
         self.cache.rewind(reuse);
         self.tokens.truncate(reuse);
-        let logits = self.engine.model.forward(&prompt[reuse..], &mut self.cache, false);
+        let logits = self
+            .engine
+            .model
+            .forward(&prompt[reuse..], &mut self.cache, false);
         let logits = match logits {
             Ok(l) => l,
             Err(e) => {
@@ -126,7 +146,10 @@ impl Session {
     /// text's logits at once would be `len * vocab` floats).
     pub fn score(&mut self, ids: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
         if ids.len() > self.cache.context {
-            return Err(Error::ContextOverflow { prompt: ids.len(), context: self.cache.context });
+            return Err(Error::ContextOverflow {
+                prompt: ids.len(),
+                context: self.cache.context,
+            });
         }
         self.reset();
         let vocab = self.engine.model.vocab_size();
@@ -149,7 +172,9 @@ impl Session {
     ) -> Result<Generation> {
         let mut sampler = Sampler::new(opts.sampling.clone())?;
         if opts.stop.iter().any(String::is_empty) {
-            return Err(Error::InvalidParameter("stop strings must not be empty".into()));
+            return Err(Error::InvalidParameter(
+                "stop strings must not be empty".into(),
+            ));
         }
         let engine = self.engine.clone();
         let (mut logits, reused) = self.prefill(prompt)?;
@@ -160,11 +185,15 @@ impl Session {
             text: String::new(),
             finish_reason: FinishReason::Length,
         };
-        if !on_event(Event::Prefilled { prompt_tokens: prompt.len(), reused }) {
+        if !on_event(Event::Prefilled {
+            prompt_tokens: prompt.len(),
+            reused,
+        }) {
             out.finish_reason = FinishReason::Aborted;
             return Ok(out);
         }
-        let mut decoder = engine.tokenizer.stream_decoder();
+        // Special tokens stay out of the visible text, as in llama.cpp's server.
+        let mut decoder = engine.tokenizer.stream_decoder_skip_special();
         let mut stops = StopScanner::new(&opts.stop);
         while out.ids.len() < opts.max_tokens {
             let id = sampler.sample(&logits, &self.tokens);
@@ -195,7 +224,10 @@ impl Session {
             let rest = stops.finish(&decoder.finish()?);
             out.text.push_str(&rest);
             if !rest.is_empty() {
-                on_event(Event::Token { id: u32::MAX, text: &rest });
+                on_event(Event::Token {
+                    id: u32::MAX,
+                    text: &rest,
+                });
             }
         }
         Ok(out)
@@ -211,7 +243,11 @@ struct StopScanner<'a> {
 
 impl<'a> StopScanner<'a> {
     fn new(stops: &'a [String]) -> Self {
-        Self { stops, held: String::new(), done: false }
+        Self {
+            stops,
+            held: String::new(),
+            done: false,
+        }
     }
 
     /// Returns the text that can be shown now, and whether a stop string was reached.
@@ -220,7 +256,11 @@ impl<'a> StopScanner<'a> {
             return (String::new(), true);
         }
         self.held.push_str(piece);
-        let first_stop = self.stops.iter().filter_map(|s| self.held.find(s.as_str())).min();
+        let first_stop = self
+            .stops
+            .iter()
+            .filter_map(|s| self.held.find(s.as_str()))
+            .min();
         if let Some(at) = first_stop {
             let visible = self.held[..at].to_string();
             self.held.clear();
@@ -233,8 +273,9 @@ impl<'a> StopScanner<'a> {
             .iter()
             .flat_map(|s| {
                 let held = &self.held;
-                (1..s.len().min(held.len() + 1))
-                    .filter(move |&k| held.is_char_boundary(held.len() - k) && s.starts_with(&held[held.len() - k..]))
+                (1..s.len().min(held.len() + 1)).filter(move |&k| {
+                    held.is_char_boundary(held.len() - k) && s.starts_with(&held[held.len() - k..])
+                })
             })
             .max()
             .unwrap_or(0);
@@ -277,19 +318,31 @@ mod tests {
 
     #[test]
     fn stop_string_split_across_pieces_is_never_shown() {
-        assert_eq!(scan(&["\n\n"], &["Hello", "\n", "\nWorld"]), ("Hello".into(), true));
-        assert_eq!(scan(&["END"], &["abc E", "N", "D more"]), ("abc ".into(), true));
+        assert_eq!(
+            scan(&["\n\n"], &["Hello", "\n", "\nWorld"]),
+            ("Hello".into(), true)
+        );
+        assert_eq!(
+            scan(&["END"], &["abc E", "N", "D more"]),
+            ("abc ".into(), true)
+        );
     }
 
     #[test]
     fn partial_match_that_fails_is_released() {
-        assert_eq!(scan(&["END"], &["abc E", "N", "x"]), ("abc ENx".into(), false));
+        assert_eq!(
+            scan(&["END"], &["abc E", "N", "x"]),
+            ("abc ENx".into(), false)
+        );
         assert_eq!(scan(&["END"], &["abc EN"]), ("abc EN".into(), false));
     }
 
     #[test]
     fn earliest_of_several_stops_wins() {
-        assert_eq!(scan(&["world", "lo"], &["hello world"]), ("hel".into(), true));
+        assert_eq!(
+            scan(&["world", "lo"], &["hello world"]),
+            ("hel".into(), true)
+        );
     }
 
     #[test]

@@ -35,7 +35,9 @@ mod vocab;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
-use tokenizers::{Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer};
+use tokenizers::{
+    Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+};
 
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
@@ -53,9 +55,13 @@ pub struct Tokenizer {
     engine: Engine,
 }
 
+#[allow(clippy::large_enum_variant)] // one per tokenizer
 enum Engine {
     /// SentencePiece: wick's encoder; the `tokenizers` equivalent is built on first request.
-    Spm { spm: Spm, hf: OnceLock<std::result::Result<tokenizers::Tokenizer, String>> },
+    Spm {
+        spm: Spm,
+        hf: OnceLock<std::result::Result<tokenizers::Tokenizer, String>>,
+    },
     /// Byte-level BPE: `tokenizers` does the work.
     Bpe { hf: tokenizers::Tokenizer },
 }
@@ -107,24 +113,40 @@ impl Tokenizer {
         }
     }
 
-    fn from_parts(vocab: Vocab, scores: Option<Vec<f32>>, merges: Option<Vec<(String, String)>>) -> Result<Self> {
-        let missing = |what: &str| Error::Tokenizer(format!("internal: {what} missing for this tokenizer kind"));
+    fn from_parts(
+        vocab: Vocab,
+        scores: Option<Vec<f32>>,
+        merges: Option<Vec<(String, String)>>,
+    ) -> Result<Self> {
+        let missing = |what: &str| {
+            Error::Tokenizer(format!("internal: {what} missing for this tokenizer kind"))
+        };
         let engine = match vocab.cfg.kind {
             Kind::SentencePiece => {
                 let scores = scores.ok_or_else(|| missing("scores"))?;
                 if scores.len() != vocab.cfg.n_tokens {
-                    return Err(Error::Tokenizer("stored tokenizer has a score count unlike its token count".into()));
+                    return Err(Error::Tokenizer(
+                        "stored tokenizer has a score count unlike its token count".into(),
+                    ));
                 }
-                Engine::Spm { spm: Spm::new(&vocab, scores), hf: OnceLock::new() }
+                Engine::Spm {
+                    spm: Spm::new(&vocab, scores),
+                    hf: OnceLock::new(),
+                }
             }
             Kind::ByteLevelBpe => {
                 let pre = pretok::PreTokenizer::for_pre(&vocab.cfg.pre);
-                let hf = build::build_bpe_hf(&vocab, merges.ok_or_else(|| missing("merges"))?, &pre)?;
+                let hf =
+                    build::build_bpe_hf(&vocab, merges.ok_or_else(|| missing("merges"))?, &pre)?;
                 Engine::Bpe { hf }
             }
         };
         let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
-        Ok(Self { vocab, specials, engine })
+        Ok(Self {
+            vocab,
+            specials,
+            engine,
+        })
     }
 
     /// Serializes the tokenizer: its vocabulary (texts, attributes, scores or merges) and
@@ -143,7 +165,8 @@ impl Tokenizer {
             scores,
             merges,
         };
-        serde_json::to_string(&stored).map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))
+        serde_json::to_string(&stored)
+            .map_err(|e| Error::Tokenizer(format!("serializing the tokenizer: {e}")))
     }
 
     /// Restores a tokenizer written by [`Tokenizer::to_json`].
@@ -170,7 +193,9 @@ impl Tokenizer {
         match &self.engine {
             Engine::Bpe { hf } => Ok(hf),
             Engine::Spm { spm, hf } => hf
-                .get_or_init(|| build::build_spm_hf(&self.vocab, spm.scores()).map_err(|e| e.to_string()))
+                .get_or_init(|| {
+                    build::build_spm_hf(&self.vocab, spm.scores()).map_err(|e| e.to_string())
+                })
                 .as_ref()
                 .map_err(|e| Error::Tokenizer(e.clone())),
         }
@@ -184,7 +209,12 @@ impl Tokenizer {
 
     /// Like [`Tokenizer::encode`], choosing whether control tokens written in the text are parsed
     /// as such (`parse_special`; user-defined tokens always are, as in llama.cpp).
-    pub fn encode_with(&self, text: &str, add_special: bool, parse_special: bool) -> Result<Vec<u32>> {
+    pub fn encode_with(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>> {
         let cfg = &self.vocab.cfg;
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && cfg.add_bos {
@@ -215,7 +245,7 @@ impl Tokenizer {
                 for c in text.chars() {
                     escaped.push(if c == ' ' { '\u{2581}' } else { c });
                 }
-                spm.encode(&escaped, out);
+                spm.encode(&self.vocab, &escaped, out);
                 Ok(())
             }
             Engine::Bpe { hf } => {
@@ -231,7 +261,9 @@ impl Tokenizer {
                 }
                 let model = hf.get_model();
                 pre.tokenize(|s| model.tokenize(s.get())).map_err(err)?;
-                for (_, _, tokens) in pre.get_splits(OffsetReferential::Normalized, OffsetType::None) {
+                for (_, _, tokens) in
+                    pre.get_splits(OffsetReferential::Normalized, OffsetType::None)
+                {
                     out.extend(tokens.iter().flatten().map(|t| t.id));
                 }
                 Ok(())
@@ -277,15 +309,15 @@ impl Tokenizer {
 
     /// The id of the token whose vocabulary text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
-        match &self.engine {
-            Engine::Spm { spm, .. } => spm.token_id(text),
-            Engine::Bpe { hf } => hf.get_model().token_to_id(text),
-        }
+        self.vocab.id(text)
     }
 
     /// Whether `id` is a control or unknown token (rendered only when decoding with specials).
     pub fn is_control(&self, id: u32) -> bool {
-        self.vocab.attrs.get(id as usize).is_some_and(|a| a & (attr::CONTROL | attr::UNKNOWN) != 0)
+        self.vocab
+            .attrs
+            .get(id as usize)
+            .is_some_and(|a| a & (attr::CONTROL | attr::UNKNOWN) != 0)
     }
 
     pub fn kind(&self) -> TokenizerKind {
@@ -322,12 +354,20 @@ impl Tokenizer {
 
     /// A streaming decoder with the semantics of [`Tokenizer::decode`] (special tokens rendered).
     pub fn stream_decoder(&self) -> StreamDecoder<'_> {
-        StreamDecoder { t: self, skip_special: false, state: StreamState::default() }
+        StreamDecoder {
+            t: self,
+            skip_special: false,
+            state: StreamState::default(),
+        }
     }
 
     /// A streaming decoder with the semantics of [`Tokenizer::decode_skip_special`].
     pub fn stream_decoder_skip_special(&self) -> StreamDecoder<'_> {
-        StreamDecoder { t: self, skip_special: true, state: StreamState::default() }
+        StreamDecoder {
+            t: self,
+            skip_special: true,
+            state: StreamState::default(),
+        }
     }
 }
 
@@ -384,7 +424,11 @@ impl StreamDecoder<'_> {
         }
         if self.t.vocab.cfg.clean_spaces {
             s.tail.push_str(&text);
-            let cut = if end { s.tail.len() } else { detok::stable_prefix_len(&s.tail) };
+            let cut = if end {
+                s.tail.len()
+            } else {
+                detok::stable_prefix_len(&s.tail)
+            };
             let ready: String = s.tail.drain(..cut).collect();
             text = String::from_utf8_lossy(&detok::clean_spaces(ready.as_bytes())).into_owned();
         }
@@ -403,7 +447,9 @@ impl StreamDecoder<'_> {
 /// llama.cpp's per-tokenizer default when absent). False when the metadata is unusable.
 pub fn adds_bos(md: &Metadata) -> bool {
     let n = vocab::token_array(md).map(|a| a.len()).unwrap_or(0);
-    Header::read(md, n).map(|h| h.add_bos && h.bos.is_some()).unwrap_or(false)
+    Header::read(md, n)
+        .map(|h| h.add_bos && h.bos.is_some())
+        .unwrap_or(false)
 }
 
 /// BOS / EOS token texts and whether encoding adds them, for chat templates.
@@ -415,9 +461,18 @@ pub(crate) struct SpecialTexts {
 }
 
 pub(crate) fn special_texts(md: &Metadata) -> SpecialTexts {
-    let none = SpecialTexts { bos: None, eos: None, adds_bos: false, adds_eos: false };
-    let Ok(arr) = vocab::token_array(md) else { return none };
-    let Ok(h) = Header::read(md, arr.len()) else { return none };
+    let none = SpecialTexts {
+        bos: None,
+        eos: None,
+        adds_bos: false,
+        adds_eos: false,
+    };
+    let Ok(arr) = vocab::token_array(md) else {
+        return none;
+    };
+    let Ok(h) = Header::read(md, arr.len()) else {
+        return none;
+    };
     let text = |id: Option<u32>| match id.and_then(|i| arr.get(i as usize)) {
         Some(candle_core::quantized::gguf_file::Value::String(s)) => Some(s.clone()),
         _ => None,
@@ -435,8 +490,12 @@ pub(crate) fn special_texts(md: &Metadata) -> SpecialTexts {
 /// end-of-turn marker (`<|im_end|>`, `<end_of_turn>`, `<|eot_id|>`, `<|endoftext|>`, `</s>`,
 /// `<|end|>`...). Sorted; empty when the metadata is unusable.
 pub fn end_of_generation_ids(md: &Metadata) -> Vec<u32> {
-    let Ok(arr) = vocab::token_array(md) else { return Vec::new() };
-    let Ok(h) = Header::read(md, arr.len()) else { return Vec::new() };
+    let Ok(arr) = vocab::token_array(md) else {
+        return Vec::new();
+    };
+    let Ok(h) = Header::read(md, arr.len()) else {
+        return Vec::new();
+    };
     let text = |i: usize| match &arr[i] {
         candle_core::quantized::gguf_file::Value::String(s) => s.as_str(),
         _ => "",

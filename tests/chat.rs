@@ -9,9 +9,14 @@ use wick::tokenizer::Tokenizer;
 use wick::{Error, Gguf};
 
 fn metadata(file: &str) -> Option<Metadata> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("models").join(file);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(file);
     if !path.exists() {
-        eprintln!("SKIPPED: {} is absent (run scripts/fetch-models)", path.display());
+        eprintln!(
+            "SKIPPED: {} is absent (run scripts/fetch-models)",
+            path.display()
+        );
         return None;
     }
     Some(Gguf::open(&path).unwrap().metadata)
@@ -28,7 +33,9 @@ fn conversation() -> Vec<ChatMessage> {
 
 #[test]
 fn smollm2_renders_chatml() {
-    let Some(md) = metadata("SmolLM2-135M-Instruct.Q4_1.gguf") else { return };
+    let Some(md) = metadata("SmolLM2-135M-Instruct.Q4_1.gguf") else {
+        return;
+    };
     let t = ChatTemplate::from_metadata(&md).unwrap();
     let want = "<|im_start|>system\nYou are a terse assistant.<|im_end|>\n\
                 <|im_start|>user\nWhat is 2+2?<|im_end|>\n\
@@ -39,7 +46,10 @@ fn smollm2_renders_chatml() {
     // No BOS is added by this tokenizer, so the prompt for encoding is the same text.
     assert_eq!(t.render_prompt(&conversation(), true).unwrap(), want);
     let without_prompt = t.render(&conversation(), false).unwrap();
-    assert_eq!(without_prompt, want.strip_suffix("<|im_start|>assistant\n").unwrap());
+    assert_eq!(
+        without_prompt,
+        want.strip_suffix("<|im_start|>assistant\n").unwrap()
+    );
 
     // Without a system message the template supplies its own.
     let out = t.render(&[ChatMessage::new("user", "Hi")], true).unwrap();
@@ -51,15 +61,22 @@ fn smollm2_renders_chatml() {
 
     // The rendered markers encode as the control tokens.
     let tok = Tokenizer::from_metadata(&md).unwrap();
-    let ids = tok.encode(&t.render_prompt(&conversation(), true).unwrap(), true).unwrap();
+    let ids = tok
+        .encode(&t.render_prompt(&conversation(), true).unwrap(), true)
+        .unwrap();
     assert_eq!(ids[0], 1, "<|im_start|>");
     assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 4, "<|im_end|> x4");
 }
 
 #[test]
 fn gemma3_270m_has_no_template() {
-    let Some(md) = metadata("gemma-3-270m-q4_k_m.gguf") else { return };
-    assert!(matches!(ChatTemplate::from_metadata(&md), Err(Error::NoChatTemplate)));
+    let Some(md) = metadata("gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    assert!(matches!(
+        ChatTemplate::from_metadata(&md),
+        Err(Error::NoChatTemplate)
+    ));
 }
 
 /// A Gemma-style turn template (written for this test) on Gemma 3's metadata: the template
@@ -73,12 +90,21 @@ const GEMMA_STYLE: &str = "{{ bos_token }}\
 
 #[test]
 fn gemma_turn_format_and_single_bos() {
-    let Some(mut md) = metadata("gemma-3-270m-q4_k_m.gguf") else { return };
-    md.insert("tokenizer.chat_template".into(), Value::String(GEMMA_STYLE.into()));
+    let Some(mut md) = metadata("gemma-3-270m-q4_k_m.gguf") else {
+        return;
+    };
+    md.insert(
+        "tokenizer.chat_template".into(),
+        Value::String(GEMMA_STYLE.into()),
+    );
     let t = ChatTemplate::from_metadata(&md).unwrap();
     assert_eq!(t.bos_token(), "<bos>");
     assert_eq!(t.eos_token(), "<eos>");
-    let msgs = [ChatMessage::new("user", " Hello! "), ChatMessage::new("assistant", "Hi."), ChatMessage::new("user", "Bye")];
+    let msgs = [
+        ChatMessage::new("user", " Hello! "),
+        ChatMessage::new("assistant", "Hi."),
+        ChatMessage::new("user", "Bye"),
+    ];
     let body = "<start_of_turn>user\nHello!<end_of_turn>\n<start_of_turn>model\nHi.<end_of_turn>\n\
                 <start_of_turn>user\nBye<end_of_turn>\n<start_of_turn>model\n";
     assert_eq!(t.render(&msgs, true).unwrap(), format!("<bos>{body}"));
@@ -89,7 +115,10 @@ fn gemma_turn_format_and_single_bos() {
     assert_eq!(&ids[..2], &[2, 105], "one <bos>, then <start_of_turn>");
     assert_eq!(ids.iter().filter(|&&i| i == 2).count(), 1);
     // Encoding the template's exact output without add_special gives the same ids.
-    assert_eq!(tok.encode(&t.render(&msgs, true).unwrap(), false).unwrap(), ids);
+    assert_eq!(
+        tok.encode(&t.render(&msgs, true).unwrap(), false).unwrap(),
+        ids
+    );
 }
 
 #[test]
@@ -108,34 +137,60 @@ fn template_errors() {
     )
     .unwrap();
     match t.render(&[ChatMessage::new("assistant", "x")], false) {
-        Err(Error::ChatTemplate(msg)) => assert_eq!(msg, "Conversation must start with a user message"),
+        Err(Error::ChatTemplate(msg)) => {
+            assert_eq!(msg, "Conversation must start with a user message")
+        }
         other => panic!("{other:?}"),
     }
-    assert_eq!(t.render(&[ChatMessage::new("user", "x")], false).unwrap(), "ok");
+    assert_eq!(
+        t.render(&[ChatMessage::new("user", "x")], false).unwrap(),
+        "ok"
+    );
 
     // Runtime errors (calling something that is not callable) are template errors too.
     let t = ChatTemplate::new("{{ messages(1) }}", "", "").unwrap();
-    assert!(matches!(t.render(&[ChatMessage::new("user", "x")], false), Err(Error::ChatTemplate(_))));
+    assert!(matches!(
+        t.render(&[ChatMessage::new("user", "x")], false),
+        Err(Error::ChatTemplate(_))
+    ));
 
     // A template that is not a string in the metadata.
     let mut md = Metadata::new();
     md.insert("tokenizer.chat_template".into(), Value::U32(3));
-    assert!(matches!(ChatTemplate::from_metadata(&md), Err(Error::InvalidMetadata { .. })));
-    assert!(matches!(ChatTemplate::from_metadata(&Metadata::new()), Err(Error::NoChatTemplate)));
+    assert!(matches!(
+        ChatTemplate::from_metadata(&md),
+        Err(Error::InvalidMetadata { .. })
+    ));
+    assert!(matches!(
+        ChatTemplate::from_metadata(&Metadata::new()),
+        Err(Error::NoChatTemplate)
+    ));
 }
 
 #[test]
 fn message_validation() {
-    let t = ChatTemplate::new("{% for m in messages %}{{ m.content }}{% endfor %}", "", "").unwrap();
+    let t =
+        ChatTemplate::new("{% for m in messages %}{{ m.content }}{% endfor %}", "", "").unwrap();
     match t.render(&[], true) {
         Err(Error::InvalidParameter(msg)) => assert!(msg.contains("no messages"), "{msg}"),
         other => panic!("{other:?}"),
     }
-    match t.render(&[ChatMessage::new("user", "a"), ChatMessage::new("wizard", "b")], true) {
-        Err(Error::InvalidParameter(msg)) => assert!(msg.contains("wizard") && msg.contains("message 1"), "{msg}"),
+    match t.render(
+        &[
+            ChatMessage::new("user", "a"),
+            ChatMessage::new("wizard", "b"),
+        ],
+        true,
+    ) {
+        Err(Error::InvalidParameter(msg)) => {
+            assert!(msg.contains("wizard") && msg.contains("message 1"), "{msg}")
+        }
         other => panic!("{other:?}"),
     }
-    assert_eq!(t.render(&[ChatMessage::new("tool", "r")], false).unwrap(), "r");
+    assert_eq!(
+        t.render(&[ChatMessage::new("tool", "r")], false).unwrap(),
+        "r"
+    );
 }
 
 #[test]
@@ -144,9 +199,26 @@ fn python_methods_and_globals() {
                {{ m.content.split(',') | length }}{% endfor %}|{{ strftime_now('%d %b %Y') }}|{{ messages | tojson }}";
     let mut t = ChatTemplate::new(src, "<s>", "</s>").unwrap();
     t.set_now(1_722_000_309);
-    let out = t.render(&[ChatMessage::new("user", "  a,b ")], true).unwrap();
-    assert_eq!(out, r#"A,B|True|2|26 Jul 2024|[{"role":"user","content":"  a,b "}]"#);
+    let out = t
+        .render(&[ChatMessage::new("user", "  a,b ")], true)
+        .unwrap();
+    assert_eq!(
+        out,
+        r#"A,B|True|2|26 Jul 2024|[{"role":"user","content":"  a,b "}]"#
+    );
     // Blocks on their own lines leave no blank lines (trim_blocks, lstrip_blocks).
-    let t = ChatTemplate::new("{% for m in messages %}\n  {% if true %}\n{{ m.content }}\n  {% endif %}\n{% endfor %}\n", "", "").unwrap();
-    assert_eq!(t.render(&[ChatMessage::new("user", "x"), ChatMessage::new("user", "y")], false).unwrap(), "x\ny\n");
+    let t = ChatTemplate::new(
+        "{% for m in messages %}\n  {% if true %}\n{{ m.content }}\n  {% endif %}\n{% endfor %}\n",
+        "",
+        "",
+    )
+    .unwrap();
+    assert_eq!(
+        t.render(
+            &[ChatMessage::new("user", "x"), ChatMessage::new("user", "y")],
+            false
+        )
+        .unwrap(),
+        "x\ny\n"
+    );
 }

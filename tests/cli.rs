@@ -8,10 +8,21 @@ use common::*;
 use serde_json::Value;
 
 fn wick(args: &[&str]) -> (i32, Value, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_wick")).args(args).output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_wick"))
+        .args(args)
+        .output()
+        .unwrap();
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let json = stdout.lines().last().map(|l| serde_json::from_str(l).unwrap_or(Value::Null)).unwrap_or(Value::Null);
-    (out.status.code().unwrap_or(-1), json, String::from_utf8_lossy(&out.stderr).into_owned())
+    let json = stdout
+        .lines()
+        .last()
+        .map(|l| serde_json::from_str(l).unwrap_or(Value::Null))
+        .unwrap_or(Value::Null);
+    (
+        out.status.code().unwrap_or(-1),
+        json,
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
@@ -38,13 +49,28 @@ fn tokenize_json_prints_ids_with_bos_as_the_model_says() {
 #[test]
 fn run_json_greedy_is_deterministic_and_matches_the_prompt_ids() {
     let m = model_path(SMOLLM2);
-    let args = ["run", m.to_str().unwrap(), "--prompt", "The capital of France is", "--max-tokens", "8", "--temperature", "0", "--json"];
+    let args = [
+        "run",
+        m.to_str().unwrap(),
+        "--prompt",
+        "The capital of France is",
+        "--max-tokens",
+        "8",
+        "--temperature",
+        "0",
+        "--json",
+    ];
     let (code, v, err) = wick(&args);
     assert_eq!(code, 0, "{err}");
     let (_, v2, _) = wick(&args);
     assert_eq!(v["ids"], v2["ids"]);
     assert_eq!(v["ids"].as_array().unwrap().len(), 8);
-    let (_, tok, _) = wick(&["tokenize", m.to_str().unwrap(), "The capital of France is", "--json"]);
+    let (_, tok, _) = wick(&[
+        "tokenize",
+        m.to_str().unwrap(),
+        "The capital of France is",
+        "--json",
+    ]);
     assert_eq!(v["prompt_ids"], tok["ids"]);
     assert!(v["text"].as_str().unwrap().contains("Paris"), "{v}");
 }
@@ -58,11 +84,23 @@ fn errors_are_json_with_a_kind() {
     let (code, v, _) = wick(&["run", bad.to_str().unwrap(), "--prompt", "hi", "--json"]);
     assert_eq!(code, 1);
     assert_eq!(v["error"]["kind"], "invalid_model", "{v}");
-    let (code, v, _) = wick(&["inspect", dir.join("missing.gguf").to_str().unwrap(), "--json"]);
+    let (code, v, _) = wick(&[
+        "inspect",
+        dir.join("missing.gguf").to_str().unwrap(),
+        "--json",
+    ]);
     assert_eq!(code, 1);
     assert_eq!(v["error"]["kind"], "io", "{v}");
     let m = model_path(SMOLLM2);
-    let (code, v, _) = wick(&["run", m.to_str().unwrap(), "--prompt", "hi", "--top-p", "2", "--json"]);
+    let (code, v, _) = wick(&[
+        "run",
+        m.to_str().unwrap(),
+        "--prompt",
+        "hi",
+        "--top-p",
+        "2",
+        "--json",
+    ]);
     assert_eq!(code, 1);
     assert_eq!(v["error"]["kind"], "invalid_parameter", "{v}");
     std::fs::remove_dir_all(&dir).unwrap();

@@ -14,17 +14,33 @@ fn smollm2_card() {
     let g = Gguf::open(&model_path(SMOLLM2)).unwrap();
     let c = ModelCard::from_gguf(&g).unwrap();
     assert_eq!(c.architecture, "llama");
-    assert_eq!((c.block_count, c.embedding_length, c.head_count, c.head_count_kv), (30, 576, 9, 3));
+    assert_eq!(
+        (
+            c.block_count,
+            c.embedding_length,
+            c.head_count,
+            c.head_count_kv
+        ),
+        (30, 576, 9, 3)
+    );
     assert_eq!(c.context_length, 8192);
     assert_eq!(c.vocab_size, 49152);
     assert_eq!(c.tokenizer_model, "gpt2");
     assert_eq!(c.file_type.as_deref(), Some("Q4_1"));
     assert!(c.quant_types.contains_key("Q4_1") && c.quant_types.contains_key("Q8_0"));
-    assert!((134_000_000..136_000_000).contains(&c.parameters), "{}", c.parameters);
+    assert!(
+        (134_000_000..136_000_000).contains(&c.parameters),
+        "{}",
+        c.parameters
+    );
     assert_eq!(c.license.as_deref(), Some("apache-2.0"));
     assert!(c.has_chat_template);
     assert!(!c.add_bos);
-    assert!(c.eot_tokens.iter().any(|t| t.text == "<|im_end|>"), "{:?}", c.eot_tokens);
+    assert!(
+        c.eot_tokens.iter().any(|t| t.text == "<|im_end|>"),
+        "{:?}",
+        c.eot_tokens
+    );
 }
 
 #[test]
@@ -32,17 +48,37 @@ fn gemma3_card() {
     let g = Gguf::open(&model_path(GEMMA3)).unwrap();
     let c = ModelCard::from_gguf(&g).unwrap();
     assert_eq!(c.architecture, "gemma3");
-    assert_eq!((c.block_count, c.embedding_length, c.head_count, c.head_count_kv), (18, 640, 4, 1));
+    assert_eq!(
+        (
+            c.block_count,
+            c.embedding_length,
+            c.head_count,
+            c.head_count_kv
+        ),
+        (18, 640, 4, 1)
+    );
     assert_eq!(c.vocab_size, 262144);
     assert_eq!(c.file_type.as_deref(), Some("Q4_K_M"));
     for q in ["Q8_0", "Q5_0", "Q4_K", "Q6_K"] {
-        assert!(c.quant_types.contains_key(q), "{q} missing from {:?}", c.quant_types);
+        assert!(
+            c.quant_types.contains_key(q),
+            "{q} missing from {:?}",
+            c.quant_types
+        );
     }
-    assert!((260_000_000..300_000_000).contains(&c.parameters), "{}", c.parameters);
+    assert!(
+        (260_000_000..300_000_000).contains(&c.parameters),
+        "{}",
+        c.parameters
+    );
     assert_eq!(c.license.as_deref(), Some("gemma"));
     assert!(c.add_bos);
     assert_eq!(c.bos_token.as_ref().map(|t| t.id), Some(2));
-    assert!(c.eot_tokens.iter().any(|t| t.text == "<end_of_turn>"), "{:?}", c.eot_tokens);
+    assert!(
+        c.eot_tokens.iter().any(|t| t.text == "<end_of_turn>"),
+        "{:?}",
+        c.eot_tokens
+    );
 }
 
 #[test]
@@ -75,7 +111,10 @@ fn not_gguf_files_are_named_as_such() {
         Err(Error::NotGguf(m)) => assert!(m.contains("HTML"), "{m}"),
         other => panic!("{:?}", other.err()),
     }
-    assert!(matches!(open_bytes(b"PK\x03\x04 zip file".to_vec()), Err(Error::NotGguf(_))));
+    assert!(matches!(
+        open_bytes(b"PK\x03\x04 zip file".to_vec()),
+        Err(Error::NotGguf(_))
+    ));
     assert!(matches!(open_bytes(Vec::new()), Err(Error::Truncated(_))));
 }
 
@@ -89,14 +128,20 @@ fn a_lying_string_length_does_not_allocate() {
     let mut bytes = Tiny::default().bytes();
     // The first key's length prefix sits right after the 24-byte header.
     bytes[24..32].copy_from_slice(&(u64::MAX / 2).to_le_bytes());
-    assert!(matches!(open_bytes(bytes), Err(Error::Corrupt(_) | Error::Truncated(_))));
+    assert!(matches!(
+        open_bytes(bytes),
+        Err(Error::Corrupt(_) | Error::Truncated(_))
+    ));
 }
 
 #[test]
 fn a_lying_tensor_count_is_rejected() {
     let mut bytes = Tiny::default().bytes();
     bytes[8..16].copy_from_slice(&(1u64 << 40).to_le_bytes());
-    assert!(matches!(open_bytes(bytes), Err(Error::Corrupt(_) | Error::Truncated(_))));
+    assert!(matches!(
+        open_bytes(bytes),
+        Err(Error::Corrupt(_) | Error::Truncated(_))
+    ));
 }
 
 #[test]
@@ -122,18 +167,28 @@ fn unsupported_quant_type_is_named() {
     // ggml type 16 is IQ2_XXS, which wick does not run.
     let at = find(&bytes, b"token_embd.weight") + "token_embd.weight".len() + 4 + 16;
     bytes[at..at + 4].copy_from_slice(&16u32.to_le_bytes());
-    assert!(matches!(open_bytes(bytes), Err(Error::UnsupportedQuant { .. })));
+    assert!(matches!(
+        open_bytes(bytes),
+        Err(Error::UnsupportedQuant { .. })
+    ));
 }
 
 #[test]
 fn unsupported_architecture_is_named() {
     let t = Tiny::default();
     let (mut meta, tensors) = t.parts();
-    set(&mut meta, "general.architecture", Value::String("mamba".into()));
+    set(
+        &mut meta,
+        "general.architecture",
+        Value::String("mamba".into()),
+    );
     let g = open_bytes(write_gguf(&meta, &tensors)).unwrap();
     match Engine::load(&g) {
         Err(e @ Error::UnsupportedArchitecture(_)) => {
-            assert!(e.to_string().contains("mamba") && e.to_string().contains("gemma3"), "{e}");
+            assert!(
+                e.to_string().contains("mamba") && e.to_string().contains("gemma3"),
+                "{e}"
+            );
             assert_eq!(e.kind(), "unsupported_model");
         }
         other => panic!("{:?}", other.err()),
@@ -147,7 +202,10 @@ fn inconsistent_metadata_is_named() {
     // Heads that do not divide the width.
     let mut m = meta.clone();
     set(&mut m, "llama.attention.head_count", Value::U32(5));
-    assert!(matches!(Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()), Err(Error::InvalidMetadata { .. })));
+    assert!(matches!(
+        Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()),
+        Err(Error::InvalidMetadata { .. })
+    ));
     // A width that does not match the tensors.
     let mut m = meta.clone();
     set(&mut m, "llama.embedding_length", Value::U32(128));
@@ -163,12 +221,22 @@ fn inconsistent_metadata_is_named() {
         other => panic!("{:?}", other.err()),
     }
     // A missing required key.
-    let m: Meta = meta.iter().filter(|(k, _)| k != "llama.feed_forward_length").cloned().collect();
-    assert!(matches!(Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()), Err(Error::MissingMetadata(_))));
+    let m: Meta = meta
+        .iter()
+        .filter(|(k, _)| k != "llama.feed_forward_length")
+        .cloned()
+        .collect();
+    assert!(matches!(
+        Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()),
+        Err(Error::MissingMetadata(_))
+    ));
     // A key of the wrong type.
     let mut m = meta.clone();
     set(&mut m, "llama.block_count", Value::String("two".into()));
-    assert!(matches!(Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()), Err(Error::InvalidMetadata { .. })));
+    assert!(matches!(
+        Engine::load(&open_bytes(write_gguf(&m, &tensors)).unwrap()),
+        Err(Error::InvalidMetadata { .. })
+    ));
 }
 
 #[test]
@@ -178,5 +246,8 @@ fn tensor_views_share_the_file_bytes() {
     let t = g.tensor("token_embd.weight").unwrap();
     let base = bytes.as_ptr() as usize;
     let p = t.data.as_ptr() as usize;
-    assert!(p >= base && p + t.data.len() <= base + bytes.len(), "tensor bytes were copied");
+    assert!(
+        p >= base && p + t.data.len() <= base + bytes.len(),
+        "tensor bytes were copied"
+    );
 }

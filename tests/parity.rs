@@ -30,13 +30,20 @@ const MAX_PPL_DEVIATION: f64 = 0.01;
 const MAX_TOP10_KL: f64 = 0.01;
 
 fn ids(v: &serde_json::Value) -> Vec<u32> {
-    v.as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as u32).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as u32)
+        .collect()
 }
 
 fn greedy_matches_llama_cpp(file: &str, key: &str) {
     let fx = fixture(key, "greedy.json");
     let compared = greedy_cases_match(file, key, fx["cases"].as_array().unwrap());
-    assert!(compared >= fx["cases"].as_array().unwrap().len() * 4, "too few firm steps compared ({compared})");
+    assert!(
+        compared >= fx["cases"].as_array().unwrap().len() * 4,
+        "too few firm steps compared ({compared})"
+    );
 }
 
 /// Runs each case greedily and compares ids before the first near-tie; returns how many ids
@@ -47,12 +54,25 @@ fn greedy_cases_match(file: &str, key: &str, cases: &[serde_json::Value]) -> usi
     let (mut compared, mut n_cases) = (0, 0);
     for case in cases {
         let n = case["ids"].as_array().unwrap().len();
-        let opts = GenerateOptions { max_tokens: n, sampling: SamplingParams::greedy(), ignore_eos: true, ..Default::default() };
+        let opts = GenerateOptions {
+            max_tokens: n,
+            sampling: SamplingParams::greedy(),
+            ignore_eos: true,
+            ..Default::default()
+        };
         let prompt = ids(&case["prompt_ids"]);
         let want = ids(&case["ids"]);
-        let margins: Vec<f64> = case["margins"].as_array().unwrap().iter().map(|m| m.as_f64().unwrap()).collect();
+        let margins: Vec<f64> = case["margins"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m.as_f64().unwrap())
+            .collect();
         let got = session.generate(&prompt, &opts, |_| true).unwrap().ids;
-        let firm = margins.iter().position(|&m| m < NEAR_TIE).unwrap_or(want.len());
+        let firm = margins
+            .iter()
+            .position(|&m| m < NEAR_TIE)
+            .unwrap_or(want.len());
         assert_eq!(
             &got[..firm],
             &want[..firm],
@@ -97,7 +117,11 @@ fn teacher_forced_matches_llama_cpp(file: &str, key: &str, fx: &serde_json::Valu
         })
         .unwrap();
     let n = positions.len() as f64;
-    let (agreement, ppl, ref_ppl) = (agree as f64 / n, (nll / n).exp(), fx["ppl"].as_f64().unwrap());
+    let (agreement, ppl, ref_ppl) = (
+        agree as f64 / n,
+        (nll / n).exp(),
+        fx["ppl"].as_f64().unwrap(),
+    );
     eprintln!(
         "{key}: {} positions, top-1 agreement {:.2}%, perplexity {ppl:.4} vs llama.cpp {ref_ppl:.4} ({:+.3}%), mean top-10 KL {:.5}",
         positions.len(),
@@ -105,8 +129,14 @@ fn teacher_forced_matches_llama_cpp(file: &str, key: &str, fx: &serde_json::Valu
         (ppl / ref_ppl - 1.0) * 100.0,
         kl / n
     );
-    assert!(agreement >= MIN_AGREEMENT, "{key}: top-1 agreement {agreement}");
-    assert!((ppl / ref_ppl - 1.0).abs() <= MAX_PPL_DEVIATION, "{key}: perplexity {ppl} vs {ref_ppl}");
+    assert!(
+        agreement >= MIN_AGREEMENT,
+        "{key}: top-1 agreement {agreement}"
+    );
+    assert!(
+        (ppl / ref_ppl - 1.0).abs() <= MAX_PPL_DEVIATION,
+        "{key}: perplexity {ppl} vs {ref_ppl}"
+    );
     assert!(kl / n <= MAX_TOP10_KL, "{key}: mean top-10 KL {}", kl / n);
 }
 
@@ -122,7 +152,11 @@ fn gemma3_greedy_matches_llama_cpp() {
 
 #[test]
 fn smollm2_teacher_forced_matches_llama_cpp() {
-    teacher_forced_matches_llama_cpp(SMOLLM2, "smollm2", &fixture("smollm2", "teacher_forced.json"));
+    teacher_forced_matches_llama_cpp(
+        SMOLLM2,
+        "smollm2",
+        &fixture("smollm2", "teacher_forced.json"),
+    );
 }
 
 #[test]

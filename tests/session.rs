@@ -12,15 +12,23 @@ use wick::{Engine, Error, Event, FinishReason, GenerateOptions, Session};
 
 fn engine() -> Arc<Engine> {
     static E: OnceLock<Arc<Engine>> = OnceLock::new();
-    E.get_or_init(|| Arc::new(Engine::open(&model_path(SMOLLM2)).unwrap())).clone()
+    E.get_or_init(|| Arc::new(Engine::open(&model_path(SMOLLM2)).unwrap()))
+        .clone()
 }
 
 fn greedy(max_tokens: usize) -> GenerateOptions {
-    GenerateOptions { max_tokens, sampling: SamplingParams::greedy(), ..Default::default() }
+    GenerateOptions {
+        max_tokens,
+        sampling: SamplingParams::greedy(),
+        ..Default::default()
+    }
 }
 
 fn msg(role: &str, content: &str) -> ChatMessage {
-    ChatMessage { role: role.into(), content: content.into() }
+    ChatMessage {
+        role: role.into(),
+        content: content.into(),
+    }
 }
 
 #[test]
@@ -29,7 +37,10 @@ fn a_chat_answers_and_stops_at_end_of_turn() {
     // (With the template's default system prompt this 135M model answers nonsense, greedy, in
     // llama.cpp too; a plain system prompt gets the answer.)
     let prompt = e
-        .chat_prompt(&[msg("system", "You are a helpful assistant."), msg("user", "What is the capital of France?")])
+        .chat_prompt(&[
+            msg("system", "You are a helpful assistant."),
+            msg("user", "What is the capital of France?"),
+        ])
         .unwrap();
     let mut s = Session::new(e, 1024);
     let out = s.generate(&prompt, &greedy(64), |_| true).unwrap();
@@ -43,15 +54,28 @@ fn a_second_turn_reuses_the_first_turns_cache_and_gives_the_same_answer() {
     let e = engine();
     let first = vec![msg("user", "Name a color.")];
     let mut s = Session::new(e.clone(), 1024);
-    let a1 = s.generate(&e.chat_prompt(&first).unwrap(), &greedy(24), |_| true).unwrap();
-    let second = vec![first[0].clone(), msg("assistant", &a1.text), msg("user", "Name another one.")];
+    let a1 = s
+        .generate(&e.chat_prompt(&first).unwrap(), &greedy(24), |_| true)
+        .unwrap();
+    let second = vec![
+        first[0].clone(),
+        msg("assistant", &a1.text),
+        msg("user", "Name another one."),
+    ];
     let p2 = e.chat_prompt(&second).unwrap();
     let reused = s.generate(&p2, &greedy(24), |_| true).unwrap();
-    assert!(reused.reused_tokens > 10, "reused only {} tokens", reused.reused_tokens);
+    assert!(
+        reused.reused_tokens > 10,
+        "reused only {} tokens",
+        reused.reused_tokens
+    );
     let mut fresh = Session::new(e, 1024);
     let again = fresh.generate(&p2, &greedy(24), |_| true).unwrap();
     assert_eq!(again.reused_tokens, 0);
-    assert_eq!(reused.ids, again.ids, "reusing the cache changed the answer");
+    assert_eq!(
+        reused.ids, again.ids,
+        "reusing the cache changed the answer"
+    );
 }
 
 #[test]
@@ -59,7 +83,10 @@ fn stop_strings_cut_the_text_and_are_never_streamed() {
     let e = engine();
     let prompt = e.encode("Count: one, two, three, four, five,").unwrap();
     let mut s = Session::new(e, 512);
-    let opts = GenerateOptions { stop: vec![" eight".into()], ..greedy(40) };
+    let opts = GenerateOptions {
+        stop: vec![" eight".into()],
+        ..greedy(40)
+    };
     let mut streamed = String::new();
     let out = s
         .generate(&prompt, &opts, |ev| {
@@ -70,7 +97,11 @@ fn stop_strings_cut_the_text_and_are_never_streamed() {
         })
         .unwrap();
     assert_eq!(out.finish_reason, FinishReason::Stop, "{:?}", out.text);
-    assert!(out.text.contains("seven") && !out.text.contains("eight"), "{:?}", out.text);
+    assert!(
+        out.text.contains("seven") && !out.text.contains("eight"),
+        "{:?}",
+        out.text
+    );
     assert_eq!(streamed, out.text);
 }
 
@@ -102,10 +133,20 @@ fn same_seed_same_text_different_seed_different_text() {
         let opts = GenerateOptions {
             max_tokens: 24,
             ignore_eos: true,
-            sampling: SamplingParams { temperature: 1.0, top_k: 0, top_p: 1.0, min_p: 0.0, seed: Some(seed), ..Default::default() },
+            sampling: SamplingParams {
+                temperature: 1.0,
+                top_k: 0,
+                top_p: 1.0,
+                min_p: 0.0,
+                seed: Some(seed),
+                ..Default::default()
+            },
             ..Default::default()
         };
-        Session::new(e.clone(), 256).generate(&prompt, &opts, |_| true).unwrap().ids
+        Session::new(e.clone(), 256)
+            .generate(&prompt, &opts, |_| true)
+            .unwrap()
+            .ids
     };
     assert_eq!(run(42), run(42));
     assert_ne!(run(42), run(43));
@@ -122,7 +163,10 @@ fn a_prompt_longer_than_the_context_is_a_typed_error() {
     }
     // The session still works afterwards.
     let short = s.engine().encode("Hello").unwrap();
-    assert_eq!(s.generate(&short, &greedy(2), |_| true).unwrap().ids.len(), 2);
+    assert_eq!(
+        s.generate(&short, &greedy(2), |_| true).unwrap().ids.len(),
+        2
+    );
 }
 
 #[test]
@@ -131,8 +175,15 @@ fn generation_stops_when_the_context_is_full() {
     let prompt = e.encode("The alphabet: a b c d e f").unwrap();
     let ctx = prompt.len() + 5;
     let mut s = Session::new(e, ctx);
-    let opts = GenerateOptions { ignore_eos: true, ..greedy(100) };
+    let opts = GenerateOptions {
+        ignore_eos: true,
+        ..greedy(100)
+    };
     let out = s.generate(&prompt, &opts, |_| true).unwrap();
     assert_eq!(out.finish_reason, FinishReason::Length);
-    assert!(out.ids.len() <= 6, "{} tokens in a context of {ctx}", out.ids.len());
+    assert!(
+        out.ids.len() <= 6,
+        "{} tokens in a context of {ctx}",
+        out.ids.len()
+    );
 }

@@ -17,7 +17,11 @@ use wick::sampler::SamplingParams;
 use wick::{Engine, Event, GenerateOptions, Gguf, ModelCard, Session};
 
 #[derive(Parser)]
-#[command(name = "wick", version, about = "Run quantized GGUF language models (natively; the same engine runs in the browser)")]
+#[command(
+    name = "wick",
+    version,
+    about = "Run quantized GGUF language models (natively; the same engine runs in the browser)"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -148,7 +152,9 @@ fn main() {
 
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     if let Some(n) = threads {
-        rayon::ThreadPoolBuilder::new().num_threads(n.max(1)).build_global()?;
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n.max(1))
+            .build_global()?;
     }
     Ok(())
 }
@@ -161,9 +167,11 @@ fn load(model: &PathBuf) -> anyhow::Result<Arc<Engine>> {
 fn run(command: Command) -> anyhow::Result<()> {
     match command {
         Command::Inspect { model, json } => {
-            let gguf = Gguf::open(&model).with_context(|| format!("opening {}", model.display()))?;
+            let gguf =
+                Gguf::open(&model).with_context(|| format!("opening {}", model.display()))?;
             let card = ModelCard::from_gguf(&gguf)?;
-            let supported = wick::model::SUPPORTED_ARCHITECTURES.contains(&card.architecture.as_str());
+            let supported =
+                wick::model::SUPPORTED_ARCHITECTURES.contains(&card.architecture.as_str());
             if json {
                 let mut v = serde_json::to_value(&card)?;
                 v["supported"] = json!(supported);
@@ -184,7 +192,13 @@ fn run(command: Command) -> anyhow::Result<()> {
                 }
             }
         }
-        Command::Run { model, prompt, gen, ignore_eos, json } => {
+        Command::Run {
+            model,
+            prompt,
+            gen,
+            ignore_eos,
+            json,
+        } => {
             set_threads(gen.threads)?;
             let engine = load(&model)?;
             let prompt_ids = engine.encode(&prompt)?;
@@ -208,7 +222,14 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Chat { model, system, gen } => chat(model, system, gen)?,
-        Command::Bench { model, prompt_tokens, gen_tokens, reps, threads, json } => {
+        Command::Bench {
+            model,
+            prompt_tokens,
+            gen_tokens,
+            reps,
+            threads,
+            json,
+        } => {
             set_threads(threads)?;
             bench(model, prompt_tokens, gen_tokens, reps.max(1), json)?;
         }
@@ -218,19 +239,48 @@ fn run(command: Command) -> anyhow::Result<()> {
 
 fn print_card(c: &ModelCard, supported: bool) {
     println!("{}", c.name.as_deref().unwrap_or("(unnamed model)"));
-    println!("  architecture   {}{}", c.architecture, if supported { "" } else { " (not supported by wick)" });
+    println!(
+        "  architecture   {}{}",
+        c.architecture,
+        if supported {
+            ""
+        } else {
+            " (not supported by wick)"
+        }
+    );
     println!("  parameters     {:.1} M", c.parameters as f64 / 1e6);
-    println!("  file           {:.1} MB, {}", c.file_size as f64 / 1e6, c.file_type.as_deref().unwrap_or("?"));
-    let quants: Vec<String> =
-        c.quant_types.iter().map(|(k, v)| format!("{k} {:.1} MB", *v as f64 / 1e6)).collect();
+    println!(
+        "  file           {:.1} MB, {}",
+        c.file_size as f64 / 1e6,
+        c.file_type.as_deref().unwrap_or("?")
+    );
+    let quants: Vec<String> = c
+        .quant_types
+        .iter()
+        .map(|(k, v)| format!("{k} {:.1} MB", *v as f64 / 1e6))
+        .collect();
     println!("  tensors        {}", quants.join(", "));
     println!("  context        {} tokens", c.context_length);
-    println!("  layers         {} x {} wide, {} heads ({} KV)", c.block_count, c.embedding_length, c.head_count, c.head_count_kv);
-    println!("  tokenizer      {} ({} tokens){}", c.tokenizer_model, c.vocab_size, if c.add_bos { ", adds BOS" } else { "" });
+    println!(
+        "  layers         {} x {} wide, {} heads ({} KV)",
+        c.block_count, c.embedding_length, c.head_count, c.head_count_kv
+    );
+    println!(
+        "  tokenizer      {} ({} tokens){}",
+        c.tokenizer_model,
+        c.vocab_size,
+        if c.add_bos { ", adds BOS" } else { "" }
+    );
     let eot: Vec<&str> = c.eot_tokens.iter().map(|t| t.text.as_str()).collect();
     println!("  stops at       {}", eot.join(" "));
-    println!("  chat template  {}", if c.has_chat_template { "yes" } else { "no" });
-    println!("  license        {}", c.license.as_deref().unwrap_or("(not stated)"));
+    println!(
+        "  chat template  {}",
+        if c.has_chat_template { "yes" } else { "no" }
+    );
+    println!(
+        "  license        {}",
+        c.license.as_deref().unwrap_or("(not stated)")
+    );
 }
 
 fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<()> {
@@ -241,7 +291,13 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
     }
     let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
     let mut session = Session::new(engine.clone(), gen.ctx);
-    let mut messages: Vec<ChatMessage> = system.into_iter().map(|s| ChatMessage { role: "system".into(), content: s }).collect();
+    let mut messages: Vec<ChatMessage> = system
+        .into_iter()
+        .map(|s| ChatMessage {
+            role: "system".into(),
+            content: s,
+        })
+        .collect();
     let opts = gen.options(false);
     eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit or Ctrl-D quits.");
     let stdin = std::io::stdin();
@@ -263,7 +319,10 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
             }
             _ => {}
         }
-        messages.push(ChatMessage { role: "user".into(), content: line.to_string() });
+        messages.push(ChatMessage {
+            role: "user".into(),
+            content: line.to_string(),
+        });
         let prompt = engine.chat_prompt(&messages)?;
         let started = Instant::now();
         let mut first_token = None;
@@ -284,16 +343,25 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
             }
             Err(e) => return Err(e.into()),
         };
-        let decode_s = first_token.map(|t| t.elapsed().as_secs_f64()).unwrap_or(0.0);
+        let decode_s = first_token
+            .map(|t| t.elapsed().as_secs_f64())
+            .unwrap_or(0.0);
         eprintln!(
             "\n[{} prompt tokens ({} reused), {} generated, {:.1} tok/s, {:.2} s]",
             reply.prompt_tokens,
             reply.reused_tokens,
             reply.ids.len(),
-            if decode_s > 0.0 { (reply.ids.len().saturating_sub(1)) as f64 / decode_s } else { 0.0 },
+            if decode_s > 0.0 {
+                (reply.ids.len().saturating_sub(1)) as f64 / decode_s
+            } else {
+                0.0
+            },
             started.elapsed().as_secs_f64()
         );
-        messages.push(ChatMessage { role: "assistant".into(), content: reply.text });
+        messages.push(ChatMessage {
+            role: "assistant".into(),
+            content: reply.text,
+        });
     }
     Ok(())
 }
@@ -319,7 +387,13 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
-fn bench(model: PathBuf, prompt_tokens: usize, gen_tokens: usize, reps: usize, json: bool) -> anyhow::Result<()> {
+fn bench(
+    model: PathBuf,
+    prompt_tokens: usize,
+    gen_tokens: usize,
+    reps: usize,
+    json: bool,
+) -> anyhow::Result<()> {
     let t0 = Instant::now();
     let engine = load(&model)?;
     let load_s = t0.elapsed().as_secs_f64();
@@ -358,7 +432,14 @@ fn bench(model: PathBuf, prompt_tokens: usize, gen_tokens: usize, reps: usize, j
         }
     }
     let threads = rayon::current_num_threads();
-    let (p, d) = (median(prefill.clone()), if decode.is_empty() { 0.0 } else { median(decode.clone()) });
+    let (p, d) = (
+        median(prefill.clone()),
+        if decode.is_empty() {
+            0.0
+        } else {
+            median(decode.clone())
+        },
+    );
     if json {
         println!(
             "{}",
@@ -367,9 +448,21 @@ fn bench(model: PathBuf, prompt_tokens: usize, gen_tokens: usize, reps: usize, j
                    "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode})
         );
     } else {
-        println!("{}: {} threads, load {:.2} s", model.display(), threads, load_s);
-        println!("  prefill {:>8.1} tok/s  ({} tokens, median of {reps})", p, prompt.len());
-        println!("  decode  {:>8.1} tok/s  ({} tokens, median of {reps})", d, gen_tokens);
+        println!(
+            "{}: {} threads, load {:.2} s",
+            model.display(),
+            threads,
+            load_s
+        );
+        println!(
+            "  prefill {:>8.1} tok/s  ({} tokens, median of {reps})",
+            p,
+            prompt.len()
+        );
+        println!(
+            "  decode  {:>8.1} tok/s  ({} tokens, median of {reps})",
+            d, gen_tokens
+        );
     }
     Ok(())
 }

@@ -41,7 +41,14 @@ pub struct RopeTable {
 impl RopeTable {
     /// The first `rot_dims` dimensions of each head are rotated by angles
     /// `pos / scale * base^(-2i / rot_dims) / factors[i]`.
-    pub fn new(start: usize, n: usize, rot_dims: usize, base: f32, scale: f32, factors: Option<&[f32]>) -> Self {
+    pub fn new(
+        start: usize,
+        n: usize,
+        rot_dims: usize,
+        base: f32,
+        scale: f32,
+        factors: Option<&[f32]>,
+    ) -> Self {
         let half = rot_dims / 2;
         let mut cos = Vec::with_capacity(n * half);
         let mut sin = Vec::with_capacity(n * half);
@@ -93,44 +100,53 @@ pub struct AttentionShape {
 
 /// Causal attention of the queries of positions `start..start+n` over the cache (which already
 /// holds their keys and values). `q` and `out` are `[n][n_head * head_dim]`.
-pub fn attention(q: &[f32], cache: &LayerCache, start: usize, n: usize, s: AttentionShape, out: &mut [f32]) {
+pub fn attention(
+    q: &[f32],
+    cache: &LayerCache,
+    start: usize,
+    n: usize,
+    s: AttentionShape,
+    out: &mut [f32],
+) {
     debug_assert_eq!(out.len(), n * s.n_head * s.head_dim);
     let hd = s.head_dim;
     let group = s.n_head / s.n_kv_head;
     let kv_dim = s.n_kv_head * hd;
-    out.par_chunks_mut(hd).enumerate().for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
-        let (t, h) = (i / s.n_head, i % s.n_head);
-        let pos = start + t;
-        let first = match s.window {
-            Some(w) => (pos + 1).saturating_sub(w),
-            None => 0,
-        };
-        let qh = &q[t * s.n_head * hd + h * hd..][..hd];
-        let kv_off = (h / group) * hd;
-        debug_assert!(kv_off + hd <= kv_dim);
-        scores.clear();
-        let mut max = f32::NEG_INFINITY;
-        for p in first..=pos {
-            let k = &cache.key(p)[kv_off..kv_off + hd];
-            let sc = dot(qh, k) * s.scale;
-            max = max.max(sc);
-            scores.push(sc);
-        }
-        let mut sum = 0f32;
-        for sc in scores.iter_mut() {
-            *sc = (*sc - max).exp();
-            sum += *sc;
-        }
-        let inv = 1.0 / sum;
-        o.fill(0.0);
-        for (p, &w) in (first..=pos).zip(scores.iter()) {
-            let v = &cache.value(p)[kv_off..kv_off + hd];
-            let w = w * inv;
-            for (a, &b) in o.iter_mut().zip(v) {
-                *a += w * b;
+    out.par_chunks_mut(hd)
+        .enumerate()
+        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
+            let (t, h) = (i / s.n_head, i % s.n_head);
+            let pos = start + t;
+            let first = match s.window {
+                Some(w) => (pos + 1).saturating_sub(w),
+                None => 0,
+            };
+            let qh = &q[t * s.n_head * hd + h * hd..][..hd];
+            let kv_off = (h / group) * hd;
+            debug_assert!(kv_off + hd <= kv_dim);
+            scores.clear();
+            let mut max = f32::NEG_INFINITY;
+            for p in first..=pos {
+                let k = &cache.key(p)[kv_off..kv_off + hd];
+                let sc = dot(qh, k) * s.scale;
+                max = max.max(sc);
+                scores.push(sc);
             }
-        }
-    });
+            let mut sum = 0f32;
+            for sc in scores.iter_mut() {
+                *sc = (*sc - max).exp();
+                sum += *sc;
+            }
+            let inv = 1.0 / sum;
+            o.fill(0.0);
+            for (p, &w) in (first..=pos).zip(scores.iter()) {
+                let v = &cache.value(p)[kv_off..kv_off + hd];
+                let w = w * inv;
+                for (a, &b) in o.iter_mut().zip(v) {
+                    *a += w * b;
+                }
+            }
+        });
 }
 
 #[inline]

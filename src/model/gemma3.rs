@@ -66,8 +66,14 @@ impl Gemma3 {
         let n_ff = gguf::get_usize(md, &key("feed_forward_length"))?;
         let head_dim = gguf::get_usize_opt(md, &key("attention.key_length"))?
             .unwrap_or(if n_head > 0 { n_embd / n_head } else { 0 });
-        let value_dim = gguf::get_usize_opt(md, &key("attention.value_length"))?.unwrap_or(head_dim);
-        if n_head == 0 || n_kv_head == 0 || n_head % n_kv_head != 0 || head_dim == 0 || head_dim % 2 != 0 {
+        let value_dim =
+            gguf::get_usize_opt(md, &key("attention.value_length"))?.unwrap_or(head_dim);
+        if n_head == 0
+            || n_kv_head == 0
+            || n_head % n_kv_head != 0
+            || head_dim == 0
+            || head_dim % 2 != 0
+        {
             return Err(Error::InvalidMetadata {
                 key: key("attention.head_count"),
                 reason: format!("{n_head} heads / {n_kv_head} KV heads of dimension {head_dim}"),
@@ -84,7 +90,9 @@ impl Gemma3 {
             .unwrap_or(DEFAULT_SLIDING_WINDOW_PATTERN)
             .max(1);
         let rope_scale_global = match gguf::get_str_opt(md, &key("rope.scaling.type"))? {
-            Some("linear") | None => gguf::get_f32_opt(md, &key("rope.scaling.factor"))?.unwrap_or(1.0),
+            Some("linear") | None => {
+                gguf::get_f32_opt(md, &key("rope.scaling.factor"))?.unwrap_or(1.0)
+            }
             Some(_) => 1.0,
         };
         // Gemma 3 scales queries by query_pre_attn_scalar^-1/2, which is head_dim except for the
@@ -95,10 +103,7 @@ impl Gemma3 {
             1.0 / (head_dim as f32).sqrt()
         };
         let w = WeightLoader { gguf: g };
-        let vocab = gguf::get_array(md, "tokenizer.ggml.tokens")?.len();
-        let embed = w.matrix("token_embd.weight", vocab, n_embd)?;
-        let output =
-            if w.has("output.weight") { w.matrix("output.weight", vocab, n_embd)? } else { embed.clone() };
+        let (embed, output) = w.embeddings_and_output(n_embd)?;
         let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
         let layers = (0..n_layer)
             .map(|i| {
@@ -162,8 +167,17 @@ impl Architecture for Gemma3 {
     }
 
     fn new_cache(&self, context: usize) -> KvCache {
-        let windows: Vec<_> = self.layers.iter().map(|l| l.local.then_some(self.window)).collect();
-        KvCache::new(self.n_kv_head * self.head_dim, &windows, context, super::MAX_BATCH)
+        let windows: Vec<_> = self
+            .layers
+            .iter()
+            .map(|l| l.local.then_some(self.window))
+            .collect();
+        KvCache::new(
+            self.n_kv_head * self.head_dim,
+            &windows,
+            context,
+            super::MAX_BATCH,
+        )
     }
 
     fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32> {
@@ -177,10 +191,21 @@ impl Architecture for Gemma3 {
             self.embed.row(id as usize, row);
             row.iter_mut().for_each(|v| *v *= embed_scale);
         }
-        let rope_global = RopeTable::new(start, n, hd, self.rope_base_global, self.rope_scale_global, None);
+        let rope_global = RopeTable::new(
+            start,
+            n,
+            hd,
+            self.rope_base_global,
+            self.rope_scale_global,
+            None,
+        );
         let rope_local = RopeTable::new(start, n, hd, self.rope_base_local, 1.0, None);
-        let (mut h, mut q, mut k, mut v) =
-            (vec![0f32; n * d], vec![0f32; n * q_dim], vec![0f32; n * kv_dim], vec![0f32; n * kv_dim]);
+        let (mut h, mut q, mut k, mut v) = (
+            vec![0f32; n * d],
+            vec![0f32; n * q_dim],
+            vec![0f32; n * kv_dim],
+            vec![0f32; n * kv_dim],
+        );
         let (mut att, mut proj) = (vec![0f32; n * q_dim], vec![0f32; n * d]);
         let (mut gate, mut up) = (vec![0f32; n * self.n_ff], vec![0f32; n * self.n_ff]);
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
@@ -190,7 +215,11 @@ impl Architecture for Gemma3 {
             layer.wv.matmul(&h, n, &mut v);
             blocks::rms_norm(&mut q, &layer.q_norm, self.eps);
             blocks::rms_norm(&mut k, &layer.k_norm, self.eps);
-            let rope = if layer.local { &rope_local } else { &rope_global };
+            let rope = if layer.local {
+                &rope_local
+            } else {
+                &rope_global
+            };
             rope.apply(&mut q, n, hd, RopeStyle::Halves);
             rope.apply(&mut k, n, hd, RopeStyle::Halves);
             lc.write(start, &k, &v);
@@ -208,6 +237,14 @@ impl Architecture for Gemma3 {
             blocks::add_assign(&mut x, &proj);
         }
         cache.len = start + n;
-        super::output_logits(&x, n, d, &self.output_norm, self.eps, &self.output, all_logits)
+        super::output_logits(
+            &x,
+            n,
+            d,
+            &self.output_norm,
+            self.eps,
+            &self.output,
+            all_logits,
+        )
     }
 }

@@ -15,7 +15,13 @@ pub struct LayerCache {
 
 impl LayerCache {
     fn new(kv_dim: usize, capacity: usize, window: Option<usize>) -> Self {
-        Self { k: Vec::new(), v: Vec::new(), kv_dim, capacity, window }
+        Self {
+            k: Vec::new(),
+            v: Vec::new(),
+            kv_dim,
+            capacity,
+            window,
+        }
     }
 
     #[inline]
@@ -79,7 +85,11 @@ impl KvCache {
                 LayerCache::new(kv_dim, cap, *w)
             })
             .collect();
-        Self { layers, len: 0, context }
+        Self {
+            layers,
+            len: 0,
+            context,
+        }
     }
 
     /// Whether the cache can go back to holding just positions `0..len`: a ring may already have
@@ -87,7 +97,9 @@ impl KvCache {
     pub fn can_rewind_to(&self, len: usize) -> bool {
         len <= self.len
             && self.layers.iter().all(|l| match l.window {
-                Some(w) => self.len <= l.capacity || self.len - len <= l.capacity - w.min(l.capacity),
+                Some(w) => {
+                    self.len <= l.capacity || self.len - len <= l.capacity - w.min(l.capacity)
+                }
                 None => true,
             })
     }

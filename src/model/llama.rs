@@ -50,10 +50,13 @@ impl Llama {
         if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
             return Err(Error::InvalidMetadata {
                 key: key("attention.head_count"),
-                reason: format!("{n_head} heads / {n_kv_head} KV heads do not divide embedding {n_embd}"),
+                reason: format!(
+                    "{n_head} heads / {n_kv_head} KV heads do not divide embedding {n_embd}"
+                ),
             });
         }
-        let head_dim = gguf::get_usize_opt(md, &key("attention.key_length"))?.unwrap_or(n_embd / n_head);
+        let head_dim =
+            gguf::get_usize_opt(md, &key("attention.key_length"))?.unwrap_or(n_embd / n_head);
         let rope_dims = gguf::get_usize_opt(md, &key("rope.dimension_count"))?.unwrap_or(head_dim);
         if rope_dims > head_dim || rope_dims % 2 != 0 {
             return Err(Error::InvalidMetadata {
@@ -66,10 +69,7 @@ impl Llama {
             _ => 1.0,
         };
         let w = WeightLoader { gguf: g };
-        let vocab = gguf::get_array(md, "tokenizer.ggml.tokens")?.len();
-        let embed = w.matrix("token_embd.weight", vocab, n_embd)?;
-        let output =
-            if w.has("output.weight") { w.matrix("output.weight", vocab, n_embd)? } else { embed.clone() };
+        let (embed, output) = w.embeddings_and_output(n_embd)?;
         let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
         let layers = (0..n_layer)
             .map(|i| {
@@ -87,8 +87,11 @@ impl Llama {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-        let rope_freq_factors =
-            if w.has("rope_freqs.weight") { Some(w.vector("rope_freqs.weight", rope_dims / 2)?) } else { None };
+        let rope_freq_factors = if w.has("rope_freqs.weight") {
+            Some(w.vector("rope_freqs.weight", rope_dims / 2)?)
+        } else {
+            None
+        };
         Ok(Self {
             n_embd,
             n_ff,
@@ -124,7 +127,12 @@ impl Architecture for Llama {
 
     fn new_cache(&self, context: usize) -> KvCache {
         let windows = vec![None; self.layers.len()];
-        KvCache::new(self.attn.n_kv_head * self.attn.head_dim, &windows, context, super::MAX_BATCH)
+        KvCache::new(
+            self.attn.n_kv_head * self.attn.head_dim,
+            &windows,
+            context,
+            super::MAX_BATCH,
+        )
     }
 
     fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32> {
@@ -143,8 +151,12 @@ impl Architecture for Llama {
             self.rope_scale,
             self.rope_freq_factors.as_deref(),
         );
-        let (mut h, mut q, mut k, mut v) =
-            (vec![0f32; n * d], vec![0f32; n * q_dim], vec![0f32; n * kv_dim], vec![0f32; n * kv_dim]);
+        let (mut h, mut q, mut k, mut v) = (
+            vec![0f32; n * d],
+            vec![0f32; n * q_dim],
+            vec![0f32; n * kv_dim],
+            vec![0f32; n * kv_dim],
+        );
         let (mut att, mut proj) = (vec![0f32; n * q_dim], vec![0f32; n * d]);
         let (mut gate, mut up) = (vec![0f32; n * self.n_ff], vec![0f32; n * self.n_ff]);
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
@@ -167,6 +179,14 @@ impl Architecture for Llama {
             blocks::add_assign(&mut x, &proj);
         }
         cache.len = start + n;
-        super::output_logits(&x, n, d, &self.output_norm, self.eps, &self.output, all_logits)
+        super::output_logits(
+            &x,
+            n,
+            d,
+            &self.output_norm,
+            self.eps,
+            &self.output,
+            all_logits,
+        )
     }
 }

@@ -60,18 +60,32 @@ impl Model {
 
     /// Runs `tokens` after what the cache holds. Returns the last token's logits (`vocab` floats),
     /// or every token's (`tokens.len() * vocab`) when `all_logits`.
-    pub fn forward(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Result<Vec<f32>> {
+    pub fn forward(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        all_logits: bool,
+    ) -> Result<Vec<f32>> {
         if tokens.is_empty() {
             return Err(Error::InvalidParameter("no tokens to run".into()));
         }
         if cache.len + tokens.len() > cache.context {
-            return Err(Error::ContextOverflow { prompt: cache.len + tokens.len(), context: cache.context });
+            return Err(Error::ContextOverflow {
+                prompt: cache.len + tokens.len(),
+                context: cache.context,
+            });
         }
         let vocab = self.vocab_size();
         if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
-            return Err(Error::InvalidParameter(format!("token id {bad} is outside the vocabulary of {vocab}")));
+            return Err(Error::InvalidParameter(format!(
+                "token id {bad} is outside the vocabulary of {vocab}"
+            )));
         }
-        let mut logits = Vec::with_capacity(if all_logits { tokens.len() * vocab } else { vocab });
+        let mut logits = Vec::with_capacity(if all_logits {
+            tokens.len() * vocab
+        } else {
+            vocab
+        });
         let batches = tokens.chunks(MAX_BATCH);
         let last = batches.len() - 1;
         for (i, batch) in batches.enumerate() {
@@ -95,7 +109,11 @@ fn output_logits(
     output: &weights::Matrix,
     all: bool,
 ) -> Vec<f32> {
-    let rows = if all { x.to_vec() } else { x[(n - 1) * d..].to_vec() };
+    let rows = if all {
+        x.to_vec()
+    } else {
+        x[(n - 1) * d..].to_vec()
+    };
     let mut rows = rows;
     blocks::rms_norm(&mut rows, norm, eps);
     let m = rows.len() / d;

@@ -18,12 +18,21 @@ impl Matrix {
     pub fn matmul(&self, x: &[f32], n: usize, out: &mut [f32]) {
         debug_assert_eq!(x.len(), n * self.cols);
         debug_assert_eq!(out.len(), n * self.rows);
-        kernels::matmul(self.tensor.qtype, &self.tensor.data, self.rows, self.cols, x, n, out);
+        kernels::matmul(
+            self.tensor.qtype,
+            &self.tensor.data,
+            self.rows,
+            self.cols,
+            x,
+            n,
+            out,
+        );
     }
 
     /// Row `r` as f32 (an embedding lookup).
     pub fn row(&self, r: usize, out: &mut [f32]) {
-        let bytes_per_row = self.cols / self.tensor.qtype.block_size() * self.tensor.qtype.type_size();
+        let bytes_per_row =
+            self.cols / self.tensor.qtype.block_size() * self.tensor.qtype.type_size();
         let row = &self.tensor.data[r * bytes_per_row..(r + 1) * bytes_per_row];
         kernels::dequantize_row(self.tensor.qtype, row, out);
     }
@@ -37,7 +46,9 @@ pub struct WeightLoader<'a> {
 
 impl<'a> WeightLoader<'a> {
     pub fn tensor(&self, name: &str) -> Result<&'a Tensor> {
-        self.gguf.tensor(name).ok_or_else(|| Error::MissingTensor(name.into()))
+        self.gguf
+            .tensor(name)
+            .ok_or_else(|| Error::MissingTensor(name.into()))
     }
 
     pub fn has(&self, name: &str) -> bool {
@@ -48,21 +59,49 @@ impl<'a> WeightLoader<'a> {
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
         let t = self.tensor(name)?;
         if t.shape != [rows, cols] {
-            return Err(Error::TensorShape { name: name.into(), got: t.shape.clone(), expected: vec![rows, cols] });
+            return Err(Error::TensorShape {
+                name: name.into(),
+                got: t.shape.clone(),
+                expected: vec![rows, cols],
+            });
         }
-        Ok(Matrix { tensor: t.clone(), rows, cols })
+        Ok(Matrix {
+            tensor: t.clone(),
+            rows,
+            cols,
+        })
+    }
+
+    /// The token embeddings and the output projection; they are one matrix when the file has no
+    /// `output.weight` (tied embeddings).
+    pub fn embeddings_and_output(&self, n_embd: usize) -> Result<(Matrix, Matrix)> {
+        let vocab = crate::gguf::get_array(&self.gguf.metadata, "tokenizer.ggml.tokens")?.len();
+        let embed = self.matrix("token_embd.weight", vocab, n_embd)?;
+        let output = if self.has("output.weight") {
+            self.matrix("output.weight", vocab, n_embd)?
+        } else {
+            embed.clone()
+        };
+        Ok((embed, output))
     }
 
     /// A small f32 vector of length `len` (norm weights), converted from whatever float type it has.
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
         let t = self.tensor(name)?;
         if t.shape != [len] {
-            return Err(Error::TensorShape { name: name.into(), got: t.shape.clone(), expected: vec![len] });
+            return Err(Error::TensorShape {
+                name: name.into(),
+                got: t.shape.clone(),
+                expected: vec![len],
+            });
         }
         if !matches!(t.qtype, QType::F32 | QType::F16 | QType::BF16) {
             return Err(Error::UnsupportedQuant {
                 tensor: name.into(),
-                qtype: format!("{} (norm weights must be float)", crate::gguf::qtype_name(t.qtype)),
+                qtype: format!(
+                    "{} (norm weights must be float)",
+                    crate::gguf::qtype_name(t.qtype)
+                ),
             });
         }
         let mut out = vec![0f32; len];

@@ -42,7 +42,11 @@ fn tk_err(what: &str, e: impl std::fmt::Display) -> Error {
 }
 
 fn bpe_vocab(tokens: &[String]) -> BpeVocab {
-    tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect()
+    tokens
+        .iter()
+        .enumerate()
+        .map(|(i, t)| (t.clone(), i as u32))
+        .collect()
 }
 
 /// Every split of every token into two tokens, ranked by the token's score (highest first,
@@ -51,7 +55,9 @@ pub(crate) fn derive_spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(Strin
     let index: HashSet<&str> = tokens.iter().map(String::as_str).collect();
     let mut order: Vec<u32> = (0..tokens.len() as u32).collect();
     order.sort_by(|&a, &b| {
-        scores[b as usize].total_cmp(&scores[a as usize]).then(a.cmp(&b))
+        scores[b as usize]
+            .total_cmp(&scores[a as usize])
+            .then(a.cmp(&b))
     });
     let mut merges = Vec::with_capacity(tokens.len() * 2);
     for id in order {
@@ -99,7 +105,13 @@ pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(Str
                 reason: format!("expected an array of strings, but element {i} is not a string"),
             });
         };
-        let Some(p) = s.as_bytes().iter().skip(1).position(|&b| b == b' ').map(|p| p + 1) else {
+        let Some(p) = s
+            .as_bytes()
+            .iter()
+            .skip(1)
+            .position(|&b| b == b' ')
+            .map(|p| p + 1)
+        else {
             continue;
         };
         let (a, b) = (&s[..p], &s[p + 1..]);
@@ -117,9 +129,18 @@ pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(Str
 }
 
 fn split(regex: &str) -> Result<PreTokenizerWrapper> {
-    Split::new(SplitPattern::Regex(regex.to_string()), SplitDelimiterBehavior::Isolated, false)
-        .map(PreTokenizerWrapper::Split)
-        .map_err(|e| tk_err(&format!("pre-tokenizer regex {regex:?} does not compile"), e))
+    Split::new(
+        SplitPattern::Regex(regex.to_string()),
+        SplitDelimiterBehavior::Isolated,
+        false,
+    )
+    .map(PreTokenizerWrapper::Split)
+    .map_err(|e| {
+        tk_err(
+            &format!("pre-tokenizer regex {regex:?} does not compile"),
+            e,
+        )
+    })
 }
 
 /// The byte-level BPE pre-tokenizer: the pre type's regex splits, then GPT-2's byte mapping.
@@ -128,7 +149,9 @@ pub(crate) fn byte_level_pre_tokenizer(pre: &PreTokenizer) -> Result<PreTokenize
     for r in &pre.regexes {
         seq.push(split(r)?);
     }
-    seq.push(PreTokenizerWrapper::ByteLevel(ByteLevel::new(false, false, false)));
+    seq.push(PreTokenizerWrapper::ByteLevel(ByteLevel::new(
+        false, false, false,
+    )));
     Ok(PreTokenizerWrapper::Sequence(PreSequence::new(seq)))
 }
 
@@ -145,14 +168,22 @@ pub(crate) fn build_spm_hf(vocab: &Vocab, scores: &[f32]) -> Result<HfTokenizer>
     if let Some(unk) = cfg.unk {
         b = b.unk_token(vocab.tokens[unk as usize].clone());
     }
-    let bpe: BPE = b.build().map_err(|e| tk_err("building the SentencePiece BPE model", e))?;
+    let bpe: BPE = b
+        .build()
+        .map_err(|e| tk_err("building the SentencePiece BPE model", e))?;
     let mut hf = HfTokenizer::new(bpe);
     let mut norm: Vec<NormalizerWrapper> = Vec::new();
     if cfg.add_space_prefix {
         norm.push(Prepend::new("\u{2581}".into()).into());
     }
-    norm.push(Replace::new(" ", "\u{2581}").map_err(|e| tk_err("normalizer", e))?.into());
-    hf.with_normalizer(Some(NormalizerWrapper::Sequence(NormalizerSequence::new(norm))));
+    norm.push(
+        Replace::new(" ", "\u{2581}")
+            .map_err(|e| tk_err("normalizer", e))?
+            .into(),
+    );
+    hf.with_normalizer(Some(NormalizerWrapper::Sequence(NormalizerSequence::new(
+        norm,
+    ))));
     let mut dec: Vec<DecoderWrapper> = vec![
         DecoderWrapper::Replace(Replace::new("\u{2581}", " ").map_err(|e| tk_err("decoder", e))?),
         DecoderWrapper::ByteFallback(ByteFallback::new()),
@@ -167,7 +198,11 @@ pub(crate) fn build_spm_hf(vocab: &Vocab, scores: &[f32]) -> Result<HfTokenizer>
 }
 
 /// The byte-level BPE tokenizer: stored merges, the pre type's regexes, GPT-2's byte mapping.
-pub(crate) fn build_bpe_hf(vocab: &Vocab, merges: Vec<(String, String)>, pre: &PreTokenizer) -> Result<HfTokenizer> {
+pub(crate) fn build_bpe_hf(
+    vocab: &Vocab,
+    merges: Vec<(String, String)>,
+    pre: &PreTokenizer,
+) -> Result<HfTokenizer> {
     let bpe: BPE = BpeBuilder::new()
         .vocab_and_merges(bpe_vocab(&vocab.tokens), merges)
         .ignore_merges(pre.ignore_merges)
@@ -201,6 +236,9 @@ fn add_special_tokens(hf: &mut HfTokenizer, vocab: &Vocab) {
 pub(crate) fn merges_of(hf: &HfTokenizer) -> Result<Vec<(String, String)>> {
     let err = |e: String| Error::Tokenizer(format!("reading the BPE merges: {e}"));
     let mut model = serde_json::to_value(hf.get_model()).map_err(|e| err(e.to_string()))?;
-    let merges = model.get_mut("merges").map(serde_json::Value::take).ok_or_else(|| err("no merges".into()))?;
+    let merges = model
+        .get_mut("merges")
+        .map(serde_json::Value::take)
+        .ok_or_else(|| err("no merges".into()))?;
     serde_json::from_value(merges).map_err(|e| err(e.to_string()))
 }

@@ -12,7 +12,9 @@ fn byte_level_table() -> &'static [Option<u8>; 324] {
         let mut t = [None; 324];
         let mut n = 0u32;
         for b in 0u32..256 {
-            let printable = (0x21..=0x7E).contains(&b) || (0xA1..=0xAC).contains(&b) || (0xAE..=0xFF).contains(&b);
+            let printable = (0x21..=0x7E).contains(&b)
+                || (0xA1..=0xAC).contains(&b)
+                || (0xAE..=0xFF).contains(&b);
             let c = if printable {
                 b
             } else {
@@ -51,7 +53,13 @@ impl Vocab {
     /// Appends the bytes of token `id` (llama.cpp's `token_to_piece`). `special`: render control
     /// and unknown tokens as their text (otherwise they produce nothing). `lstrip`: drop one
     /// leading space.
-    pub fn push_piece(&self, id: u32, special: bool, lstrip: bool, out: &mut Vec<u8>) -> Result<()> {
+    pub fn push_piece(
+        &self,
+        id: u32,
+        special: bool,
+        lstrip: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<()> {
         let i = self.check_id(id)?;
         let a = self.attrs[i];
         let text = self.tokens[i].as_str();
@@ -104,14 +112,23 @@ impl Vocab {
     }
 
     /// llama.cpp's `detokenize(tokens, remove_special, unparse_special)`, as bytes.
-    pub fn detokenize(&self, ids: &[u32], remove_special: bool, unparse_special: bool) -> Result<Vec<u8>> {
+    pub fn detokenize(
+        &self,
+        ids: &[u32],
+        remove_special: bool,
+        unparse_special: bool,
+    ) -> Result<Vec<u8>> {
         let mut ids = ids;
         let mut remove_space = self.cfg.add_space_prefix;
         if remove_special && self.cfg.add_bos && !ids.is_empty() && Some(ids[0]) == self.cfg.bos {
             remove_space = false;
             ids = &ids[1..];
         }
-        if remove_special && self.cfg.add_eos && !ids.is_empty() && Some(ids[ids.len() - 1]) == self.cfg.eos {
+        if remove_special
+            && self.cfg.add_eos
+            && !ids.is_empty()
+            && Some(ids[ids.len() - 1]) == self.cfg.eos
+        {
             ids = &ids[..ids.len() - 1];
         }
         let mut out = Vec::with_capacity(ids.len() * 4);
@@ -257,7 +274,10 @@ mod tests {
             (" .", "."),
             ("a ' b", "a'b"),
             (" ' ' ' x", "'''x"),
-            ("it 's he 'll we 're you 've I 'm", "it's he 'll we're you've I'm"),
+            (
+                "it 's he 'll we 're you 've I 'm",
+                "it's he 'll we're you've I'm",
+            ),
             (" 't 'd", " 't 'd"),
             ("x ' ", "x'"),
             ("", ""),

@@ -58,7 +58,8 @@ const DEEPSEEK_LLM_LETTERS: &str = concat!(
 // llama.cpp matches expressions without `\p{..}` with `std::wregex` after replacing every non-ASCII
 // whitespace character by U+000B, so a literal range never matches such a character; the ranges
 // below exclude whitespace to behave the same (U+3000 ideographic space, U+2000.. spaces).
-const DEEPSEEK_LLM_PUNCT: &str = r"\s?[!-/:-~\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}\x{3001}-\x{3002}]+";
+const DEEPSEEK_LLM_PUNCT: &str =
+    r"\s?[!-/:-~\x{FF01}-\x{FF0F}\x{FF1A}-\x{FF5E}\x{2018}-\x{201F}\x{3001}-\x{3002}]+";
 const DEEPSEEK_CJK: &str = r"[\x{4E00}-\x{9FA5}\x{0800}-\x{4E00}\x{AC00}-\x{D7FF}--\s]+";
 
 const EXAONE_MOE: &str = r"(?:'[sS]|'[tT]|'[rR][eE]|'[vV][eE]|'[mM]|'[lL][lL]|'[dD])|[^\r\n\p{L}\p{N}]?(?:\p{L}\p{M}*(?: \p{L}\p{M}*)*)+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n/]?|\s*[\r\n]|\s+(?!\S)|\s+";
@@ -97,8 +98,8 @@ impl PreTokenizer {
             "" | "default" => {
                 p.regexes = vec![r"[\p{P}\$\+<=>\^~\|]+", GPT2, r"\p{N}+", r"[0-9][0-9][0-9]"];
             }
-            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral" | "midm-2.0"
-            | "lfm2" | "jina-v5-nano" => {
+            "llama3" | "llama-v3" | "llama-bpe" | "falcon3" | "falcon-h1" | "pixtral"
+            | "midm-2.0" | "lfm2" | "jina-v5-nano" => {
                 p.regexes = vec![LLAMA3];
                 p.ignore_merges = true;
                 p.add_bos = true;
@@ -121,7 +122,13 @@ impl PreTokenizer {
                 p.clean_spaces = false;
             }
             "deepseek-coder" => {
-                p.regexes = vec![r"[\r\n]", r"\s?\p{L}+", r"\s?\p{P}+", DEEPSEEK_CJK, r"\p{N}"];
+                p.regexes = vec![
+                    r"[\r\n]",
+                    r"\s?\p{L}+",
+                    r"\s?\p{P}+",
+                    DEEPSEEK_CJK,
+                    r"\p{N}",
+                ];
                 p.clean_spaces = false;
             }
             "deepseek-v3" | "hunyuan-dense" | "joyai-llm" | "hy_v4" => {
@@ -129,11 +136,7 @@ impl PreTokenizer {
                 p.clean_spaces = false;
             }
             "falcon" => {
-                p.regexes = vec![
-                    r"[\p{P}\$\+<=>\^~\|`]+",
-                    GPT2,
-                    r"[0-9][0-9][0-9]",
-                ];
+                p.regexes = vec![r"[\p{P}\$\+<=>\^~\|`]+", GPT2, r"[0-9][0-9][0-9]"];
             }
             "starcoder" | "refact" | "codeshell" | "exaone" | "minerva-7b" | "mellum2" => {
                 p.regexes = starcoder;
@@ -142,9 +145,9 @@ impl PreTokenizer {
                 p.regexes = starcoder;
                 p.clean_spaces = false;
             }
-            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es" | "jina-v2-de"
-            | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en" | "jina-v2-code" | "roberta-bpe"
-            | "exaone4" | "mpt" | "olmo" | "jais" => {}
+            "gpt-2" | "phi-2" | "jina-es" | "jina-de" | "gigachat" | "jina-v2-es"
+            | "jina-v2-de" | "a.x-4.0" | "mellum" | "modern-bert" | "jina-v1-en"
+            | "jina-v2-code" | "roberta-bpe" | "exaone4" | "mpt" | "olmo" | "jais" => {}
             "trillion" | "granite-docling" => p.clean_spaces = false,
             "stablelm2" | "megrez" => p.regexes = vec![QWEN2],
             "qwen2" | "deepseek-r1-qwen" | "kormo" | "f2llmv2" | "hunyuan" | "solar-open" => {
@@ -203,7 +206,9 @@ impl PreTokenizer {
                 p.clean_spaces = false;
             }
             "ufakzeka" => {
-                p.regexes = vec![r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"];
+                p.regexes = vec![
+                    r"[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+",
+                ];
                 p.clean_spaces = false;
             }
             "exaone-moe" => p.regexes = vec![EXAONE_MOE],
@@ -238,9 +243,39 @@ impl PreTokenizer {
 /// Every `tokenizer.ggml.pre` value [`PreTokenizer::for_pre`] knows (for tests).
 #[cfg(test)]
 pub(crate) const KNOWN_PRE_TYPES: &[&str] = &[
-    "default", "llama3", "llama-bpe", "dbrx", "jais-2", "deepseek-llm", "deepseek-coder", "deepseek-v3",
-    "falcon", "starcoder", "refact", "command-r", "smollm", "gpt-2", "olmo", "mpt", "trillion",
-    "stablelm2", "qwen2", "qwen35", "poro-chat", "bloom", "chatglm-bpe", "viking", "tekken",
-    "chameleon", "gpt-4o", "seed-coder", "bailingmoe", "grok-2", "ufakzeka", "exaone-moe",
-    "spark2_5", "laguna", "minicpm5",
+    "default",
+    "llama3",
+    "llama-bpe",
+    "dbrx",
+    "jais-2",
+    "deepseek-llm",
+    "deepseek-coder",
+    "deepseek-v3",
+    "falcon",
+    "starcoder",
+    "refact",
+    "command-r",
+    "smollm",
+    "gpt-2",
+    "olmo",
+    "mpt",
+    "trillion",
+    "stablelm2",
+    "qwen2",
+    "qwen35",
+    "poro-chat",
+    "bloom",
+    "chatglm-bpe",
+    "viking",
+    "tekken",
+    "chameleon",
+    "gpt-4o",
+    "seed-coder",
+    "bailingmoe",
+    "grok-2",
+    "ufakzeka",
+    "exaone-moe",
+    "spark2_5",
+    "laguna",
+    "minicpm5",
 ];

@@ -37,9 +37,16 @@ pub(crate) struct SpecialMatcher {
 impl SpecialMatcher {
     pub fn new(tokens: &[String], attrs: &[u16]) -> Self {
         let mut specials: Vec<u32> = (0..tokens.len() as u32)
-            .filter(|&i| attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0)
+            .filter(|&i| {
+                attrs[i as usize] & (attr::CONTROL | attr::USER_DEFINED | attr::UNKNOWN) != 0
+            })
             .collect();
-        specials.sort_by(|&a, &b| tokens[b as usize].len().cmp(&tokens[a as usize].len()).then(a.cmp(&b)));
+        specials.sort_by(|&a, &b| {
+            tokens[b as usize]
+                .len()
+                .cmp(&tokens[a as usize].len())
+                .then(a.cmp(&b))
+        });
         let mut nodes = vec![Node::default()];
         let mut first_byte = [false; 256];
         let mut by_rank = Vec::with_capacity(specials.len());
@@ -64,7 +71,11 @@ impl SpecialMatcher {
             }
             nodes[n].rank.get_or_insert(rank as u32);
         }
-        Self { nodes, by_rank, first_byte }
+        Self {
+            nodes,
+            by_rank,
+            first_byte,
+        }
     }
 
     /// Splits `text` into special tokens and the text between them. With `parse_special` false
@@ -92,7 +103,11 @@ impl SpecialMatcher {
             }
         }
         if found.is_empty() {
-            return if text.is_empty() { vec![] } else { vec![Fragment::Text(text)] };
+            return if text.is_empty() {
+                vec![]
+            } else {
+                vec![Fragment::Text(text)]
+            };
         }
         found.sort_unstable();
         let mut claimed = vec![false; bytes.len()];
@@ -101,7 +116,9 @@ impl SpecialMatcher {
             if claimed[start..start + len].iter().any(|&c| c) {
                 continue;
             }
-            claimed[start..start + len].iter_mut().for_each(|c| *c = true);
+            claimed[start..start + len]
+                .iter_mut()
+                .for_each(|c| *c = true);
             taken.push((start, len, self.by_rank[rank as usize].0));
         }
         taken.sort_unstable();
@@ -134,8 +151,15 @@ mod tests {
     #[test]
     fn longest_token_claims_first() {
         // "ab" occurs first, but the longer "bcd" is claimed first, as llama.cpp does.
-        let m = matcher(&[("ab", attr::CONTROL), ("bcd", attr::CONTROL), ("x", attr::NORMAL)]);
-        assert_eq!(m.partition("abcd", true), vec![Fragment::Text("a"), Fragment::Token(1)]);
+        let m = matcher(&[
+            ("ab", attr::CONTROL),
+            ("bcd", attr::CONTROL),
+            ("x", attr::NORMAL),
+        ]);
+        assert_eq!(
+            m.partition("abcd", true),
+            vec![Fragment::Text("a"), Fragment::Token(1)]
+        );
     }
 
     #[test]
@@ -147,7 +171,12 @@ mod tests {
         );
         assert_eq!(
             m.partition("a<c>b<u>", true),
-            vec![Fragment::Text("a"), Fragment::Token(0), Fragment::Text("b"), Fragment::Token(1)]
+            vec![
+                Fragment::Text("a"),
+                Fragment::Token(0),
+                Fragment::Text("b"),
+                Fragment::Token(1)
+            ]
         );
     }
 
@@ -155,7 +184,10 @@ mod tests {
     fn repeated_and_adjacent() {
         let m = matcher(&[("  ", attr::USER_DEFINED), ("   ", attr::USER_DEFINED)]);
         // Five spaces: the three-space token first, then two.
-        assert_eq!(m.partition("     ", true), vec![Fragment::Token(1), Fragment::Token(0)]);
+        assert_eq!(
+            m.partition("     ", true),
+            vec![Fragment::Token(1), Fragment::Token(0)]
+        );
         assert_eq!(m.partition("", true), vec![]);
         assert_eq!(m.partition("a b", true), vec![Fragment::Text("a b")]);
     }

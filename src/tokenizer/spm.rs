@@ -11,13 +11,12 @@
 //! the same score, and indented code then tokenizes differently; hence this implementation.
 
 use std::cmp::Ordering;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
 
 use super::vocab::Vocab;
 
 /// Everything SentencePiece encoding needs, built once per vocabulary.
 pub(crate) struct Spm {
-    index: HashMap<Box<str>, u32>,
     scores: Vec<f32>,
     /// The token for each byte value (`<0xXX>`, else the one-byte text), if any.
     bytes: [Option<u32>; 256],
@@ -64,30 +63,28 @@ impl Ord for Bigram {
 
 impl Spm {
     pub fn new(vocab: &Vocab, scores: Vec<f32>) -> Self {
-        let index: HashMap<Box<str>, u32> =
-            vocab.tokens.iter().enumerate().map(|(i, t)| (t.as_str().into(), i as u32)).collect();
         let mut bytes = [None; 256];
         for (b, slot) in bytes.iter_mut().enumerate() {
             let hex = format!("<0x{b:02X}>");
-            *slot = index.get(hex.as_str()).copied().or_else(|| {
+            *slot = vocab.id(&hex).or_else(|| {
                 // llama.cpp falls back to the byte as a one-byte token text.
                 let c = [b as u8];
-                std::str::from_utf8(&c).ok().and_then(|s| index.get(s).copied())
+                std::str::from_utf8(&c).ok().and_then(|s| vocab.id(s))
             });
         }
-        Self { index, scores, bytes, unk: vocab.cfg.unk }
+        Self {
+            scores,
+            bytes,
+            unk: vocab.cfg.unk,
+        }
     }
 
     pub fn scores(&self) -> &[f32] {
         &self.scores
     }
 
-    pub fn token_id(&self, text: &str) -> Option<u32> {
-        self.index.get(text).copied()
-    }
-
     /// Encodes `text`, whose spaces are already escaped (`▁`), appending ids to `out`.
-    pub fn encode(&self, text: &str, out: &mut Vec<u32>) {
+    pub fn encode(&self, vocab: &Vocab, text: &str, out: &mut Vec<u32>) {
         if text.is_empty() {
             return;
         }
@@ -104,16 +101,22 @@ impl Spm {
             last.next = NONE;
         }
         let mut heap = BinaryHeap::with_capacity(symbols.len());
-        let try_add = |heap: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: usize, right: usize| {
-            if left == NONE || right == NONE {
-                return;
-            }
-            let (l, r) = (symbols[left], symbols[right]);
-            let piece = &text[l.start..l.start + l.len + r.len];
-            if let Some(&id) = self.index.get(piece) {
-                heap.push(Bigram { score: self.scores[id as usize], left, right, size: piece.len() });
-            }
-        };
+        let try_add =
+            |heap: &mut BinaryHeap<Bigram>, symbols: &[Symbol], left: usize, right: usize| {
+                if left == NONE || right == NONE {
+                    return;
+                }
+                let (l, r) = (symbols[left], symbols[right]);
+                let piece = &text[l.start..l.start + l.len + r.len];
+                if let Some(id) = vocab.id(piece) {
+                    heap.push(Bigram {
+                        score: self.scores[id as usize],
+                        left,
+                        right,
+                        size: piece.len(),
+                    });
+                }
+            };
         for i in 1..symbols.len() {
             try_add(&mut heap, &symbols, i - 1, i);
         }
@@ -137,8 +140,8 @@ impl Spm {
         while i != NONE {
             let s = symbols[i];
             let piece = &text[s.start..s.start + s.len];
-            match self.index.get(piece) {
-                Some(&id) => out.push(id),
+            match vocab.id(piece) {
+                Some(id) => out.push(id),
                 None => {
                     for &byte in piece.as_bytes() {
                         match self.bytes[byte as usize] {

@@ -5,7 +5,7 @@
 //! its per-model defaults, which metadata keys override them, which tokens it promotes to
 //! control tokens by their text, and which tokens end generation.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 
 use candle_core::quantized::gguf_file::Value;
 use serde::{Deserialize, Serialize};
@@ -87,10 +87,66 @@ pub(crate) struct Vocab {
     pub tokens: Vec<String>,
     pub attrs: Vec<u16>,
     pub cfg: Config,
+    pub index: TokenIndex,
+}
+
+/// Token text to id, as an open-addressing table of ids (the texts stay in `tokens`, so a
+/// 262,144-token vocabulary costs one megabyte here, not a second copy of every string).
+pub(crate) struct TokenIndex {
+    slots: Vec<u32>,
+    mask: usize,
+}
+
+const EMPTY: u32 = u32::MAX;
+
+fn hash(text: &str) -> usize {
+    // FNV-1a, folded: fast on short keys, and no dependency.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for &b in text.as_bytes() {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    (h ^ (h >> 29)) as usize
+}
+
+impl TokenIndex {
+    /// Indexes `tokens`; `Err((first, second))` for a duplicate text.
+    pub fn new(tokens: &[String]) -> std::result::Result<Self, (usize, usize)> {
+        let cap = (tokens.len() * 2).next_power_of_two().max(16);
+        let mut slots = vec![EMPTY; cap];
+        let mask = cap - 1;
+        for (id, t) in tokens.iter().enumerate() {
+            let mut i = hash(t) & mask;
+            loop {
+                match slots[i] {
+                    EMPTY => {
+                        slots[i] = id as u32;
+                        break;
+                    }
+                    other if tokens[other as usize] == *t => return Err((other as usize, id)),
+                    _ => i = (i + 1) & mask,
+                }
+            }
+        }
+        Ok(Self { slots, mask })
+    }
+
+    pub fn get(&self, tokens: &[String], text: &str) -> Option<u32> {
+        let mut i = hash(text) & self.mask;
+        loop {
+            match self.slots[i] {
+                EMPTY => return None,
+                id if tokens[id as usize] == text => return Some(id),
+                _ => i = (i + 1) & self.mask,
+            }
+        }
+    }
 }
 
 fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidMetadata { key: key.into(), reason: reason.into() }
+    Error::InvalidMetadata {
+        key: key.into(),
+        reason: reason.into(),
+    }
 }
 
 fn value_kind(v: &Value) -> &'static str {
@@ -127,18 +183,32 @@ fn value_as_f32(v: &Value) -> Option<f32> {
 
 /// `tokenizer.ggml.tokens` as a slice of strings, or a clear error.
 pub(crate) fn token_array(md: &Metadata) -> Result<&[Value]> {
-    let v = md.get(KEY_TOKENS).ok_or_else(|| Error::MissingMetadata(KEY_TOKENS.into()))?;
+    let v = md
+        .get(KEY_TOKENS)
+        .ok_or_else(|| Error::MissingMetadata(KEY_TOKENS.into()))?;
     let arr = match v {
         Value::Array(a) => a.as_slice(),
-        v => return Err(invalid(KEY_TOKENS, format!("expected an array of strings, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_TOKENS,
+                format!("expected an array of strings, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.is_empty() {
         return Err(invalid(KEY_TOKENS, "the vocabulary is empty"));
     }
-    if let Some((i, v)) = arr.iter().enumerate().find(|(_, v)| !matches!(v, Value::String(_))) {
+    if let Some((i, v)) = arr
+        .iter()
+        .enumerate()
+        .find(|(_, v)| !matches!(v, Value::String(_)))
+    {
         return Err(invalid(
             KEY_TOKENS,
-            format!("expected an array of strings, but element {i} is {}", value_kind(v)),
+            format!(
+                "expected an array of strings, but element {i} is {}",
+                value_kind(v)
+            ),
         ));
     }
     Ok(arr)
@@ -158,12 +228,20 @@ fn token_attrs(md: &Metadata, n_tokens: usize) -> Result<Vec<u16>> {
     };
     let arr = match v {
         Value::Array(a) => a,
-        v => return Err(invalid(KEY_TYPES, format!("expected an array of integers, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_TYPES,
+                format!("expected an array of integers, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.len() < n_tokens {
         return Err(invalid(
             KEY_TYPES,
-            format!("has {} entries but the vocabulary has {n_tokens} tokens", arr.len()),
+            format!(
+                "has {} entries but the vocabulary has {n_tokens} tokens",
+                arr.len()
+            ),
         ));
     }
     arr[..n_tokens]
@@ -171,7 +249,13 @@ fn token_attrs(md: &Metadata, n_tokens: usize) -> Result<Vec<u16>> {
         .enumerate()
         .map(|(i, v)| {
             value_as_i64(v).map(attr::from_token_type).ok_or_else(|| {
-                invalid(KEY_TYPES, format!("expected an array of integers, but element {i} is {}", value_kind(v)))
+                invalid(
+                    KEY_TYPES,
+                    format!(
+                        "expected an array of integers, but element {i} is {}",
+                        value_kind(v)
+                    ),
+                )
             })
         })
         .collect()
@@ -184,12 +268,20 @@ pub(crate) fn token_scores(md: &Metadata, n_tokens: usize) -> Result<Vec<f32>> {
     };
     let arr = match v {
         Value::Array(a) => a,
-        v => return Err(invalid(KEY_SCORES, format!("expected an array of numbers, found {}", value_kind(v)))),
+        v => {
+            return Err(invalid(
+                KEY_SCORES,
+                format!("expected an array of numbers, found {}", value_kind(v)),
+            ))
+        }
     };
     if arr.len() < n_tokens {
         return Err(invalid(
             KEY_SCORES,
-            format!("has {} entries but the vocabulary has {n_tokens} tokens", arr.len()),
+            format!(
+                "has {} entries but the vocabulary has {n_tokens} tokens",
+                arr.len()
+            ),
         ));
     }
     arr[..n_tokens]
@@ -197,7 +289,13 @@ pub(crate) fn token_scores(md: &Metadata, n_tokens: usize) -> Result<Vec<f32>> {
         .enumerate()
         .map(|(i, v)| {
             value_as_f32(v).ok_or_else(|| {
-                invalid(KEY_SCORES, format!("expected an array of numbers, but element {i} is {}", value_kind(v)))
+                invalid(
+                    KEY_SCORES,
+                    format!(
+                        "expected an array of numbers, but element {i} is {}",
+                        value_kind(v)
+                    ),
+                )
             })
         })
         .collect()
@@ -241,7 +339,12 @@ impl Header {
     pub fn read(md: &Metadata, n_tokens: usize) -> Result<Self> {
         let model = match md.get(KEY_MODEL) {
             Some(Value::String(s)) => s.as_str(),
-            Some(v) => return Err(invalid(KEY_MODEL, format!("expected a string, found {}", value_kind(v)))),
+            Some(v) => {
+                return Err(invalid(
+                    KEY_MODEL,
+                    format!("expected a string, found {}", value_kind(v)),
+                ))
+            }
             None => return Err(Error::MissingMetadata(KEY_MODEL.into())),
         };
         let pre = opt_str(md, KEY_PRE).unwrap_or("").to_string();
@@ -346,37 +449,74 @@ pub(crate) const EOG_TEXTS: &[&str] = &[
 /// Fill-in-the-middle marker texts llama.cpp recognises (it marks them as control tokens; the
 /// pad, repo and file-separator ones also end generation).
 const FIM_PRE_TEXTS: &[&str] = &[
-    "<|fim_prefix|>", "<fim-prefix>", "<fim_prefix>", "<｜fim▁begin｜>", "<PRE>", "▁<PRE>",
-    "<|code_prefix|>", "<|prefix|>",
+    "<|fim_prefix|>",
+    "<fim-prefix>",
+    "<fim_prefix>",
+    "<｜fim▁begin｜>",
+    "<PRE>",
+    "▁<PRE>",
+    "<|code_prefix|>",
+    "<|prefix|>",
 ];
 const FIM_SUF_TEXTS: &[&str] = &[
-    "<|fim_suffix|>", "<fim-suffix>", "<fim_suffix>", "<｜fim▁hole｜>", "<SUF>", "▁<SUF>",
-    "<|code_suffix|>", "<|suffix|>",
+    "<|fim_suffix|>",
+    "<fim-suffix>",
+    "<fim_suffix>",
+    "<｜fim▁hole｜>",
+    "<SUF>",
+    "▁<SUF>",
+    "<|code_suffix|>",
+    "<|suffix|>",
 ];
 const FIM_MID_TEXTS: &[&str] = &[
-    "<|fim_middle|>", "<fim-middle>", "<fim_middle>", "<｜fim▁end｜>", "<MID>", "▁<MID>",
-    "<|code_middle|>", "<|middle|>",
+    "<|fim_middle|>",
+    "<fim-middle>",
+    "<fim_middle>",
+    "<｜fim▁end｜>",
+    "<MID>",
+    "▁<MID>",
+    "<|code_middle|>",
+    "<|middle|>",
 ];
 const FIM_PAD_TEXTS: &[&str] = &["<|fim_pad|>", "<fim-pad>", "<fim_pad>", "<PAD>", "[PAD]"];
-const FIM_REP_TEXTS: &[&str] = &["<|fim_repo|>", "<|repo_name|>", "<fim-repo>", "<REPO>", "<reponame>"];
+const FIM_REP_TEXTS: &[&str] = &[
+    "<|fim_repo|>",
+    "<|repo_name|>",
+    "<fim-repo>",
+    "<REPO>",
+    "<reponame>",
+];
 const FIM_SEP_TEXTS: &[&str] = &["<|file_sep|>"];
 
 /// The end-of-generation set and the attribute changes llama.cpp derives from token texts.
 /// `text(id)` gives the token text; `attrs` is updated in place.
-pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -> &'t str, attrs: &mut [u16]) -> Vec<u32> {
-    let find_first = |texts: &[&str]| -> Option<u32> {
-        (0..n_tokens).find(|&i| texts.contains(&text(i))).map(|i| i as u32)
-    };
-    let fim_pad = h.fim_pad.or_else(|| find_first(FIM_PAD_TEXTS));
-    let fim_rep = h.fim_rep.or_else(|| find_first(FIM_REP_TEXTS));
-    let fim_sep = h.fim_sep.or_else(|| find_first(FIM_SEP_TEXTS));
+pub(crate) fn detect_eog<'t>(
+    h: &Header,
+    n_tokens: usize,
+    text: impl Fn(usize) -> &'t str,
+    attrs: &mut [u16],
+) -> Vec<u32> {
+    // Every marker text starts with one of these bytes ('▁' is E2 ..).
+    let candidate = |t: &str| matches!(t.as_bytes().first(), Some(b'<' | b'[' | b'_' | 0xE2));
+    let (mut fim_pad, mut fim_rep, mut fim_sep) = (h.fim_pad, h.fim_rep, h.fim_sep);
     let mut eog = BTreeSet::new();
-    eog.extend([fim_pad, fim_rep, fim_sep].into_iter().flatten());
-    for i in 0..n_tokens {
+    for (i, a) in attrs.iter_mut().enumerate().take(n_tokens) {
         let t = text(i);
+        if !candidate(t) {
+            continue;
+        }
         let is_eog = EOG_TEXTS.contains(&t);
         if is_eog {
             eog.insert(i as u32);
+        }
+        if FIM_PAD_TEXTS.contains(&t) && fim_pad.is_none() {
+            fim_pad = Some(i as u32);
+        }
+        if FIM_REP_TEXTS.contains(&t) && fim_rep.is_none() {
+            fim_rep = Some(i as u32);
+        }
+        if FIM_SEP_TEXTS.contains(&t) && fim_sep.is_none() {
+            fim_sep = Some(i as u32);
         }
         let is_fim = FIM_PRE_TEXTS.contains(&t)
             || FIM_SUF_TEXTS.contains(&t)
@@ -384,18 +524,23 @@ pub(crate) fn detect_eog<'t>(h: &Header, n_tokens: usize, text: impl Fn(usize) -
             || FIM_PAD_TEXTS.contains(&t)
             || FIM_REP_TEXTS.contains(&t)
             || FIM_SEP_TEXTS.contains(&t);
-        if (is_eog || is_fim || t == "<|eom_id|>") && attrs[i] & attr::CONTROL == 0 {
-            attrs[i] |= attr::CONTROL;
+        if is_eog || is_fim || t == "<|eom_id|>" {
+            *a |= attr::CONTROL;
         }
         // gpt-oss: these structural tokens are always rendered.
-        if matches!(t, "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>") {
-            attrs[i] = attr::USER_DEFINED;
+        if matches!(
+            t,
+            "<|channel|>" | "<|message|>" | "<|start|>" | "<|constrain|>"
+        ) {
+            *a = attr::USER_DEFINED;
         }
     }
+    eog.extend([fim_pad, fim_rep, fim_sep].into_iter().flatten());
     eog.extend([h.eos, h.eot, h.eom].into_iter().flatten());
     // (llama.cpp also picks an EOT token by text when the file names none; every such text is
     // in EOG_TEXTS, so the set is the same.)
-    let find = |eog: &BTreeSet<u32>, s: &str| eog.iter().copied().find(|&id| text(id as usize) == s);
+    let find =
+        |eog: &BTreeSet<u32>, s: &str| eog.iter().copied().find(|&id| text(id as usize) == s);
     // o200k_harmony / solar-open: `<|end|>` does not end generation there.
     let harmony = find(&eog, "<|return|>").is_some() && find(&eog, "<|call|>").is_some();
     let solar = find(&eog, "<|calls|>").is_some() && find(&eog, "<|flush|>").is_some();
@@ -424,25 +569,27 @@ impl Vocab {
         }
         let h = Header::read(md, n_tokens)?;
         let mut attrs = token_attrs(md, n_tokens)?;
-        let mut tokens = Vec::with_capacity(n_tokens);
-        {
-            let mut seen: HashMap<&str, usize> = HashMap::with_capacity(n_tokens);
-            for (i, v) in arr.iter().enumerate() {
+        let tokens: Vec<String> = arr
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
                 let s = token_str(v);
-                if !s.is_empty() {
-                    if let Some(j) = seen.insert(s, i) {
-                        return Err(invalid(
-                            KEY_TOKENS,
-                            format!("duplicate token {s:?} at ids {j} and {i} (llama.cpp rejects this too)"),
-                        ));
-                    }
+                if s.is_empty() {
+                    format!("[EMPTY_{i}]")
+                } else {
+                    s.to_string()
                 }
-            }
-            for (i, v) in arr.iter().enumerate() {
-                let s = token_str(v);
-                tokens.push(if s.is_empty() { format!("[EMPTY_{i}]") } else { s.to_string() });
-            }
-        }
+            })
+            .collect();
+        let index = TokenIndex::new(&tokens).map_err(|(a, b)| {
+            invalid(
+                KEY_TOKENS,
+                format!(
+                    "duplicate token {:?} at ids {a} and {b} (llama.cpp rejects this too)",
+                    tokens[a]
+                ),
+            )
+        })?;
         let eog = detect_eog(&h, n_tokens, |i| tokens[i].as_str(), &mut attrs);
         let check = |what: &str, key: &str, on: bool, id: Option<u32>| -> Result<()> {
             if on && id.is_none() {
@@ -477,7 +624,12 @@ impl Vocab {
             eog,
             attrs_not_normal,
         };
-        Ok(Self { tokens, attrs, cfg })
+        Ok(Self {
+            tokens,
+            attrs,
+            cfg,
+            index,
+        })
     }
 
     /// Rebuilds the vocabulary from a stored [`Config`] and the token texts by id.
@@ -493,9 +645,25 @@ impl Vocab {
         for &(id, a) in &cfg.attrs_not_normal {
             match attrs.get_mut(id as usize) {
                 Some(slot) => *slot = a,
-                None => return Err(Error::Tokenizer(format!("stored tokenizer names token {id}, out of range"))),
+                None => {
+                    return Err(Error::Tokenizer(format!(
+                        "stored tokenizer names token {id}, out of range"
+                    )))
+                }
             }
         }
-        Ok(Self { tokens, attrs, cfg })
+        let index = TokenIndex::new(&tokens).map_err(|(a, b)| {
+            Error::Tokenizer(format!("stored tokenizer has token {a} twice (also {b})"))
+        })?;
+        Ok(Self {
+            tokens,
+            attrs,
+            cfg,
+            index,
+        })
+    }
+
+    pub fn id(&self, text: &str) -> Option<u32> {
+        self.index.get(&self.tokens, text)
     }
 }

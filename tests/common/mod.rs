@@ -15,20 +15,32 @@ pub const GEMMA3: &str = "gemma-3-270m-q4_k_m.gguf";
 /// A real model from models/ (fetched by scripts/setup). Tests need them: a missing model is a
 /// setup failure, not a reason to skip.
 pub fn model_path(file: &str) -> PathBuf {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("models").join(file);
-    assert!(p.exists(), "{} is missing: run ./scripts/setup (it fetches the models)", p.display());
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("models")
+        .join(file);
+    assert!(
+        p.exists(),
+        "{} is missing: run ./scripts/setup (it fetches the models)",
+        p.display()
+    );
     p
 }
 
 pub fn fixture(model_key: &str, name: &str) -> serde_json::Value {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(model_key).join(name);
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures")
+        .join(model_key)
+        .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()));
     serde_json::from_str(&text).unwrap()
 }
 
 /// GPT-2's byte-to-unicode alphabet: one printable char per byte.
 fn byte_chars() -> Vec<char> {
-    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32).chain(0xA1..=0xAC).chain(0xAE..=0xFF).collect();
+    let mut printable: Vec<u32> = (b'!' as u32..=b'~' as u32)
+        .chain(0xA1..=0xAC)
+        .chain(0xAE..=0xFF)
+        .collect();
     let mut chars = vec!['\0'; 256];
     for &b in &printable {
         chars[b as usize] = char::from_u32(b).unwrap();
@@ -57,7 +69,15 @@ pub struct Tiny {
 
 impl Default for Tiny {
     fn default() -> Self {
-        Self { arch: "llama", n_embd: 64, n_layer: 2, n_head: 4, n_kv_head: 2, n_ff: 128, dtype: GgmlDType::Q8_0 }
+        Self {
+            arch: "llama",
+            n_embd: 64,
+            n_layer: 2,
+            n_head: 4,
+            n_kv_head: 2,
+            n_ff: 128,
+            dtype: GgmlDType::Q8_0,
+        }
     }
 }
 
@@ -68,21 +88,42 @@ impl Tiny {
     /// `<|endoftext|>`, no merges) and random weights.
     pub fn parts(&self) -> (Meta, Vec<(String, QTensor)>) {
         let a = self.arch;
-        let mut tokens: Vec<Value> = byte_chars().into_iter().map(|c| Value::String(c.to_string())).collect();
+        let mut tokens: Vec<Value> = byte_chars()
+            .into_iter()
+            .map(|c| Value::String(c.to_string()))
+            .collect();
         tokens.push(Value::String("<|endoftext|>".into()));
         let vocab = tokens.len();
         let mut types = vec![Value::I32(1); 256];
         types.push(Value::I32(3));
         let meta: Meta = vec![
             ("general.architecture".into(), Value::String(a.into())),
-            ("general.name".into(), Value::String("tiny test model".into())),
-            (format!("{a}.embedding_length"), Value::U32(self.n_embd as u32)),
+            (
+                "general.name".into(),
+                Value::String("tiny test model".into()),
+            ),
+            (
+                format!("{a}.embedding_length"),
+                Value::U32(self.n_embd as u32),
+            ),
             (format!("{a}.block_count"), Value::U32(self.n_layer as u32)),
-            (format!("{a}.attention.head_count"), Value::U32(self.n_head as u32)),
-            (format!("{a}.attention.head_count_kv"), Value::U32(self.n_kv_head as u32)),
-            (format!("{a}.feed_forward_length"), Value::U32(self.n_ff as u32)),
+            (
+                format!("{a}.attention.head_count"),
+                Value::U32(self.n_head as u32),
+            ),
+            (
+                format!("{a}.attention.head_count_kv"),
+                Value::U32(self.n_kv_head as u32),
+            ),
+            (
+                format!("{a}.feed_forward_length"),
+                Value::U32(self.n_ff as u32),
+            ),
             (format!("{a}.context_length"), Value::U32(256)),
-            (format!("{a}.attention.layer_norm_rms_epsilon"), Value::F32(1e-5)),
+            (
+                format!("{a}.attention.layer_norm_rms_epsilon"),
+                Value::F32(1e-5),
+            ),
             ("tokenizer.ggml.model".into(), Value::String("gpt2".into())),
             ("tokenizer.ggml.pre".into(), Value::String("gpt2".into())),
             ("tokenizer.ggml.tokens".into(), Value::Array(tokens)),
@@ -95,7 +136,10 @@ impl Tiny {
         let head_dim = self.n_embd / self.n_head;
         let (q, kv) = (self.n_head * head_dim, self.n_kv_head * head_dim);
         let mut tensors = vec![
-            ("token_embd.weight".to_string(), self.matrix(vocab, self.n_embd, 1)),
+            (
+                "token_embd.weight".to_string(),
+                self.matrix(vocab, self.n_embd, 1),
+            ),
             ("output_norm.weight".to_string(), ones(self.n_embd)),
         ];
         for l in 0..self.n_layer {
@@ -107,9 +151,15 @@ impl Tiny {
                 ("attn_k.weight", self.matrix(kv, self.n_embd, s + 1)),
                 ("attn_v.weight", self.matrix(kv, self.n_embd, s + 2)),
                 ("attn_output.weight", self.matrix(self.n_embd, q, s + 3)),
-                ("ffn_gate.weight", self.matrix(self.n_ff, self.n_embd, s + 4)),
+                (
+                    "ffn_gate.weight",
+                    self.matrix(self.n_ff, self.n_embd, s + 4),
+                ),
                 ("ffn_up.weight", self.matrix(self.n_ff, self.n_embd, s + 5)),
-                ("ffn_down.weight", self.matrix(self.n_embd, self.n_ff, s + 6)),
+                (
+                    "ffn_down.weight",
+                    self.matrix(self.n_embd, self.n_ff, s + 6),
+                ),
             ] {
                 tensors.push((format!("blk.{l}.{name}"), t));
             }
