@@ -1,0 +1,268 @@
+// www/storage.js in headless Chromium: downloads of the real SmolLM2 model into OPFS, resume after
+// a cut connection and after a browser restart, every failure kind, and reading a model back.
+// Run: node --test tests/browser/
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import { after, before, describe, test } from 'node:test';
+import { modelIdFor } from '../../www/storage.js';
+import { MODELS_DIR, SMOLLM2, SMOLLM2_SHA256, launchBrowser, startServer } from './harness.mjs';
+
+const SIZE = fs.statSync(`${MODELS_DIR}/${SMOLLM2}`).size;
+const MODEL_URL = `/models/${SMOLLM2}`;
+const PART = `${SMOLLM2}.part`;
+const PART_STATE = `${SMOLLM2}.part.json`;
+const MANIFEST = `${SMOLLM2}.manifest.json`;
+
+test('modelIdFor names a model after its file, sanitized', () => {
+  assert.equal(modelIdFor(MODEL_URL), SMOLLM2);
+  assert.equal(modelIdFor('https://example.com/m/My%20Model%20(v2).gguf?download=1'), 'My_Model_v2_.gguf');
+  assert.equal(modelIdFor(new URL('https://example.com/a/b.gguf')), 'b.gguf');
+  assert.equal(modelIdFor({ url: MODEL_URL, id: 'smol' }), 'smol');
+  assert.equal(modelIdFor({ id: 'a/b c' }), 'a_b_c');
+  assert.equal(modelIdFor(new File([], 'local.gguf')), 'local.gguf');
+  assert.equal(modelIdFor({ file: new File([], 'x y.gguf') }), 'x_y.gguf');
+  assert.equal(modelIdFor('/models/.hidden.gguf'), '_hidden.gguf');
+  assert.equal(modelIdFor('/models/x.part'), 'x_part', 'an id never looks like a partial download');
+  const long = modelIdFor(`/models/${'n'.repeat(300)}.gguf`);
+  assert.equal(long.length, 128);
+  assert.ok(long.endsWith('.gguf'));
+  assert.throws(() => modelIdFor('https://example.com/'), { kind: 'invalid_parameter' });
+  assert.throws(() => modelIdFor({ file: new Blob([]) }), { kind: 'invalid_parameter' });
+});
+
+describe('in Chromium', () => {
+  let server;
+  let browser;
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  // A fresh tab (and worker) on an empty store; the request log starts empty too.
+  async function openPage() {
+    const page = await browser.newPage(`${server.url}test/storage.html`);
+    await page.waitForFunction(() => window.ready);
+    const rpc = (op, args) => page.evaluate(([o, a]) => window.rpc(o, a), [op, args]);
+    await rpc('clear');
+    server.requests.length = 0;
+    return { page, rpc };
+  }
+
+  const modelRequests = () => server.requests.filter((r) => r.path.split('?')[0].endsWith(SMOLLM2));
+
+  function assertProgress(progress, { from = 0, resumed = false } = {}) {
+    assert.ok(progress.length >= 2, 'a first and a last progress event at least');
+    assert.ok(progress.every((p) => p.phase === 'download' && p.total === SIZE && p.resumed === resumed));
+    assert.equal(progress[0].loaded, from);
+    assert.equal(progress.at(-1).loaded, SIZE);
+    for (let i = 1; i < progress.length; i++) assert.ok(progress[i].loaded >= progress[i - 1].loaded, 'loaded never goes back');
+    assert.ok(progress.at(-1).rate > 0, 'a rate in bytes per second');
+  }
+
+  test('downloads SmolLM2 with progress and its SHA-256, lists, reads back and deletes it', async () => {
+    const { page, rpc } = await openPage();
+    const t0 = performance.now();
+    const { value: model, error, progress } = await rpc('download', { url: MODEL_URL });
+    const seconds = (performance.now() - t0) / 1000;
+    assert.equal(error, undefined);
+    assert.deepEqual({ ...model, storedAt: undefined }, {
+      id: SMOLLM2, name: SMOLLM2, size: SIZE, sha256: SMOLLM2_SHA256, source: `${server.url}models/${SMOLLM2}`, storedAt: undefined,
+    });
+    assert.ok(!Number.isNaN(Date.parse(model.storedAt)));
+    assertProgress(progress);
+    // At most one event per ~100 ms, besides the first and the last.
+    assert.ok(progress.length <= seconds * 10 + 3, `${progress.length} progress events in ${seconds.toFixed(2)} s`);
+    assert.deepEqual(modelRequests().map((r) => r.range), [null], 'one request, for the whole file');
+    console.log(`download: ${(SIZE / 1e6).toFixed(1)} MB in ${seconds.toFixed(2)} s, ${progress.length} progress events`);
+
+    assert.deepEqual(Object.keys(await rpc('files')).sort(), [SMOLLM2, MANIFEST]);
+    assert.deepEqual((await rpc('list')).value, [model]);
+    assert.deepEqual(await page.evaluate(() => window.page.listModels()), [model], 'the page sees it too');
+    assert.deepEqual((await rpc('stored', { id: SMOLLM2 })).value, model);
+
+    for (const shared of [false, true]) {
+      const { value: read, error: readError } = await rpc('read', { id: SMOLLM2, shared });
+      assert.equal(readError, undefined);
+      assert.equal(read.bufferShared, shared);
+      assert.equal(read.size, SIZE);
+      assert.equal(read.sha256, SMOLLM2_SHA256, 'the bytes read back are the file');
+      assert.equal(read.views, Math.ceil(SIZE / (16 << 20)), 'a view per chunk');
+      assert.equal(read.progress.at(-1).loaded, SIZE);
+      console.log(`readModel (${shared ? 'shared' : 'plain'} memory): ${read.ms.toFixed(0)} ms`);
+    }
+
+    assert.equal((await rpc('delete', { id: SMOLLM2 })).error, undefined);
+    assert.deepEqual(await rpc('files'), {});
+    assert.deepEqual((await rpc('list')).value, []);
+    assert.equal((await rpc('stored', { id: SMOLLM2 })).value, null);
+    assert.equal((await rpc('delete', { id: SMOLLM2 })).error, undefined, 'deleting an absent model is fine');
+    assert.equal((await rpc('read', { id: SMOLLM2 })).error.kind, 'storage');
+
+    const onPage = await page.evaluate((url) => window.page.downloadModel({ url, createHasher: () => null }).catch((e) => e.toJSON()), MODEL_URL);
+    assert.equal(onPage.kind, 'unsupported_browser', 'writing needs a worker');
+    assert.match(onPage.message, /^downloadModel runs in a Web Worker/);
+    await page.close();
+  });
+
+  test('a second download of the same model while one runs is refused', async () => {
+    const { page, rpc } = await openPage();
+    const { first, second } = await rpc('downloadTwice', { url: MODEL_URL });
+    assert.equal(second.error?.kind, 'storage');
+    assert.match(second.error.message, /is busy: it is being downloaded/);
+    assert.equal(first.value?.sha256, SMOLLM2_SHA256, 'the first one is not disturbed');
+    await page.close();
+  });
+
+  async function cutDownload(rpc, url) {
+    const { error } = await rpc('download', { url });
+    assert.equal(error?.kind, 'download');
+    assert.match(error.message, /interrupted at .* of 98\.4 MB .*start it again to resume/);
+    const files = await rpc('files');
+    assert.deepEqual(Object.keys(files).sort(), [PART, PART_STATE], 'the part and its state stay, no manifest');
+    assert.ok(files[PART] > 0 && files[PART] < SIZE, `part of ${files[PART]} bytes`);
+    assert.deepEqual((await rpc('list')).value, []);
+    assert.equal((await rpc('stored', { id: SMOLLM2 })).value, null);
+    return files[PART];
+  }
+
+  async function resumedDownload(rpc, url, have) {
+    server.requests.length = 0;
+    const { value: model, error, progress } = await rpc('download', { url });
+    assert.equal(error, undefined);
+    assert.equal(model.sha256, SMOLLM2_SHA256);
+    assert.equal(model.size, SIZE);
+    assertProgress(progress, { from: have, resumed: true });
+    assert.deepEqual(modelRequests().map((r) => r.range), [`bytes=${have}-`], 'only the rest is fetched');
+    assert.ok(modelRequests()[0].ifRange, 'with If-Range, so a changed file is fetched whole');
+    assert.deepEqual(Object.keys(await rpc('files')).sort(), [SMOLLM2, MANIFEST]);
+  }
+
+  test('an interrupted download resumes with a Range request', async () => {
+    const { page, rpc } = await openPage();
+    const url = `/fault/cut/${SMOLLM2}?run=same-tab`;
+    const have = await cutDownload(rpc, url);
+    await resumedDownload(rpc, url, have);
+    await page.close();
+  });
+
+  test('an interrupted download resumes after the browser restarts', async () => {
+    const { page, rpc } = await openPage();
+    const url = `/fault/cut/${SMOLLM2}?run=restart`;
+    const have = await cutDownload(rpc, url);
+    await page.close();
+    await browser.reopen();
+    const again = await browser.newPage(`${server.url}test/storage.html`);
+    await again.waitForFunction(() => window.ready);
+    await resumedDownload((op, args) => again.evaluate(([o, a]) => window.rpc(o, a), [op, args]), url, have);
+    await again.close();
+  });
+
+  test('a download from another origin resumes without a preflight', async () => {
+    const { page, rpc } = await openPage();
+    const url = `${server.url.replace('127.0.0.1', 'localhost')}cors/fault/cut/${SMOLLM2}?run=cors`;
+    const have = await cutDownload(rpc, url);
+    server.requests.length = 0;
+    const { value: model, error, progress } = await rpc('download', { url });
+    assert.equal(error, undefined);
+    assert.equal(model.sha256, SMOLLM2_SHA256);
+    assert.equal(progress[0].resumed, true);
+    assert.deepEqual(modelRequests().map((r) => [r.method, r.range, r.ifRange]), [['GET', `bytes=${have}-`, null]]);
+    await page.close();
+  });
+
+  test('an aborted download keeps its part and resumes', async () => {
+    const { page, rpc } = await openPage();
+    const { error } = await rpc('download', { url: MODEL_URL, abortAt: 30 << 20 });
+    assert.equal(error?.kind, 'aborted');
+    const files = await rpc('files');
+    assert.deepEqual(Object.keys(files).sort(), [PART, PART_STATE]);
+    server.requests.length = 0;
+    const { value: model, progress } = await rpc('download', { url: MODEL_URL });
+    assert.equal(model?.sha256, SMOLLM2_SHA256);
+    assert.equal(progress[0].resumed, true);
+    assert.deepEqual(modelRequests().map((r) => r.range), [`bytes=${progress[0].loaded}-`]);
+    await page.close();
+  });
+
+  test('failed downloads say why and leave no usable model', async () => {
+    const { page, rpc } = await openPage();
+    const cases = [
+      ['404', 'download', new RegExp(`^HTTP 404 Not Found for ${server.url}fault/404/`), {}],
+      ['500', 'download', /^HTTP 500 Internal Server Error for /, {}],
+      ['html', 'invalid_model', /^the server sent an HTML page, not a GGUF file \(is the URL right\?\)$/, {}],
+      ['short', 'download', /interrupted at .* of 98\.4 MB .*start it again to resume$/, { [PART]: 5 << 20, [PART_STATE]: true }],
+    ];
+    for (const [fault, kind, message, left] of cases) {
+      const { error } = await rpc('download', { url: `/fault/${fault}/${SMOLLM2}` });
+      assert.equal(error?.kind, kind, `${fault}: ${error?.message}`);
+      assert.match(error.message, message);
+      assert.deepEqual((await rpc('list')).value, [], fault);
+      assert.equal((await rpc('stored', { id: SMOLLM2 })).value, null, fault);
+      const files = await rpc('files');
+      assert.deepEqual(Object.keys(files).sort(), Object.keys(left).sort(), `${fault} leaves ${JSON.stringify(files)}`);
+      if (left[PART]) assert.ok(files[PART] <= left[PART]);
+      await rpc('clear');
+    }
+
+    // Served as JavaScript, not HTML: the magic check catches it.
+    const { error } = await rpc('download', { url: '/errors.js', id: 'errors.gguf' });
+    assert.equal(error?.kind, 'invalid_model');
+    assert.match(error.message, /is not a GGUF file \(it starts with 2f 2f 20 54, not "GGUF"\)/);
+    assert.deepEqual(await rpc('files'), {});
+    await page.close();
+  });
+
+  test('a SHA-256 mismatch is an integrity error and stores nothing', async () => {
+    const { page, rpc } = await openPage();
+    const { error } = await rpc('download', { url: MODEL_URL, sha256: '0'.repeat(64) });
+    assert.equal(error?.kind, 'integrity');
+    assert.match(error.message, new RegExp(`SHA-256 ${SMOLLM2_SHA256}, expected 0{64}`));
+    assert.deepEqual(await rpc('files'), {});
+    const good = await rpc('download', { url: MODEL_URL, sha256: SMOLLM2_SHA256.toUpperCase() });
+    assert.equal(good.value?.sha256, SMOLLM2_SHA256, 'the expected hash may be upper case');
+    await page.close();
+  });
+
+  test('too little storage is refused before anything is written', async () => {
+    const { page, rpc } = await openPage();
+    await rpc('setFree', { free: 12_000_000 });
+    const expected = 'the model needs 98.4 MB but browser storage has 12 MB free (quota 1.2 GB, used 1.19 GB): delete stored models or free disk space';
+    const { error } = await rpc('download', { url: MODEL_URL });
+    assert.deepEqual(error, { kind: 'quota', name: 'WickError', message: expected });
+    assert.deepEqual(await rpc('files'), {});
+    const stored = await rpc('store', { url: MODEL_URL, name: SMOLLM2 });
+    assert.deepEqual(stored.error, { kind: 'quota', name: 'WickError', message: expected });
+    assert.deepEqual(await rpc('files'), {});
+    await page.close();
+  });
+
+  test('storeFile copies a local file into storage', async () => {
+    const { page, rpc } = await openPage();
+    const { value: model, error, progress } = await rpc('store', { url: MODEL_URL, name: 'my smol.gguf' });
+    assert.equal(error, undefined);
+    assert.deepEqual({ ...model, storedAt: undefined }, {
+      id: 'my_smol.gguf', name: 'my smol.gguf', size: SIZE, sha256: SMOLLM2_SHA256, source: 'file:my smol.gguf', storedAt: undefined,
+    });
+    assert.ok(progress.every((p) => p.phase === 'store' && p.total === SIZE && !('resumed' in p)));
+    assert.equal(progress.at(-1).loaded, SIZE);
+
+    const notGguf = await rpc('store', { url: '/errors.js', name: 'errors.gguf' });
+    assert.equal(notGguf.error?.kind, 'invalid_model');
+    const wrongHash = await rpc('store', { url: MODEL_URL, name: 'other.gguf', sha256: 'f'.repeat(64) });
+    assert.equal(wrongHash.error?.kind, 'integrity');
+    assert.deepEqual(Object.keys(await rpc('files')).sort(), ['my_smol.gguf', 'my_smol.gguf.manifest.json']);
+    await page.close();
+  });
+
+  test('a GGUF with a good magic and garbage after it is stored (only the engine can tell)', async () => {
+    const { page, rpc } = await openPage();
+    const { value: model } = await rpc('download', { url: '/fault/corrupt/corrupt.gguf' });
+    assert.equal(model?.size, 4 << 20);
+    await page.close();
+  });
+});

@@ -1,0 +1,591 @@
+// The model store: GGUF files in the Origin Private File System (OPFS).
+//
+// Layout, in the directory `wick-models/`:
+//   <id>                the model's bytes
+//   <id>.manifest.json  {id, name, size, sha256, source, storedAt}, written last: a model is complete
+//                       only when its manifest exists and the file has the size it records
+//   <id>.part           a download or copy in progress
+//   <id>.part.json      {url, total, etag, lastModified}: what an interrupted download resumes from
+// Everything lives in OPFS, so a download resumes after a reload or a browser restart.
+//
+// Writing and reading use FileSystemSyncAccessHandle (one handle per file, streamed in chunks), which
+// exists only in workers; listing and deleting work on the page too. Writers hold an exclusive Web
+// Lock per id (across tabs and workers), readers a shared one, so a model is never replaced or
+// deleted while it is being read into an engine.
+import { WickError } from './errors.js';
+
+const DIR = 'wick-models';
+const MAX_ID = 128;
+const CHUNK = 16 << 20;        // read size; also bounds what a read holds outside wasm memory
+const FLUSH_EVERY = 64 << 20;  // bounds the bytes a crash can lose from a resumable download
+const PROGRESS_MS = 100;
+const RATE_WINDOW_MS = 1000;
+const MAGIC = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
+const SUFFIXES = ['.part', '.part.json', '.manifest.json'];
+
+// ---------------------------------------------------------------------------------------------
+// Ids
+
+function sanitizeId(name) {
+  let id = String(name).replace(/[^A-Za-z0-9._-]+/g, '_');
+  if (id.length > MAX_ID) {
+    const keep = id.toLowerCase().endsWith('.gguf') ? id.slice(-5) : '';
+    id = id.slice(0, MAX_ID - keep.length) + keep;
+  }
+  // An id must not look like another model's bookkeeping file, nor be "." or "..".
+  if (SUFFIXES.some((s) => id.endsWith(s))) id = `${id.slice(0, id.lastIndexOf('.'))}_${id.slice(id.lastIndexOf('.') + 1)}`;
+  return id.replace(/^\.+/, (dots) => '_'.repeat(dots.length));
+}
+
+function checkId(id) {
+  if (typeof id !== 'string' || id === '' || sanitizeId(id) !== id) {
+    throw new WickError('invalid_parameter', `"${id}" is not a model id (ids are up to ${MAX_ID} characters of A-Z a-z 0-9 . _ -; see modelIdFor)`);
+  }
+  return id;
+}
+
+// Relative URLs resolve against this realm's location: in a worker, the worker script's URL.
+function absoluteUrl(url) {
+  try {
+    return new URL(url, globalThis.location?.href ?? 'http://localhost/');
+  } catch {
+    throw new WickError('invalid_parameter', `"${url}" is not a URL`);
+  }
+}
+
+function fileNameOfUrl(url) {
+  const last = absoluteUrl(url).pathname.split('/').pop();
+  try {
+    return decodeURIComponent(last);
+  } catch {
+    return last;
+  }
+}
+
+/** The id a source is stored under: its explicit id, else the file name of its URL or File, sanitized. */
+export function modelIdFor(source) {
+  const explicit = source && typeof source === 'object' && !(source instanceof URL) && !(source instanceof Blob) ? source.id : undefined;
+  let name = explicit;
+  if (name === undefined || name === null) {
+    if (typeof source === 'string' || source instanceof URL) name = fileNameOfUrl(source);
+    else if (source instanceof Blob) name = source.name;
+    else if (source?.url !== undefined) name = fileNameOfUrl(source.url);
+    else if (source?.file instanceof Blob) name = source.file.name;
+    else throw new WickError('invalid_parameter', 'a model source is a URL, a File, {url}, {file} or {id}');
+  }
+  const id = typeof name === 'string' ? sanitizeId(name) : '';
+  if (!id) throw new WickError('invalid_parameter', 'cannot name this model (no file name in its URL, or a Blob without a name): pass an id');
+  return id;
+}
+
+// ---------------------------------------------------------------------------------------------
+// OPFS plumbing
+
+const manifestName = (id) => `${id}.manifest.json`;
+const partName = (id) => `${id}.part`;
+const stateName = (id) => `${id}.part.json`;
+
+async function modelsDir() {
+  if (typeof navigator === 'undefined' || !navigator.storage?.getDirectory) {
+    throw new WickError('unsupported_browser', 'this browser has no Origin Private File System (OPFS); use a current Chrome, Edge, Firefox or Safari over https or localhost');
+  }
+  try {
+    const root = await navigator.storage.getDirectory();
+    return await root.getDirectoryHandle(DIR, { create: true });
+  } catch (err) {
+    throw new WickError('storage', `browser storage is not available (${err.name}: ${err.message}); private windows may not allow it`);
+  }
+}
+
+async function fileHandle(dir, name, create = false) {
+  try {
+    return await dir.getFileHandle(name, { create });
+  } catch (err) {
+    if (err.name === 'NotFoundError' || err.name === 'TypeMismatchError') return null;
+    throw storageError(err, `opening ${name}`);
+  }
+}
+
+async function readJson(dir, name) {
+  const handle = await fileHandle(dir, name);
+  if (!handle) return null;
+  try {
+    return JSON.parse(await (await handle.getFile()).text());
+  } catch {
+    return null; // torn or foreign: treated as absent, and rewritten by the next complete write
+  }
+}
+
+async function writeJson(dir, name, value) {
+  const handle = await fileHandle(dir, name, true);
+  try {
+    // A writable stream swaps its file in on close, so readers never see half a manifest.
+    const writable = await handle.createWritable();
+    await writable.write(JSON.stringify(value));
+    await writable.close();
+  } catch (err) {
+    throw storageError(err, `writing ${name}`);
+  }
+}
+
+async function removeIfPresent(dir, name) {
+  try {
+    await dir.removeEntry(name);
+  } catch (err) {
+    if (err.name !== 'NotFoundError') throw storageError(err, `deleting ${name}`);
+  }
+}
+
+// Sync access handles exist only in dedicated workers (and not in every browser's).
+function requireSyncAccess(fn) {
+  if (!globalThis.FileSystemFileHandle?.prototype.createSyncAccessHandle) {
+    const where = typeof document === 'undefined' ? 'this browser has no FileSystemSyncAccessHandle' : 'it needs FileSystemSyncAccessHandle, which pages do not have';
+    throw new WickError('unsupported_browser', `${fn} runs in a Web Worker: ${where}`);
+  }
+}
+
+async function openSync(handle, mode) {
+  try {
+    return await handle.createSyncAccessHandle(mode ? { mode } : undefined);
+  } catch (err) {
+    throw storageError(err, `opening ${handle.name}`);
+  }
+}
+
+function storageError(err, doing) {
+  if (err instanceof WickError) return err;
+  if (err?.name === 'QuotaExceededError') return new WickError('quota', `browser storage is full (${doing}): delete stored models or free disk space`);
+  if (err?.name === 'NoModificationAllowedError' || err?.name === 'InvalidModificationError') {
+    return new WickError('storage', `${doing}: the file is in use by another tab or worker; close it there or wait for it to finish`);
+  }
+  return new WickError('storage', `${doing}: ${err?.name ?? 'Error'}: ${err?.message ?? err}`);
+}
+
+/** Runs `work` holding the id's Web Lock; a busy lock is a storage error instead of a wait. */
+async function withLock(id, mode, doing, work) {
+  if (!navigator.locks?.request) throw new WickError('unsupported_browser', 'this browser has no Web Locks API');
+  return navigator.locks.request(`wick-model:${id}`, { mode, ifAvailable: true }, (lock) => {
+    if (!lock) {
+      throw new WickError('storage', `model "${id}" is busy: it is being downloaded, stored, deleted or loaded in this or another tab; ${doing} again when that has finished`);
+    }
+    return work();
+  });
+}
+
+// ---------------------------------------------------------------------------------------------
+// Reading the store (page and worker)
+
+async function completeModel(dir, id) {
+  const manifest = await readJson(dir, manifestName(id));
+  if (!manifest || manifest.id !== id || typeof manifest.size !== 'number') return null;
+  const handle = await fileHandle(dir, id);
+  if (!handle) return null;
+  let size;
+  try {
+    size = (await handle.getFile()).size;
+  } catch (err) {
+    throw storageError(err, `reading the size of ${id}`);
+  }
+  if (size !== manifest.size) return null;
+  const { name, sha256, source, storedAt } = manifest;
+  return { id, name, size, sha256, source, storedAt };
+}
+
+/** The complete models in storage, sorted by name. */
+export async function listModels() {
+  const dir = await modelsDir();
+  const ids = [];
+  for await (const name of dir.keys()) {
+    if (name.endsWith('.manifest.json')) ids.push(name.slice(0, -'.manifest.json'.length));
+  }
+  const models = (await Promise.all(ids.map((id) => completeModel(dir, id)))).filter(Boolean);
+  return models.sort((a, b) => a.name.localeCompare(b.name) || a.id.localeCompare(b.id));
+}
+
+/** The stored model with this id, or null when it is absent or incomplete. */
+export async function storedModel(id) {
+  return completeModel(await modelsDir(), checkId(id));
+}
+
+/** Removes a model and any partial download of it; nothing to do when absent. */
+export async function deleteModel(id) {
+  checkId(id);
+  const dir = await modelsDir();
+  await withLock(id, 'exclusive', 'delete it', async () => {
+    // The bytes go first: should a later step fail, what is left is incomplete, never a manifest
+    // that vouches for other bytes.
+    for (const name of [id, partName(id), manifestName(id), stateName(id)]) await removeIfPresent(dir, name);
+  });
+}
+
+/** How much the origin uses and may use, in bytes, and whether storage is persistent. */
+export async function storageEstimate() {
+  const storage = globalThis.navigator?.storage;
+  if (!storage?.estimate) throw new WickError('unsupported_browser', 'this browser does not report storage use (navigator.storage.estimate)');
+  const { usage = 0, quota = 0 } = await storage.estimate();
+  const persisted = storage.persisted ? await storage.persisted().catch(() => false) : false;
+  return { usage, quota, persisted };
+}
+
+/** Asks the browser not to evict stored models under storage pressure (page only). */
+export async function requestPersistentStorage() {
+  try {
+    return (await globalThis.navigator?.storage?.persist?.()) ?? false;
+  } catch {
+    return false;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Writing (worker only)
+
+/** Decimal units, three significant digits: "253 MB", "1.19 GB". */
+function human(bytes) {
+  const units = ['bytes', 'kB', 'MB', 'GB', 'TB'];
+  let value = bytes;
+  let unit = 0;
+  while (value >= 1000 && unit < units.length - 1) {
+    value /= 1000;
+    unit++;
+  }
+  return `${unit === 0 ? value : Number(value.toPrecision(3))} ${units[unit]}`;
+}
+
+async function quotaError(needed) {
+  const { usage, quota } = await storageEstimate();
+  const free = Math.max(0, quota - usage);
+  return new WickError(
+    'quota',
+    `the model needs ${human(needed)} but browser storage has ${human(free)} free (quota ${human(quota)}, used ${human(usage)}): delete stored models or free disk space`,
+    { needed, free, quota, usage },
+  );
+}
+
+async function checkQuota(needed) {
+  const { usage, quota } = await storageEstimate();
+  if (needed > quota - usage) throw await quotaError(needed);
+}
+
+/** Reports progress at most every PROGRESS_MS, with the rate over the last RATE_WINDOW_MS. */
+function progressReporter(onProgress, phase, total, resumed, start) {
+  const samples = [{ t: performance.now(), loaded: start }];
+  let last = -Infinity;
+  return (loaded, final = false) => {
+    const now = performance.now();
+    if (!onProgress || (!final && now - last < PROGRESS_MS)) return;
+    last = now;
+    samples.push({ t: now, loaded });
+    while (samples.length > 2 && now - samples[1].t >= RATE_WINDOW_MS) samples.shift();
+    const first = samples[0];
+    const rate = now > first.t ? Math.round(((loaded - first.loaded) * 1000) / (now - first.t)) : 0;
+    onProgress({ phase, loaded, total: total ?? loaded, rate, ...(phase === 'download' && { resumed }) });
+  };
+}
+
+function isGguf(bytes) {
+  return MAGIC.every((b, i) => bytes[i] === b);
+}
+
+function notGguf(head, what, phase) {
+  if (head[0] === 0x3c /* < */ && phase === 'download') {
+    return new WickError('invalid_model', 'the server sent an HTML page, not a GGUF file (is the URL right?)');
+  }
+  const shown = Array.from(head.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
+  return new WickError('invalid_model', `${what} is not a GGUF file (it starts with ${shown || 'nothing'}, not "GGUF")`);
+}
+
+/**
+ * Streams `reader` into `sync` from byte `offset`: GGUF magic checked as soon as 4 bytes are in,
+ * every byte hashed, flushed every FLUSH_EVERY. Returns the end offset. A failing source is thrown
+ * as {interrupted: error}, apart from a failing disk.
+ */
+async function pump({ reader, sync, offset, hasher, report, signal, what, phase }) {
+  const head = new Uint8Array(4);
+  let headLen = Math.min(offset, 4);
+  if (headLen > 0) sync.read(head.subarray(0, headLen), { at: 0 });
+  if (headLen === 4 && !isGguf(head)) throw notGguf(head, what, phase);
+  let unflushed = 0;
+  for (;;) {
+    signal?.throwIfAborted();
+    let chunk;
+    try {
+      chunk = await reader.read();
+    } catch (err) {
+      throw { interrupted: err };
+    }
+    if (chunk.done) return offset;
+    const bytes = chunk.value;
+    if (headLen < 4) {
+      const take = Math.min(4 - headLen, bytes.length);
+      head.set(bytes.subarray(0, take), headLen);
+      headLen += take;
+      if ((headLen === 4 && !isGguf(head)) || head[0] === 0x3c) throw notGguf(head.subarray(0, headLen), what, phase);
+    }
+    let written = 0;
+    while (written < bytes.length) written += sync.write(bytes.subarray(written), { at: offset + written });
+    hasher.update(bytes);
+    offset += bytes.length;
+    unflushed += bytes.length;
+    if (unflushed >= FLUSH_EVERY) {
+      sync.flush();
+      unflushed = 0;
+    }
+    report(offset);
+  }
+}
+
+/** Hashes bytes [0, end) already in a part file (a resumed download) through its sync handle. */
+function hashExisting(sync, end, hasher) {
+  const buf = new Uint8Array(Math.min(CHUNK, end));
+  for (let at = 0; at < end; ) {
+    const n = sync.read(buf.subarray(0, Math.min(buf.length, end - at)), { at });
+    if (n === 0) throw new WickError('storage', `the partial download ended at ${at} of ${end} bytes while it was read back`);
+    hasher.update(buf.subarray(0, n));
+    at += n;
+  }
+}
+
+async function discardPart(dir, id) {
+  await removeIfPresent(dir, partName(id));
+  await removeIfPresent(dir, stateName(id));
+}
+
+// A failure while writing a part file, as a WickError. `interrupted` sources are download errors
+// (resumable) for a URL, io errors for a local file.
+async function writeFailure(err, { phase, what, end, total, signal }) {
+  if (err instanceof WickError) return err;
+  if (signal?.aborted || err?.name === 'AbortError' || err?.interrupted?.name === 'AbortError') {
+    return new WickError('aborted', phase === 'download' ? 'the download was aborted; start it again to resume' : 'storing the model was aborted');
+  }
+  if (err?.interrupted) {
+    const cause = err.interrupted.message ?? String(err.interrupted);
+    if (phase !== 'download') return new WickError('io', `could not read ${what} (${cause})`);
+    const of = total === null ? 'an unknown size' : human(total);
+    return new WickError('download', `the download of ${what} was interrupted at ${human(end)} of ${of} (${end} bytes; ${cause}); start it again to resume`);
+  }
+  if (err?.name === 'QuotaExceededError') return quotaError(total === null ? end : total);
+  return storageError(err, `writing ${what}`);
+}
+
+/**
+ * Writes `stream` into `<id>.part` from byte `from` (bytes before it are re-hashed from the part)
+ * and returns the end offset. On failure the part is removed, except where `resumable` and the
+ * source was interrupted or aborted: a later download continues it.
+ */
+async function writePart({ dir, id, stream, from, total, hasher, report, signal, what, phase, resumable }) {
+  const sync = await openSync(await fileHandle(dir, partName(id), true));
+  let end = from;
+  let keep = true;
+  try {
+    if (from === 0) sync.truncate(0);
+    else hashExisting(sync, from, hasher);
+    report(from, true);
+    const reader = stream.getReader();
+    try {
+      end = await pump({ reader, sync, offset: from, hasher, report, signal, what, phase });
+    } finally {
+      reader.releaseLock();
+    }
+    if (total !== null && end < total) throw { interrupted: new Error('the body ended early') };
+    if (end < 4) throw notGguf(new Uint8Array(0), what, phase);
+    sync.flush();
+    report(end, true);
+    return end;
+  } catch (err) {
+    const error = await writeFailure(err, { phase, what, end, total, signal });
+    keep = resumable && (error.kind === 'aborted' || Boolean(err?.interrupted));
+    throw error;
+  } finally {
+    try {
+      sync.flush();
+    } catch {
+      // the write already failed, and the error on its way says why
+    }
+    sync.close();
+    if (!keep) await discardPart(dir, id);
+  }
+}
+
+/** Checks the digest, then the part becomes the model: old copy out, rename, manifest last. */
+async function finish(dir, id, hasher, expected, { name, size, source }) {
+  const sha256 = String(await hasher.digest()).toLowerCase();
+  if (expected && sha256 !== String(expected).toLowerCase()) {
+    await discardPart(dir, id);
+    throw new WickError('integrity', `${source} has SHA-256 ${sha256}, expected ${String(expected).toLowerCase()}: it is not the file promised, and it was not stored`);
+  }
+  await removeIfPresent(dir, manifestName(id));
+  await removeIfPresent(dir, id);
+  try {
+    await (await fileHandle(dir, partName(id))).move(id);
+  } catch (err) {
+    throw storageError(err, `renaming ${partName(id)}`);
+  }
+  const model = { id, name, size, sha256, source, storedAt: new Date().toISOString() };
+  await writeJson(dir, manifestName(id), model);
+  await removeIfPresent(dir, stateName(id));
+  return model;
+}
+
+function checkHasher(createHasher) {
+  if (typeof createHasher !== 'function') {
+    throw new WickError('invalid_parameter', 'createHasher is required: a function returning {update(bytes), digest()} for SHA-256');
+  }
+}
+
+// If-Range needs a strong validator (RFC 9110 §13.1.5).
+const validator = (state) => (state?.etag && !state.etag.startsWith('W/') ? state.etag : state?.lastModified ?? null);
+
+function request(url, signal, from, state) {
+  const headers = {};
+  if (from > 0) {
+    headers.Range = `bytes=${from}-`;
+    // With If-Range the server sends the whole file (200) when it changed since the part was
+    // written. Cross-origin, If-Range is not CORS-safelisted: it would need a preflight that many
+    // hosts refuse, so there only the 206's own validators are compared (sameFile).
+    if (url.startsWith(`${globalThis.location?.origin}/`)) headers['If-Range'] = validator(state);
+  }
+  // no-store: the bytes go to OPFS; an HTTP-cache copy would double the disk use.
+  return fetch(url, { signal, headers, cache: 'no-store' }).catch((err) => {
+    if (err?.name === 'AbortError') throw new WickError('aborted', 'the download was aborted; start it again to resume');
+    throw new WickError('download', `could not fetch ${url} (${err?.message ?? err}): check the connection; a model on another site must be served with CORS headers (Access-Control-Allow-Origin)`);
+  });
+}
+
+function contentLength(res) {
+  const length = Number(res.headers.get('content-length') ?? NaN);
+  return Number.isSafeInteger(length) ? length : null;
+}
+
+// Does a 206 continue the part? Its Content-Range must start where the part ends, within the same
+// total, and its validator must be the one the part was written with. A header hidden by CORS
+// (Access-Control-Expose-Headers) counts as a mismatch: the download then starts over.
+function continuesPart(res, from, state) {
+  const m = /^bytes (\d+)-\d+\/(\d+)$/.exec(res.headers.get('content-range') ?? '');
+  if (!m || Number(m[1]) !== from || Number(m[2]) !== state.total) return false;
+  const etag = res.headers.get('etag');
+  return etag !== null ? etag === state.etag : res.headers.get('last-modified') === state.lastModified && state.lastModified !== null;
+}
+
+/**
+ * Sends the request for a download, resuming the part when it came from the same URL and the
+ * server still has the same file. Returns {res, from}: `from` is where the body's bytes start.
+ */
+async function openDownload(dir, id, url, signal, state) {
+  let from = 0;
+  if (state?.url === url && state.total > 0 && validator(state)) {
+    const part = await fileHandle(dir, partName(id));
+    from = part ? (await part.getFile()).size : 0;
+    if (from >= state.total) from = 0; // written whole but never finished: fetch it again
+  }
+  let res = await request(url, signal, from, state);
+  if (from > 0) {
+    if (res.status === 200) {
+      from = 0; // If-Range did not match: the file changed, and this is all of it
+    } else if (res.status === 416 || (res.status === 206 && !continuesPart(res, from, state))) {
+      await res.body?.cancel();
+      from = 0;
+      res = await request(url, signal, 0, state);
+    }
+  }
+  if (!res.ok || !res.body || (res.status === 206 && from === 0)) {
+    await res.body?.cancel();
+    // A server that will be back (5xx, 429) leaves a resumable part for the next try.
+    if (from === 0 || !(res.status === 429 || res.status >= 500)) await discardPart(dir, id);
+    throw new WickError('download', `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} for ${url}`, { status: res.status });
+  }
+  if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
+    await res.body.cancel();
+    await discardPart(dir, id);
+    throw new WickError('invalid_model', 'the server sent an HTML page, not a GGUF file (is the URL right?)');
+  }
+  return { res, from };
+}
+
+/**
+ * Downloads `url` into storage as `id` (default modelIdFor(url)), resuming an interrupted download
+ * of the same URL. Worker only. Resolves to the StoredModel.
+ */
+export async function downloadModel({ url, id, sha256, signal, onProgress, createHasher } = {}) {
+  requireSyncAccess('downloadModel');
+  checkHasher(createHasher);
+  if (!url) throw new WickError('invalid_parameter', 'downloadModel needs a url');
+  const href = absoluteUrl(url).href;
+  id = checkId(id ?? modelIdFor(href));
+  const dir = await modelsDir();
+  return withLock(id, 'exclusive', 'download it', async () => {
+    let state = await readJson(dir, stateName(id));
+    const { res, from } = await openDownload(dir, id, href, signal, state);
+    try {
+      const total = from > 0 ? state.total : contentLength(res);
+      if (total !== null) await checkQuota(total - from);
+      if (from === 0) {
+        state = { url: href, total, etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
+        await writeJson(dir, stateName(id), state);
+      }
+      const hasher = createHasher();
+      const report = progressReporter(onProgress, 'download', total, from > 0, from);
+      const size = await writePart({ dir, id, stream: res.body, from, total, hasher, report, signal, what: href, phase: 'download', resumable: true });
+      return await finish(dir, id, hasher, sha256, { name: fileNameOfUrl(href) || id, size, source: href });
+    } finally {
+      // Frees the connection when the body was not read to its end; a no-op otherwise.
+      await res.body.cancel().catch(() => {});
+    }
+  });
+}
+
+/** Copies a File or Blob into storage as `id` (default: the File's name). Worker only. */
+export async function storeFile({ file, id, sha256, signal, onProgress, createHasher } = {}) {
+  requireSyncAccess('storeFile');
+  checkHasher(createHasher);
+  if (!(file instanceof Blob)) throw new WickError('invalid_parameter', 'storeFile needs a File or Blob');
+  id = checkId(id ?? modelIdFor(file));
+  const name = file.name || id;
+  const dir = await modelsDir();
+  return withLock(id, 'exclusive', 'store it', async () => {
+    await checkQuota(file.size);
+    const hasher = createHasher();
+    const report = progressReporter(onProgress, 'store', file.size, false, 0);
+    const size = await writePart({ dir, id, stream: file.stream(), from: 0, total: file.size, hasher, report, signal, what: name, phase: 'store', resumable: false });
+    return finish(dir, id, hasher, sha256, { name, size, source: `file:${name}` });
+  });
+}
+
+/**
+ * Reads a stored model into memory the caller owns. `alloc(size)` returns `view(offset, length)`,
+ * a Uint8Array to fill; it is asked again for every chunk because wasm memory may grow (and
+ * replace its buffer) in between. Worker only. Resolves to {size, ms}.
+ */
+export async function readModel(id, alloc, { onProgress } = {}) {
+  requireSyncAccess('readModel');
+  checkId(id);
+  const dir = await modelsDir();
+  return withLock(id, 'shared', 'load it', async () => {
+    const model = await completeModel(dir, id);
+    if (!model) throw new WickError('storage', `model "${id}" is not in browser storage (or its download did not finish): download it first`);
+    const started = performance.now();
+    // Read-only handles may be open in several tabs at once (the same model loaded twice).
+    const sync = await openSync(await fileHandle(dir, id), 'read-only');
+    try {
+      const size = sync.getSize();
+      if (size !== model.size) throw new WickError('storage', `model "${id}" changed while it was opened: download it again`);
+      // What alloc and view throw (out of memory) is the caller's and passes through as it is.
+      const view = await alloc(size);
+      for (let at = 0; at < size; ) {
+        const length = Math.min(CHUNK, size - at);
+        const into = view(at, length);
+        let n;
+        try {
+          n = sync.read(into, { at });
+        } catch (err) {
+          throw storageError(err, `reading model "${id}"`);
+        }
+        if (n !== length) throw new WickError('storage', `reading model "${id}" stopped at byte ${at + n} of ${size}`);
+        at += n;
+        onProgress?.({ phase: 'load', loaded: at, total: size });
+      }
+      return { size, ms: performance.now() - started };
+    } finally {
+      sync.close();
+    }
+  });
+}
