@@ -23,8 +23,10 @@ pub mod model;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub mod web;
 
 pub use engine::Engine;
 pub use error::{Error, Result};
 pub use gguf::{Gguf, ModelCard};
-pub use session::{Event, FinishReason, GenerateOptions, Generation, Session};
+pub use session::{Event, FinishReason, GenerateOptions, Generation, Request, Session, Step};

@@ -14,6 +14,7 @@ use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::KvCache;
 use crate::sampler::{Sampler, SamplingParams};
+use crate::tokenizer::DecodeStream;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -163,86 +164,217 @@ impl Session {
         Ok(())
     }
 
-    /// Runs one request: prefill `prompt`, then sample up to `max_tokens` tokens.
+    /// Runs one request: prefill `prompt`, then sample up to `max_tokens` tokens, telling
+    /// `on_event` as it goes (returning `false` from it aborts).
     pub fn generate(
         &mut self,
         prompt: &[u32],
         opts: &GenerateOptions,
         mut on_event: impl FnMut(Event<'_>) -> bool,
     ) -> Result<Generation> {
-        let mut sampler = Sampler::new(opts.sampling.clone())?;
+        let mut req = self.begin(prompt, opts)?;
+        if !on_event(Event::Prefilled {
+            prompt_tokens: req.out.prompt_tokens,
+            reused: req.out.reused_tokens,
+        }) {
+            self.abort(&mut req);
+            return Ok(req.out);
+        }
+        loop {
+            let step = self.step(&mut req)?;
+            let keep_going = (step.id.is_none() && step.text.is_empty())
+                || on_event(Event::Token {
+                    id: step.id.unwrap_or(u32::MAX),
+                    text: &step.text,
+                });
+            if step.finish.is_some() {
+                break;
+            }
+            if !keep_going {
+                let rest = self.abort(&mut req);
+                if !rest.text.is_empty() {
+                    on_event(Event::Token {
+                        id: u32::MAX,
+                        text: &rest.text,
+                    });
+                }
+                break;
+            }
+        }
+        Ok(req.out)
+    }
+
+    /// Starts a request: checks the options and prefills `prompt`. Then [`Session::step`]
+    /// produces one token per call, so a caller with an event loop (the browser worker) can
+    /// handle an abort between any two tokens.
+    pub fn begin(&mut self, prompt: &[u32], opts: &GenerateOptions) -> Result<Request> {
+        let sampler = Sampler::new(opts.sampling.clone())?;
         if opts.stop.iter().any(String::is_empty) {
             return Err(Error::InvalidParameter(
                 "stop strings must not be empty".into(),
             ));
         }
-        let engine = self.engine.clone();
-        let (mut logits, reused) = self.prefill(prompt)?;
-        let mut out = Generation {
-            prompt_tokens: prompt.len(),
-            reused_tokens: reused,
-            ids: Vec::new(),
-            text: String::new(),
-            finish_reason: FinishReason::Length,
-        };
-        if !on_event(Event::Prefilled {
-            prompt_tokens: prompt.len(),
-            reused,
-        }) {
-            out.finish_reason = FinishReason::Aborted;
-            return Ok(out);
+        if opts.max_tokens == 0 {
+            return Err(Error::InvalidParameter(
+                "max_tokens must be at least 1".into(),
+            ));
         }
-        // Special tokens stay out of the visible text, as in llama.cpp's server.
-        let mut decoder = engine.tokenizer.stream_decoder_skip_special();
-        let mut stops = StopScanner::new(&opts.stop);
-        while out.ids.len() < opts.max_tokens {
-            let id = sampler.sample(&logits, &self.tokens);
-            if !opts.ignore_eos && engine.end_of_generation.contains(&id) {
-                out.finish_reason = FinishReason::Stop;
-                break;
+        let (logits, reused) = self.prefill(prompt)?;
+        Ok(Request {
+            max_tokens: opts.max_tokens,
+            ignore_eos: opts.ignore_eos,
+            sampler,
+            // Special tokens stay out of the visible text, as in llama.cpp's server.
+            decoder: DecodeStream::new(true),
+            stops: StopScanner::new(opts.stop.clone()),
+            logits,
+            pending: None,
+            out: Generation {
+                prompt_tokens: prompt.len(),
+                reused_tokens: reused,
+                ids: Vec::new(),
+                text: String::new(),
+                finish_reason: FinishReason::Length,
+            },
+            finished: false,
+        })
+    }
+
+    /// Samples the next token of `req` and returns the text it makes visible. The step that
+    /// ends the request has `finish` set (and carries any text held back until then); calling
+    /// `step` again after that returns an empty finished step.
+    pub fn step(&mut self, req: &mut Request) -> Result<Step> {
+        if req.finished {
+            return Ok(Step::end(None, String::new(), req.out.finish_reason));
+        }
+        let engine = self.engine.clone();
+        // The previous token runs through the model only now, so that its text reached the
+        // caller without waiting for a forward pass.
+        if let Some(id) = req.pending.take() {
+            match engine.model.forward(&[id], &mut self.cache, false) {
+                Ok(logits) => req.logits = logits,
+                Err(e) => {
+                    req.finished = true;
+                    return Err(e);
+                }
             }
-            out.ids.push(id);
-            let piece = decoder.push(id)?.unwrap_or_default();
-            let (visible, stopped) = stops.push(&piece);
-            out.text.push_str(&visible);
-            if !on_event(Event::Token { id, text: &visible }) {
-                out.finish_reason = FinishReason::Aborted;
-                break;
-            }
-            if stopped {
-                out.finish_reason = FinishReason::Stop;
-                break;
-            }
-            if out.ids.len() == opts.max_tokens || self.tokens.len() + 1 >= self.cache.context {
-                out.finish_reason = FinishReason::Length;
-                break;
-            }
-            logits = engine.model.forward(&[id], &mut self.cache, false)?;
             self.tokens.push(id);
         }
-        if out.finish_reason != FinishReason::Stop {
-            let rest = stops.finish(&decoder.finish()?);
-            out.text.push_str(&rest);
-            if !rest.is_empty() {
-                on_event(Event::Token {
-                    id: u32::MAX,
-                    text: &rest,
-                });
-            }
+        let id = req.sampler.sample(&req.logits, &self.tokens);
+        if !req.ignore_eos && engine.end_of_generation.contains(&id) {
+            return self.finish(req, None, String::new(), FinishReason::Stop);
         }
-        Ok(out)
+        req.out.ids.push(id);
+        let piece = req.decoder.push(&engine.tokenizer, id)?.unwrap_or_default();
+        let (visible, stopped) = req.stops.push(&piece);
+        if stopped {
+            req.out.text.push_str(&visible);
+            req.out.finish_reason = FinishReason::Stop;
+            req.finished = true;
+            return Ok(Step::end(Some(id), visible, FinishReason::Stop));
+        }
+        if req.out.ids.len() >= req.max_tokens || self.tokens.len() + 1 >= self.cache.context {
+            return self.finish(req, Some(id), visible, FinishReason::Length);
+        }
+        req.pending = Some(id);
+        req.out.text.push_str(&visible);
+        Ok(Step {
+            id: Some(id),
+            text: visible,
+            finish: None,
+        })
+    }
+
+    /// Ends `req` at the caller's wish; the step carries the text that was held back.
+    pub fn abort(&mut self, req: &mut Request) -> Step {
+        if req.finished {
+            return Step::end(None, String::new(), req.out.finish_reason);
+        }
+        // Finishing only releases held text, which cannot fail on bytes already decoded.
+        self.finish(req, None, String::new(), FinishReason::Aborted)
+            .unwrap_or_else(|_| Step::end(None, String::new(), FinishReason::Aborted))
+    }
+
+    /// Ends `req` with `reason`: releases what the decoder and the stop scanner held back.
+    fn finish(
+        &mut self,
+        req: &mut Request,
+        id: Option<u32>,
+        mut text: String,
+        reason: FinishReason,
+    ) -> Result<Step> {
+        req.finished = true;
+        req.out.finish_reason = reason;
+        // A sampled token not yet run leaves no KV entry: the cache stays consistent with
+        // `tokens` for the next request's prefix reuse.
+        req.pending = None;
+        let tail = req.decoder.finish(&self.engine.tokenizer)?;
+        text.push_str(&req.stops.finish(&tail));
+        req.out.text.push_str(&text);
+        Ok(Step::end(id, text, reason))
+    }
+}
+
+/// A request in progress: everything [`Session::step`] needs between tokens.
+pub struct Request {
+    max_tokens: usize,
+    ignore_eos: bool,
+    sampler: Sampler,
+    decoder: DecodeStream,
+    stops: StopScanner,
+    /// Logits predicting the next token.
+    logits: Vec<f32>,
+    /// The last sampled token, not yet run through the model.
+    pending: Option<u32>,
+    out: Generation,
+    finished: bool,
+}
+
+impl Request {
+    /// What the request produced so far (all of it once finished).
+    pub fn generation(&self) -> &Generation {
+        &self.out
+    }
+
+    pub fn into_generation(self) -> Generation {
+        self.out
+    }
+
+    pub fn is_finished(&self) -> bool {
+        self.finished
+    }
+}
+
+/// One call of [`Session::step`].
+#[derive(Clone, Debug, Serialize)]
+pub struct Step {
+    /// The sampled token (none for an end-of-generation token, which is not part of the output).
+    pub id: Option<u32>,
+    /// Text made visible by this step (may be empty: a partial character, a possible stop string).
+    pub text: String,
+    /// Set on the step that ends the request.
+    pub finish: Option<FinishReason>,
+}
+
+impl Step {
+    fn end(id: Option<u32>, text: String, reason: FinishReason) -> Self {
+        Self {
+            id,
+            text,
+            finish: Some(reason),
+        }
     }
 }
 
 /// Holds back text that could be the start of a stop string, and cuts at the first one seen.
-struct StopScanner<'a> {
-    stops: &'a [String],
+struct StopScanner {
+    stops: Vec<String>,
     held: String,
     done: bool,
 }
 
-impl<'a> StopScanner<'a> {
-    fn new(stops: &'a [String]) -> Self {
+impl StopScanner {
+    fn new(stops: Vec<String>) -> Self {
         Self {
             stops,
             held: String::new(),
@@ -302,8 +434,7 @@ mod tests {
     use super::StopScanner;
 
     fn scan(stops: &[&str], pieces: &[&str]) -> (String, bool) {
-        let stops: Vec<String> = stops.iter().map(|s| s.to_string()).collect();
-        let mut s = StopScanner::new(&stops);
+        let mut s = StopScanner::new(stops.iter().map(|s| s.to_string()).collect());
         let mut text = String::new();
         for p in pieces {
             let (v, stopped) = s.push(p);

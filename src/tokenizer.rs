@@ -356,8 +356,7 @@ impl Tokenizer {
     pub fn stream_decoder(&self) -> StreamDecoder<'_> {
         StreamDecoder {
             t: self,
-            skip_special: false,
-            state: StreamState::default(),
+            state: DecodeStream::new(false),
         }
     }
 
@@ -365,8 +364,7 @@ impl Tokenizer {
     pub fn stream_decoder_skip_special(&self) -> StreamDecoder<'_> {
         StreamDecoder {
             t: self,
-            skip_special: true,
-            state: StreamState::default(),
+            state: DecodeStream::new(true),
         }
     }
 }
@@ -376,8 +374,7 @@ impl Tokenizer {
 /// ids; each token costs one piece lookup, never a re-decode of the sequence.
 pub struct StreamDecoder<'a> {
     t: &'a Tokenizer,
-    skip_special: bool,
-    state: StreamState,
+    state: DecodeStream,
 }
 
 impl StreamDecoder<'_> {
@@ -385,7 +382,34 @@ impl StreamDecoder<'_> {
     /// llama.cpp's `clean_spaces` a few characters whose spacing depends on what follows, are held
     /// back).
     pub fn push(&mut self, id: u32) -> Result<Option<String>> {
-        let vocab = &self.t.vocab;
+        self.state.push(self.t, id)
+    }
+
+    /// Whatever is still held back at the end of generation (an unfinished character becomes
+    /// U+FFFD, as in [`Tokenizer::decode`]).
+    pub fn finish(&mut self) -> Result<String> {
+        self.state.finish(self.t)
+    }
+}
+
+/// The state of a [`StreamDecoder`] without the borrow of its tokenizer, for callers that keep
+/// a decode going across calls (a step-by-step generation owned by the browser glue).
+pub struct DecodeStream {
+    skip_special: bool,
+    state: StreamState,
+}
+
+impl DecodeStream {
+    pub fn new(skip_special: bool) -> Self {
+        Self {
+            skip_special,
+            state: StreamState::default(),
+        }
+    }
+
+    /// See [`StreamDecoder::push`]; `t` must be the same tokenizer every call.
+    pub fn push(&mut self, t: &Tokenizer, id: u32) -> Result<Option<String>> {
+        let vocab = &t.vocab;
         let cfg = &vocab.cfg;
         let special = !self.skip_special;
         let s = &mut self.state;
@@ -411,10 +435,10 @@ impl StreamDecoder<'_> {
             vocab.push_piece(id, special, s.remove_space, &mut bytes)?;
             s.remove_space = false;
         }
-        self.release(bytes, false)
+        self.release(t, bytes, false)
     }
 
-    fn release(&mut self, bytes: Vec<u8>, end: bool) -> Result<Option<String>> {
+    fn release(&mut self, t: &Tokenizer, bytes: Vec<u8>, end: bool) -> Result<Option<String>> {
         let s = &mut self.state;
         let mut text = String::new();
         detok::take_utf8(&mut s.partial, &bytes, &mut text);
@@ -422,7 +446,7 @@ impl StreamDecoder<'_> {
             text.push_str(&String::from_utf8_lossy(&s.partial));
             s.partial.clear();
         }
-        if self.t.vocab.cfg.clean_spaces {
+        if t.vocab.cfg.clean_spaces {
             s.tail.push_str(&text);
             let cut = if end {
                 s.tail.len()
@@ -435,11 +459,10 @@ impl StreamDecoder<'_> {
         Ok(if text.is_empty() { None } else { Some(text) })
     }
 
-    /// Whatever is still held back at the end of generation (an unfinished character becomes
-    /// U+FFFD, as in [`Tokenizer::decode`]).
-    pub fn finish(&mut self) -> Result<String> {
+    /// See [`StreamDecoder::finish`].
+    pub fn finish(&mut self, t: &Tokenizer) -> Result<String> {
         self.state.held_eos = None;
-        Ok(self.release(Vec::new(), true)?.unwrap_or_default())
+        Ok(self.release(t, Vec::new(), true)?.unwrap_or_default())
     }
 }
 
