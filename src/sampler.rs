@@ -172,6 +172,21 @@ impl Sampler {
     }
 }
 
+/// How far the most likely token's logit is ahead of the second's: below ~0.1, two correct
+/// engines (different float summation orders) may pick different tokens.
+pub fn top2_margin(logits: &[f32]) -> f32 {
+    let (mut a, mut b) = (f32::NEG_INFINITY, f32::NEG_INFINITY);
+    for &x in logits {
+        if x > a {
+            b = a;
+            a = x;
+        } else if x > b {
+            b = x;
+        }
+    }
+    a - b
+}
+
 /// Index of the largest logit (the lowest index on ties).
 pub fn argmax(logits: &[f32]) -> u32 {
     let mut best = 0;

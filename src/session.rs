@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::model::KvCache;
-use crate::sampler::{Sampler, SamplingParams};
+use crate::sampler::{top2_margin, Sampler, SamplingParams};
 use crate::tokenizer::DecodeStream;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -64,6 +64,9 @@ pub struct Generation {
     /// Prompt tokens whose KV entries were reused from the previous request.
     pub reused_tokens: usize,
     pub ids: Vec<u32>,
+    /// For each of `ids`, the top-1/top-2 logit margin it was sampled from (see
+    /// [`crate::sampler::top2_margin`]): where it is tiny, another engine may differ.
+    pub margins: Vec<f32>,
     pub text: String,
     pub finish_reason: FinishReason,
 }
@@ -233,6 +236,7 @@ impl Session {
                 prompt_tokens: prompt.len(),
                 reused_tokens: reused,
                 ids: Vec::new(),
+                margins: Vec::new(),
                 text: String::new(),
                 finish_reason: FinishReason::Length,
             },
@@ -265,16 +269,20 @@ impl Session {
             return self.finish(req, None, String::new(), FinishReason::Stop);
         }
         req.out.ids.push(id);
+        req.out.margins.push(top2_margin(&req.logits));
         let piece = req.decoder.push(&engine.tokenizer, id)?.unwrap_or_default();
         let (visible, stopped) = req.stops.push(&piece);
+        let margin = req.out.margins.last().copied();
         if stopped {
             req.out.text.push_str(&visible);
             req.out.finish_reason = FinishReason::Stop;
             req.finished = true;
-            return Ok(Step::end(Some(id), visible, FinishReason::Stop));
+            let step = Step::end(Some(id), visible, FinishReason::Stop);
+            return Ok(Step { margin, ..step });
         }
         if req.out.ids.len() >= req.max_tokens || self.tokens.len() + 1 >= self.cache.context {
-            return self.finish(req, Some(id), visible, FinishReason::Length);
+            let step = self.finish(req, Some(id), visible, FinishReason::Length)?;
+            return Ok(Step { margin, ..step });
         }
         req.pending = Some(id);
         req.out.text.push_str(&visible);
@@ -282,6 +290,7 @@ impl Session {
             id: Some(id),
             text: visible,
             finish: None,
+            margin,
         })
     }
 
@@ -354,6 +363,8 @@ pub struct Step {
     pub text: String,
     /// Set on the step that ends the request.
     pub finish: Option<FinishReason>,
+    /// The top-1/top-2 logit margin the token was sampled from.
+    pub margin: Option<f32>,
 }
 
 impl Step {
@@ -362,6 +373,7 @@ impl Step {
             id,
             text,
             finish: Some(reason),
+            margin: None,
         }
     }
 }

@@ -215,7 +215,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             if json {
                 println!(
                     "{}",
-                    json!({"prompt_ids": prompt_ids, "ids": out.ids, "text": out.text, "finish_reason": out.finish_reason})
+                    json!({"prompt_ids": prompt_ids, "ids": out.ids, "margins": out.margins, "text": out.text, "finish_reason": out.finish_reason})
                 );
             } else {
                 println!();

@@ -1,0 +1,282 @@
+// The public JS API (www/wick.js) in headless Chromium with the real models: load with progress,
+// greedy parity with the native engine, streaming, KV reuse across turns, abort, reload from
+// storage with no network, resume of an interrupted download, typed errors, and the single-thread
+// fallback of a page that is not cross-origin isolated. Run: node --test tests/browser/
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { MODELS_DIR, REPO, SMOLLM2, SMOLLM2_SHA256, launchBrowser, startServer } from './harness.mjs';
+
+const GEMMA = 'gemma-3-270m-q4_k_m.gguf';
+const WICK = path.join(REPO, 'target/release/wick');
+// As in tests/parity.rs: below this top-1/top-2 margin, float summation order may pick the
+// other token (the wasm kernels sum in another order than the native AVX2 ones).
+const NEAR_TIE = 0.25;
+
+const PROMPTS = {
+  [SMOLLM2]: ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,'],
+  [GEMMA]: ['The capital of France is', 'Water boils at', 'Here is a list of three fruits:'],
+};
+
+/** `wick run` natively: greedy ids and the margin of every step. */
+function nativeGreedy(model, prompt, maxTokens) {
+  const out = execFileSync(WICK, ['run', path.join(MODELS_DIR, model), '--prompt', prompt,
+    '--max-tokens', String(maxTokens), '--temperature', '0', '--ignore-eos', '--json'], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
+
+/** Greedy ids agree up to the first near-tie on either side (and at least `min` steps). */
+function assertSameUpToNearTie(browser, native, what) {
+  let i = 0;
+  while (i < native.ids.length && i < browser.ids.length
+    && native.margins[i] >= NEAR_TIE && browser.margins[i] >= NEAR_TIE) {
+    assert.equal(browser.ids[i], native.ids[i], `${what}: token ${i} differs (browser ${browser.ids}, native ${native.ids})`);
+    i++;
+  }
+  if (i < native.ids.length && i < browser.ids.length && browser.ids[i] !== native.ids[i]) {
+    assert.ok(Math.min(native.margins[i], browser.margins[i]) < NEAR_TIE, `${what}: differs at ${i} without a near-tie`);
+  }
+  return i;
+}
+
+async function openApi(browser, server) {
+  const page = await browser.newPage(`${server.url}test/api.html`);
+  await page.waitForFunction(() => window.ready);
+  return page;
+}
+
+/** createEngine in the page; the engine stays in window.engines[name]. */
+function load(page, name, options) {
+  return page.evaluate(async ([name, options]) => {
+    const progress = [];
+    try {
+      const engine = await window.wick.createEngine({ ...options, onProgress: (p) => progress.push(p) });
+      (window.engines ??= {})[name] = engine;
+      return { info: engine.info(), progress };
+    } catch (e) {
+      return { error: { kind: e.kind, message: e.message }, progress };
+    }
+  }, [name, options]);
+}
+
+/** A request on a loaded engine: `complete` (raw text) or `chat`; errors come back as data. */
+function ask(page, name, kind, request) {
+  return page.evaluate(async ([name, kind, request]) => {
+    const engine = window.engines[name];
+    const api = kind === 'chat' ? engine.chat.completions : engine.completions;
+    try {
+      return await api.create(request);
+    } catch (e) {
+      return { error: { kind: e.kind, message: e.message } };
+    }
+  }, [name, kind, request]);
+}
+
+describe('the JS API, cross-origin isolated (threads build)', () => {
+  let server;
+  let browser;
+  let page;
+  const greedy = {}; // model -> prompt -> browser result, for the fallback test to compare
+
+  before(async () => {
+    server = await startServer();
+    browser = await launchBrowser();
+    page = await openApi(browser, server);
+  });
+  after(async () => {
+    await browser?.close();
+    await server?.close();
+  });
+
+  test('loads SmolLM2 from the server with progress, on the rayon pool', async () => {
+    const r = await load(page, 'smol', { model: `/models/${SMOLLM2}`, sha256: SMOLLM2_SHA256 });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.equal(r.info.build, 'threads');
+    assert.equal(r.info.crossOriginIsolated, true);
+    assert.equal(r.info.threads, await page.evaluate(() => navigator.hardwareConcurrency));
+    assert.equal(r.info.card.architecture, 'llama');
+    assert.equal(r.info.card.file_size, fs.statSync(path.join(MODELS_DIR, SMOLLM2)).size);
+    const downloads = r.progress.filter((p) => p.phase === 'download');
+    assert.ok(downloads.length >= 2, 'download progress events');
+    assert.ok(downloads.every((p, i) => i === 0 || p.loaded >= downloads[i - 1].loaded), 'progress never goes back');
+    assert.equal(downloads.at(-1).loaded, r.info.card.file_size);
+    assert.deepEqual([...new Set(r.progress.map((p) => p.phase))], ['download', 'load', 'ready']);
+  });
+
+  for (const model of [SMOLLM2, GEMMA]) {
+    test(`greedy ids equal the native engine's up to the first near-tie: ${model}`, async () => {
+      const name = model === GEMMA ? 'gemma' : 'smol';
+      if (model === GEMMA) {
+        const r = await load(page, name, { model: `/models/${model}` });
+        assert.equal(r.error, undefined, JSON.stringify(r.error));
+        assert.equal(r.info.card.architecture, 'gemma3');
+      }
+      greedy[model] = {};
+      let compared = 0;
+      for (const prompt of PROMPTS[model]) {
+        const res = await ask(page, name, 'complete', { prompt, max_tokens: 24, temperature: 0, ignore_eos: true });
+        assert.equal(res.error, undefined, JSON.stringify(res.error));
+        assert.equal(res.tokens.ids.length, 24);
+        greedy[model][prompt] = res;
+        compared += assertSameUpToNearTie(res.tokens, nativeGreedy(model, prompt, 24), `${model} "${prompt}"`);
+      }
+      // Small models have frequent near-ties; still, every prompt must get past a few tokens.
+      assert.ok(compared >= 3 * PROMPTS[model].length, `only ${compared} tokens compared before near-ties`);
+    });
+  }
+
+  test('a raw completion of a chat model matches its text and usage', async () => {
+    const res = greedy[SMOLLM2][PROMPTS[SMOLLM2][0]];
+    assert.equal(res.object, 'text_completion');
+    assert.equal(res.choices[0].finish_reason, 'length');
+    assert.equal(res.usage.completion_tokens, 24);
+    assert.ok(res.choices[0].text.includes('Paris'), res.choices[0].text);
+    assert.ok(res.timings.prompt_per_second > 0 && res.timings.predicted_per_second > 0);
+  });
+
+  test('chat streams tokens as they arrive, then usage and timings', async () => {
+    const r = await page.evaluate(async () => {
+      const stream = await window.engines.smol.chat.completions.create({
+        messages: [{ role: 'user', content: 'Name three colors.' }], stream: true, max_tokens: 48, temperature: 0 });
+      const chunks = [];
+      for await (const c of stream) chunks.push({ c, at: performance.now() });
+      return chunks;
+    });
+    const content = r.filter((x) => x.c.choices[0].delta.content);
+    assert.equal(r[0].c.choices[0].delta.role, 'assistant');
+    assert.ok(content.length >= 5, `${content.length} content chunks`);
+    assert.ok(content.at(-1).at - content[0].at > 0, 'chunks arrive over time, not all at once');
+    const last = r.at(-1).c;
+    assert.ok(['stop', 'length'].includes(last.choices[0].finish_reason));
+    assert.equal(last.object, 'chat.completion.chunk');
+    assert.equal(last.usage.completion_tokens, last.tokens.ids.length);
+    assert.ok(last.timings.predicted_n > 0);
+  });
+
+  test('a second chat turn prefills only the new tokens', async () => {
+    const first = [{ role: 'user', content: 'My name is Ada. Say hello.' }];
+    const a = await ask(page, 'smol', 'chat', { messages: first, max_tokens: 24, temperature: 0 });
+    assert.equal(a.error, undefined, JSON.stringify(a.error));
+    const second = [...first, a.choices[0].message, { role: 'user', content: 'What is my name?' }];
+    const b = await ask(page, 'smol', 'chat', { messages: second, max_tokens: 24, temperature: 0 });
+    assert.ok(b.timings.cached_n >= a.usage.prompt_tokens, `reused ${b.timings.cached_n} of ${b.usage.prompt_tokens}`);
+    assert.equal(b.timings.prompt_n, b.usage.prompt_tokens - b.timings.cached_n);
+  });
+
+  test('abort stops within a token, keeps the text, and the engine stays usable', async () => {
+    const prompt = PROMPTS[SMOLLM2][1];
+    const r = await page.evaluate(async (prompt) => {
+      const ctl = new AbortController();
+      const stream = await window.engines.smol.completions.create({
+        prompt, stream: true, max_tokens: 400, ignore_eos: true, temperature: 0.7, signal: ctl.signal });
+      let n = 0;
+      let afterAbort = 0;
+      let last;
+      for await (const c of stream) {
+        if (ctl.signal.aborted && c.choices[0].text) afterAbort++;
+        if (c.choices[0].text && ++n === 3) ctl.abort();
+        last = c;
+      }
+      return { n, afterAbort, last };
+    }, prompt);
+    assert.equal(r.last.choices[0].finish_reason, 'aborted');
+    assert.ok(r.afterAbort <= 2, `${r.afterAbort} chunks after the abort`);
+    assert.ok(r.last.tokens.ids.length < 10, `${r.last.tokens.ids.length} tokens generated`);
+    // The cache still holds the prompt: this request reuses it and runs only its last token
+    // (a one-token pass instead of a batched one, so compare up to a near-tie).
+    const again = await ask(page, 'smol', 'complete', { prompt, max_tokens: 24, temperature: 0, ignore_eos: true });
+    assert.equal(again.timings.cached_n, again.usage.prompt_tokens - 1);
+    assertSameUpToNearTie(again.tokens, nativeGreedy(SMOLLM2, prompt, 24), 'after an abort');
+  });
+
+  test('typed errors: bad parameters, no chat template, a prompt longer than the context', async () => {
+    const bad = await ask(page, 'smol', 'chat', { messages: [{ role: 'user', content: 'hi' }], temperature: -1 });
+    assert.equal(bad.error.kind, 'invalid_parameter');
+    assert.match(bad.error.message, /temperature/);
+    const noTemplate = await ask(page, 'gemma', 'chat', { messages: [{ role: 'user', content: 'hi' }] });
+    assert.equal(noTemplate.error.kind, 'chat_template');
+    const long = await ask(page, 'smol', 'complete', { prompt: 'word '.repeat(5000), max_tokens: 4 });
+    assert.equal(long.error.kind, 'context_overflow');
+    assert.match(long.error.message, /context holds 4096/);
+    const ok = await ask(page, 'smol', 'complete', { prompt: PROMPTS[SMOLLM2][0], max_tokens: 4, temperature: 0 });
+    assert.equal(ok.error, undefined, 'usable after errors');
+  });
+
+  test('bad sources give typed errors and store nothing usable', async () => {
+    const cases = [
+      ['/fault/404/missing.gguf', 'download'],
+      ['/fault/500/broken.gguf', 'download'],
+      [`/fault/html/${SMOLLM2}?as=page`, 'invalid_model'],
+      ['/fault/corrupt/corrupt.gguf', 'invalid_model'],
+    ];
+    for (const [url, kind] of cases) {
+      const r = await load(page, 'bad', { model: { url, id: `bad-${kind}.gguf` } });
+      assert.equal(r.error?.kind, kind, `${url}: ${JSON.stringify(r.error)}`);
+    }
+    const stored = await page.evaluate(() => window.wick.listModels());
+    assert.deepEqual(stored.map((m) => m.id).filter((id) => id.startsWith('bad-')), []);
+  });
+
+  test('an interrupted download resumes where it stopped', async () => {
+    const model = { url: `/fault/cut/${SMOLLM2}?run=api`, id: 'resume-test.gguf' };
+    const cut = await load(page, 'resumed', { model });
+    assert.equal(cut.error?.kind, 'download');
+    server.requests.length = 0;
+    const r = await load(page, 'resumed', { model });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.ok(server.requests.some((q) => q.path.includes('/fault/cut/') && q.range?.startsWith('bytes=')), 'a Range request');
+    assert.ok(r.progress.some((p) => p.phase === 'download' && p.resumed));
+    const stored = await page.evaluate(() => window.wick.listModels());
+    assert.equal(stored.find((m) => m.id === 'resume-test.gguf').sha256, SMOLLM2_SHA256);
+  });
+
+  test('a local file loads, and stays stored', async () => {
+    const r = await page.evaluate(async (url) => {
+      const file = new File([await (await fetch(url)).blob()], 'my-local-model.gguf');
+      const engine = await window.wick.createEngine({ model: file });
+      const info = engine.info();
+      const out = await engine.completions.create({ prompt: 'The capital of France is', max_tokens: 8, temperature: 0 });
+      await engine.unload();
+      return { info, text: out.choices[0].text, stored: await window.wick.listModels() };
+    }, `/models/${SMOLLM2}`);
+    assert.equal(r.info.modelId, 'my-local-model.gguf');
+    assert.match(r.text, /Paris/);
+    assert.equal(r.stored.find((m) => m.id === 'my-local-model.gguf').source, 'file:my-local-model.gguf');
+  });
+
+  test('after a browser restart the stored model loads with no request for it', async () => {
+    await browser.reopen();
+    page = await openApi(browser, server);
+    server.requests.length = 0;
+    const r = await load(page, 'smol', { model: `/models/${SMOLLM2}`, sha256: SMOLLM2_SHA256 });
+    assert.equal(r.error, undefined, JSON.stringify(r.error));
+    assert.deepEqual(server.requests.filter((q) => q.path.includes('.gguf')), []);
+    assert.ok(!r.progress.some((p) => p.phase === 'download'));
+    const res = await ask(page, 'smol', 'complete', { prompt: PROMPTS[SMOLLM2][0], max_tokens: 24, temperature: 0, ignore_eos: true });
+    assert.deepEqual(res.tokens.ids, greedy[SMOLLM2][PROMPTS[SMOLLM2][0]].tokens.ids);
+  });
+
+  describe('on a page that is not cross-origin isolated', () => {
+    let plain;
+    before(async () => {
+      plain = await startServer({ isolation: false });
+    });
+    after(async () => plain?.close());
+
+    test('falls back to the single-thread build with the same greedy output', async () => {
+      const p = await openApi(browser, plain);
+      const r = await load(p, 'smol', { model: `/models/${SMOLLM2}` });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.equal(r.info.build, 'simd');
+      assert.equal(r.info.threads, 1);
+      assert.equal(r.info.crossOriginIsolated, false);
+      for (const prompt of PROMPTS[SMOLLM2]) {
+        const res = await ask(p, 'smol', 'complete', { prompt, max_tokens: 24, temperature: 0, ignore_eos: true });
+        // The same kernels on one thread: bit-identical logits, so identical ids.
+        assert.deepEqual(res.tokens.ids, greedy[SMOLLM2][prompt].tokens.ids, prompt);
+      }
+    });
+  });
+});

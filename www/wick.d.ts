@@ -1,0 +1,195 @@
+// Type declarations for wick.js, the public JS API of wick.
+//
+//   import { createEngine } from './wick.js';
+//   const engine = await createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf' });
+//   const stream = await engine.chat.completions.create({ messages, stream: true });
+//   for await (const chunk of stream) out += chunk.choices[0].delta.content ?? '';
+
+export type ErrorKind =
+  | 'download' | 'integrity' | 'quota' | 'storage' | 'invalid_model' | 'unsupported_model'
+  | 'tokenizer' | 'chat_template' | 'context_overflow' | 'invalid_parameter' | 'aborted'
+  | 'unsupported_browser' | 'worker' | 'io';
+
+/** Every failure of the API is a WickError: `kind` for code, `message` for people. */
+export class WickError extends Error {
+  readonly kind: ErrorKind;
+  readonly details?: unknown;
+  constructor(kind: ErrorKind, message: string, details?: unknown);
+}
+
+/** Where a model comes from. A string is a URL (same origin or CORS-enabled). */
+export type ModelSource =
+  | string
+  | URL
+  | File
+  | { url: string | URL; id?: string; sha256?: string }
+  | { file: File | Blob; id?: string; sha256?: string }
+  /** A model already in browser storage (see listModels). */
+  | { id: string };
+
+export interface Progress {
+  /** download: bytes arriving; store: a local file copied into storage; load: read into the engine. */
+  phase: 'download' | 'store' | 'load' | 'ready';
+  loaded: number;
+  total: number;
+  /** Bytes per second over the last second (download and store). */
+  rate?: number;
+  /** True when a download continues an interrupted one (HTTP Range). */
+  resumed?: boolean;
+}
+
+export interface CreateEngineOptions {
+  model: ModelSource;
+  onProgress?: (p: Progress) => void;
+  /** CPU threads; default navigator.hardwareConcurrency. Threads need a cross-origin isolated page. */
+  threads?: number;
+  backend?: 'auto' | 'webgpu' | 'cpu';
+  /** Context size in tokens; default min(4096, the model's). */
+  context?: number;
+  /** Expected SHA-256 (hex) of the model file; checked after download. */
+  sha256?: string;
+  /** Aborts the download / load. */
+  signal?: AbortSignal;
+}
+
+export interface SpecialToken { id: number; text: string }
+
+/** What the GGUF file says about the model (the same JSON as `wick inspect --json`). */
+export interface ModelCard {
+  name: string | null;
+  architecture: string;
+  file_size: number;
+  parameters: number;
+  /** The file's declared type, e.g. "Q4_K_M", when it says. */
+  file_type: string | null;
+  /** Bytes of tensor data per quantization type. */
+  quant_types: Record<string, number>;
+  context_length: number;
+  embedding_length: number;
+  block_count: number;
+  head_count: number;
+  head_count_kv: number;
+  vocab_size: number;
+  tokenizer_model: string;
+  bos_token: SpecialToken | null;
+  eos_token: SpecialToken | null;
+  eot_tokens: SpecialToken[];
+  add_bos: boolean;
+  license: string | null;
+  has_chat_template: boolean;
+}
+
+export interface EngineInfo {
+  modelId: string;
+  card: ModelCard;
+  backend: 'cpu' | 'webgpu';
+  /** 'threads' when the rayon pool runs in Web Workers, 'simd' for the single-thread build. */
+  build: 'threads' | 'simd';
+  simd: 'simd128' | 'relaxed-simd';
+  threads: number;
+  context: number;
+  crossOriginIsolated: boolean;
+  /** Milliseconds from createEngine to ready, and the part of it spent reading storage. */
+  loadMs: number;
+  readMs: number;
+}
+
+export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: string }
+
+export interface SamplingOptions {
+  max_tokens?: number;          // default 256
+  temperature?: number;         // default 0.8; 0 is greedy
+  top_p?: number;               // default 0.95
+  top_k?: number;               // default 40; 0 disables
+  min_p?: number;               // default 0.05
+  repetition_penalty?: number;  // default 1.0 (off)
+  seed?: number;                // default: random
+  stop?: string | string[];
+  /** Keep generating through end-of-generation tokens (benchmarks). */
+  ignore_eos?: boolean;
+  /** Stops the request within one token; the engine stays usable. */
+  signal?: AbortSignal;
+}
+
+export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number }
+
+/** wick's own addition (as llama.cpp's server does): where the time went. */
+export interface Timings {
+  prompt_n: number;        // prompt tokens run (the rest were reused from the cache)
+  cached_n: number;        // prompt tokens reused from the previous request
+  prompt_ms: number;
+  prompt_per_second: number;
+  predicted_n: number;
+  predicted_ms: number;
+  predicted_per_second: number;
+}
+
+/** wick's own addition: the generated token ids, and for each the top-1/top-2 logit margin it
+ *  was sampled from (where it is below ~0.1, another correct engine may pick another token). */
+export interface Tokens { ids: number[]; margins: number[] }
+
+/** 'aborted': the request's signal fired; the text up to that point is kept. */
+export type FinishReason = 'stop' | 'length' | 'aborted';
+
+export interface ChatCompletionRequest extends SamplingOptions { messages: ChatMessage[]; stream?: boolean }
+export interface CompletionRequest extends SamplingOptions { prompt: string; stream?: boolean }
+
+export interface ChatCompletion {
+  id: string; object: 'chat.completion'; created: number; model: string;
+  choices: [{ index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason }];
+  usage: Usage; timings: Timings; tokens: Tokens;
+}
+export interface ChatCompletionChunk {
+  id: string; object: 'chat.completion.chunk'; created: number; model: string;
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null }];
+  /** On the last chunk only. */
+  usage?: Usage; timings?: Timings; tokens?: Tokens;
+}
+export interface Completion {
+  id: string; object: 'text_completion'; created: number; model: string;
+  choices: [{ index: 0; text: string; finish_reason: FinishReason }];
+  usage: Usage; timings: Timings; tokens: Tokens;
+}
+export interface CompletionChunk {
+  id: string; object: 'text_completion'; created: number; model: string;
+  choices: [{ index: 0; text: string; finish_reason: FinishReason | null }];
+  usage?: Usage; timings?: Timings; tokens?: Tokens;
+}
+
+export interface Engine {
+  chat: {
+    completions: {
+      create(req: ChatCompletionRequest & { stream: true }): Promise<AsyncIterable<ChatCompletionChunk>>;
+      create(req: ChatCompletionRequest & { stream?: false }): Promise<ChatCompletion>;
+    };
+  };
+  completions: {
+    create(req: CompletionRequest & { stream: true }): Promise<AsyncIterable<CompletionChunk>>;
+    create(req: CompletionRequest & { stream?: false }): Promise<Completion>;
+  };
+  info(): EngineInfo;
+  /** Ends the worker and frees its memory; the engine cannot be used afterwards. */
+  unload(): Promise<void>;
+}
+
+export function createEngine(options: CreateEngineOptions): Promise<Engine>;
+
+export interface StoredModel {
+  id: string;
+  /** File name shown to people. */
+  name: string;
+  size: number;
+  sha256: string;
+  /** The URL it came from, or "file:<name>" for a local file. */
+  source: string;
+  storedAt: string; // ISO date
+}
+export interface StorageEstimate { usage: number; quota: number; persisted: boolean }
+
+export function listModels(): Promise<StoredModel[]>;
+export function deleteModel(id: string): Promise<void>;
+export function storageEstimate(): Promise<StorageEstimate>;
+/** Asks the browser to keep stored models under storage pressure (call from the page). */
+export function requestPersistentStorage(): Promise<boolean>;
+/** The id a source is stored under (its file name, sanitized). */
+export function modelIdFor(source: ModelSource): string;

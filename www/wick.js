@@ -1,0 +1,275 @@
+// wick's public JS API: an OpenAI-style client for a GGUF model that runs in a Web Worker in
+// this tab. Types and docs: wick.d.ts. The page (www/app/) uses exactly this API.
+//
+//   import { createEngine } from './wick.js';
+//   const engine = await createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf' });
+//   const stream = await engine.chat.completions.create({ messages, stream: true });
+//   for await (const chunk of stream) out += chunk.choices[0].delta.content ?? '';
+
+import { WickError } from './errors.js';
+import { modelIdFor } from './storage.js';
+
+export { WickError } from './errors.js';
+export { listModels, deleteModel, storageEstimate, requestPersistentStorage, modelIdFor } from './storage.js';
+
+let nextId = 1;
+
+/** Loads a model in a new worker; resolves when it is ready to generate. */
+export async function createEngine(options = {}) {
+  const { model, onProgress, threads, backend = 'auto', context, sha256, signal } = options;
+  const source = normalizeSource(model);
+  const threadCount = threads ?? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
+  if (!Number.isInteger(threadCount) || threadCount < 1 || threadCount > 256) {
+    throw new WickError('invalid_parameter', `threads must be an integer from 1 to 256, got ${threads}`);
+  }
+  if (!['auto', 'cpu', 'webgpu'].includes(backend)) {
+    throw new WickError('invalid_parameter', `backend must be 'auto', 'cpu' or 'webgpu', got ${backend}`);
+  }
+  if (backend === 'webgpu') {
+    throw new WickError('unsupported_browser', "wick's WebGPU backend is not available yet: use backend 'auto' or 'cpu'");
+  }
+  if (context !== undefined && !(Number.isInteger(context) && context >= 16)) {
+    throw new WickError('invalid_parameter', `context must be an integer of at least 16 tokens, got ${context}`);
+  }
+  if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
+    throw new WickError('invalid_parameter', 'sha256 must be 64 hexadecimal digits');
+  }
+  if (signal?.aborted) throw new WickError('aborted', 'loading was cancelled');
+
+  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
+  const link = new WorkerLink(worker);
+  try {
+    const info = await link.request({ type: 'load', source, threads: threadCount, context, sha256: sha256 ?? source.sha256 },
+      { signal, onMessage: (m) => m.type === 'progress' && onProgress?.(m.progress) });
+    return new Engine(link, info);
+  } catch (e) {
+    worker.terminate();
+    throw e;
+  }
+}
+
+/** A model source as the worker takes it: {url} (absolute), {file} or {id}, plus id/sha256. */
+function normalizeSource(model) {
+  if (model === undefined || model === null || model === '') {
+    throw new WickError('invalid_parameter', 'createEngine needs a model: a URL, a File, or {id} of a stored model');
+  }
+  let s;
+  if (typeof model === 'string' || model instanceof URL) s = { url: model };
+  else if (typeof Blob !== 'undefined' && model instanceof Blob) s = { file: model };
+  else if (typeof model === 'object') s = { ...model };
+  else throw new WickError('invalid_parameter', `unsupported model source: ${typeof model}`);
+  if (s.url !== undefined) {
+    try {
+      s.url = new URL(s.url, document.baseURI).href; // the worker resolves against its own URL
+    } catch {
+      throw new WickError('invalid_parameter', `not a valid URL: ${s.url}`);
+    }
+  }
+  if (s.url === undefined && s.file === undefined && s.id === undefined) {
+    throw new WickError('invalid_parameter', 'a model source needs a url, a file or an id');
+  }
+  s.id = modelIdFor(s);
+  return s;
+}
+
+/** Request/response over postMessage: every message carries the id of the request it is for. */
+class WorkerLink {
+  constructor(worker) {
+    this.worker = worker;
+    this.pending = new Map(); // id -> {resolve, reject, onMessage}
+    this.dead = null;
+    worker.onmessage = ({ data }) => {
+      const p = this.pending.get(data.id);
+      if (!p) return;
+      if (data.type === 'error') {
+        this.pending.delete(data.id);
+        p.reject(WickError.from(data.error));
+      } else if (data.type === 'loaded' || data.type === 'done') {
+        this.pending.delete(data.id);
+        p.onMessage?.(data);
+        p.resolve(data.type === 'loaded' ? data.info : data);
+      } else {
+        p.onMessage?.(data);
+      }
+    };
+    const die = (message) => {
+      this.dead = new WickError('worker', message);
+      for (const p of this.pending.values()) p.reject(this.dead);
+      this.pending.clear();
+    };
+    worker.onerror = (e) => { e.preventDefault?.(); die(`the wick worker failed: ${e.message || 'it could not start (are wick.js, worker.js and pkg/ served?)'}`); };
+    worker.onmessageerror = () => die('a message from the wick worker could not be read');
+  }
+
+  /** Sends `msg` and resolves with the final answer; `onMessage` sees every message on the way. */
+  request(msg, { signal, onMessage } = {}) {
+    if (this.dead) return Promise.reject(this.dead);
+    const id = msg.id ?? nextId++;
+    return new Promise((resolve, reject) => {
+      const onAbort = () => this.worker.postMessage({ type: 'abort', id });
+      signal?.addEventListener('abort', onAbort, { once: true });
+      const done = () => signal?.removeEventListener('abort', onAbort);
+      this.pending.set(id, {
+        resolve: (v) => { done(); resolve(v); },
+        reject: (e) => { done(); reject(e); },
+        onMessage,
+      });
+      this.worker.postMessage({ ...msg, id });
+    });
+  }
+
+  close(reason) {
+    this.worker.terminate();
+    this.dead = new WickError('worker', reason);
+    for (const p of this.pending.values()) p.reject(this.dead);
+    this.pending.clear();
+  }
+}
+
+const SAMPLING_KEYS = ['max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'seed', 'stop', 'ignore_eos'];
+
+/** The engine's sampling options from an OpenAI-style request, checked before any work starts. */
+function samplingOptions(req) {
+  const o = {};
+  for (const k of SAMPLING_KEYS) if (req[k] !== undefined && req[k] !== null) o[k] = req[k];
+  const num = (k, ok, what) => {
+    if (o[k] !== undefined && !(typeof o[k] === 'number' && ok(o[k]))) {
+      throw new WickError('invalid_parameter', `${k} must be ${what}, got ${JSON.stringify(o[k])}`);
+    }
+  };
+  num('max_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer of at least 1');
+  num('temperature', (v) => v >= 0 && v <= 100, 'a number from 0 to 100');
+  num('top_p', (v) => v > 0 && v <= 1, 'a number above 0 and at most 1');
+  num('top_k', (v) => Number.isInteger(v) && v >= 0, 'an integer of at least 0');
+  num('min_p', (v) => v >= 0 && v <= 1, 'a number from 0 to 1');
+  num('repetition_penalty', (v) => v > 0 && v <= 10, 'a number above 0 and at most 10');
+  num('seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
+  if (typeof o.stop === 'string') o.stop = [o.stop];
+  if (o.stop !== undefined && !(Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string' && s.length > 0))) {
+    throw new WickError('invalid_parameter', 'stop must be a non-empty string or an array of them');
+  }
+  // A request without a seed is still reproducible from its seed, which we pick here.
+  if (o.seed === undefined) o.seed = crypto.getRandomValues(new Uint32Array(1))[0];
+  return o;
+}
+
+function checkMessages(messages) {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new WickError('invalid_parameter', 'messages must be a non-empty array of {role, content}');
+  }
+  return messages.map((m, i) => {
+    if (!m || typeof m.content !== 'string' || !['system', 'user', 'assistant'].includes(m.role)) {
+      throw new WickError('invalid_parameter', `messages[${i}] must be {role: 'system'|'user'|'assistant', content: string}`);
+    }
+    return { role: m.role, content: m.content };
+  });
+}
+
+class Engine {
+  #link;
+  #info;
+
+  constructor(link, info) {
+    this.#link = link;
+    this.#info = info;
+    this.chat = { completions: { create: (req) => this.#create('chat', req) } };
+    this.completions = { create: (req) => this.#create('completion', req) };
+  }
+
+  info() {
+    return structuredClone(this.#info);
+  }
+
+  async unload() {
+    this.#link.close('the engine was unloaded');
+  }
+
+  async #create(mode, req = {}) {
+    const options = samplingOptions(req);
+    const body = mode === 'chat' ? { messages: checkMessages(req.messages) } : { prompt: req.prompt };
+    if (mode === 'completion' && typeof req.prompt !== 'string') {
+      throw new WickError('invalid_parameter', 'prompt must be a string');
+    }
+    if (req.signal?.aborted) throw new WickError('aborted', 'the request was aborted before it started');
+    const meta = {
+      id: `${mode === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID()}`,
+      created: Math.floor(Date.now() / 1000),
+      model: this.#info.modelId,
+    };
+    const chunks = new ChunkQueue();
+    const requestId = nextId++;
+    const finished = this.#link.request({ type: 'generate', id: requestId, mode, ...body, options }, {
+      signal: req.signal,
+      onMessage: (m) => {
+        if (m.type === 'token') chunks.push(m.text);
+      },
+    });
+    if (!req.stream) {
+      const done = await finished;
+      const text = chunks.drainText();
+      return mode === 'chat'
+        ? { ...meta, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: done.finish_reason }], ...summary(done) }
+        : { ...meta, object: 'text_completion', choices: [{ index: 0, text, finish_reason: done.finish_reason }], ...summary(done) };
+    }
+    finished.then((done) => chunks.end(done), (e) => chunks.fail(e));
+    const link = this.#link;
+    return {
+      async *[Symbol.asyncIterator]() {
+        let complete = false;
+        try {
+          if (mode === 'chat') yield chunk(meta, mode, { role: 'assistant', content: '' }, null);
+          for await (const item of chunks) {
+            if (typeof item === 'string') {
+              yield chunk(meta, mode, { content: item }, null);
+            } else {
+              complete = true;
+              yield { ...chunk(meta, mode, {}, item.finish_reason), ...summary(item) };
+            }
+          }
+        } finally {
+          // The consumer stopped reading early: stop generating too.
+          if (!complete) link.worker.postMessage({ type: 'abort', id: requestId });
+        }
+      },
+    };
+  }
+}
+
+/** What the last chunk and a whole completion carry beyond the text. */
+function summary(done) {
+  return { usage: done.usage, timings: done.timings, tokens: done.tokens };
+}
+
+function chunk(meta, mode, delta, finishReason) {
+  return mode === 'chat'
+    ? { ...meta, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finishReason }] }
+    : { ...meta, object: 'text_completion', choices: [{ index: 0, text: delta.content ?? '', finish_reason: finishReason }] };
+}
+
+/** Token texts as they arrive, then the final message (or an error), as an async iterable. */
+class ChunkQueue {
+  constructor() {
+    this.items = [];
+    this.waiting = null;
+    this.error = null;
+    this.ended = false;
+  }
+  push(item) { this.items.push(item); this.#wake(); }
+  end(done) { this.items.push(done); this.ended = true; this.#wake(); }
+  fail(error) { this.error = error; this.#wake(); }
+  drainText() { return this.items.filter((x) => typeof x === 'string').join(''); }
+  #wake() { this.waiting?.(); this.waiting = null; }
+  async *[Symbol.asyncIterator]() {
+    for (;;) {
+      if (this.items.length) {
+        const item = this.items.shift();
+        yield item;
+        if (typeof item !== 'string') return;
+      } else if (this.error) {
+        throw this.error;
+      } else {
+        await new Promise((r) => { this.waiting = r; });
+      }
+    }
+  }
+}

@@ -1,0 +1,210 @@
+// The engine's home: a module Web Worker that downloads and stores the model, loads it into the
+// wasm engine and runs requests one token at a time, so the page never blocks. It speaks only
+// the small message protocol below with wick.js.
+//
+// page -> worker: {type:'load', id, source, threads, context, sha256}
+//                 {type:'generate', id, mode:'chat'|'completion', messages|prompt, options}
+//                 {type:'abort', id}            (a load or a request)
+// worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
+//                 {type:'prefilled', id, prompt_tokens, reused_tokens}
+//                 {type:'token', id, text}      {type:'done', id, finish_reason, usage, timings, tokens}
+//                 {type:'error', id, error:{kind, message}}
+
+import { WickError } from './errors.js';
+import { downloadModel, storeFile, storedModel, deleteModel, readModel, modelIdFor } from './storage.js';
+
+let wasm = null;          // the wasm-bindgen module of the chosen build
+let build = null;         // 'threads' | 'simd'
+let engine = null;        // WebEngine
+let broken = null;        // set when wasm trapped: the instance cannot be trusted any more
+let modelId = null;
+const aborts = new Map(); // request id -> AbortController
+let queue = Promise.resolve(); // requests run one after another (one KV cache)
+
+const post = (msg) => self.postMessage(msg);
+
+self.onmessage = ({ data: msg }) => {
+  switch (msg.type) {
+    case 'load': return run(msg.id, () => load(msg));
+    case 'generate': {
+      aborts.set(msg.id, new AbortController());
+      queue = queue.then(() => run(msg.id, () => generate(msg)));
+      return;
+    }
+    case 'abort': return aborts.get(msg.id)?.abort();
+    default: post({ type: 'error', id: msg.id, error: { kind: 'worker', message: `unknown message ${msg.type}` } });
+  }
+};
+
+async function run(id, job) {
+  try {
+    await job();
+  } catch (e) {
+    post({ type: 'error', id, error: toErrorData(e) });
+  } finally {
+    aborts.delete(id);
+  }
+}
+
+function toErrorData(e) {
+  if (e instanceof WebAssembly.RuntimeError) {
+    // A Rust panic or an out-of-memory trap: the wasm instance is in an unknown state.
+    broken = `the engine crashed (${e.message}); create a new engine`;
+    return { kind: 'worker', message: broken };
+  }
+  return WickError.from(e, 'worker').toJSON();
+}
+
+// ---- choosing and starting a build ----------------------------------------------------------
+
+function canShareMemory() {
+  if (!self.crossOriginIsolated || typeof SharedArrayBuffer === 'undefined') return false;
+  try {
+    return new WebAssembly.Memory({ initial: 1, maximum: 1, shared: true }).buffer instanceof SharedArrayBuffer;
+  } catch {
+    return false;
+  }
+}
+
+async function startWasm(threads) {
+  if (wasm) return;
+  if (!WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]))) {
+    throw new WickError('unsupported_browser', 'this browser has no WebAssembly SIMD; wick needs Chrome 91+, Firefox 89+ or Safari 16.4+');
+  }
+  if (threads > 1 && canShareMemory()) {
+    try {
+      const mod = await import('./pkg/threads/wick.js');
+      await mod.default();
+      await mod.initThreadPool(threads);
+      wasm = mod;
+      build = 'threads';
+      return;
+    } catch (e) {
+      console.warn('wick: the threaded build did not start, using the single-thread one:', e);
+    }
+  }
+  const mod = await import('./pkg/simd/wick.js');
+  await mod.default();
+  wasm = mod;
+  build = 'simd';
+}
+
+function hasher() {
+  const h = new wasm.Sha256();
+  return { update: (bytes) => h.update(bytes), digest: () => { const d = h.digest(); h.free(); return d; } };
+}
+
+// ---- loading --------------------------------------------------------------------------------
+
+async function load({ id, source, threads, context, sha256 }) {
+  const t0 = performance.now();
+  const ctl = new AbortController();
+  aborts.set(id, ctl);
+  const onProgress = (progress) => post({ type: 'progress', id, progress });
+  await startWasm(threads);
+
+  const mid = modelIdFor(source);
+  let stored = await storedModel(mid);
+  if (stored && sha256 && stored.sha256 !== sha256.toLowerCase()) {
+    await deleteModel(mid); // a different file under the same name: replace it
+    stored = null;
+  }
+  if (!stored && source.file) {
+    stored = await storeFile({ file: source.file, id: mid, sha256, signal: ctl.signal, onProgress, createHasher: hasher });
+  } else if (!stored && source.url) {
+    stored = await downloadModel({ url: source.url, id: mid, sha256, signal: ctl.signal, onProgress, createHasher: hasher });
+  } else if (!stored) {
+    throw new WickError('storage', `no stored model "${mid}": download it first`);
+  }
+  if (ctl.signal.aborted) throw new WickError('aborted', 'loading was cancelled');
+
+  let buffer = null;
+  const tRead = performance.now();
+  const { size } = await readModel(mid, (n) => {
+    buffer = new wasm.ModelBuffer(n);
+    return (offset, length) => buffer.view(offset, length);
+  }, { onProgress });
+  const readMs = performance.now() - tRead;
+  if (ctl.signal.aborted) { buffer.free(); throw new WickError('aborted', 'loading was cancelled'); }
+  engine?.free();
+  engine = null;
+  try {
+    engine = wasm.WebEngine.load(buffer, context ?? 0); // consumes the buffer
+  } catch (e) {
+    // Stored but not a model wick can read: nothing unusable stays behind.
+    if (e?.kind === 'invalid_model') await deleteModel(mid);
+    throw e;
+  }
+  modelId = mid;
+  onProgress({ phase: 'ready', loaded: size, total: size });
+  post({
+    type: 'loaded', id,
+    info: {
+      modelId: mid,
+      card: JSON.parse(engine.cardJson()),
+      backend: 'cpu',
+      build,
+      simd: wasm.simdFlavour(),
+      threads: wasm.threadCount(),
+      context: engine.context(),
+      crossOriginIsolated: self.crossOriginIsolated === true,
+      loadMs: performance.now() - t0,
+      readMs,
+    },
+  });
+}
+
+// ---- generating -----------------------------------------------------------------------------
+
+// Lets queued messages (an abort) in between two tokens; a MessageChannel round trip is not
+// clamped like setTimeout.
+const channel = new MessageChannel();
+const nextTurn = () => new Promise((resolve) => { channel.port1.onmessage = resolve; channel.port2.postMessage(null); });
+
+async function generate({ id, mode, messages, prompt, options }) {
+  if (broken) throw new WickError('worker', broken);
+  if (!engine) throw new WickError('worker', 'no model is loaded');
+  const signal = aborts.get(id).signal;
+  if (signal.aborted) throw new WickError('aborted', 'the request was aborted before it started');
+  const opts = JSON.stringify(options);
+  const t0 = performance.now();
+  const pre = mode === 'chat' ? engine.beginChat(JSON.stringify(messages), opts) : engine.beginCompletion(prompt, opts);
+  const t1 = performance.now();
+  post({ type: 'prefilled', id, ...pre });
+  const ids = [];
+  const margins = [];
+  let finish = null;
+  while (!finish) {
+    if (signal.aborted) {
+      const last = engine.abort();
+      if (last?.text) post({ type: 'token', id, text: last.text });
+      finish = 'aborted';
+      break;
+    }
+    const step = engine.step();
+    if (step.id !== undefined && step.id !== null) {
+      ids.push(step.id);
+      margins.push(step.margin);
+    }
+    if (step.text) post({ type: 'token', id, text: step.text });
+    finish = step.finish;
+    if (!finish) await nextTurn();
+  }
+  const t2 = performance.now();
+  const n = ids.length;
+  const promptN = pre.prompt_tokens - pre.reused_tokens;
+  post({
+    type: 'done', id, finish_reason: finish,
+    usage: { prompt_tokens: pre.prompt_tokens, completion_tokens: n, total_tokens: pre.prompt_tokens + n },
+    timings: {
+      prompt_n: promptN,
+      cached_n: pre.reused_tokens,
+      prompt_ms: t1 - t0,
+      prompt_per_second: promptN / Math.max(t1 - t0, 1e-3) * 1000,
+      predicted_n: n,
+      predicted_ms: t2 - t1,
+      predicted_per_second: n / Math.max(t2 - t1, 1e-3) * 1000,
+    },
+    tokens: { ids, margins },
+  });
+}
