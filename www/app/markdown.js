@@ -1,0 +1,890 @@
+// Markdown for model output, in two layers:
+//
+//   parseMarkdown(text)             -> a tree of plain objects ({type, children | text, ...}).
+//                                      Pure: no DOM, runs in Node (tests/browser/markdown.test.mjs).
+//   renderMarkdown(tree, document)  -> a DocumentFragment built with createElement/textContent only.
+//
+// Safety is structural: the tree only ever holds NODE_TYPES, raw HTML in the text stays text,
+// links exist only for http, https and mailto (anything else stays the text it was written as),
+// there are no images (image syntax becomes a link), and nothing from the text reaches a style.
+// The parser copes with partial input (the answer while it streams): an unterminated code fence
+// runs to the end of the text, unmatched emphasis and brackets are shown as written.
+//
+// What it reads: ATX headings, paragraphs (a single newline is a line break, as chat output
+// means it), bullet and ordered lists (nested, tight or loose), blockquotes, fenced code with a
+// language, thematic breaks, GFM tables, emphasis / strong / ~~strikethrough~~ by CommonMark's
+// delimiter rules, code spans, inline links, <autolinks>, bare http(s) and www. links, backslash
+// escapes and common character references. Not read: raw HTML, reference links, setext headings,
+// indented code blocks.
+
+/** Every node type the parser can produce. */
+export const NODE_TYPES = Object.freeze([
+  'root', 'p', 'h1', 'h2', 'h3', 'h4', 'h5', 'h6', 'blockquote', 'ul', 'ol', 'li', 'pre', 'hr',
+  'table', 'thead', 'tbody', 'tr', 'th', 'td',
+  'text', 'br', 'code', 'em', 'strong', 'del', 'a',
+]);
+
+// Containers nested deeper than this (quotes in quotes, emphasis in emphasis) become plain text:
+// hostile input cannot make the parser or the renderer recurse without bound.
+const MAX_DEPTH = 24;
+// How far a link destination or title is looked for after `](`.
+const MAX_LINK_SCAN = 2048;
+
+const SAFE_SCHEMES = new Set(['http:', 'https:', 'mailto:']);
+
+/**
+ * The href to use for a link destination, or null when it must not become a link: only absolute
+ * http(s) URLs (the URL parser requires their host) and mailto: addresses pass; no relative,
+ * protocol-relative, javascript:, data:, vbscript: or any other scheme.
+ */
+export function safeHref(raw) {
+  if (typeof raw !== 'string') return null;
+  const s = raw.trim();
+  if (!/^(?:https?:\/\/|mailto:)\S/i.test(s)) return null;
+  let url;
+  try {
+    url = new URL(s);
+  } catch {
+    return null;
+  }
+  return SAFE_SCHEMES.has(url.protocol) ? url.href : null;
+}
+
+export function parseMarkdown(text) {
+  const src = String(text ?? '').replace(/\r\n?/g, '\n').replace(/\0/g, '\uFFFD');
+  const root = { type: 'root', children: parseBlocks(src.split('\n'), 0) };
+  return limitDepth(root);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Blocks
+
+const FENCE_OPEN = /^( {0,3})(`{3,}|~{3,})(.*)$/;
+const HEADING = /^ {0,3}(#{1,6})(?:[ \t]+(.*?))?[ \t]*$/;
+const HR = /^ {0,3}([-*_])(?:[ \t]*\1){2,}[ \t]*$/;
+const QUOTE = /^ {0,3}>/;
+const LIST_MARKER = /^( {0,3})(?:([-+*])|(\d{1,9})([.)]))(?=[ \t]|$)/;
+const TABLE_DELIMITER = /^ {0,3}\|?[ \t]*:?-+:?[ \t]*(?:\|[ \t]*:?-+:?[ \t]*)*\|?[ \t]*$/;
+const LANGUAGE = /^[\w#+.-]{1,32}$/;
+
+const isBlank = (line) => /^[ \t]*$/.test(line);
+
+/** Columns of leading whitespace (a tab advances to the next multiple of 4). */
+function indentOf(line) {
+  let col = 0;
+  for (let i = 0; i < line.length; i++) {
+    if (line[i] === ' ') col++;
+    else if (line[i] === '\t') col += 4 - (col % 4);
+    else break;
+  }
+  return col;
+}
+
+/** The line without up to `n` columns of leading whitespace. */
+function stripIndent(line, n) {
+  let col = 0;
+  let i = 0;
+  while (i < line.length && col < n) {
+    if (line[i] === ' ') {
+      col++;
+    } else if (line[i] === '\t') {
+      const width = 4 - (col % 4);
+      if (col + width > n) return ' '.repeat(col + width - n) + line.slice(i + 1);
+      col += width;
+    } else {
+      break;
+    }
+    i++;
+  }
+  return line.slice(i);
+}
+
+function openFence(line) {
+  const m = FENCE_OPEN.exec(line);
+  if (!m) return null;
+  if (m[2][0] === '`' && m[3].includes('`')) return null;
+  const word = m[3].trim().split(/\s+/)[0] ?? '';
+  return { indent: m[1].length, char: m[2][0], length: m[2].length, lang: LANGUAGE.test(word) ? word : '' };
+}
+
+function closesFence(line, fence) {
+  const m = /^ {0,3}(`{3,}|~{3,})[ \t]*$/.exec(line);
+  return m !== null && m[1][0] === fence.char && m[1].length >= fence.length;
+}
+
+function listMarker(line) {
+  const m = LIST_MARKER.exec(line);
+  if (!m || HR.test(line)) return null;
+  const indent = m[1].length;
+  const markerWidth = m[0].length - indent;
+  const after = line.slice(m[0].length);
+  const spaces = indentOf(after);
+  const empty = isBlank(after);
+  // 1-4 spaces after the marker set where the content starts; more (or none) means one.
+  const gap = empty || spaces > 4 ? 1 : spaces;
+  return {
+    indent,
+    ordered: m[3] !== undefined,
+    kind: m[2] ?? m[4],
+    start: m[3] !== undefined ? Number(m[3]) : 1,
+    contentIndent: indent + markerWidth + gap,
+    content: empty ? '' : stripIndent(after, gap),
+    empty,
+  };
+}
+
+/** Whether a line starts a block that ends a paragraph. */
+function interruptsParagraph(line) {
+  if (indentOf(line) >= 4) return false;
+  if (openFence(line) || HEADING.test(line) || HR.test(line) || QUOTE.test(line)) return true;
+  const item = listMarker(line);
+  return item !== null && !item.empty && (!item.ordered || item.start === 1);
+}
+
+function splitRow(line) {
+  let s = line.trim();
+  if (s.startsWith('|')) s = s.slice(1);
+  if (s.endsWith('|') && !s.endsWith('\\|')) s = s.slice(0, -1);
+  const cells = [];
+  let cell = '';
+  for (let i = 0; i < s.length; i++) {
+    if (s[i] === '\\' && s[i + 1] === '|') {
+      cell += '|';
+      i++;
+    } else if (s[i] === '|') {
+      cells.push(cell.trim());
+      cell = '';
+    } else {
+      cell += s[i];
+    }
+  }
+  cells.push(cell.trim());
+  return cells;
+}
+
+function tableAt(lines, i) {
+  const head = lines[i];
+  const delimiter = lines[i + 1];
+  if (delimiter === undefined || !head.includes('|') || !delimiter.includes('|')) return null;
+  if (indentOf(head) >= 4 || !TABLE_DELIMITER.test(delimiter)) return null;
+  const header = splitRow(head);
+  const aligns = splitRow(delimiter).map((d) => {
+    const left = d.startsWith(':');
+    const right = d.endsWith(':');
+    return left && right ? 'center' : right ? 'right' : left ? 'left' : null;
+  });
+  return header.length === aligns.length ? { header, aligns } : null;
+}
+
+function parseBlocks(lines, depth) {
+  if (depth > MAX_DEPTH) {
+    const text = lines.join('\n').trim();
+    return text ? [{ type: 'p', children: [{ type: 'text', text }] }] : [];
+  }
+  const out = [];
+  let i = 0;
+  while (i < lines.length) {
+    const line = lines[i];
+    if (isBlank(line)) {
+      i++;
+      continue;
+    }
+
+    const fence = openFence(line);
+    if (fence) {
+      const body = [];
+      i++;
+      while (i < lines.length && !closesFence(lines[i], fence)) body.push(stripIndent(lines[i++], fence.indent));
+      if (i >= lines.length && body[body.length - 1] === '') body.pop(); // still streaming
+      i++; // the closing fence
+      out.push({ type: 'pre', lang: fence.lang, text: body.join('\n') });
+      continue;
+    }
+
+    const heading = HEADING.exec(line);
+    if (heading) {
+      const content = (heading[2] ?? '').replace(/(?:^|[ \t]+)#+$/, '');
+      out.push({ type: `h${heading[1].length}`, children: parseInline(content.trim(), depth) });
+      i++;
+      continue;
+    }
+
+    if (HR.test(line)) {
+      out.push({ type: 'hr' });
+      i++;
+      continue;
+    }
+
+    if (QUOTE.test(line)) {
+      const inner = [];
+      while (i < lines.length && !isBlank(lines[i])) {
+        if (QUOTE.test(lines[i])) inner.push(lines[i].replace(/^ {0,3}> ?/, ''));
+        else if (!interruptsParagraph(lines[i]) && !listMarker(lines[i])) inner.push(lines[i]);
+        else break;
+        i++;
+      }
+      out.push({ type: 'blockquote', children: parseBlocks(inner, depth + 1) });
+      continue;
+    }
+
+    const item = listMarker(line);
+    if (item) {
+      i = parseList(lines, i, item, depth, out);
+      continue;
+    }
+
+    const table = tableAt(lines, i);
+    if (table) {
+      i = parseTable(lines, i, table, depth, out);
+      continue;
+    }
+
+    const para = [line.trim()];
+    i++;
+    while (i < lines.length && !isBlank(lines[i]) && !interruptsParagraph(lines[i]) && !tableAt(lines, i)) {
+      para.push(lines[i].trim());
+      i++;
+    }
+    out.push({ type: 'p', children: parseInline(para.join('\n'), depth) });
+  }
+  return out;
+}
+
+function parseList(lines, i, first, depth, out) {
+  const items = [];
+  let loose = false;
+  let marker = first;
+  while (marker) {
+    const body = [marker.content];
+    i++;
+    let fence = openFence(body[0]);
+    let next = null;
+    while (i < lines.length) {
+      const line = lines[i];
+      if (isBlank(line)) {
+        let j = i + 1;
+        while (j < lines.length && isBlank(lines[j])) j++;
+        if (j >= lines.length) {
+          i = j;
+          break;
+        }
+        if (fence || belongsToItem(lines[j], marker)) {
+          for (; i < j; i++) body.push('');
+          if (!fence) loose = true;
+          continue;
+        }
+        const sibling = listMarker(lines[j]);
+        if (sibling && sameList(sibling, first)) {
+          loose = true;
+          i = j;
+          next = sibling;
+        } else {
+          i = j;
+        }
+        break;
+      }
+      if (belongsToItem(line, marker)) {
+        body.push(stripIndent(line, Math.min(indentOf(line), marker.contentIndent)));
+      } else if (fence) {
+        // A fence opened inside the item ends with it; its lines keep their own indentation.
+        body.push(line);
+      } else {
+        const sibling = listMarker(line);
+        if (sibling) {
+          if (sameList(sibling, first)) next = sibling;
+          break;
+        }
+        // Lazy continuation of the item's last paragraph.
+        if (isBlank(body[body.length - 1]) || interruptsParagraph(line)) break;
+        body.push(line.trim());
+      }
+      const added = body[body.length - 1];
+      if (fence) {
+        if (closesFence(added, fence)) fence = null;
+      } else {
+        fence = openFence(added);
+      }
+      i++;
+    }
+    items.push(parseBlocks(body, depth + 1));
+    marker = next;
+    if (i >= lines.length || !next) break;
+  }
+  const list = { type: first.ordered ? 'ol' : 'ul', children: [] };
+  if (first.ordered && first.start !== 1) list.start = first.start;
+  for (const blocks of items) {
+    const children = loose ? blocks : blocks.flatMap((b) => (b.type === 'p' ? b.children : [b]));
+    list.children.push({ type: 'li', children });
+  }
+  out.push(list);
+  return i;
+}
+
+/** An indented line is the item's content; so is a deeper list marker (lenient nesting). */
+function belongsToItem(line, marker) {
+  const indent = indentOf(line);
+  if (indent >= marker.contentIndent) return true;
+  return indent > marker.indent && listMarker(line.trimStart()) !== null;
+}
+
+function sameList(a, b) {
+  return a.ordered === b.ordered && a.kind === b.kind;
+}
+
+function parseTable(lines, i, { header, aligns }, depth, out) {
+  const cellsOf = (cells, type) =>
+    aligns.map((align, c) => {
+      const cell = { type, children: parseInline(cells[c] ?? '', depth + 1) };
+      if (align) cell.align = align;
+      return cell;
+    });
+  const table = { type: 'table', children: [{ type: 'thead', children: [{ type: 'tr', children: cellsOf(header, 'th') }] }] };
+  i += 2;
+  const rows = [];
+  while (i < lines.length && !isBlank(lines[i]) && lines[i].includes('|') && !interruptsParagraph(lines[i])) {
+    rows.push({ type: 'tr', children: cellsOf(splitRow(lines[i]), 'td') });
+    i++;
+  }
+  if (rows.length) table.children.push({ type: 'tbody', children: rows });
+  out.push(table);
+  return i;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inlines
+
+const ASCII_PUNCT = /[!-/:-@[-`{-~]/;
+const AUTOLINK = /<([A-Za-z][A-Za-z0-9+.-]{1,31}:[^\s<>]*)>/y;
+const EMAIL_AUTOLINK =
+  /<([A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*)>/y;
+// Characters with no meaning of their own, taken in one step.
+const PLAIN_RUN = /[^\\`\n*_~[!<&hHwW]+/y;
+const BARE_URL = /(?:https?:\/\/|www\.)[^\s<>]+/iy;
+const ENTITY = /&(?:#([0-9]{1,7})|#[xX]([0-9a-fA-F]{1,6})|([A-Za-z][A-Za-z0-9]{1,31}));/y;
+const NAMED_ENTITIES = {
+  amp: '&', lt: '<', gt: '>', quot: '"', apos: "'", nbsp: '\u00a0', copy: '\u00a9', reg: '\u00ae',
+  trade: '\u2122', hellip: '\u2026', mdash: '\u2014', ndash: '\u2013', laquo: '\u00ab', raquo: '\u00bb',
+  times: '\u00d7', divide: '\u00f7', middot: '\u00b7', deg: '\u00b0', plusmn: '\u00b1', euro: '\u20ac',
+  larr: '\u2190', rarr: '\u2192', uarr: '\u2191', darr: '\u2193', le: '\u2264', ge: '\u2265', ne: '\u2260',
+};
+
+const isSpace = (c) => c === '' || /\s/u.test(c);
+const isPunct = (c) => c !== '' && /[\p{P}\p{S}]/u.test(c);
+
+/** The whole code point that ends just before index i ('' at the start). */
+function charBefore(s, i) {
+  if (i <= 0) return '';
+  const low = s.charCodeAt(i - 1);
+  return low >= 0xdc00 && low <= 0xdfff && i >= 2 ? s.slice(i - 2, i) : s[i - 1];
+}
+
+/** The whole code point at index i ('' at the end). */
+function charAt(s, i) {
+  if (i >= s.length) return '';
+  return String.fromCodePoint(s.codePointAt(i));
+}
+
+/**
+ * Code spans: a run of n backticks up to the next run of exactly n. Returns Map(start -> {end,
+ * text}); an escaped backtick (outside code) cannot open one, so its span starts one later.
+ */
+function findCodeSpans(src) {
+  const runs = [];
+  for (let i = 0; i < src.length; i++) {
+    if (src[i] !== '`') continue;
+    let j = i;
+    while (src[j] === '`') j++;
+    let slashes = 0;
+    while (src[i - 1 - slashes] === '\\') slashes++;
+    runs.push({ pos: i, len: j - i, escaped: slashes % 2 === 1 });
+    i = j - 1;
+  }
+  const byLength = new Map();
+  runs.forEach((run, index) => {
+    if (!byLength.has(run.len)) byLength.set(run.len, []);
+    byLength.get(run.len).push(index);
+  });
+  const spans = new Map();
+  for (let r = 0; r < runs.length; r++) {
+    const run = runs[r];
+    const pos = run.escaped ? run.pos + 1 : run.pos;
+    const len = run.escaped ? run.len - 1 : run.len;
+    if (len === 0) continue;
+    const candidates = byLength.get(len) ?? [];
+    let lo = 0;
+    let hi = candidates.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (candidates[mid] <= r) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo === candidates.length) continue;
+    const closer = candidates[lo];
+    let text = src.slice(pos + len, runs[closer].pos).replace(/\n/g, ' ');
+    if (text.length > 2 && text.startsWith(' ') && text.endsWith(' ') && text.trim() !== '') text = text.slice(1, -1);
+    spans.set(pos, { end: runs[closer].pos + len, text });
+    r = closer;
+  }
+  return spans;
+}
+
+/** Map('[' index -> matching ']' index), skipping escapes and code spans. */
+function matchBrackets(src, codeSpans) {
+  const open = [];
+  const pairs = new Map();
+  for (let i = 0; i < src.length; i++) {
+    const c = src[i];
+    if (c === '\\') i++;
+    else if (c === '`' && codeSpans.has(i)) i = codeSpans.get(i).end - 1;
+    else if (c === '[') open.push(i);
+    else if (c === ']' && open.length) pairs.set(open.pop(), i);
+  }
+  return pairs;
+}
+
+/** `[label](destination "title")` (or `![alt](...)`) from the '[' at `open`. */
+function inlineLink(src, open, brackets, depth, image) {
+  const close = brackets.get(open);
+  if (close === undefined || src[close + 1] !== '(') return null;
+  const limit = Math.min(src.length, close + 2 + MAX_LINK_SCAN);
+  let j = close + 2;
+  const skipSpace = () => {
+    while (j < limit && (src[j] === ' ' || src[j] === '\t' || src[j] === '\n')) j++;
+  };
+  skipSpace();
+  let dest = '';
+  if (src[j] === '<') {
+    j++;
+    while (j < limit && src[j] !== '>' && src[j] !== '\n' && src[j] !== '<') {
+      if (src[j] === '\\' && ASCII_PUNCT.test(src[j + 1] ?? '')) j++;
+      dest += src[j++];
+    }
+    if (src[j] !== '>') return null;
+    j++;
+  } else {
+    let parens = 0;
+    while (j < limit && !/[\s\x00-\x1f]/.test(src[j])) {
+      if (src[j] === '\\' && ASCII_PUNCT.test(src[j + 1] ?? '')) {
+        dest += src[j + 1];
+        j += 2;
+        continue;
+      }
+      if (src[j] === '(') parens++;
+      if (src[j] === ')' && parens-- === 0) break;
+      dest += src[j++];
+    }
+  }
+  skipSpace();
+  const quote = src[j];
+  if (quote === '"' || quote === "'" || quote === '(') {
+    const end = quote === '(' ? ')' : quote;
+    j++;
+    while (j < limit && src[j] !== end) j += src[j] === '\\' ? 2 : 1;
+    if (src[j] !== end) return null;
+    j++;
+    skipSpace();
+  }
+  if (src[j] !== ')') return null;
+  const end = j + 1;
+  const start = image ? open - 1 : open;
+  const href = safeHref(dest);
+  if (!href) return { end, node: { type: 'text', text: src.slice(start, end) } };
+  const label = src.slice(open + 1, close);
+  const children = label.trim() ? parseInline(label, depth + 1, false) : [{ type: 'text', text: href }];
+  return { end, node: { type: 'a', href, children } };
+}
+
+function autolink(src, i) {
+  AUTOLINK.lastIndex = i;
+  let m = AUTOLINK.exec(src);
+  if (m) {
+    const href = safeHref(m[1]);
+    return href ? { end: AUTOLINK.lastIndex, node: { type: 'a', href, children: [{ type: 'text', text: m[1] }] } } : null;
+  }
+  EMAIL_AUTOLINK.lastIndex = i;
+  m = EMAIL_AUTOLINK.exec(src);
+  if (m) {
+    const href = safeHref(`mailto:${m[1]}`);
+    return href ? { end: EMAIL_AUTOLINK.lastIndex, node: { type: 'a', href, children: [{ type: 'text', text: m[1] }] } } : null;
+  }
+  return null;
+}
+
+function bareUrl(src, i) {
+  const before = charBefore(src, i);
+  if (before !== '' && !/[\s*_~(]/.test(before)) return null;
+  BARE_URL.lastIndex = i;
+  const m = BARE_URL.exec(src);
+  if (!m) return null;
+  let url = m[0];
+  for (;;) {
+    const trimmed = url
+      .replace(/[?!.,:;*_~'"]+$/, '')
+      .replace(/&[A-Za-z0-9]+;$/, '');
+    if (trimmed.endsWith(')') && (trimmed.match(/\(/g)?.length ?? 0) < (trimmed.match(/\)/g)?.length ?? 0)) {
+      url = trimmed.slice(0, -1);
+    } else if (trimmed !== url) {
+      url = trimmed;
+    } else {
+      break;
+    }
+  }
+  if (/^www\.$/i.test(url) || /^https?:\/\/$/i.test(url)) return null;
+  const href = safeHref(/^www\./i.test(url) ? `https://${url}` : url);
+  return href ? { end: i + url.length, node: { type: 'a', href, children: [{ type: 'text', text: url }] } } : null;
+}
+
+function entity(src, i) {
+  ENTITY.lastIndex = i;
+  const m = ENTITY.exec(src);
+  if (!m) return null;
+  let text;
+  if (m[3] !== undefined) {
+    text = Object.hasOwn(NAMED_ENTITIES, m[3]) ? NAMED_ENTITIES[m[3]] : null;
+  } else {
+    const code = m[1] !== undefined ? Number(m[1]) : parseInt(m[2], 16);
+    const valid = code > 0 && code <= 0x10ffff && (code < 0xd800 || code > 0xdfff);
+    text = valid ? String.fromCodePoint(code) : '\uFFFD';
+  }
+  return text === null ? null : { end: ENTITY.lastIndex, text };
+}
+
+/**
+ * Inline content of one block. Emphasis follows CommonMark's delimiter-run algorithm over a
+ * linked list of items: {node} for finished nodes, {delim} for runs of * _ or ~~.
+ */
+function parseInline(src, depth, allowLinks = true) {
+  if (depth > MAX_DEPTH) return src ? [{ type: 'text', text: src }] : [];
+  const codeSpans = findCodeSpans(src);
+  const brackets = allowLinks ? matchBrackets(src, codeSpans) : null;
+  const head = { prev: null, next: null };
+  let tail = head;
+  let text = '';
+  const append = (item) => {
+    item.prev = tail;
+    item.next = null;
+    tail.next = item;
+    tail = item;
+  };
+  const flush = () => {
+    if (text) append({ node: { type: 'text', text } });
+    text = '';
+  };
+  const push = (node) => {
+    flush();
+    append({ node });
+  };
+
+  let i = 0;
+  while (i < src.length) {
+    PLAIN_RUN.lastIndex = i;
+    if (PLAIN_RUN.test(src)) {
+      text += src.slice(i, PLAIN_RUN.lastIndex);
+      i = PLAIN_RUN.lastIndex;
+      continue;
+    }
+    const c = src[i];
+    if (c === '\\') {
+      const next = src[i + 1];
+      if (next === '\n') {
+        push({ type: 'br' });
+        i += 2;
+      } else if (next !== undefined && ASCII_PUNCT.test(next)) {
+        text += next;
+        i += 2;
+      } else {
+        text += c;
+        i++;
+      }
+      continue;
+    }
+    if (c === '`') {
+      const span = codeSpans.get(i);
+      if (span) {
+        push({ type: 'code', text: span.text });
+        i = span.end;
+      } else {
+        while (src[i] === '`') text += src[i++];
+      }
+      continue;
+    }
+    if (c === '\n') {
+      text = text.replace(/[ \t]+$/, '');
+      push({ type: 'br' });
+      i++;
+      while (src[i] === ' ' || src[i] === '\t') i++;
+      continue;
+    }
+    if (c === '*' || c === '_' || c === '~') {
+      let j = i;
+      while (src[j] === c) j++;
+      const count = j - i;
+      if (c === '~' && count !== 2) {
+        text += src.slice(i, j);
+        i = j;
+        continue;
+      }
+      const before = charBefore(src, i);
+      const after = charAt(src, j);
+      const left = !isSpace(after) && (!isPunct(after) || isSpace(before) || isPunct(before));
+      const right = !isSpace(before) && (!isPunct(before) || isSpace(after) || isPunct(after));
+      const canOpen = c === '_' ? left && (!right || isPunct(before)) : left;
+      const canClose = c === '_' ? right && (!left || isPunct(after)) : right;
+      flush();
+      append({ delim: { char: c, count, orig: count, canOpen, canClose } });
+      i = j;
+      continue;
+    }
+    if (allowLinks) {
+      let found = null;
+      if (c === '[') found = inlineLink(src, i, brackets, depth, false);
+      else if (c === '!' && src[i + 1] === '[') found = inlineLink(src, i + 1, brackets, depth, true);
+      else if (c === '<') found = autolink(src, i);
+      else if (c === 'h' || c === 'H' || c === 'w' || c === 'W') found = bareUrl(src, i);
+      if (found) {
+        if (found.node.type === 'text') text += found.node.text;
+        else push(found.node);
+        i = found.end;
+        continue;
+      }
+    }
+    if (c === '&') {
+      const ref = entity(src, i);
+      if (ref) {
+        text += ref.text;
+        i = ref.end;
+        continue;
+      }
+    }
+    text += c;
+    i++;
+  }
+  flush();
+  processEmphasis(head);
+  const nodes = [];
+  for (let item = head.next; item; item = item.next) nodes.push(itemNode(item));
+  return mergeText(nodes);
+}
+
+function itemNode(item) {
+  return item.node ?? { type: 'text', text: item.delim.char.repeat(item.delim.count) };
+}
+
+function mergeText(nodes) {
+  const out = [];
+  for (const node of nodes) {
+    if (node.type === 'text') {
+      if (!node.text) continue;
+      const last = out[out.length - 1];
+      if (last?.type === 'text') {
+        out[out.length - 1] = { type: 'text', text: last.text + node.text };
+        continue;
+      }
+    }
+    out.push(node);
+  }
+  return out;
+}
+
+function processEmphasis(head) {
+  let first = null;
+  let last = null;
+  for (let item = head.next; item; item = item.next) {
+    if (!item.delim) continue;
+    item.below = last;
+    item.above = null;
+    if (last) last.above = item;
+    else first = item;
+    last = item;
+  }
+  const unstack = (d) => {
+    if (d.below) d.below.above = d.above;
+    else first = d.above;
+    if (d.above) d.above.below = d.below;
+  };
+  const unlink = (item) => {
+    item.prev.next = item.next;
+    if (item.next) item.next.prev = item.prev;
+  };
+  // Where the search for an opener may stop, per closer kind (CommonMark's openers_bottom).
+  const bottoms = new Map();
+  let closer = first;
+  while (closer) {
+    const d = closer.delim;
+    if (!d.canClose) {
+      closer = closer.above;
+      continue;
+    }
+    const key = `${d.char}${d.canOpen ? 1 : 0}${d.orig % 3}`;
+    const bottom = bottoms.has(key) ? bottoms.get(key) : null;
+    let opener = closer.below;
+    while (opener && opener !== bottom) {
+      const o = opener.delim;
+      if (o.char === d.char && o.canOpen) {
+        const oddMatch =
+          d.char !== '~' && (o.canClose || d.canOpen) && (o.orig + d.orig) % 3 === 0 && !(o.orig % 3 === 0 && d.orig % 3 === 0);
+        if (!oddMatch) break;
+      }
+      opener = opener.below;
+    }
+    if (!opener || opener === bottom) {
+      bottoms.set(key, closer.below);
+      const next = closer.above;
+      if (!d.canOpen) unstack(closer);
+      closer = next;
+      continue;
+    }
+    const o = opener.delim;
+    const use = d.char === '~' ? 2 : o.count >= 2 && d.count >= 2 ? 2 : 1;
+    const type = d.char === '~' ? 'del' : use === 2 ? 'strong' : 'em';
+    const children = [];
+    for (let item = opener.next; item !== closer; item = item.next) children.push(itemNode(item));
+    for (let x = closer.below; x && x !== opener; x = x.below) unstack(x);
+    const wrapped = { node: { type, children: mergeText(children) }, prev: opener, next: closer };
+    opener.next = wrapped;
+    closer.prev = wrapped;
+    o.count -= use;
+    d.count -= use;
+    if (o.count === 0) {
+      unlink(opener);
+      unstack(opener);
+    }
+    if (d.count === 0) {
+      const next = closer.above;
+      unlink(closer);
+      unstack(closer);
+      closer = next;
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Depth limit
+
+function plainText(node) {
+  let out = '';
+  const stack = [node];
+  while (stack.length) {
+    const n = stack.pop();
+    if (typeof n.text === 'string') out += n.text;
+    if (Array.isArray(n.children)) for (let k = n.children.length - 1; k >= 0; k--) stack.push(n.children[k]);
+  }
+  return out;
+}
+
+/** Replaces containers nested deeper than MAX_DEPTH (counting every level) by their text. */
+function limitDepth(root) {
+  const visit = (node, level) => {
+    if (!Array.isArray(node.children)) return node;
+    if (level > MAX_DEPTH) return { type: 'text', text: plainText(node) };
+    let flattened = false;
+    for (let k = 0; k < node.children.length; k++) {
+      const child = node.children[k];
+      const kept = visit(child, level + 1);
+      if (kept !== child) {
+        node.children[k] = kept;
+        flattened = true;
+      }
+    }
+    if (flattened) node.children = mergeText(node.children);
+    return node;
+  };
+  return visit(root, 0);
+}
+
+// ---------------------------------------------------------------------------------------------
+// DOM
+
+const ELEMENT_FOR = {
+  p: 'p', h1: 'h1', h2: 'h2', h3: 'h3', h4: 'h4', h5: 'h5', h6: 'h6', blockquote: 'blockquote',
+  ul: 'ul', ol: 'ol', li: 'li', table: 'table', thead: 'thead', tbody: 'tbody', tr: 'tr', th: 'th',
+  td: 'td', em: 'em', strong: 'strong', del: 'del',
+};
+const ALIGNS = new Set(['left', 'center', 'right']);
+
+/**
+ * DOM nodes for a tree from parseMarkdown. Fenced code becomes
+ * <div class="code-block"><div class="code-head"><span class="code-lang"/><button class="code-copy"/></div><pre><code/></pre></div>;
+ * the page handles the Copy buttons by delegation.
+ */
+export function renderMarkdown(tree, doc) {
+  const fragment = doc.createDocumentFragment();
+  appendAll(fragment, tree?.children, doc);
+  return fragment;
+}
+
+function appendAll(parent, children, doc) {
+  if (!Array.isArray(children)) return;
+  for (const child of children) {
+    const node = renderNode(child, doc);
+    if (node) parent.appendChild(node);
+  }
+}
+
+function renderNode(node, doc) {
+  if (!node || typeof node !== 'object') return null;
+  switch (node.type) {
+    case 'text':
+      return doc.createTextNode(String(node.text ?? ''));
+    case 'br':
+    case 'hr':
+      return doc.createElement(node.type);
+    case 'code': {
+      const code = doc.createElement('code');
+      code.textContent = String(node.text ?? '');
+      return code;
+    }
+    case 'pre':
+      return renderCodeBlock(node, doc);
+    case 'a': {
+      const href = safeHref(node.href);
+      if (!href) {
+        const span = doc.createElement('span');
+        appendAll(span, node.children, doc);
+        return span;
+      }
+      const a = doc.createElement('a');
+      a.href = href;
+      a.rel = 'noopener noreferrer nofollow';
+      a.target = '_blank';
+      appendAll(a, node.children, doc);
+      return a;
+    }
+    default: {
+      if (!Object.hasOwn(ELEMENT_FOR, node.type)) return null;
+      const el = doc.createElement(ELEMENT_FOR[node.type]);
+      if (node.type === 'ol' && Number.isInteger(node.start) && node.start >= 0) el.start = node.start;
+      if ((node.type === 'th' || node.type === 'td') && ALIGNS.has(node.align)) el.className = `align-${node.align}`;
+      appendAll(el, node.children, doc);
+      if (node.type === 'table') {
+        const scroller = doc.createElement('div');
+        scroller.className = 'table-scroll';
+        scroller.appendChild(el);
+        return scroller;
+      }
+      return el;
+    }
+  }
+}
+
+function renderCodeBlock(node, doc) {
+  const block = doc.createElement('div');
+  block.className = 'code-block';
+  const head = doc.createElement('div');
+  head.className = 'code-head';
+  const lang = doc.createElement('span');
+  lang.className = 'code-lang';
+  lang.textContent = LANGUAGE.test(node.lang ?? '') ? node.lang : 'text';
+  const copy = doc.createElement('button');
+  copy.type = 'button';
+  copy.className = 'code-copy';
+  copy.textContent = 'Copy';
+  copy.setAttribute('aria-label', 'Copy code');
+  head.append(lang, copy);
+  const pre = doc.createElement('pre');
+  const code = doc.createElement('code');
+  code.textContent = String(node.text ?? '');
+  pre.appendChild(code);
+  block.append(head, pre);
+  return block;
+}
