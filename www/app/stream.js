@@ -1,0 +1,62 @@
+// Streaming helpers shared by the chat and completion views: reading an engine stream, and
+// re-rendering at most once per frame (less often when a render is costly).
+
+/**
+ * Reads a chat or completion stream. `pick(choice)` returns the text of one chunk; onText gets
+ * the whole text so far. Resolves to {text, finish, timings} (timings from the last chunk).
+ */
+export async function consumeStream(stream, pick, onText) {
+  let text = '';
+  let finish = null;
+  let timings = null;
+  for await (const chunk of stream) {
+    const choice = chunk?.choices?.[0];
+    const piece = choice ? pick(choice) : '';
+    if (piece) {
+      text += piece;
+      onText(text);
+    }
+    if (choice?.finish_reason) finish = choice.finish_reason;
+    if (chunk?.timings) timings = chunk.timings;
+  }
+  return { text, finish, timings };
+}
+
+/**
+ * Runs `render` on the next animation frame, once however often schedule() is called; a render
+ * that took t ms is not repeated for 2t ms, so long answers keep the page responsive.
+ */
+export function frameThrottle(render) {
+  let frame = 0;
+  let last = 0;
+  let cost = 0;
+  const run = () => {
+    frame = 0;
+    const start = performance.now();
+    render();
+    last = performance.now();
+    cost = last - start;
+  };
+  const tick = (now) => {
+    frame = 0;
+    if (now - last < cost * 2) frame = requestAnimationFrame(tick);
+    else run();
+  };
+  return {
+    schedule() {
+      if (!frame) frame = requestAnimationFrame(tick);
+    },
+    /** Renders now (the final state). */
+    flush() {
+      if (frame) cancelAnimationFrame(frame);
+      run();
+    },
+  };
+}
+
+/** Runs `change` and keeps the scroller pinned to the bottom if it was there before. */
+export function keepPinned(scroller, change) {
+  const pinned = scroller.scrollHeight - scroller.scrollTop - scroller.clientHeight < 48;
+  change();
+  if (pinned) scroller.scrollTop = scroller.scrollHeight;
+}
