@@ -17,7 +17,7 @@ let wasm = null;          // the wasm-bindgen module of the chosen build
 let build = null;         // 'threads' | 'simd'
 let engine = null;        // WebEngine
 let broken = null;        // set when wasm trapped: the instance cannot be trusted any more
-let modelId = null;
+let poolReady = null;     // the rayon pool starting (threads build)
 const aborts = new Map(); // request id -> AbortController
 let queue = Promise.resolve(); // requests run one after another (one KV cache)
 
@@ -75,7 +75,9 @@ async function startWasm(threads) {
     try {
       const mod = await import('./pkg/threads/wick.js');
       await mod.default();
-      await mod.initThreadPool(threads);
+      // The pool's workers boot while the model is read and loaded (nothing before the first
+      // forward pass uses rayon); load() awaits this before it reports ready.
+      poolReady = mod.initThreadPool(threads);
       wasm = mod;
       build = 'threads';
       return;
@@ -102,6 +104,7 @@ async function load({ id, source, threads, context, sha256 }) {
   aborts.set(id, ctl);
   const onProgress = (progress) => post({ type: 'progress', id, progress });
   await startWasm(threads);
+  const tWasm = performance.now();
 
   const mid = modelIdFor(source);
   let stored = await storedModel(mid);
@@ -124,7 +127,8 @@ async function load({ id, source, threads, context, sha256 }) {
     buffer = new wasm.ModelBuffer(n);
     return (offset, length) => buffer.view(offset, length);
   }, { onProgress });
-  const readMs = performance.now() - tRead;
+  const tEngine = performance.now();
+  const readMs = tEngine - tRead;
   if (ctl.signal.aborted) { buffer.free(); throw new WickError('aborted', 'loading was cancelled'); }
   engine?.free();
   engine = null;
@@ -135,7 +139,7 @@ async function load({ id, source, threads, context, sha256 }) {
     if (e?.kind === 'invalid_model') await deleteModel(mid);
     throw e;
   }
-  modelId = mid;
+  await poolReady;
   onProgress({ phase: 'ready', loaded: size, total: size });
   post({
     type: 'loaded', id,
@@ -150,6 +154,8 @@ async function load({ id, source, threads, context, sha256 }) {
       crossOriginIsolated: self.crossOriginIsolated === true,
       loadMs: performance.now() - t0,
       readMs,
+      // Where a load's time goes: starting wasm (and the thread pool), storage, the engine.
+      phases: { wasmMs: tWasm - t0, readMs, engineMs: performance.now() - tEngine },
     },
   });
 }

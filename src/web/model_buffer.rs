@@ -30,9 +30,21 @@ impl ModelBuffer {
             return Err(too_big());
         }
         let size = size as usize;
-        let mut bytes = Vec::new();
-        bytes.try_reserve_exact(size).map_err(|_| too_big())?;
-        bytes.resize(size, 0);
+        if size == 0 {
+            return Ok(Self { bytes: Vec::new() });
+        }
+        let layout = std::alloc::Layout::array::<u8>(size).map_err(|_| too_big())?;
+        // Zeroed allocation rather than a resize: memory fresh from `memory.grow` is already
+        // zero, so the allocator skips writing a model-sized run of zeros.
+        // SAFETY: `layout` has a non-zero size; a non-null result is `size` initialized (zero)
+        // bytes owned by the Vec, which frees it with the same layout (u8, capacity `size`).
+        let bytes = unsafe {
+            let ptr = std::alloc::alloc_zeroed(layout);
+            if ptr.is_null() {
+                return Err(too_big());
+            }
+            Vec::from_raw_parts(ptr, size, size)
+        };
         Ok(Self { bytes })
     }
 
