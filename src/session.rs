@@ -74,6 +74,11 @@ pub struct Generation {
 /// Positions scored per forward pass by [`Session::score`].
 const SCORE_CHUNK: usize = 32;
 
+/// Prompt tokens run per [`Session::step`] during prefill: small enough that a caller checking
+/// for an abort between steps reacts within a fraction of a second in wasm, large enough that the
+/// batched kernels stay efficient.
+const PREFILL_CHUNK: usize = 64;
+
 pub struct Session {
     engine: Arc<Engine>,
     cache: KvCache,
@@ -105,9 +110,10 @@ impl Session {
         self.tokens.clear();
     }
 
-    /// Brings the cache to hold exactly `prompt`, running only what is not already there, and
-    /// returns the last prompt token's logits and how many tokens were reused.
-    fn prefill(&mut self, prompt: &[u32]) -> Result<(Vec<f32>, usize)> {
+    /// Prepares the cache to receive `prompt`: keeps the longest common prefix with what it
+    /// holds (at least the last prompt token runs again: its logits are not kept) and returns
+    /// how many tokens are reused.
+    fn rewind_for(&mut self, prompt: &[u32]) -> Result<usize> {
         if prompt.is_empty() {
             return Err(Error::InvalidParameter("the prompt is empty".into()));
         }
@@ -123,26 +129,13 @@ impl Session {
             .zip(prompt)
             .take_while(|(a, b)| a == b)
             .count();
-        // At least the last prompt token runs again: its logits are not kept.
         let mut reuse = common.min(prompt.len() - 1);
         if !self.cache.can_rewind_to(reuse) {
             reuse = 0;
         }
         self.cache.rewind(reuse);
         self.tokens.truncate(reuse);
-        let logits = self
-            .engine
-            .model
-            .forward(&prompt[reuse..], &mut self.cache, false);
-        let logits = match logits {
-            Ok(l) => l,
-            Err(e) => {
-                self.reset();
-                return Err(e);
-            }
-        };
-        self.tokens.extend_from_slice(&prompt[reuse..]);
-        Ok((logits, reuse))
+        Ok(reuse)
     }
 
     /// Teacher forcing: runs `ids` from an empty cache and hands `each(i, logits)` the logits
@@ -176,6 +169,9 @@ impl Session {
         mut on_event: impl FnMut(Event<'_>) -> bool,
     ) -> Result<Generation> {
         let mut req = self.begin(prompt, opts)?;
+        while req.is_prefilling() {
+            self.step(&mut req)?;
+        }
         if !on_event(Event::Prefilled {
             prompt_tokens: req.out.prompt_tokens,
             reused: req.out.reused_tokens,
@@ -207,9 +203,10 @@ impl Session {
         Ok(req.out)
     }
 
-    /// Starts a request: checks the options and prefills `prompt`. Then [`Session::step`]
-    /// produces one token per call, so a caller with an event loop (the browser worker) can
-    /// handle an abort between any two tokens.
+    /// Starts a request: checks the options and keeps the cache's longest common prefix with
+    /// `prompt`. Then each [`Session::step`] runs a chunk of the rest of the prompt or samples one
+    /// token, so a caller with an event loop (the browser worker) can handle an abort between
+    /// any two steps, during a long prefill too.
     pub fn begin(&mut self, prompt: &[u32], opts: &GenerateOptions) -> Result<Request> {
         let sampler = Sampler::new(opts.sampling.clone())?;
         if opts.stop.iter().any(String::is_empty) {
@@ -222,7 +219,7 @@ impl Session {
                 "max_tokens must be at least 1".into(),
             ));
         }
-        let (logits, reused) = self.prefill(prompt)?;
+        let reused = self.rewind_for(prompt)?;
         Ok(Request {
             max_tokens: opts.max_tokens,
             ignore_eos: opts.ignore_eos,
@@ -230,7 +227,8 @@ impl Session {
             // Special tokens stay out of the visible text, as in llama.cpp's server.
             decoder: DecodeStream::new(true),
             stops: StopScanner::new(opts.stop.clone()),
-            logits,
+            prompt_left: prompt[reused..].to_vec(),
+            logits: Vec::new(),
             pending: None,
             out: Generation {
                 prompt_tokens: prompt.len(),
@@ -252,6 +250,23 @@ impl Session {
             return Ok(Step::end(None, String::new(), req.out.finish_reason));
         }
         let engine = self.engine.clone();
+        if !req.prompt_left.is_empty() {
+            let n = req.prompt_left.len().min(PREFILL_CHUNK);
+            let chunk: Vec<u32> = req.prompt_left.drain(..n).collect();
+            match engine.model.forward(&chunk, &mut self.cache, false) {
+                Ok(logits) => req.logits = logits,
+                Err(e) => {
+                    req.finished = true;
+                    self.reset();
+                    return Err(e);
+                }
+            }
+            self.tokens.extend_from_slice(&chunk);
+            return Ok(Step {
+                prompt_left: Some(req.prompt_left.len()),
+                ..Step::default()
+            });
+        }
         // The previous token runs through the model only now, so that its text reached the
         // caller without waiting for a forward pass.
         if let Some(id) = req.pending.take() {
@@ -289,8 +304,8 @@ impl Session {
         Ok(Step {
             id: Some(id),
             text: visible,
-            finish: None,
             margin,
+            ..Step::default()
         })
     }
 
@@ -331,6 +346,8 @@ pub struct Request {
     sampler: Sampler,
     decoder: DecodeStream,
     stops: StopScanner,
+    /// Prompt tokens not yet run through the model (prefill goes a chunk per step).
+    prompt_left: Vec<u32>,
     /// Logits predicting the next token.
     logits: Vec<f32>,
     /// The last sampled token, not yet run through the model.
@@ -352,10 +369,15 @@ impl Request {
     pub fn is_finished(&self) -> bool {
         self.finished
     }
+
+    /// Whether prompt tokens are still to run before the first token can be sampled.
+    pub fn is_prefilling(&self) -> bool {
+        !self.prompt_left.is_empty()
+    }
 }
 
-/// One call of [`Session::step`].
-#[derive(Clone, Debug, Serialize)]
+/// One call of [`Session::step`]: a chunk of prefill, or one sampled token.
+#[derive(Clone, Debug, Default, Serialize)]
 pub struct Step {
     /// The sampled token (none for an end-of-generation token, which is not part of the output).
     pub id: Option<u32>,
@@ -365,6 +387,8 @@ pub struct Step {
     pub finish: Option<FinishReason>,
     /// The top-1/top-2 logit margin the token was sampled from.
     pub margin: Option<f32>,
+    /// On a prefill step: how many prompt tokens are still to run.
+    pub prompt_left: Option<usize>,
 }
 
 impl Step {
@@ -373,7 +397,7 @@ impl Step {
             id,
             text,
             finish: Some(reason),
-            margin: None,
+            ..Self::default()
         }
     }
 }

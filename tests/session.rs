@@ -187,3 +187,46 @@ fn generation_stops_when_the_context_is_full() {
         out.ids.len()
     );
 }
+
+#[test]
+fn step_by_step_prefill_can_be_aborted_and_what_ran_is_reused() {
+    let e = engine();
+    let text = "The history of the printing press begins long before Gutenberg. ".repeat(12);
+    let prompt = e.encode(&text).unwrap();
+    assert!(prompt.len() > 100, "{} tokens", prompt.len());
+    let mut s = Session::new(e.clone(), 1024);
+
+    // The prompt runs a chunk per step; abort after the first chunk.
+    let mut req = s.begin(&prompt, &greedy(8)).unwrap();
+    assert!(req.is_prefilling());
+    let first = s.step(&mut req).unwrap();
+    let left = first.prompt_left.expect("a prefill step");
+    assert!(
+        left > 0 && left < prompt.len(),
+        "{left} of {} left",
+        prompt.len()
+    );
+    assert!(first.id.is_none() && first.text.is_empty() && first.finish.is_none());
+    let end = s.abort(&mut req);
+    assert_eq!(end.finish, Some(FinishReason::Aborted));
+    assert!(req.generation().ids.is_empty());
+
+    // The same prompt again reuses the chunk that ran, and answers as a fresh session does.
+    let mut req = s.begin(&prompt, &greedy(8)).unwrap();
+    assert_eq!(req.generation().reused_tokens, prompt.len() - left);
+    while req.is_prefilling() {
+        s.step(&mut req).unwrap();
+    }
+    let mut ids = Vec::new();
+    loop {
+        let step = s.step(&mut req).unwrap();
+        ids.extend(step.id);
+        if step.finish.is_some() {
+            break;
+        }
+    }
+    let fresh = Session::new(e, 1024)
+        .generate(&prompt, &greedy(8), |_| true)
+        .unwrap();
+    assert_eq!(ids, fresh.ids);
+}

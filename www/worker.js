@@ -175,8 +175,12 @@ async function generate({ id, mode, messages, prompt, options }) {
   const opts = JSON.stringify(options);
   const t0 = performance.now();
   const pre = mode === 'chat' ? engine.beginChat(JSON.stringify(messages), opts) : engine.beginCompletion(prompt, opts);
-  const t1 = performance.now();
-  post({ type: 'prefilled', id, ...pre });
+  let t1 = null; // the prompt is in the cache
+  let promptLeft = pre.prompt_tokens - pre.reused_tokens;
+  const prefilled = () => {
+    t1 = performance.now();
+    post({ type: 'prefilled', id, ...pre });
+  };
   const ids = [];
   const margins = [];
   let finish = null;
@@ -185,9 +189,18 @@ async function generate({ id, mode, messages, prompt, options }) {
       const last = engine.abort();
       if (last?.text) post({ type: 'token', id, text: last.text });
       finish = 'aborted';
+      if (t1 === null) prefilled();
       break;
     }
     const step = engine.step();
+    if (step.prompt_left !== undefined) {
+      // A chunk of the prompt ran: let an abort in before the next one.
+      promptLeft = step.prompt_left;
+      if (promptLeft === 0) prefilled();
+      await nextTurn();
+      continue;
+    }
+    if (t1 === null) prefilled(); // the whole prompt was already cached
     if (step.id !== undefined && step.id !== null) {
       ids.push(step.id);
       margins.push(step.margin);
@@ -198,7 +211,7 @@ async function generate({ id, mode, messages, prompt, options }) {
   }
   const t2 = performance.now();
   const n = ids.length;
-  const promptN = pre.prompt_tokens - pre.reused_tokens;
+  const promptN = pre.prompt_tokens - pre.reused_tokens - promptLeft; // what actually ran
   post({
     type: 'done', id, finish_reason: finish,
     usage: { prompt_tokens: pre.prompt_tokens, completion_tokens: n, total_tokens: pre.prompt_tokens + n },

@@ -86,8 +86,8 @@ impl WebEngine {
         self.session.context()
     }
 
-    /// Starts a chat request: `messages` is a JSON array of `{role, content}`. Prefills and
-    /// returns `{prompt_tokens, reused_tokens}`.
+    /// Starts a chat request: `messages` is a JSON array of `{role, content}`. Returns
+    /// `{prompt_tokens, reused_tokens}`; the prompt runs in the first `step()` calls.
     #[wasm_bindgen(js_name = beginChat)]
     pub fn begin_chat(&mut self, messages: &str, options: &str) -> Result<JsValue, JsValue> {
         let messages: Vec<ChatMessage> = serde_json::from_str(messages)
@@ -119,8 +119,9 @@ impl WebEngine {
         Ok(js_sys::JSON::parse(&info.to_string())?)
     }
 
-    /// The next token of the running request: `{id, text, finish}` where `finish` is null or
-    /// "stop" / "length" / "aborted" on the last step.
+    /// The next step of the running request: a chunk of prefill `{prompt_left}` (prompt tokens
+    /// still to run), or a token `{id, text, margin, finish}` where `finish` is set ("stop" /
+    /// "length" / "aborted") on the last step.
     pub fn step(&mut self) -> Result<JsValue, JsValue> {
         let req = self
             .request

@@ -191,6 +191,23 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
     assertSameUpToNearTie(again.tokens, nativeGreedy(SMOLLM2, prompt, 24), 'after an abort');
   });
 
+  test('abort during a long prefill stops it between chunks', async () => {
+    const r = await page.evaluate(async () => {
+      const ctl = new AbortController();
+      const prompt = 'The history of the printing press begins long before Gutenberg. '.repeat(150);
+      const stream = await window.engines.smol.completions.create({ prompt, stream: true, max_tokens: 8, signal: ctl.signal });
+      setTimeout(() => ctl.abort(), 50);
+      let last;
+      for await (const c of stream) last = c;
+      return last;
+    });
+    assert.equal(r.choices[0].finish_reason, 'aborted');
+    assert.equal(r.tokens.ids.length, 0);
+    assert.ok(r.timings.prompt_n < r.usage.prompt_tokens / 2, `ran ${r.timings.prompt_n} of ${r.usage.prompt_tokens} prompt tokens`);
+    const ok = await ask(page, 'smol', 'complete', { prompt: PROMPTS[SMOLLM2][0], max_tokens: 4, temperature: 0 });
+    assert.equal(ok.error, undefined, 'usable after an aborted prefill');
+  });
+
   test('typed errors: bad parameters, no chat template, a prompt longer than the context', async () => {
     const bad = await ask(page, 'smol', 'chat', { messages: [{ role: 'user', content: 'hi' }], temperature: -1 });
     assert.equal(bad.error.kind, 'invalid_parameter');
