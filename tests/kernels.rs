@@ -558,6 +558,21 @@ fn rejects_partial_blocks() {
     kernels::matmul(QType::Q4K, &[0; 144], 1, 100, &[0.0; 100], 1, &mut out);
 }
 
+/// Best time of a few runs of `f` after a warm-up (at least `secs` seconds in all).
+fn best_of(secs: f64, mut f: impl FnMut()) -> f64 {
+    f();
+    let (mut best, mut total, mut reps) = (f64::MAX, 0.0, 0);
+    while total < secs || reps < 3 {
+        let t0 = std::time::Instant::now();
+        f();
+        let dt = t0.elapsed().as_secs_f64();
+        best = best.min(dt);
+        total += dt;
+        reps += 1;
+    }
+    best
+}
+
 /// Throughput numbers, not a check: `cargo test --release --test kernels -- --ignored --nocapture bench`.
 /// Per instruction set (`BENCH_ISAS=reference,avx2` picks some): matrix-vector GB/s of weight bytes
 /// on 1 and 2 threads (1 under wasm), and prefill (n = 128, or `BENCH_PREFILL_N`) per token against
@@ -565,32 +580,17 @@ fn rejects_partial_blocks() {
 #[test]
 #[ignore]
 fn bench() {
-    use std::time::Instant;
     let mut rng = SmallRng::seed_from_u64(8);
-    /// Best time of a few runs (at least 1 s in all).
-    fn best_of<F: FnMut()>(mut f: F) -> f64 {
-        f(); // warm up
-        let (mut best, mut total, mut reps) = (f64::MAX, 0.0, 0);
-        while total < 1.0 || reps < 3 {
-            let t0 = Instant::now();
-            f();
-            let dt = t0.elapsed().as_secs_f64();
-            best = best.min(dt);
-            total += dt;
-            reps += 1;
-        }
-        best
-    }
     /// [`best_of`] on a pool of `threads` (wasm: the calling thread).
     fn time<F: FnMut() + Send>(threads: usize, f: F) -> f64 {
         if cfg!(target_family = "wasm") {
-            return best_of(f);
+            return best_of(1.0, f);
         }
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(threads)
             .build()
             .unwrap();
-        pool.install(|| best_of(f))
+        pool.install(|| best_of(1.0, f))
     }
     let threads: &[usize] = if cfg!(target_family = "wasm") {
         &[1]
@@ -664,5 +664,54 @@ fn bench() {
             }
             println!("{line}");
         }
+    }
+}
+
+/// The kernel-speed yardstick for decode and prefill, not a check:
+/// `cargo test --release --test kernels -- --ignored --nocapture throughput` (natively: set
+/// `RAYON_NUM_THREADS=1` for one thread). Per type, the best kernels through the public
+/// `matmul` on a matrix the size of a model's (legacy types 8192 x 640 like Gemma's
+/// projections, K-quants 2560 x 2048): GB/s of weight bytes for one token and, per token, for a
+/// prefill of 64 (`BENCH_PREFILL_N`). `BENCH_TYPES=Q8_0,Q5_0` picks types.
+#[test]
+#[ignore]
+fn throughput() {
+    let mut rng = SmallRng::seed_from_u64(9);
+    let np: usize = std::env::var("BENCH_PREFILL_N")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64);
+    let only = std::env::var("BENCH_TYPES").ok();
+    println!(
+        "threads {}, loadavg {}",
+        rayon::current_num_threads(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_else(|_| "(unavailable)".into())
+            .trim()
+    );
+    for t in ALL {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|o| o == format!("{t:?}")))
+        {
+            continue;
+        }
+        let (rows, cols) = match shape(t).0 {
+            256 => (2560, 2048),
+            _ => (8192, 640),
+        };
+        let w = random_weights(&mut rng, t, rows, cols);
+        let mb = w.len() as f64 / 1e6;
+        let x = random_activations(&mut rng, np, cols, 0);
+        let mut out = vec![0f32; np * rows];
+        let d1 = best_of(0.5, || {
+            kernels::matmul(t, &w, rows, cols, &x[..cols], 1, &mut out[..rows])
+        });
+        let dp = best_of(0.5, || kernels::matmul(t, &w, rows, cols, &x, np, &mut out)) / np as f64;
+        println!(
+            "{t:?} {rows}x{cols}: decode {:.2} GB/s | prefill n={np} {:.2} GB/s per token",
+            mb / 1e3 / d1,
+            mb / 1e3 / dp
+        );
     }
 }
