@@ -1,5 +1,5 @@
 // The chat page (www/index.html) in headless Chromium, used as a person would: download the
-// default model with a progress bar, chat and watch tokens stream, stop an answer and go on,
+// default model with a progress bar, chat and watch tokens stream (with no network request), stop an answer and go on,
 // see a typed error for a bad URL, and after a browser restart load the stored model with no
 // request for it. Run: node --test tests/browser/
 import assert from 'node:assert/strict';
@@ -70,7 +70,15 @@ describe('the chat page', () => {
     await byId('settings-toggle').click();
     await byId('setting-temperature').fill('0');
     await byId('settings-toggle').click();
+    // Nothing typed leaves the page: no request at all while chatting.
+    server.requests.length = 0;
+    const sent = [];
+    const record = (r) => sent.push(r.url());
+    browser.context.on('request', record);
     const { lengths, state, answer } = await send('What is the capital of France? Answer in one sentence.');
+    browser.context.off('request', record);
+    assert.deepEqual(sent, []);
+    assert.deepEqual(server.requests, []);
     assert.equal(state, 'done');
     assert.ok(lengths.length >= 3, `the answer grew while streaming: ${lengths}`);
     assert.match(await answer.textContent(), /Paris/);
