@@ -36,6 +36,18 @@ impl Deref for TensorData {
     }
 }
 
+impl TensorData {
+    /// Bytes made at load rather than read from the file (weights rewritten for faster kernels).
+    pub fn owned(bytes: Vec<u8>) -> Self {
+        let len = bytes.len();
+        Self {
+            file: Arc::new(bytes),
+            start: 0,
+            len,
+        }
+    }
+}
+
 impl std::fmt::Debug for TensorData {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "TensorData({} bytes at {})", self.len, self.start)

@@ -715,3 +715,30 @@ fn throughput() {
         );
     }
 }
+
+#[test]
+fn q5_0_rewritten_as_q8_0_keeps_every_value_and_every_dot() {
+    let mut rng = SmallRng::seed_from_u64(11);
+    let (rows, cols) = (37, 640);
+    let q5 = random_weights(&mut rng, QType::Q5_0, rows, cols);
+    let q8 = kernels::q5_0_as_q8_0(&q5);
+    assert_eq!(q8.len(), q5.len() / 22 * 34);
+    assert_eq!(
+        dequantize(QType::Q5_0, &q5, cols),
+        dequantize(QType::Q8_0, &q8, cols),
+        "the same values, bit for bit"
+    );
+    for n in [1, 3, 9] {
+        let x = random_activations(&mut rng, n, cols, 32);
+        let (mut a, mut b) = (vec![0f32; n * rows], vec![0f32; n * rows]);
+        kernels::matmul(QType::Q5_0, &q5, rows, cols, &x, n, &mut a);
+        kernels::matmul(QType::Q8_0, &q8, rows, cols, &x, n, &mut b);
+        for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+            // Integer block sums are equal; only the float accumulation order may differ.
+            assert!(
+                (a - b).abs() <= 1e-4 * a.abs().max(1.0),
+                "n={n} out {i}: {a} vs {b}"
+            );
+        }
+    }
+}

@@ -332,3 +332,24 @@ pub fn q3k_scales(s: &[u8]) -> [i8; 16] {
     }
     out
 }
+
+/// See [`super::q5_0_as_q8_0`]. Q5_0 (22 bytes): d: f16, qh: u32 with the 5th bit of value j in
+/// bit j, qs: value j in the low nibble of byte j and value j + 16 in its high nibble.
+pub(crate) fn q5_0_as_q8_0(q5: &[u8]) -> Vec<u8> {
+    assert!(q5.len() % 22 == 0, "kernels: not whole Q5_0 blocks");
+    let mut out = Vec::with_capacity(q5.len() / 22 * 34);
+    for b in q5.chunks_exact(22) {
+        out.extend_from_slice(&b[0..2]);
+        let qh = u32::from_le_bytes([b[2], b[3], b[4], b[5]]);
+        let value = |j: usize| {
+            let nibble = if j < 16 {
+                b[6 + j] & 0xF
+            } else {
+                b[6 + j - 16] >> 4
+            };
+            (nibble | (((qh >> j) & 1) as u8) << 4) as i8 - 16
+        };
+        out.extend((0..QK).map(|j| value(j) as u8));
+    }
+    out
+}

@@ -116,6 +116,13 @@ pub fn matmul(
     matmul_with(select(qtype), qtype, w, rows, cols, x, n, out)
 }
 
+/// Q5_0 blocks rewritten as Q8_0 blocks with the same values: each 5-bit `q` becomes the byte
+/// `q - 16` under the same f16 scale, so nothing is rounded. Q8_0 needs no bit unpacking: its
+/// kernels run about twice as fast (AVX2 and SIMD128) for 55% more bytes.
+pub fn q5_0_as_q8_0(q5: &[u8]) -> Vec<u8> {
+    blocks::q5_0_as_q8_0(q5)
+}
+
 /// Dequantizes one row (`out.len()` values) of `qtype` blocks.
 pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
     assert!(

@@ -1,8 +1,9 @@
 //! Weight tensors as the forward pass uses them: quantized matrices stay views into the GGUF bytes
-//! (no copy, no f32 expansion); only the small norm vectors are read out as f32.
+//! (no f32 expansion), except Q5_0 matrices, rewritten once at load as Q8_0 (lossless, faster);
+//! only the small norm vectors are read out as f32.
 
 use crate::error::{Error, Result};
-use crate::gguf::{Gguf, QType, Tensor};
+use crate::gguf::{Gguf, QType, Tensor, TensorData};
 use crate::kernels;
 
 /// A `rows x cols` weight matrix (`rows` outputs, each a dot product over `cols` inputs).
@@ -65,11 +66,13 @@ impl<'a> WeightLoader<'a> {
                 expected: vec![rows, cols],
             });
         }
-        Ok(Matrix {
-            tensor: t.clone(),
-            rows,
-            cols,
-        })
+        let mut tensor = t.clone();
+        if tensor.qtype == QType::Q5_0 {
+            // Lossless, and the Q8_0 kernels are much faster (see `kernels::q5_0_as_q8_0`).
+            tensor.data = TensorData::owned(kernels::q5_0_as_q8_0(&tensor.data));
+            tensor.qtype = QType::Q8_0;
+        }
+        Ok(Matrix { tensor, rows, cols })
     }
 
     /// The token embeddings and the output projection; they are one matrix when the file has no
