@@ -362,14 +362,6 @@ impl Request {
         &self.out
     }
 
-    pub fn into_generation(self) -> Generation {
-        self.out
-    }
-
-    pub fn is_finished(&self) -> bool {
-        self.finished
-    }
-
     /// Whether prompt tokens are still to run before the first token can be sampled.
     pub fn is_prefilling(&self) -> bool {
         !self.prompt_left.is_empty()

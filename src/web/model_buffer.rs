@@ -48,14 +48,6 @@ impl ModelBuffer {
         Ok(Self { bytes })
     }
 
-    pub fn len(&self) -> usize {
-        self.bytes.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
-
     /// A view of `len` bytes at `offset` to read into. It is valid until wasm memory grows: take
     /// a new view for every read.
     pub fn view(&mut self, offset: usize, len: usize) -> Result<Uint8Array, JsValue> {
