@@ -42,6 +42,10 @@ pub enum Error {
     ContextOverflow { prompt: usize, context: usize },
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
+    #[error("no usable GPU: {0}")]
+    GpuUnavailable(String),
+    #[error("GPU error: {0}")]
+    Gpu(String),
     #[error("generation was aborted")]
     Aborted,
     #[error("I/O error: {0}")]
@@ -64,6 +68,8 @@ impl Error {
             Error::ChatTemplate(_) | Error::NoChatTemplate => "chat_template",
             Error::ContextOverflow { .. } => "context_overflow",
             Error::InvalidParameter(_) => "invalid_parameter",
+            Error::GpuUnavailable(_) => "gpu_unavailable",
+            Error::Gpu(_) => "gpu",
             Error::Aborted => "aborted",
             Error::Io(_) => "io",
         }

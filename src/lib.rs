@@ -18,6 +18,8 @@ pub mod chat;
 pub mod engine;
 pub mod error;
 pub mod gguf;
+#[cfg(not(target_os = "wasi"))]
+pub mod gpu;
 pub mod kernels;
 pub mod model;
 pub mod sampler;

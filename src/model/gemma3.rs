@@ -7,6 +7,7 @@
 //! so the norms here are plain RMSNorm.
 
 use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::kv_cache::KvCache;
 use super::weights::{Matrix, WeightLoader};
 use super::Architecture;
@@ -158,6 +159,57 @@ impl Gemma3 {
 }
 
 impl Architecture for Gemma3 {
+    fn plan(&self) -> Plan<'_> {
+        let rope = |base, scale| RopePlan {
+            dims: self.head_dim,
+            base,
+            scale,
+            factors: None,
+        };
+        Plan {
+            n_embd: self.n_embd,
+            n_ff: self.n_ff,
+            n_head: self.n_head,
+            n_kv_head: self.n_kv_head,
+            head_dim: self.head_dim,
+            attn_scale: self.attn_scale,
+            eps: self.eps,
+            embed: &self.embed,
+            embed_scale: (self.n_embd as f32).sqrt(),
+            activation: Activation::GeluTanh,
+            rope_style: RopeStyle::Halves,
+            // 0: global layers, 1: local ones.
+            ropes: vec![
+                rope(self.rope_base_global, self.rope_scale_global),
+                rope(self.rope_base_local, 1.0),
+            ],
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerPlan {
+                    attn_norm: &l.attn_norm,
+                    wq: &l.wq,
+                    wk: &l.wk,
+                    wv: &l.wv,
+                    q_norm: Some(&l.q_norm),
+                    k_norm: Some(&l.k_norm),
+                    wo: &l.wo,
+                    post_attn_norm: Some(&l.post_attn_norm),
+                    ffn_norm: &l.ffn_norm,
+                    gate: &l.gate,
+                    up: &l.up,
+                    down: &l.down,
+                    post_ffn_norm: Some(&l.post_ffn_norm),
+                    rope: l.local as usize,
+                    window: l.local.then_some(self.window),
+                })
+                .collect(),
+            output_norm: &self.output_norm,
+            output: &self.output,
+            max_context: self.context,
+        }
+    }
+
     fn vocab_size(&self) -> usize {
         self.output.rows
     }

@@ -3,6 +3,7 @@
 //! SwiGLU MLP, and an output projection that may be tied to the token embeddings.
 
 use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::kv_cache::KvCache;
 use super::weights::{Matrix, WeightLoader};
 use super::Architecture;
@@ -117,6 +118,52 @@ impl Llama {
 }
 
 impl Architecture for Llama {
+    fn plan(&self) -> Plan<'_> {
+        Plan {
+            n_embd: self.n_embd,
+            n_ff: self.n_ff,
+            n_head: self.attn.n_head,
+            n_kv_head: self.attn.n_kv_head,
+            head_dim: self.attn.head_dim,
+            attn_scale: self.attn.scale,
+            eps: self.eps,
+            embed: &self.embed,
+            embed_scale: 1.0,
+            activation: Activation::Silu,
+            rope_style: RopeStyle::Interleaved,
+            ropes: vec![RopePlan {
+                dims: self.rope_dims,
+                base: self.rope_base,
+                scale: self.rope_scale,
+                factors: self.rope_freq_factors.clone(),
+            }],
+            layers: self
+                .layers
+                .iter()
+                .map(|l| LayerPlan {
+                    attn_norm: &l.attn_norm,
+                    wq: &l.wq,
+                    wk: &l.wk,
+                    wv: &l.wv,
+                    q_norm: None,
+                    k_norm: None,
+                    wo: &l.wo,
+                    post_attn_norm: None,
+                    ffn_norm: &l.ffn_norm,
+                    gate: &l.gate,
+                    up: &l.up,
+                    down: &l.down,
+                    post_ffn_norm: None,
+                    rope: 0,
+                    window: None,
+                })
+                .collect(),
+            output_norm: &self.output_norm,
+            output: &self.output,
+            max_context: self.context,
+        }
+    }
+
     fn vocab_size(&self) -> usize {
         self.output.rows
     }

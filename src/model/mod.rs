@@ -9,6 +9,7 @@ pub mod blocks;
 pub mod gemma3;
 pub mod kv_cache;
 pub mod llama;
+pub mod plan;
 pub mod weights;
 
 use crate::error::{Error, Result};
@@ -29,6 +30,8 @@ pub trait Architecture: Send + Sync {
     /// Runs `tokens` (at most [`MAX_BATCH`]) at positions `cache.len..`, appends them to the cache
     /// and returns the logits of the last token, or of every token when `all_logits`.
     fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32>;
+    /// The network as data, for other backends (the GPU).
+    fn plan(&self) -> plan::Plan<'_>;
 }
 
 pub struct Model {
@@ -51,6 +54,10 @@ impl Model {
 
     pub fn max_context(&self) -> usize {
         self.arch.max_context()
+    }
+
+    pub fn plan(&self) -> plan::Plan<'_> {
+        self.arch.plan()
     }
 
     /// A cache for `context` positions (clamped to the model's maximum).

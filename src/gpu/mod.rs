@@ -1,0 +1,318 @@
+//! The GPU backend (wgpu: WebGPU in the browser, Vulkan/Metal/DX12 natively): the whole forward
+//! pass in WGSL compute shaders, weights uploaded once in their quantized form.
+//!
+//! Numerics follow the CPU path on purpose: activations are quantized per matmul exactly as
+//! `kernels` quantizes them (Q8_0 / Q8_1 / Q8_K) and weights are dotted in integers
+//! (`dot4I8Packed`), RoPE angles come from the same f64 tables, so GPU and CPU logits differ only
+//! in float summation order. That is what lets the tests demand near-identical top-1 tokens.
+//!
+//! - `shaders/`: one WGSL file per operation; `types/*.wgsl` decode each quant type into units
+//!   of 32 weights and are prepended to the matmul and embedding shaders.
+//! - [`weights`]: upload, padding blocks to whole words, splitting within binding limits.
+//! - [`model`]: the forward pass of both architecture families from a [`crate::model::Plan`],
+//!   its buffers, KV cache and the top-k selection that keeps readbacks small.
+//! - [`probe`]: one kernel at a time on host data, for the tests.
+
+pub mod model;
+pub mod probe;
+pub mod weights;
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::gguf::QType;
+
+pub use model::GpuModel;
+
+/// What the device is, for `info()` and the CLI.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct GpuInfo {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    /// Largest storage buffer one binding may cover (weights are split to fit).
+    pub max_binding: u64,
+}
+
+/// A device and queue with wick's compute pipelines, built as first needed.
+pub struct Gpu {
+    pub device: wgpu::Device,
+    pub queue: wgpu::Queue,
+    pub info: GpuInfo,
+    pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+}
+
+/// The quant types the GPU kernels decode (Q5_0 is rewritten as Q8_0 at upload, as on the CPU).
+pub fn supports(t: QType) -> bool {
+    use QType::*;
+    matches!(t, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K)
+}
+
+fn type_source(t: QType) -> &'static str {
+    use QType::*;
+    match t {
+        Q4_0 => include_str!("shaders/types/q4_0.wgsl"),
+        Q4_1 => include_str!("shaders/types/q4_1.wgsl"),
+        Q5_1 => include_str!("shaders/types/q5_1.wgsl"),
+        Q8_0 => include_str!("shaders/types/q8_0.wgsl"),
+        Q2K => include_str!("shaders/types/q2_k.wgsl"),
+        Q3K => include_str!("shaders/types/q3_k.wgsl"),
+        Q4K => include_str!("shaders/types/q4_k.wgsl"),
+        Q5K => include_str!("shaders/types/q5_k.wgsl"),
+        Q6K => include_str!("shaders/types/q6_k.wgsl"),
+        other => panic!("gpu: no shader for {other:?} (check gpu::supports first)"),
+    }
+}
+
+/// The operations, each a WGSL module and entry point.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub(crate) enum Op {
+    Matmul(QType),
+    Embed(QType),
+    Quantize,
+    NormInto,
+    NormInPlace,
+    Rope,
+    Attention,
+    Gated,
+    TopK,
+}
+
+impl Op {
+    fn source(self) -> (String, &'static str) {
+        const COMMON: &str = include_str!("shaders/common.wgsl");
+        match self {
+            Op::Matmul(t) => (
+                format!(
+                    "{COMMON}\n{}\n{}",
+                    type_source(t),
+                    include_str!("shaders/matmul.wgsl")
+                ),
+                "main",
+            ),
+            Op::Embed(t) => (
+                format!(
+                    "{COMMON}\n{}\n{}",
+                    type_source(t),
+                    include_str!("shaders/embed.wgsl")
+                ),
+                "main",
+            ),
+            Op::Quantize => (include_str!("shaders/quantize.wgsl").into(), "main"),
+            Op::NormInto => (include_str!("shaders/norm.wgsl").into(), "into"),
+            Op::NormInPlace => (include_str!("shaders/norm.wgsl").into(), "inplace"),
+            Op::Rope => (include_str!("shaders/rope.wgsl").into(), "main"),
+            Op::Attention => (include_str!("shaders/attention.wgsl").into(), "main"),
+            Op::Gated => (include_str!("shaders/gated.wgsl").into(), "main"),
+            Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
+        }
+    }
+}
+
+/// Limits wick asks for beyond WebGPU's defaults: the largest bindings and buffers the adapter
+/// allows (big embedding tables), everything else default.
+fn wanted_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
+    wgpu::Limits {
+        max_storage_buffer_binding_size: adapter.max_storage_buffer_binding_size,
+        max_buffer_size: adapter.max_buffer_size,
+        max_storage_buffers_per_shader_stage: adapter.max_storage_buffers_per_shader_stage.min(8),
+        ..wgpu::Limits::downlevel_defaults()
+    }
+}
+
+impl Gpu {
+    /// The default adapter (high performance preferred), or `GpuUnavailable` saying why not.
+    pub async fn new() -> Result<Self> {
+        #[cfg(not(target_arch = "wasm32"))]
+        let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+        #[cfg(target_arch = "wasm32")]
+        let desc = wgpu::InstanceDescriptor {
+            backends: wgpu::Backends::BROWSER_WEBGPU,
+            ..wgpu::InstanceDescriptor::new_without_display_handle()
+        };
+        let instance = wgpu::Instance::new(desc);
+        let adapter = instance
+            .request_adapter(&wgpu::RequestAdapterOptions {
+                power_preference: wgpu::PowerPreference::HighPerformance,
+                force_fallback_adapter: false,
+                compatible_surface: None,
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::GpuUnavailable(format!("no GPU adapter: {e}")))?;
+        let ainfo = adapter.get_info();
+        let alimits = adapter.limits();
+        // Kernels use 256-thread workgroups and 12 KiB of workgroup memory.
+        if alimits.max_compute_invocations_per_workgroup < 256
+            || alimits.max_compute_workgroup_storage_size < 16384
+        {
+            return Err(Error::GpuUnavailable(format!(
+                "the GPU adapter `{}` allows too little per workgroup",
+                ainfo.name
+            )));
+        }
+        let limits = wanted_limits(&alimits);
+        let (device, queue) = adapter
+            .request_device(&wgpu::DeviceDescriptor {
+                label: Some("wick"),
+                required_features: wgpu::Features::empty(),
+                required_limits: limits.clone(),
+                ..Default::default()
+            })
+            .await
+            .map_err(|e| Error::GpuUnavailable(format!("GPU device request failed: {e}")))?;
+        Ok(Self {
+            device,
+            queue,
+            info: GpuInfo {
+                name: ainfo.name,
+                backend: format!("{:?}", ainfo.backend).to_lowercase(),
+                device_type: format!("{:?}", ainfo.device_type),
+                max_binding: limits.max_storage_buffer_binding_size as u64,
+            },
+            pipelines: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// [`Gpu::new`], blocking (native only; the browser must await).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn new_blocking() -> Result<Self> {
+        pollster::block_on(Self::new())
+    }
+
+    /// The compute pipeline of `op`, compiled on first use.
+    pub(crate) fn pipeline(&self, op: Op) -> wgpu::ComputePipeline {
+        let key = format!("{op:?}");
+        let mut cache = self.pipelines.lock().unwrap();
+        if let Some(p) = cache.get(&key) {
+            return p.clone();
+        }
+        let (source, entry) = op.source();
+        let module = self
+            .device
+            .create_shader_module(wgpu::ShaderModuleDescriptor {
+                label: Some(&key),
+                source: wgpu::ShaderSource::Wgsl(source.into()),
+            });
+        let p = self
+            .device
+            .create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(&key),
+                layout: None,
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: Default::default(),
+                cache: None,
+            });
+        cache.insert(key, p.clone());
+        p
+    }
+
+    pub(crate) fn storage(&self, label: &str, bytes: u64) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.max(16).next_multiple_of(4),
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_DST
+                | wgpu::BufferUsages::COPY_SRC,
+            mapped_at_creation: false,
+        })
+    }
+
+    pub(crate) fn storage_init(&self, label: &str, data: &[u8]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        let mut padded;
+        let contents = if data.len() % 4 != 0 || data.is_empty() {
+            padded = data.to_vec();
+            padded.resize(data.len().max(16).next_multiple_of(4), 0);
+            &padded[..]
+        } else {
+            data
+        };
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_DST
+                    | wgpu::BufferUsages::COPY_SRC,
+            })
+    }
+
+    pub(crate) fn uniform(&self, label: &str, words: &[u32]) -> wgpu::Buffer {
+        use wgpu::util::DeviceExt;
+        self.device
+            .create_buffer_init(&wgpu::util::BufferInitDescriptor {
+                label: Some(label),
+                contents: &words_bytes(words),
+                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            })
+    }
+
+    pub(crate) fn bind(
+        &self,
+        pipeline: &wgpu::ComputePipeline,
+        buffers: &[(u32, wgpu::BindingResource<'_>)],
+    ) -> wgpu::BindGroup {
+        let entries: Vec<wgpu::BindGroupEntry<'_>> = buffers
+            .iter()
+            .map(|(binding, resource)| wgpu::BindGroupEntry {
+                binding: *binding,
+                resource: resource.clone(),
+            })
+            .collect();
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: None,
+            layout: &pipeline.get_bind_group_layout(0),
+            entries: &entries,
+        })
+    }
+}
+
+pub(crate) fn words_bytes(words: &[u32]) -> Vec<u8> {
+    words.iter().flat_map(|w| w.to_le_bytes()).collect()
+}
+
+/// Reads `bytes` bytes of `staging` (a MAP_READ buffer a submitted copy filled). Natively this
+/// blocks on the device; in the browser it awaits the map.
+pub(crate) async fn read_back(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> Result<Vec<u8>> {
+    let slice = staging.slice(0..bytes);
+    #[cfg(not(target_arch = "wasm32"))]
+    {
+        let (tx, rx) = std::sync::mpsc::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        gpu.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("the GPU never answered a readback".into()))?
+            .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?;
+    }
+    #[cfg(target_arch = "wasm32")]
+    {
+        let (tx, rx) = futures_channel::oneshot::channel();
+        slice.map_async(wgpu::MapMode::Read, move |r| {
+            let _ = tx.send(r);
+        });
+        rx.await
+            .map_err(|_| Error::Gpu("the GPU never answered a readback".into()))?
+            .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?;
+        let _ = gpu;
+    }
+    let out = slice
+        .get_mapped_range()
+        .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?
+        .to_vec();
+    staging.unmap();
+    Ok(out)
+}
+
+pub(crate) fn f32s(bytes: &[u8]) -> Vec<f32> {
+    bytes
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}

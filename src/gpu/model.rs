@@ -1,0 +1,784 @@
+//! The forward pass on the GPU, for any model a [`Plan`] describes.
+//!
+//! Everything is prepared at load: weights, activation buffers for [`MAX_TOKENS`] tokens, the KV
+//! cache (f32, `context` positions per layer), and every dispatch with its bind group and
+//! constant parameters. A forward pass writes three small things (token ids, positions, RoPE
+//! tables), records the prepared dispatches into one command buffer and reads back either the
+//! top [`TOP_K`] candidates of the last token (decode: 512 bytes instead of the vocabulary) or
+//! whole logits rows.
+
+use super::weights::GpuMatrix;
+use super::{f32s, read_back, words_bytes, Gpu, Op};
+use crate::error::{Error, Result};
+use crate::model::blocks::{RopeStyle, RopeTable};
+use crate::model::plan::{Activation, Plan, RopePlan};
+
+/// Most tokens one forward pass takes (longer inputs are split by the caller).
+pub const MAX_TOKENS: usize = 64;
+/// Most tokens whose whole logits rows one forward pass returns.
+pub const MAX_LOGIT_ROWS: usize = 32;
+/// Candidates the GPU selects for sampling.
+pub const TOP_K: usize = 64;
+/// Workgroups along x before a dispatch wraps into y (WebGPU allows 65535).
+const WG_X: usize = 32768;
+/// Candidates one top-k workgroup sorts.
+const TOPK_GROUP: usize = 1024;
+
+/// What a forward pass returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// The [`TOP_K`] best (id, logit) pairs of the last token, best first.
+    Top,
+    /// The last token's whole logits row.
+    Last,
+    /// Every token's logits rows (at most [`MAX_LOGIT_ROWS`] tokens).
+    All,
+}
+
+pub enum Output {
+    Top(Vec<(u32, f32)>),
+    Logits(Vec<f32>),
+}
+
+#[derive(Clone, Copy)]
+enum Size {
+    /// One thread per (token, item): `per_token` items.
+    Threads { per_token: usize },
+    /// One workgroup per (token, row).
+    Rows { per_token: usize },
+    /// Matmul: groups of 4 rows by tiles of 8 tokens (or just the last token).
+    Matmul { rows: usize, last_only: bool },
+    Attention { heads: usize },
+    Fixed(u32),
+}
+
+pub(crate) struct Dispatch {
+    pipeline: wgpu::ComputePipeline,
+    bind: wgpu::BindGroup,
+    size: Size,
+}
+
+impl Dispatch {
+    fn groups(&self, n: usize) -> (u32, u32, u32) {
+        let wrap = |g: usize| {
+            if g <= WG_X {
+                (g as u32, 1)
+            } else {
+                (WG_X as u32, g.div_ceil(WG_X) as u32)
+            }
+        };
+        match self.size {
+            Size::Threads { per_token } => {
+                let (x, y) = wrap((n * per_token).div_ceil(64));
+                (x, y, 1)
+            }
+            Size::Rows { per_token } => {
+                let (x, y) = wrap(n * per_token);
+                (x, y, 1)
+            }
+            Size::Matmul { rows, last_only } => {
+                let (x, y) = wrap(rows.div_ceil(4));
+                (x, y, if last_only { 1 } else { n.div_ceil(8) as u32 })
+            }
+            Size::Attention { heads } => (heads as u32, n as u32, 1),
+            Size::Fixed(x) => (x, 1, 1),
+        }
+    }
+
+    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
+        let (x, y, z) = self.groups(n);
+        pass.set_pipeline(&self.pipeline);
+        pass.set_bind_group(0, &self.bind, &[]);
+        pass.dispatch_workgroups(x, y, z);
+    }
+}
+
+fn f(v: f32) -> u32 {
+    v.to_bits()
+}
+
+/// Builds dispatches over buffers; `step` is the per-pass uniform (token count, first position).
+pub(crate) struct Builder<'a> {
+    pub gpu: &'a Gpu,
+    pub step: &'a wgpu::Buffer,
+    /// Quantized activations (xq words, xm vec4s), shared by every matmul.
+    pub xq: &'a wgpu::Buffer,
+    pub xm: &'a wgpu::Buffer,
+}
+
+impl Builder<'_> {
+    fn dispatch(
+        &self,
+        op: Op,
+        params: &[u32],
+        buffers: &[(u32, &wgpu::Buffer)],
+        size: Size,
+    ) -> Dispatch {
+        let pipeline = self.gpu.pipeline(op);
+        let uniform = self.gpu.uniform(&format!("{op:?}"), params);
+        let mut entries: Vec<(u32, wgpu::BindingResource<'_>)> = buffers
+            .iter()
+            .map(|(b, buf)| (*b, buf.as_entire_binding()))
+            .collect();
+        let (pb, sb) = match op {
+            Op::Matmul(_) => (4, 5),
+            Op::Embed(_) | Op::Quantize => (3, 4),
+            Op::NormInto | Op::NormInPlace => (1, 2),
+            Op::Rope | Op::Gated => (2, 3),
+            Op::Attention => (4, 5),
+            Op::TopK => (4, u32::MAX),
+        };
+        entries.push((pb, uniform.as_entire_binding()));
+        if sb != u32::MAX {
+            entries.push((sb, self.step.as_entire_binding()));
+        }
+        let bind = self.gpu.bind(&pipeline, &entries);
+        Dispatch {
+            pipeline,
+            bind,
+            size,
+        }
+    }
+
+    /// `x` (rows of `cols` floats from `in_offset`, `in_stride` apart) into the shared xq/xm in
+    /// the format `mode` (see quantize.wgsl).
+    pub fn quantize(
+        &self,
+        x: &wgpu::Buffer,
+        in_offset: usize,
+        in_stride: usize,
+        cols: usize,
+        mode: u32,
+    ) -> Dispatch {
+        let units = cols / 32;
+        let per_token = if mode == 2 { units / 8 } else { units };
+        self.dispatch(
+            Op::Quantize,
+            &[units as u32, mode, in_offset as u32, in_stride as u32],
+            &[(0, x), (1, self.xq), (2, self.xm)],
+            Size::Threads { per_token },
+        )
+    }
+
+    /// `out[out_offset + start * start_stride + t * out_stride + row] (+)= W x_t` for the
+    /// quantized activations in xq/xm; one dispatch per weight chunk.
+    #[allow(clippy::too_many_arguments)]
+    pub fn matmul(
+        &self,
+        m: &GpuMatrix,
+        out: &wgpu::Buffer,
+        out_offset: usize,
+        out_stride: usize,
+        start_stride: usize,
+        accumulate: bool,
+        last_only: bool,
+    ) -> Vec<Dispatch> {
+        let flags = accumulate as u32 | ((last_only as u32) << 1);
+        m.chunks
+            .iter()
+            .map(|c| {
+                self.dispatch(
+                    Op::Matmul(m.qtype),
+                    &[
+                        c.rows as u32,
+                        m.units() as u32,
+                        m.row_words as u32,
+                        c.first_row as u32,
+                        out_stride as u32,
+                        out_offset as u32,
+                        start_stride as u32,
+                        flags,
+                    ],
+                    &[(0, &c.buffer), (1, self.xq), (2, self.xm), (3, out)],
+                    Size::Matmul {
+                        rows: c.rows,
+                        last_only,
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// `x[t] = scale * row ids[t]` of `m`.
+    pub fn embed(
+        &self,
+        m: &GpuMatrix,
+        ids: &wgpu::Buffer,
+        x: &wgpu::Buffer,
+        scale: f32,
+    ) -> Vec<Dispatch> {
+        m.chunks
+            .iter()
+            .map(|c| {
+                self.dispatch(
+                    Op::Embed(m.qtype),
+                    &[
+                        c.rows as u32,
+                        m.units() as u32,
+                        m.row_words as u32,
+                        c.first_row as u32,
+                        f(scale),
+                        0,
+                        0,
+                        0,
+                    ],
+                    &[(0, &c.buffer), (1, ids), (2, x)],
+                    Size::Threads {
+                        per_token: m.units(),
+                    },
+                )
+            })
+            .collect()
+    }
+
+    /// RMSNorm of `rows_per_token` rows of `len` per token from `src` into `dst` (or added to it).
+    #[allow(clippy::too_many_arguments)]
+    pub fn norm_into(
+        &self,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        len: usize,
+        rows_per_token: usize,
+        eps: f32,
+        add: bool,
+    ) -> Dispatch {
+        self.dispatch(
+            Op::NormInto,
+            &[len as u32, rows_per_token as u32, f(eps), add as u32, 0, 0, 0, 0],
+            &[(0, g), (3, dst), (4, src)],
+            Size::Rows {
+                per_token: rows_per_token,
+            },
+        )
+    }
+
+    /// RMSNorm in place of rows starting at `offset + start * start_stride`.
+    #[allow(clippy::too_many_arguments)]
+    pub fn norm_inplace(
+        &self,
+        x: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        len: usize,
+        rows_per_token: usize,
+        eps: f32,
+        offset: usize,
+        start_stride: usize,
+    ) -> Dispatch {
+        self.dispatch(
+            Op::NormInPlace,
+            &[
+                len as u32,
+                rows_per_token as u32,
+                f(eps),
+                0,
+                0,
+                offset as u32,
+                start_stride as u32,
+                0,
+            ],
+            &[(0, g), (3, x)],
+            Size::Rows {
+                per_token: rows_per_token,
+            },
+        )
+    }
+
+    /// RoPE in place on token rows of `width` (heads of `head_dim`), from table `table` of the
+    /// `tables` buffer (cos then sin, `table_len` floats each).
+    #[allow(clippy::too_many_arguments)]
+    pub fn rope(
+        &self,
+        x: &wgpu::Buffer,
+        tables: &wgpu::Buffer,
+        width: usize,
+        head_dim: usize,
+        half: usize,
+        style: RopeStyle,
+        offset: usize,
+        start_stride: usize,
+        table: usize,
+        table_len: usize,
+    ) -> Dispatch {
+        self.dispatch(
+            Op::Rope,
+            &[
+                width as u32,
+                head_dim as u32,
+                half as u32,
+                (style == RopeStyle::Halves) as u32,
+                offset as u32,
+                start_stride as u32,
+                table as u32,
+                table_len as u32,
+            ],
+            &[(0, x), (1, tables)],
+            Size::Threads {
+                per_token: width / head_dim * half,
+            },
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub fn attention(
+        &self,
+        q: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        n_head: usize,
+        n_kv_head: usize,
+        head_dim: usize,
+        window: Option<usize>,
+        scale: f32,
+    ) -> Dispatch {
+        self.dispatch(
+            Op::Attention,
+            &[
+                n_head as u32,
+                n_kv_head as u32,
+                head_dim as u32,
+                window.unwrap_or(0) as u32,
+                f(scale),
+                0,
+                0,
+                0,
+            ],
+            &[(0, q), (1, k), (2, v), (3, out)],
+            Size::Attention { heads: n_head },
+        )
+    }
+
+    pub fn gated(
+        &self,
+        gate: &wgpu::Buffer,
+        up: &wgpu::Buffer,
+        len: usize,
+        act: Activation,
+    ) -> Dispatch {
+        self.dispatch(
+            Op::Gated,
+            &[len as u32, (act == Activation::GeluTanh) as u32, 0, 0],
+            &[(0, gate), (1, up)],
+            Size::Threads { per_token: len },
+        )
+    }
+
+    /// Rounds of top-k over `count` values of `vals` from `in_offset`, ping-ponging between
+    /// two candidate buffer pairs; returns the dispatches and which pair holds the final 64.
+    pub fn topk(
+        &self,
+        vals: &wgpu::Buffer,
+        in_offset: usize,
+        count: usize,
+        pairs: [(&wgpu::Buffer, &wgpu::Buffer); 2],
+    ) -> (Vec<Dispatch>, usize) {
+        let mut out = Vec::new();
+        let mut count = count;
+        let mut src: Option<usize> = None;
+        loop {
+            let groups = count.div_ceil(TOPK_GROUP);
+            let dst = src.map_or(0, |s| 1 - s);
+            let (in_vals, in_ids, offset, has_ids) = match src {
+                None => (vals, pairs[1].1, in_offset, 0),
+                Some(s) => (pairs[s].0, pairs[s].1, 0, 1),
+            };
+            out.push(self.dispatch(
+                Op::TopK,
+                &[count as u32, offset as u32, has_ids, 0],
+                &[
+                    (0, in_vals),
+                    (1, in_ids),
+                    (2, pairs[dst].0),
+                    (3, pairs[dst].1),
+                ],
+                Size::Fixed(groups as u32),
+            ));
+            count = groups * TOP_K;
+            src = Some(dst);
+            if groups == 1 {
+                return (out, dst);
+            }
+        }
+    }
+}
+
+/// Buffers that hold the activations of one forward pass.
+struct Activations {
+    ids: wgpu::Buffer,
+    step: wgpu::Buffer,
+    rope: wgpu::Buffer,
+    x: wgpu::Buffer,
+    h: wgpu::Buffer,
+    proj: wgpu::Buffer,
+    q: wgpu::Buffer,
+    att: wgpu::Buffer,
+    gate: wgpu::Buffer,
+    up: wgpu::Buffer,
+    xq: wgpu::Buffer,
+    xm: wgpu::Buffer,
+    logits: wgpu::Buffer,
+    cand: [(wgpu::Buffer, wgpu::Buffer); 2],
+    staging: wgpu::Buffer,
+}
+
+pub struct GpuModel {
+    gpu: std::sync::Arc<Gpu>,
+    bufs: Activations,
+    /// Embedding through the last layer, and the final norm into `h`.
+    body: Vec<Dispatch>,
+    /// Output projection of the last token, then top-k.
+    head_top: Vec<Dispatch>,
+    top_pair: usize,
+    /// Output projection of the last token only.
+    head_last: Vec<Dispatch>,
+    /// Output projection of every token.
+    head_all: Vec<Dispatch>,
+    ropes: Vec<RopePlan>,
+    /// Floats per RoPE table (cos or sin): MAX_TOKENS * half of the widest.
+    rope_len: usize,
+    vocab: usize,
+    context: usize,
+    max_context: usize,
+    /// Positions whose keys and values the GPU cache holds.
+    len: usize,
+    /// Kept alive for the bind groups that use them.
+    _weights: Vec<GpuMatrix>,
+    _cache: Vec<wgpu::Buffer>,
+    _norms: Vec<wgpu::Buffer>,
+}
+
+impl GpuModel {
+    /// Uploads the model `plan` describes, with a KV cache of `context` positions.
+    pub fn new(gpu: std::sync::Arc<Gpu>, plan: &Plan<'_>, context: usize) -> Result<Self> {
+        let context = context.clamp(1, plan.max_context);
+        let (d, hd) = (plan.n_embd, plan.head_dim);
+        let (q_dim, kv_dim) = (plan.n_head * hd, plan.n_kv_head * hd);
+        if hd > 256 || plan.n_head % plan.n_kv_head != 0 {
+            return Err(Error::Gpu(format!(
+                "attention heads of {hd} (at most 256 on the GPU)"
+            )));
+        }
+        for dims in [d, q_dim, plan.n_ff] {
+            if dims % 32 != 0 {
+                return Err(Error::Gpu(format!(
+                    "a width of {dims} is not a multiple of 32"
+                )));
+            }
+        }
+        let vocab = plan.output.rows;
+        let t = MAX_TOKENS as u64;
+        let widest = d.max(q_dim).max(plan.n_ff) as u64;
+        let rope_half = plan.ropes.iter().map(|r| r.dims / 2).max().unwrap_or(0);
+        let rope_len = MAX_TOKENS * rope_half.max(1);
+        let cand_len = (vocab.div_ceil(TOPK_GROUP) * TOP_K) as u64;
+        let staging_bytes = (MAX_LOGIT_ROWS * vocab * 4) as u64;
+        let bufs = Activations {
+            ids: gpu.storage("ids", t * 4),
+            step: gpu.uniform("step", &[0, 0, 0, 0]),
+            rope: gpu.storage("rope", (plan.ropes.len() * 2 * rope_len * 4) as u64),
+            x: gpu.storage("x", t * d as u64 * 4),
+            h: gpu.storage("h", t * d as u64 * 4),
+            proj: gpu.storage("proj", t * d as u64 * 4),
+            q: gpu.storage("q", t * q_dim as u64 * 4),
+            att: gpu.storage("att", t * q_dim as u64 * 4),
+            gate: gpu.storage("gate", t * plan.n_ff as u64 * 4),
+            up: gpu.storage("up", t * plan.n_ff as u64 * 4),
+            xq: gpu.storage("xq", t * widest / 32 * 8 * 4),
+            xm: gpu.storage("xm", t * widest / 32 * 16),
+            logits: gpu.storage("logits", (MAX_LOGIT_ROWS * vocab * 4) as u64),
+            cand: [
+                (
+                    gpu.storage("cand", cand_len * 4),
+                    gpu.storage("cand ids", cand_len * 4),
+                ),
+                (
+                    gpu.storage("cand", cand_len * 4),
+                    gpu.storage("cand ids", cand_len * 4),
+                ),
+            ],
+            staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: staging_bytes.max((TOP_K * 8) as u64),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        };
+        let b = Builder {
+            gpu: &gpu,
+            step: &bufs.step,
+            xq: &bufs.xq,
+            xm: &bufs.xm,
+        };
+        let mut weights = Vec::new();
+        let mut norms = Vec::new();
+        let mut cache = Vec::new();
+        let mut body = Vec::new();
+        let upload = |name: &str, m: &crate::model::weights::Matrix| {
+            GpuMatrix::upload(&gpu, name, m)
+        };
+        let norm = |v: &[f32]| gpu.storage_init("norm", &f32_bytes(v));
+        let embed = upload("token_embd", plan.embed)?;
+        body.extend(b.embed(&embed, &bufs.ids, &bufs.x, plan.embed_scale));
+        weights.push(embed);
+        let style = plan.rope_style;
+        for (i, l) in plan.layers.iter().enumerate() {
+            let name = |s: &str| format!("blk.{i}.{s}");
+            let (wq, wk, wv, wo) = (
+                upload(&name("attn_q"), l.wq)?,
+                upload(&name("attn_k"), l.wk)?,
+                upload(&name("attn_v"), l.wv)?,
+                upload(&name("attn_output"), l.wo)?,
+            );
+            let (gate, up, down) = (
+                upload(&name("ffn_gate"), l.gate)?,
+                upload(&name("ffn_up"), l.up)?,
+                upload(&name("ffn_down"), l.down)?,
+            );
+            let k_cache = gpu.storage(&name("k cache"), (context * kv_dim * 4) as u64);
+            let v_cache = gpu.storage(&name("v cache"), (context * kv_dim * 4) as u64);
+            let attn_norm = norm(l.attn_norm);
+            let ffn_norm = norm(l.ffn_norm);
+
+            // Attention: h = norm(x); q, k, v (k and v straight into the cache).
+            body.push(b.norm_into(&bufs.x, &bufs.h, &attn_norm, d, 1, plan.eps, false));
+            let mut quantized = None;
+            for (m, out, stride, cached) in [
+                (&wq, &bufs.q, q_dim, false),
+                (&wk, &k_cache, kv_dim, true),
+                (&wv, &v_cache, kv_dim, true),
+            ] {
+                if quantized != Some(m.quantize_mode()) {
+                    body.push(b.quantize(&bufs.h, 0, d, d, m.quantize_mode()));
+                    quantized = Some(m.quantize_mode());
+                }
+                let start_stride = if cached { kv_dim } else { 0 };
+                body.extend(b.matmul(m, out, 0, stride, start_stride, false, false));
+            }
+            if let (Some(qn), Some(kn)) = (l.q_norm, l.k_norm) {
+                let (qn, kn) = (norm(qn), norm(kn));
+                body.push(b.norm_inplace(&bufs.q, &qn, hd, plan.n_head, plan.eps, 0, 0));
+                body.push(b.norm_inplace(
+                    &k_cache,
+                    &kn,
+                    hd,
+                    plan.n_kv_head,
+                    plan.eps,
+                    0,
+                    kv_dim,
+                ));
+                norms.extend([qn, kn]);
+            }
+            let rope = &plan.ropes[l.rope];
+            let table = l.rope * 2 * rope_len;
+            let half = rope.dims / 2;
+            body.push(b.rope(
+                &bufs.q, &bufs.rope, q_dim, hd, half, style, 0, 0, table, rope_len,
+            ));
+            body.push(b.rope(
+                &k_cache, &bufs.rope, kv_dim, hd, half, style, 0, kv_dim, table, rope_len,
+            ));
+            body.push(b.attention(
+                &bufs.q,
+                &k_cache,
+                &v_cache,
+                &bufs.att,
+                plan.n_head,
+                plan.n_kv_head,
+                hd,
+                l.window,
+                plan.attn_scale,
+            ));
+            body.push(b.quantize(&bufs.att, 0, q_dim, q_dim, wo.quantize_mode()));
+            match l.post_attn_norm {
+                None => body.extend(b.matmul(&wo, &bufs.x, 0, d, 0, true, false)),
+                Some(pn) => {
+                    let pn = norm(pn);
+                    body.extend(b.matmul(&wo, &bufs.proj, 0, d, 0, false, false));
+                    body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
+                    norms.push(pn);
+                }
+            }
+
+            // MLP: h = norm(x); x += down(act(gate h) * up h).
+            body.push(b.norm_into(&bufs.x, &bufs.h, &ffn_norm, d, 1, plan.eps, false));
+            body.push(b.quantize(&bufs.h, 0, d, d, gate.quantize_mode()));
+            body.extend(b.matmul(&gate, &bufs.gate, 0, plan.n_ff, 0, false, false));
+            if up.quantize_mode() != gate.quantize_mode() {
+                body.push(b.quantize(&bufs.h, 0, d, d, up.quantize_mode()));
+            }
+            body.extend(b.matmul(&up, &bufs.up, 0, plan.n_ff, 0, false, false));
+            body.push(b.gated(&bufs.gate, &bufs.up, plan.n_ff, plan.activation));
+            body.push(b.quantize(&bufs.gate, 0, plan.n_ff, plan.n_ff, down.quantize_mode()));
+            match l.post_ffn_norm {
+                None => body.extend(b.matmul(&down, &bufs.x, 0, d, 0, true, false)),
+                Some(pn) => {
+                    let pn = norm(pn);
+                    body.extend(b.matmul(&down, &bufs.proj, 0, d, 0, false, false));
+                    body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
+                    norms.push(pn);
+                }
+            }
+            weights.extend([wq, wk, wv, wo, gate, up, down]);
+            norms.extend([attn_norm, ffn_norm]);
+            cache.extend([k_cache, v_cache]);
+        }
+        let output_norm = norm(plan.output_norm);
+        body.push(b.norm_into(&bufs.x, &bufs.h, &output_norm, d, 1, plan.eps, false));
+        norms.push(output_norm);
+        // The output matrix is usually the embedding matrix (tied): upload it once.
+        let output_index = if std::ptr::eq(plan.output, plan.embed)
+            || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
+        {
+            0
+        } else {
+            weights.push(upload("output", plan.output)?);
+            weights.len() - 1
+        };
+        let output = &weights[output_index];
+        body.push(b.quantize(&bufs.h, 0, d, d, output.quantize_mode()));
+        let head_last = b.matmul(output, &bufs.logits, 0, vocab, 0, false, true);
+        let head_all = b.matmul(output, &bufs.logits, 0, vocab, 0, false, false);
+        let mut head_top = b.matmul(output, &bufs.logits, 0, vocab, 0, false, true);
+        let (topk, top_pair) = b.topk(
+            &bufs.logits,
+            0,
+            vocab,
+            [
+                (&bufs.cand[0].0, &bufs.cand[0].1),
+                (&bufs.cand[1].0, &bufs.cand[1].1),
+            ],
+        );
+        head_top.extend(topk);
+        Ok(Self {
+            gpu,
+            bufs,
+            body,
+            head_top,
+            top_pair,
+            head_last,
+            head_all,
+            ropes: plan.ropes.clone(),
+            rope_len,
+            vocab,
+            context,
+            max_context: plan.max_context,
+            len: 0,
+            _weights: weights,
+            _cache: cache,
+            _norms: norms,
+        })
+    }
+
+    pub fn gpu(&self) -> &Gpu {
+        &self.gpu
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.vocab
+    }
+
+    pub fn context(&self) -> usize {
+        self.context
+    }
+
+    pub fn max_context(&self) -> usize {
+        self.max_context
+    }
+
+    /// Positions the cache holds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Forgets positions from `len` on (the cache keeps every position, so any rewind works).
+    pub fn rewind(&mut self, len: usize) {
+        self.len = self.len.min(len);
+    }
+
+    /// Runs `tokens` (1..=[`MAX_TOKENS`], at most [`MAX_LOGIT_ROWS`] for [`Want::All`]) after the
+    /// cached positions and returns what `want` asks for.
+    pub async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output> {
+        let n = tokens.len();
+        let limit = if want == Want::All {
+            MAX_LOGIT_ROWS
+        } else {
+            MAX_TOKENS
+        };
+        if n == 0 || n > limit {
+            return Err(Error::InvalidParameter(format!(
+                "a GPU forward pass takes 1 to {limit} tokens, got {n}"
+            )));
+        }
+        if self.len + n > self.context {
+            return Err(Error::ContextOverflow {
+                prompt: self.len + n,
+                context: self.context,
+            });
+        }
+        let start = self.len;
+        let gpu = self.gpu.clone();
+        let q = &gpu.queue;
+        q.write_buffer(&self.bufs.ids, 0, &words_bytes(tokens));
+        q.write_buffer(
+            &self.bufs.step,
+            0,
+            &words_bytes(&[n as u32, start as u32, 0, 0]),
+        );
+        let mut tables = vec![0f32; self.ropes.len() * 2 * self.rope_len];
+        for (i, r) in self.ropes.iter().enumerate() {
+            let t = RopeTable::new(start, n, r.dims, r.base, r.scale, r.factors.as_deref());
+            let at = i * 2 * self.rope_len;
+            tables[at..at + t.cos.len()].copy_from_slice(&t.cos);
+            tables[at + self.rope_len..at + self.rope_len + t.sin.len()].copy_from_slice(&t.sin);
+        }
+        q.write_buffer(&self.bufs.rope, 0, &f32_bytes(&tables));
+
+        let mut enc = gpu
+            .device
+            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+        {
+            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+            let head = match want {
+                Want::Top => &self.head_top,
+                Want::Last => &self.head_last,
+                Want::All => &self.head_all,
+            };
+            for d in self.body.iter().chain(head) {
+                d.record(&mut pass, n);
+            }
+        }
+        let bytes = match want {
+            Want::Top => {
+                let (vals, ids) = &self.bufs.cand[self.top_pair];
+                let half = (TOP_K * 4) as u64;
+                enc.copy_buffer_to_buffer(vals, 0, &self.bufs.staging, 0, half);
+                enc.copy_buffer_to_buffer(ids, 0, &self.bufs.staging, half, half);
+                2 * half
+            }
+            Want::Last => (self.vocab * 4) as u64,
+            Want::All => (n * self.vocab * 4) as u64,
+        };
+        if want != Want::Top {
+            enc.copy_buffer_to_buffer(&self.bufs.logits, 0, &self.bufs.staging, 0, bytes);
+        }
+        q.submit([enc.finish()]);
+        // The cache holds these positions whether or not the caller reads the result.
+        self.len = start + n;
+        let data = read_back(&gpu, &self.bufs.staging, bytes).await?;
+        Ok(match want {
+            Want::Top => {
+                let vals = f32s(&data[..TOP_K * 4]);
+                let ids = data[TOP_K * 4..]
+                    .chunks_exact(4)
+                    .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+                Output::Top(ids.zip(vals).filter(|(id, _)| *id != u32::MAX).collect())
+            }
+            _ => Output::Logits(f32s(&data)),
+        })
+    }
+}
+
+pub(crate) fn f32_bytes(v: &[f32]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}

@@ -1,0 +1,207 @@
+//! Single kernels run on host data, so that tests can hold each one against the CPU code it must
+//! agree with (`tests/gpu.rs`). The forward pass uses the same [`Builder`] with its own buffers.
+
+use super::model::{f32_bytes, Builder, Dispatch};
+use super::weights::GpuMatrix;
+use super::{f32s, read_back, words_bytes, Gpu};
+use crate::error::Result;
+use crate::gguf::QType;
+use crate::model::blocks::RopeStyle;
+use crate::model::plan::Activation;
+
+struct Scratch {
+    step: wgpu::Buffer,
+    xq: wgpu::Buffer,
+    xm: wgpu::Buffer,
+}
+
+fn scratch(gpu: &Gpu, n: usize, cols: usize) -> Scratch {
+    Scratch {
+        step: gpu.uniform("step", &[n as u32, 0, 0, 0]),
+        xq: gpu.storage("xq", (n * cols / 32 * 32) as u64),
+        xm: gpu.storage("xm", (n * cols / 32 * 16) as u64),
+    }
+}
+
+fn builder<'a>(gpu: &'a Gpu, s: &'a Scratch) -> Builder<'a> {
+    Builder {
+        gpu,
+        step: &s.step,
+        xq: &s.xq,
+        xm: &s.xm,
+    }
+}
+
+/// Runs `dispatches` for `n` tokens and reads `out` back (`len` floats).
+async fn run(gpu: &Gpu, dispatches: &[Dispatch], n: usize, out: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("probe staging"),
+        size: (len * 4).max(16) as u64,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let mut enc = gpu
+        .device
+        .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        for d in dispatches {
+            d.record(&mut pass, n);
+        }
+    }
+    enc.copy_buffer_to_buffer(out, 0, &staging, 0, (len * 4) as u64);
+    gpu.queue.submit([enc.finish()]);
+    read_back(gpu, &staging, (len * 4) as u64).await
+}
+
+/// `out[t * rows + r] = dot(row r, x[t])`: the activations quantized on the GPU, then the
+/// matmul kernel of `qtype` over `rows x cols` weights in GGUF's layout.
+pub async fn matmul(
+    gpu: &Gpu,
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    n: usize,
+) -> Result<Vec<f32>> {
+    let m = GpuMatrix::from_bytes(gpu, "probe", qtype, w, rows, cols)?;
+    let s = scratch(gpu, n, cols);
+    let b = builder(gpu, &s);
+    let xb = gpu.storage_init("x", &f32_bytes(x));
+    let out = gpu.storage("out", (n * rows * 4) as u64);
+    let mut d = vec![b.quantize(&xb, 0, cols, cols, m.quantize_mode())];
+    d.extend(b.matmul(&m, &out, 0, rows, 0, false, false));
+    Ok(f32s(&run(gpu, &d, n, &out, n * rows).await?))
+}
+
+/// Rows `ids` of a `rows x cols` matrix, dequantized on the GPU and multiplied by `scale`.
+pub async fn embed(
+    gpu: &Gpu,
+    qtype: QType,
+    w: &[u8],
+    rows: usize,
+    cols: usize,
+    ids: &[u32],
+    scale: f32,
+) -> Result<Vec<f32>> {
+    let m = GpuMatrix::from_bytes(gpu, "probe", qtype, w, rows, cols)?;
+    let s = scratch(gpu, ids.len(), cols);
+    let b = builder(gpu, &s);
+    let idb = gpu.storage_init("ids", &words_bytes(ids));
+    let out = gpu.storage("out", (ids.len() * cols * 4) as u64);
+    let d = b.embed(&m, &idb, &out, scale);
+    Ok(f32s(&run(gpu, &d, ids.len(), &out, ids.len() * cols).await?))
+}
+
+/// RMSNorm of `x`'s rows of `g.len()`: into a fresh buffer, or added to `residual` when given.
+pub async fn rms_norm(
+    gpu: &Gpu,
+    x: &[f32],
+    g: &[f32],
+    eps: f32,
+    residual: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let n = x.len() / g.len();
+    let s = scratch(gpu, n, 32);
+    let b = builder(gpu, &s);
+    let (xb, gb) = (
+        gpu.storage_init("x", &f32_bytes(x)),
+        gpu.storage_init("g", &f32_bytes(g)),
+    );
+    let out = gpu.storage_init("out", &f32_bytes(residual.unwrap_or(&vec![0.0; x.len()])));
+    let d = [b.norm_into(&xb, &out, &gb, g.len(), 1, eps, residual.is_some())];
+    Ok(f32s(&run(gpu, &d, n, &out, x.len()).await?))
+}
+
+/// RoPE over `n` token rows of `x` (heads of `head_dim`) with the given cos/sin table
+/// (`n * half` each).
+#[allow(clippy::too_many_arguments)]
+pub async fn rope(
+    gpu: &Gpu,
+    x: &[f32],
+    n: usize,
+    head_dim: usize,
+    cos: &[f32],
+    sin: &[f32],
+    style: RopeStyle,
+) -> Result<Vec<f32>> {
+    let half = cos.len() / n;
+    let s = scratch(gpu, n, 32);
+    let b = builder(gpu, &s);
+    let xb = gpu.storage_init("x", &f32_bytes(x));
+    let tables = gpu.storage_init("rope", &f32_bytes(&[cos, sin].concat()));
+    let width = x.len() / n;
+    let d = [b.rope(&xb, &tables, width, head_dim, half, style, 0, 0, 0, cos.len())];
+    Ok(f32s(&run(gpu, &d, n, &xb, x.len()).await?))
+}
+
+/// Causal attention of `n` queries at positions `start..start + n` over keys/values of
+/// positions `0..start + n` (`kv_dim` floats each).
+#[allow(clippy::too_many_arguments)]
+pub async fn attention(
+    gpu: &Gpu,
+    q: &[f32],
+    k: &[f32],
+    v: &[f32],
+    start: usize,
+    n: usize,
+    n_head: usize,
+    n_kv_head: usize,
+    head_dim: usize,
+    window: Option<usize>,
+    scale: f32,
+) -> Result<Vec<f32>> {
+    let s = Scratch {
+        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
+        xq: gpu.storage("xq", 16),
+        xm: gpu.storage("xm", 16),
+    };
+    let b = builder(gpu, &s);
+    let (qb, kb, vb) = (
+        gpu.storage_init("q", &f32_bytes(q)),
+        gpu.storage_init("k", &f32_bytes(k)),
+        gpu.storage_init("v", &f32_bytes(v)),
+    );
+    let out = gpu.storage("out", (q.len() * 4) as u64);
+    let d = [b.attention(&qb, &kb, &vb, &out, n_head, n_kv_head, head_dim, window, scale)];
+    Ok(f32s(&run(gpu, &d, n, &out, q.len()).await?))
+}
+
+/// `act(gate) * up`, elementwise.
+pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Result<Vec<f32>> {
+    let s = scratch(gpu, 1, 32);
+    let b = builder(gpu, &s);
+    let (gb, ub) = (
+        gpu.storage_init("gate", &f32_bytes(gate)),
+        gpu.storage_init("up", &f32_bytes(up)),
+    );
+    let d = [b.gated(&gb, &ub, gate.len(), act)];
+    Ok(f32s(&run(gpu, &d, 1, &gb, gate.len()).await?))
+}
+
+/// The 64 largest `(index, value)` pairs of `vals`, best first (ties: lower index first).
+pub async fn top_k(gpu: &Gpu, vals: &[f32]) -> Result<Vec<(u32, f32)>> {
+    let s = scratch(gpu, 1, 32);
+    let b = builder(gpu, &s);
+    let vb = gpu.storage_init("vals", &f32_bytes(vals));
+    let cand = (vals.len().div_ceil(1024) * 64) as u64 * 4;
+    let pairs = [
+        (gpu.storage("c", cand), gpu.storage("ci", cand)),
+        (gpu.storage("c", cand), gpu.storage("ci", cand)),
+    ];
+    let (d, at) = b.topk(
+        &vb,
+        0,
+        vals.len(),
+        [(&pairs[0].0, &pairs[0].1), (&pairs[1].0, &pairs[1].1)],
+    );
+    let v = f32s(&run(gpu, &d, 1, &pairs[at].0, 64).await?);
+    let ids = run(gpu, &[], 1, &pairs[at].1, 64).await?;
+    Ok(ids
+        .chunks_exact(4)
+        .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .zip(v)
+        .filter(|(i, _)| *i != u32::MAX)
+        .collect())
+}

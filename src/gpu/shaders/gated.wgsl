@@ -1,0 +1,26 @@
+// gate = act(gate) * up, elementwise over st.n rows of `len`: act 0 is SiLU, 1 is GELU (tanh).
+struct Params { len: u32, act: u32, _a: u32, _b: u32 }
+struct Step { n: u32, start: u32, _a: u32, _b: u32 }
+
+@group(0) @binding(0) var<storage, read_write> gate: array<f32>;
+@group(0) @binding(1) var<storage, read> up: array<f32>;
+@group(0) @binding(2) var<uniform> p: Params;
+@group(0) @binding(3) var<uniform> st: Step;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i >= st.n * p.len) {
+        return;
+    }
+    let x = gate[i];
+    var y: f32;
+    if (p.act == 0u) {
+        y = x / (1.0 + exp(-x));
+    } else {
+        // tanh's argument is clamped: some implementations compute it from exp and overflow.
+        let z = clamp(0.7978846 * x * (1.0 + 0.044715 * x * x), -15.0, 15.0);
+        y = 0.5 * x * (1.0 + tanh(z));
+    }
+    gate[i] = y * up[i];
+}

@@ -1,0 +1,79 @@
+// RMSNorm of rows of `len` floats: y = x / sqrt(mean(x^2) + eps) * g. One workgroup per row.
+// Entry `into`: dst = y (flags 0) or dst += y (flags 1, a residual add); `inplace`: dst = y of dst.
+// Rows are st.n * rows_per_token; offsets move by start_stride per cached position so that a
+// norm can run on keys already written into the KV cache.
+struct Params {
+    len: u32,
+    rows_per_token: u32,
+    eps: f32,
+    flags: u32,
+    src_offset: u32,
+    dst_offset: u32,
+    start_stride: u32,
+    _a: u32,
+}
+struct Step { n: u32, start: u32, _a: u32, _b: u32 }
+
+@group(0) @binding(0) var<storage, read> g: array<f32>;
+@group(0) @binding(1) var<uniform> p: Params;
+@group(0) @binding(2) var<uniform> st: Step;
+@group(0) @binding(3) var<storage, read_write> dst: array<f32>;
+@group(0) @binding(4) var<storage, read> src: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn sum_all(li: u32, v: f32) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            red[li] += red[li + s];
+        }
+        workgroupBarrier();
+    }
+    return red[0];
+}
+
+@compute @workgroup_size(64)
+fn into(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row = wid.x + wid.y * 32768u;
+    if (row >= st.n * p.rows_per_token) {
+        return;
+    }
+    let shift = st.start * p.start_stride + row * p.len;
+    let sbase = p.src_offset + shift;
+    let dbase = p.dst_offset + shift;
+    var ss = 0.0;
+    for (var i = li; i < p.len; i += 64u) {
+        let v = src[sbase + i];
+        ss += v * v;
+    }
+    let scale = 1.0 / sqrt(sum_all(li, ss) / f32(p.len) + p.eps);
+    for (var i = li; i < p.len; i += 64u) {
+        let y = src[sbase + i] * scale * g[i];
+        if ((p.flags & 1u) != 0u) {
+            dst[dbase + i] += y;
+        } else {
+            dst[dbase + i] = y;
+        }
+    }
+}
+
+@compute @workgroup_size(64)
+fn inplace(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let row = wid.x + wid.y * 32768u;
+    if (row >= st.n * p.rows_per_token) {
+        return;
+    }
+    let base = p.dst_offset + st.start * p.start_stride + row * p.len;
+    var ss = 0.0;
+    for (var i = li; i < p.len; i += 64u) {
+        let v = dst[base + i];
+        ss += v * v;
+    }
+    let scale = 1.0 / sqrt(sum_all(li, ss) / f32(p.len) + p.eps);
+    workgroupBarrier();
+    for (var i = li; i < p.len; i += 64u) {
+        dst[base + i] = dst[base + i] * scale * g[i];
+    }
+}
