@@ -25,7 +25,6 @@
 //! bit or scale index in a 1024-value row costs (about 1e-3 of it), so every check can fail.
 
 use candle_core::quantized::ggml_file::qtensor_from_ggml;
-use candle_core::quantized::k_quants::{BlockQ8_0, GgmlType};
 use candle_core::Device;
 use half::{bf16, f16};
 use rand::rngs::SmallRng;
@@ -236,8 +235,8 @@ fn dequantize_matches_candle_bit_for_bit() {
 }
 
 /// Makes a block whose scale is exactly 1 (its largest magnitude is `max`, +-127) and whose other
-/// values are exact halves, so the quantizers' tie rounding (away from zero for Q8_0/Q8_1, to
-/// even for Q8_K) shows.
+/// values are exact halves, so the quantizers' tie rounding (to even, as llama.cpp's SIMD
+/// quantizers and its Q8_K one round) shows.
 fn ties(block: &mut [f32], max: f32) {
     for (i, v) in block.iter_mut().enumerate() {
         *v = ((i % 40) as f32 - 20.0) * 2.5 + 0.5;
@@ -245,27 +244,35 @@ fn ties(block: &mut [f32], max: f32) {
     block[0] = max;
 }
 
+/// Q8_0 as llama.cpp's SIMD `quantize_row_q8_0` (what it runs on x86, ARM and wasm), recomputed
+/// here: `q = round_half_even(x * (127 / amax))`, `d = f16(amax / 127)`. (Its scalar `_ref`
+/// version, which candle copies, multiplies by `1 / d` and rounds halves away from zero.)
 #[test]
-fn q8_activations_match_candle_q8_0() {
+fn q8_0_activations_follow_llama_cpp() {
     let mut rng = SmallRng::seed_from_u64(2);
     for cols in [32, 64, 320] {
         let mut x = random_activations(&mut rng, 1, cols, 32);
         ties(&mut x[..32], 127.0);
         let (ours, _) = testing::quantized_activations(QType::Q8_0, &x);
-        let mut blocks = vec![BlockQ8_0::zeros(); cols / 32];
-        BlockQ8_0::from_float(&x, &mut blocks);
-        let mut theirs = vec![0f32; cols];
-        BlockQ8_0::to_float(&blocks, &mut theirs);
-        for (i, (a, b)) in ours.iter().zip(&theirs).enumerate() {
-            assert!(
-                a.to_bits() == b.to_bits(),
-                "Q8_0 activation {i}: ours {a} candle {b}"
-            );
+        for (b, xb) in x.chunks(32).enumerate() {
+            let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+            let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+            let d16 = f16::from_f32(amax / 127.0).to_f32();
+            for (i, &v) in xb.iter().enumerate() {
+                let want = (v * id).round_ties_even() * d16;
+                let got = ours[32 * b + i];
+                assert!(
+                    got.to_bits() == want.to_bits(),
+                    "Q8_0 activation {}: ours {got} llama.cpp {want}",
+                    32 * b + i
+                );
+            }
         }
     }
 }
 
-/// Q8_1's `s` and Q8_K as llama.cpp's reference quantizers define them, recomputed here.
+/// Q8_1 (values and `s`) as llama.cpp's SIMD `quantize_row_q8_1`, and Q8_K as its
+/// `quantize_row_q8_K_ref` (which x86 runs), recomputed here.
 #[test]
 fn q8_1_and_q8_k_activations_follow_llama_cpp() {
     let mut rng = SmallRng::seed_from_u64(3);
@@ -275,9 +282,10 @@ fn q8_1_and_q8_k_activations_follow_llama_cpp() {
     // Q8_1: s = f16(d * sum(q)) with the unrounded d.
     let (xq, s) = testing::quantized_activations(QType::Q4_1, &x);
     for (b, xb) in x.chunks(32).enumerate() {
-        let d = xb.iter().fold(0f32, |m, v| m.max(v.abs())) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let sum: i32 = xb.iter().map(|&v| (v * id).round() as i32).sum();
+        let amax = xb.iter().fold(0f32, |m, v| m.max(v.abs()));
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
+        let sum: i32 = xb.iter().map(|&v| (v * id).round_ties_even() as i32).sum();
         assert_eq!(
             s[b],
             f16::from_f32(sum as f32 * d).to_f32(),
@@ -287,7 +295,7 @@ fn q8_1_and_q8_k_activations_follow_llama_cpp() {
         for (i, &v) in xb.iter().enumerate() {
             assert_eq!(
                 xq[32 * b + i],
-                (v * id).round() * d16,
+                (v * id).round_ties_even() * d16,
                 "Q8_1 value {}",
                 32 * b + i
             );

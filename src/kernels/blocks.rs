@@ -236,17 +236,6 @@ fn through_f16(x: f32) -> f32 {
 /// half to even, and leaves that integer in the low mantissa bits of the sum.
 const ROUNDER: f32 = 12582912.0;
 
-/// C's `roundf(v)` (halves away from zero) as an integer, for |v| < 2^22. Float adds and integer
-/// selects only: no libm call and no saturating float-to-int cast, so loops over it vectorize.
-#[inline(always)]
-fn round_half_away(v: f32) -> i32 {
-    let big = v + ROUNDER;
-    let even = (big.to_bits() as i32 & 0x007f_ffff) - 0x0040_0000;
-    // Where half-to-even went toward zero on a tie, go the other way.
-    let diff = v - (big - ROUNDER);
-    even + ((diff == 0.5) & (v > 0.0)) as i32 - ((diff == -0.5) & (v < 0.0)) as i32
-}
-
 /// llama.cpp's `nearest_int`: round half to even, for |v| < 2^22.
 #[inline(always)]
 fn nearest_int(v: f32) -> i32 {
@@ -265,15 +254,20 @@ fn abs_max(x: &[f32]) -> f32 {
     m.iter().fold(0f32, |a, &b| a.max(b))
 }
 
-/// Quantizes `x` (a whole number of 32-blocks) as llama.cpp's `quantize_row_q8_1_ref`
-/// (which is `quantize_row_q8_0_ref` plus `s`): `d = amax / 127`, `q = roundf(x / d)`.
+/// Quantizes `x` (a whole number of 32-blocks) as llama.cpp's SIMD `quantize_row_q8_0` /
+/// `quantize_row_q8_1` (x86 AVX2, also ARM NEON and wasm SIMD), which is what llama.cpp runs, not
+/// its scalar `_ref` versions: `q = round_half_even(x * (127 / amax))`, `d = f16(amax / 127)`.
+/// The `_ref` versions multiply by `1 / d` and round halves away from zero; the two disagree on
+/// a few values per thousand (exact ties are common in Gemma's activations), and every such
+/// flip moves the logits by far more than float rounding does.
 pub fn quantize_q8(x: &[f32], out: &mut [BlockQ8]) {
     assert_eq!(x.len(), out.len() * QK);
     for (xb, y) in x.chunks_exact(QK).zip(out.iter_mut()) {
-        let d = abs_max(xb) / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+        let amax = abs_max(xb);
+        let d = amax / 127.0;
+        let id = if amax != 0.0 { 127.0 / amax } else { 0.0 };
         for (q, &v) in y.qs.iter_mut().zip(xb) {
-            *q = round_half_away(v * id) as i8;
+            *q = nearest_int(v * id) as i8;
         }
         let sum: i32 = y.qs.iter().map(|&q| q as i32).sum();
         y.d = through_f16(d);
