@@ -6,7 +6,7 @@
 // Prints every run, then per engine, model and thread count the medians and wick's ratios
 // against the faster wllama line, with the load average. A benchmark, never a test.
 //
-// Usage: node scripts/bench.mjs [--reps N] [--engines wick,wllama3,wllama2] [--models smollm2,gemma]
+// Usage: node scripts/bench.mjs [--reps N] [--engines wick,wllama3,wllama2,wick-webgpu] [--models smollm2,gemma]
 //                               [--threads 1,2] [--native]
 // --models matches parts of the file names in models/; --native runs scripts/bench-native instead
 // (wick bench against llama.cpp, natively).
@@ -17,6 +17,9 @@ import { launchBrowser, MODELS_DIR, REPO, startServer } from '../tests/browser/h
 import { resolveInside, sendFile } from './serve.mjs';
 
 const ENGINES = ['wick', 'wllama3', 'wllama2'];
+// Opt-in: wick on WebGPU (Chromium then starts with --enable-unsafe-webgpu; headless it gets only
+// the SwiftShader software adapter, so its numbers mean something on a machine with a GPU only).
+const OPTIONAL_ENGINES = ['wick-webgpu'];
 const MODELS = ['SmolLM2-135M-Instruct.Q4_1.gguf', 'gemma-3-270m-q4_k_m.gguf'];
 const PROMPT_TOKENS = 128;
 const GEN_TOKENS = 128;
@@ -53,8 +56,8 @@ function parseArgs(argv) {
     else throw new Error(`unknown argument ${arg}`);
   }
   if (!Number.isInteger(opts.reps) || opts.reps < 1) throw new Error('--reps must be a positive integer');
-  const unknown = opts.engines.filter((e) => !ENGINES.includes(e));
-  if (unknown.length || !opts.engines.length) throw new Error(`--engines: one or more of ${ENGINES.join(', ')}`);
+  const unknown = opts.engines.filter((e) => !ENGINES.includes(e) && !OPTIONAL_ENGINES.includes(e));
+  if (unknown.length || !opts.engines.length) throw new Error(`--engines: one or more of ${[...ENGINES, ...OPTIONAL_ENGINES].join(', ')}`);
   if (!opts.models.length) throw new Error(`--models matches none of ${MODELS.join(', ')}`);
   if (!opts.threads.length || opts.threads.some((t) => !Number.isInteger(t) || t < 1)) throw new Error('--threads: positive integers');
   return opts;
@@ -204,7 +207,7 @@ async function main() {
     process.exit(run.status ?? 1);
   }
   server = await startServer({ extraRoutes: benchRoutes });
-  const browser = await launchBrowser();
+  const browser = await launchBrowser({ webgpu: opts.engines.includes('wick-webgpu') });
   const runs = [];
   try {
     for (const model of opts.models) {

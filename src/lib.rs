@@ -14,6 +14,7 @@
 //!            -> session::Session (KV cache, prefill/decode, stop conditions) -> sampler -> text
 //! ```
 
+pub mod backend;
 pub mod chat;
 pub mod engine;
 pub mod error;

@@ -4,7 +4,12 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::Logits;
 use crate::error::{Error, Result};
+
+/// Candidates a backend may return instead of whole rows (the GPU's top-k); sampling with
+/// `top_k` up to this needs nothing else.
+pub const TOP_CANDIDATES: usize = 64;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
@@ -90,8 +95,34 @@ impl Sampler {
         })
     }
 
+    /// Whether sampling needs whole logits rows: the repetition penalty can lift any token
+    /// into the head, and without top-k (or past the GPU's [`TOP_CANDIDATES`]) the head is
+    /// unbounded. Greedy and top-k sampling work from the best candidates alone.
+    pub fn wants_full(&self) -> bool {
+        let p = &self.params;
+        let penalize = p.repetition_penalty != 1.0 && p.repeat_last_n > 0;
+        penalize || (p.temperature > 0.0 && (p.top_k == 0 || p.top_k > TOP_CANDIDATES))
+    }
+
     /// Picks the next token. `history` is the sequence so far (for the repetition penalty).
-    pub fn sample(&mut self, logits: &[f32], history: &[u32]) -> u32 {
+    pub fn sample(&mut self, logits: &Logits, history: &[u32]) -> u32 {
+        match logits {
+            Logits::Full(l) => self.sample_full(l, history),
+            Logits::Top(top) => {
+                // Sorted best first: greedy is the first; top-k (k <= its length, see
+                // `wants_full`) is its head.
+                if self.params.temperature <= 0.0 || top.len() == 1 {
+                    return top.first().map_or(0, |c| c.0);
+                }
+                let k = self.params.top_k.min(top.len());
+                self.candidates.clear();
+                self.candidates.extend_from_slice(&top[..k]);
+                self.draw()
+            }
+        }
+    }
+
+    fn sample_full(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let p = &self.params;
         let penalize = p.repetition_penalty != 1.0 && p.repeat_last_n > 0;
         if p.temperature <= 0.0 && !penalize {
@@ -135,6 +166,13 @@ impl Sampler {
             c.truncate(k);
         }
         c.sort_unstable_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        self.draw()
+    }
+
+    /// top-p, min-p, temperature and the seeded draw over `candidates` (sorted, best first).
+    fn draw(&mut self) -> u32 {
+        let p = &self.params;
+        let c = &mut self.candidates;
         // Probabilities at temperature 1 for top-p / min-p (as llama.cpp orders its chain).
         let max = c[0].1;
         let mut probs: Vec<f32> = c.iter().map(|e| (e.1 - max).exp()).collect();
@@ -169,6 +207,15 @@ impl Sampler {
             r -= w;
         }
         c[c.len() - 1].0
+    }
+}
+
+/// [`top2_margin`] of logits in either form.
+pub fn margin(logits: &Logits) -> f32 {
+    match logits {
+        Logits::Full(l) => top2_margin(l),
+        Logits::Top(t) if t.len() >= 2 => t[0].1 - t[1].1,
+        Logits::Top(_) => f32::INFINITY,
     }
 }
 

@@ -10,10 +10,10 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
+use crate::backend::{now, Backend, CpuBackend, Logits, Want};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
-use crate::model::KvCache;
-use crate::sampler::{top2_margin, Sampler, SamplingParams};
+use crate::sampler::{margin, Sampler, SamplingParams};
 use crate::tokenizer::DecodeStream;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -81,7 +81,7 @@ const PREFILL_CHUNK: usize = 64;
 
 pub struct Session {
     engine: Arc<Engine>,
-    cache: KvCache,
+    backend: Box<dyn Backend>,
     /// The tokens whose keys and values the cache holds, in order.
     tokens: Vec<u32>,
 }
@@ -89,12 +89,22 @@ pub struct Session {
 impl Session {
     /// A session with room for `context` tokens (clamped to the model's maximum).
     pub fn new(engine: Arc<Engine>, context: usize) -> Self {
-        let cache = engine.model.new_cache(context);
+        let backend = Box::new(CpuBackend::new(engine.clone(), context));
+        Self::with_backend(engine, backend)
+    }
+
+    /// A session whose forward passes run on `backend` (which holds the KV cache).
+    pub fn with_backend(engine: Arc<Engine>, backend: Box<dyn Backend>) -> Self {
         Self {
             engine,
-            cache,
+            backend,
             tokens: Vec::new(),
         }
+    }
+
+    /// "cpu" or "gpu".
+    pub fn backend_name(&self) -> &'static str {
+        self.backend.name()
     }
 
     pub fn engine(&self) -> &Arc<Engine> {
@@ -102,11 +112,11 @@ impl Session {
     }
 
     pub fn context(&self) -> usize {
-        self.cache.context
+        self.backend.context()
     }
 
     pub fn reset(&mut self) {
-        self.cache.rewind(0);
+        self.backend.rewind(0);
         self.tokens.clear();
     }
 
@@ -117,10 +127,10 @@ impl Session {
         if prompt.is_empty() {
             return Err(Error::InvalidParameter("the prompt is empty".into()));
         }
-        if prompt.len() > self.cache.context {
+        if prompt.len() > self.context() {
             return Err(Error::ContextOverflow {
                 prompt: prompt.len(),
-                context: self.cache.context,
+                context: self.context(),
             });
         }
         let common = self
@@ -129,11 +139,7 @@ impl Session {
             .zip(prompt)
             .take_while(|(a, b)| a == b)
             .count();
-        let mut reuse = common.min(prompt.len() - 1);
-        if !self.cache.can_rewind_to(reuse) {
-            reuse = 0;
-        }
-        self.cache.rewind(reuse);
+        let reuse = self.backend.rewind(common.min(prompt.len() - 1));
         self.tokens.truncate(reuse);
         Ok(reuse)
     }
@@ -142,16 +148,19 @@ impl Session {
     /// predicting token `i + 1`, for every position, a few positions at a time (all of a long
     /// text's logits at once would be `len * vocab` floats).
     pub fn score(&mut self, ids: &[u32], mut each: impl FnMut(usize, &[f32])) -> Result<()> {
-        if ids.len() > self.cache.context {
+        if ids.len() > self.context() {
             return Err(Error::ContextOverflow {
                 prompt: ids.len(),
-                context: self.cache.context,
+                context: self.context(),
             });
         }
         self.reset();
         let vocab = self.engine.model.vocab_size();
         for (c, chunk) in ids.chunks(SCORE_CHUNK).enumerate() {
-            let logits = self.engine.model.forward(chunk, &mut self.cache, true)?;
+            let logits = match now(self.backend.forward(chunk, Want::All))? {
+                Logits::Full(l) => l,
+                Logits::Top(_) => unreachable!("Want::All returns whole rows"),
+            };
             self.tokens.extend_from_slice(chunk);
             for (j, row) in logits.chunks_exact(vocab).enumerate() {
                 each(c * SCORE_CHUNK + j, row);
@@ -228,7 +237,7 @@ impl Session {
             decoder: DecodeStream::new(true),
             stops: StopScanner::new(opts.stop.clone()),
             prompt_left: prompt[reused..].to_vec(),
-            logits: Vec::new(),
+            logits: Logits::default(),
             pending: None,
             out: Generation {
                 prompt_tokens: prompt.len(),
@@ -246,14 +255,30 @@ impl Session {
     /// ends the request has `finish` set (and carries any text held back until then); calling
     /// `step` again after that returns an empty finished step.
     pub fn step(&mut self, req: &mut Request) -> Result<Step> {
+        now(self.step_async(req))
+    }
+
+    /// [`Session::step`] for backends that must be awaited (the GPU in a browser).
+    pub async fn step_async(&mut self, req: &mut Request) -> Result<Step> {
         if req.finished {
             return Ok(Step::end(None, String::new(), req.out.finish_reason));
         }
         let engine = self.engine.clone();
+        // What the sampler needs: the GPU's top candidates, or whole rows.
+        let want = if req.sampler.wants_full() {
+            Want::Last
+        } else {
+            Want::Sample
+        };
         if !req.prompt_left.is_empty() {
             let n = req.prompt_left.len().min(PREFILL_CHUNK);
             let chunk: Vec<u32> = req.prompt_left.drain(..n).collect();
-            match engine.model.forward(&chunk, &mut self.cache, false) {
+            let want = if req.prompt_left.is_empty() {
+                want
+            } else {
+                Want::Sample
+            };
+            match self.backend.forward(&chunk, want).await {
                 Ok(logits) => req.logits = logits,
                 Err(e) => {
                     req.finished = true;
@@ -270,7 +295,7 @@ impl Session {
         // The previous token runs through the model only now, so that its text reached the
         // caller without waiting for a forward pass.
         if let Some(id) = req.pending.take() {
-            match engine.model.forward(&[id], &mut self.cache, false) {
+            match self.backend.forward(&[id], want).await {
                 Ok(logits) => req.logits = logits,
                 Err(e) => {
                     req.finished = true;
@@ -284,7 +309,7 @@ impl Session {
             return self.finish(req, None, String::new(), FinishReason::Stop);
         }
         req.out.ids.push(id);
-        req.out.margins.push(top2_margin(&req.logits));
+        req.out.margins.push(margin(&req.logits));
         let piece = req.decoder.push(&engine.tokenizer, id)?.unwrap_or_default();
         let (visible, stopped) = req.stops.push(&piece);
         let margin = req.out.margins.last().copied();
@@ -295,7 +320,7 @@ impl Session {
             let step = Step::end(Some(id), visible, FinishReason::Stop);
             return Ok(Step { margin, ..step });
         }
-        if req.out.ids.len() >= req.max_tokens || self.tokens.len() + 1 >= self.cache.context {
+        if req.out.ids.len() >= req.max_tokens || self.tokens.len() + 1 >= self.context() {
             let step = self.finish(req, Some(id), visible, FinishReason::Length)?;
             return Ok(Step { margin, ..step });
         }
@@ -349,7 +374,7 @@ pub struct Request {
     /// Prompt tokens not yet run through the model (prefill goes a chunk per step).
     prompt_left: Vec<u32>,
     /// Logits predicting the next token.
-    logits: Vec<f32>,
+    logits: Logits,
     /// The last sampled token, not yet run through the model.
     pending: Option<u32>,
     out: Generation,

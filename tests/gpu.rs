@@ -140,8 +140,7 @@ fn rms_norm_matches_cpu_and_adds_into_the_residual() {
         close(&got, &want, 1e-5, "rms_norm");
         let residual = random(&mut rng, 3 * len);
         let added: Vec<f32> = residual.iter().zip(&want).map(|(r, y)| r + y).collect();
-        let got =
-            pollster::block_on(probe::rms_norm(&gpu, &x, &g, 1e-6, Some(&residual))).unwrap();
+        let got = pollster::block_on(probe::rms_norm(&gpu, &x, &g, 1e-6, Some(&residual))).unwrap();
         close(&got, &added, 1e-5, "rms_norm add");
     }
 }

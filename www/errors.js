@@ -15,6 +15,8 @@ export const ERROR_KINDS = Object.freeze([
   'invalid_parameter', // a request option out of range
   'aborted',           // the caller's AbortSignal fired
   'unsupported_browser', // no WebAssembly SIMD, no OPFS, no module workers
+  'gpu_unavailable',   // backend 'webgpu' asked for, but no usable WebGPU adapter
+  'gpu_lost',          // the GPU failed while generating; the engine moved to the CPU: send again
   'worker',            // the worker died (out of memory, a crash): create a new engine
   'io',
 ]);

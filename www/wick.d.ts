@@ -8,7 +8,7 @@
 export type ErrorKind =
   | 'download' | 'integrity' | 'quota' | 'storage' | 'invalid_model' | 'unsupported_model'
   | 'tokenizer' | 'chat_template' | 'context_overflow' | 'invalid_parameter' | 'aborted'
-  | 'unsupported_browser' | 'worker' | 'io';
+  | 'unsupported_browser' | 'gpu_unavailable' | 'gpu_lost' | 'worker' | 'io';
 
 /** Every failure of the API is a WickError: `kind` for code, `message` for people. */
 export class WickError extends Error {
@@ -29,7 +29,7 @@ export type ModelSource =
 
 export interface Progress {
   /** download: bytes arriving; store: a local file copied into storage; load: read into the engine. */
-  phase: 'download' | 'store' | 'load' | 'ready';
+  phase: 'download' | 'store' | 'load' | 'gpu' | 'ready';
   loaded: number;
   total: number;
   /** Bytes per second over the last second (download and store). */
@@ -43,6 +43,11 @@ export interface CreateEngineOptions {
   onProgress?: (p: Progress) => void;
   /** CPU threads; default navigator.hardwareConcurrency. Threads need a cross-origin isolated page. */
   threads?: number;
+  /**
+   * Where the forward pass runs. 'auto' (default): WebGPU on a hardware adapter, else the CPU
+   * (a software fallback adapter is slower than the CPU path). 'webgpu': WebGPU or a
+   * gpu_unavailable error. 'cpu': WebAssembly SIMD (and threads).
+   */
   backend?: 'auto' | 'webgpu' | 'cpu';
   /** Context size in tokens; default min(4096, the model's). */
   context?: number;
@@ -83,6 +88,10 @@ export interface EngineInfo {
   modelId: string;
   card: ModelCard;
   backend: 'cpu' | 'webgpu';
+  /** The WebGPU adapter when backend is 'webgpu'. */
+  gpu: { name: string; backend: string; device_type: string; max_binding: number } | null;
+  /** Why WebGPU is not in use (no adapter, a software fallback under 'auto', the GPU failed). */
+  gpuNote: string | null;
   /** 'threads' when the rayon pool runs in Web Workers, 'simd' for the single-thread build. */
   build: 'threads' | 'simd';
   simd: 'simd128' | 'relaxed-simd';

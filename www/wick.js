@@ -25,9 +25,6 @@ export async function createEngine(options = {}) {
   if (!['auto', 'cpu', 'webgpu'].includes(backend)) {
     throw new WickError('invalid_parameter', `backend must be 'auto', 'cpu' or 'webgpu', got ${backend}`);
   }
-  if (backend === 'webgpu') {
-    throw new WickError('unsupported_browser', "wick's WebGPU backend is not available yet: use backend 'auto' or 'cpu'");
-  }
   if (context !== undefined && !(Number.isInteger(context) && context >= 16)) {
     throw new WickError('invalid_parameter', `context must be an integer of at least 16 tokens, got ${context}`);
   }
@@ -39,7 +36,7 @@ export async function createEngine(options = {}) {
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
   const link = new WorkerLink(worker);
   try {
-    const info = await link.request({ type: 'load', source, threads: threadCount, context, sha256: sha256 ?? source.sha256 },
+    const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256 },
       { signal, onMessage: (m) => m.type === 'progress' && onProgress?.(m.progress) });
     return new Engine(link, info);
   } catch (e) {
@@ -202,6 +199,8 @@ class Engine {
       signal: req.signal,
       onMessage: (m) => {
         if (m.type === 'token') chunks.push(m.text);
+        // The GPU failed and the worker moved to the CPU (the request fails with gpu_lost).
+        if (m.type === 'backend') Object.assign(this.#info, m.info);
       },
     });
     if (!req.stream) {

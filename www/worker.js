@@ -2,12 +2,13 @@
 // wasm engine and runs requests one token at a time, so the page never blocks. It speaks only
 // the small message protocol below with wick.js.
 //
-// page -> worker: {type:'load', id, source, threads, context, sha256}
+// page -> worker: {type:'load', id, source, threads, backend, context, sha256}
 //                 {type:'generate', id, mode:'chat'|'completion', messages|prompt, options}
 //                 {type:'abort', id}            (a load or a request)
 // worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
 //                 {type:'prefilled', id, prompt_tokens, reused_tokens}
 //                 {type:'token', id, text}      {type:'done', id, finish_reason, usage, timings, tokens}
+//                 {type:'backend', id, info:{backend, gpu, gpuNote}}  (moved to the CPU)
 //                 {type:'error', id, error:{kind, message}}
 
 import { WickError } from './errors.js';
@@ -18,6 +19,7 @@ let build = null;         // 'threads' | 'simd'
 let engine = null;        // WebEngine
 let broken = null;        // set when wasm trapped: the instance cannot be trusted any more
 let poolReady = null;     // the rayon pool starting (threads build)
+let onGpu = false;        // the session runs on WebGPU (steps are awaited)
 const aborts = new Map(); // request id -> AbortController
 let queue = Promise.resolve(); // requests run one after another (one KV cache)
 
@@ -98,7 +100,7 @@ function hasher() {
 
 // ---- loading --------------------------------------------------------------------------------
 
-async function load({ id, source, threads, context, sha256 }) {
+async function load({ id, source, threads, backend = 'auto', context, sha256 }) {
   const t0 = performance.now();
   const ctl = new AbortController();
   aborts.set(id, ctl);
@@ -140,13 +142,14 @@ async function load({ id, source, threads, context, sha256 }) {
     throw e;
   }
   await poolReady;
+  const gpuState = await chooseGpu(backend, onProgress);
   onProgress({ phase: 'ready', loaded: size, total: size });
   post({
     type: 'loaded', id,
     info: {
       modelId: mid,
       card: JSON.parse(engine.cardJson()),
-      backend: 'cpu',
+      ...gpuState,
       build,
       simd: wasm.simdFlavour(),
       threads: wasm.threadCount(),
@@ -158,6 +161,37 @@ async function load({ id, source, threads, context, sha256 }) {
       phases: { wasmMs: tWasm - t0, readMs, engineMs: performance.now() - tEngine },
     },
   });
+}
+
+// ---- the GPU ------------------------------------------------------------------------------
+
+// 'cpu': stay. 'webgpu': move the session to WebGPU or fail with gpu_unavailable. 'auto': move
+// when there is a hardware adapter (a software fallback such as SwiftShader is slower than the
+// CPU path, so auto keeps the CPU there). Returns what info() reports.
+async function chooseGpu(backend, onProgress) {
+  onGpu = false;
+  if (backend === 'cpu') return { backend: 'cpu', gpu: null, gpuNote: 'the CPU backend was asked for' };
+  let note = null;
+  if (!self.navigator?.gpu) {
+    note = 'this browser has no WebGPU';
+  } else {
+    const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    const fallback = adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter ?? false;
+    if (!adapter) note = 'no WebGPU adapter is available';
+    else if (fallback && backend === 'auto') note = 'the only WebGPU adapter is a software fallback, slower than the CPU path';
+  }
+  if (!note) {
+    try {
+      onProgress({ phase: 'gpu' });
+      const gpu = JSON.parse(await engine.useGpu());
+      onGpu = true;
+      return { backend: 'webgpu', gpu, gpuNote: null };
+    } catch (e) {
+      note = `WebGPU could not run the model: ${e?.message ?? e}`;
+    }
+  }
+  if (backend === 'webgpu') throw new WickError('gpu_unavailable', `WebGPU was asked for, but ${note}`);
+  return { backend: 'cpu', gpu: null, gpuNote: note };
 }
 
 // ---- generating -----------------------------------------------------------------------------
@@ -192,7 +226,18 @@ async function generate({ id, mode, messages, prompt, options }) {
       if (t1 === null) prefilled();
       break;
     }
-    const step = engine.step();
+    let step;
+    try {
+      step = onGpu ? await engine.stepAsync() : engine.step();
+    } catch (e) {
+      if (!onGpu || e?.kind !== 'gpu') throw e;
+      // The GPU failed (device lost, a driver error): carry on on the CPU from the next request.
+      engine.useCpu();
+      onGpu = false;
+      const note = `the GPU failed (${e.message}); wick moved to the CPU`;
+      post({ type: 'backend', id, info: { backend: 'cpu', gpu: null, gpuNote: note } });
+      throw new WickError('gpu_lost', `${note}: send the request again`);
+    }
     if (step.prompt_left !== undefined) {
       // A chunk of the prompt ran: let an abort in before the next one.
       promptLeft = step.prompt_left;

@@ -12,6 +12,7 @@ use std::time::Instant;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
+use wick::backend::GpuBackend;
 use wick::chat::ChatMessage;
 use wick::sampler::SamplingParams;
 use wick::{Engine, Event, GenerateOptions, Gguf, ModelCard, Session};
@@ -76,9 +77,21 @@ enum Command {
         reps: usize,
         #[arg(long)]
         threads: Option<usize>,
+        /// Where the forward pass runs.
+        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+        backend: BackendArg,
         #[arg(long)]
         json: bool,
     },
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum BackendArg {
+    Cpu,
+    /// The GPU through wgpu (Vulkan); an error if there is none.
+    Gpu,
+    /// The GPU if there is one, else the CPU.
+    Auto,
 }
 
 #[derive(Args, Clone)]
@@ -107,6 +120,9 @@ struct GenArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Where the forward pass runs.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    backend: BackendArg,
 }
 
 impl GenArgs {
@@ -159,6 +175,30 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// A session on the chosen backend (the GPU one uploads the model).
+fn session(engine: Arc<Engine>, context: usize, backend: BackendArg) -> anyhow::Result<Session> {
+    if backend == BackendArg::Cpu {
+        return Ok(Session::new(engine, context));
+    }
+    let gpu = match wick::gpu::Gpu::new_blocking() {
+        Ok(g) => Arc::new(g),
+        Err(e) if backend == BackendArg::Auto => {
+            eprintln!("wick: {e}; running on the CPU");
+            return Ok(Session::new(engine, context));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let b = match GpuBackend::new(gpu.clone(), &engine, context) {
+        Ok(b) => b,
+        Err(e) if backend == BackendArg::Auto => {
+            eprintln!("wick: the GPU cannot run this model ({e}); running on the CPU");
+            return Ok(Session::new(engine, context));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    Ok(Session::with_backend(engine, Box::new(b)))
+}
+
 fn load(model: &PathBuf) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(model).with_context(|| format!("loading {}", model.display()))?;
     Ok(Arc::new(engine))
@@ -202,7 +242,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             set_threads(gen.threads)?;
             let engine = load(&model)?;
             let prompt_ids = engine.encode(&prompt)?;
-            let mut session = Session::new(engine, gen.ctx);
+            let mut session = session(engine, gen.ctx, gen.backend)?;
             let stdout = std::io::stdout();
             let out = session.generate(&prompt_ids, &gen.options(ignore_eos), |ev| {
                 if let (false, Event::Token { text, .. }) = (json, ev) {
@@ -228,10 +268,11 @@ fn run(command: Command) -> anyhow::Result<()> {
             gen_tokens,
             reps,
             threads,
+            backend,
             json,
         } => {
             set_threads(threads)?;
-            bench(model, prompt_tokens, gen_tokens, reps.max(1), json)?;
+            bench(model, prompt_tokens, gen_tokens, reps.max(1), backend, json)?;
         }
     }
     Ok(())
@@ -290,7 +331,7 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
         return Err(wick::Error::NoChatTemplate.into());
     }
     let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
-    let mut session = Session::new(engine.clone(), gen.ctx);
+    let mut session = session(engine.clone(), gen.ctx, gen.backend)?;
     let mut messages: Vec<ChatMessage> = system
         .into_iter()
         .map(|s| ChatMessage {
@@ -392,6 +433,7 @@ fn bench(
     prompt_tokens: usize,
     gen_tokens: usize,
     reps: usize,
+    backend: BackendArg,
     json: bool,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
@@ -405,9 +447,10 @@ fn bench(
         ..GenerateOptions::default()
     };
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
+    let mut session = session(engine.clone(), prompt.len() + gen_tokens + 1, backend)?;
     // One warm-up run, then `reps` measured runs, each from an empty cache.
     for rep in 0..=reps {
-        let mut session = Session::new(engine.clone(), prompt.len() + gen_tokens + 1);
+        session.reset();
         let start = Instant::now();
         let (mut prefilled_at, mut first_at) = (None, None);
         let out = session.generate(&prompt, &opts, |ev| {
@@ -444,13 +487,15 @@ fn bench(
         println!(
             "{}",
             json!({"engine": "wick", "model": model.file_name().map(|s| s.to_string_lossy()), "threads": threads,
+                   "backend": session.backend_name(),
                    "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens, "load_s": load_s,
                    "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode})
         );
     } else {
         println!(
-            "{}: {} threads, load {:.2} s",
+            "{}: {} backend, {} threads, load {:.2} s",
             model.display(),
+            session.backend_name(),
             threads,
             load_s
         );

@@ -46,7 +46,10 @@ pub struct Gpu {
 /// The quant types the GPU kernels decode (Q5_0 is rewritten as Q8_0 at upload, as on the CPU).
 pub fn supports(t: QType) -> bool {
     use QType::*;
-    matches!(t, Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K)
+    matches!(
+        t,
+        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
+    )
 }
 
 fn type_source(t: QType) -> &'static str {

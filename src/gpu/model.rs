@@ -18,7 +18,7 @@ pub const MAX_TOKENS: usize = 64;
 /// Most tokens whose whole logits rows one forward pass returns.
 pub const MAX_LOGIT_ROWS: usize = 32;
 /// Candidates the GPU selects for sampling.
-pub const TOP_K: usize = 64;
+pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 per group
 /// Workgroups along x before a dispatch wraps into y (WebGPU allows 65535).
 const WG_X: usize = 32768;
 /// Candidates one top-k workgroup sorts.
@@ -43,12 +43,21 @@ pub enum Output {
 #[derive(Clone, Copy)]
 enum Size {
     /// One thread per (token, item): `per_token` items.
-    Threads { per_token: usize },
+    Threads {
+        per_token: usize,
+    },
     /// One workgroup per (token, row).
-    Rows { per_token: usize },
+    Rows {
+        per_token: usize,
+    },
     /// Matmul: groups of 4 rows by tiles of 8 tokens (or just the last token).
-    Matmul { rows: usize, last_only: bool },
-    Attention { heads: usize },
+    Matmul {
+        rows: usize,
+        last_only: bool,
+    },
+    Attention {
+        heads: usize,
+    },
     Fixed(u32),
 }
 
@@ -245,7 +254,16 @@ impl Builder<'_> {
     ) -> Dispatch {
         self.dispatch(
             Op::NormInto,
-            &[len as u32, rows_per_token as u32, f(eps), add as u32, 0, 0, 0, 0],
+            &[
+                len as u32,
+                rows_per_token as u32,
+                f(eps),
+                add as u32,
+                0,
+                0,
+                0,
+                0,
+            ],
             &[(0, g), (3, dst), (4, src)],
             Size::Rows {
                 per_token: rows_per_token,
@@ -514,9 +532,8 @@ impl GpuModel {
         let mut norms = Vec::new();
         let mut cache = Vec::new();
         let mut body = Vec::new();
-        let upload = |name: &str, m: &crate::model::weights::Matrix| {
-            GpuMatrix::upload(&gpu, name, m)
-        };
+        let upload =
+            |name: &str, m: &crate::model::weights::Matrix| GpuMatrix::upload(&gpu, name, m);
         let norm = |v: &[f32]| gpu.storage_init("norm", &f32_bytes(v));
         let embed = upload("token_embd", plan.embed)?;
         body.extend(b.embed(&embed, &bufs.ids, &bufs.x, plan.embed_scale));
@@ -558,15 +575,7 @@ impl GpuModel {
             if let (Some(qn), Some(kn)) = (l.q_norm, l.k_norm) {
                 let (qn, kn) = (norm(qn), norm(kn));
                 body.push(b.norm_inplace(&bufs.q, &qn, hd, plan.n_head, plan.eps, 0, 0));
-                body.push(b.norm_inplace(
-                    &k_cache,
-                    &kn,
-                    hd,
-                    plan.n_kv_head,
-                    plan.eps,
-                    0,
-                    kv_dim,
-                ));
+                body.push(b.norm_inplace(&k_cache, &kn, hd, plan.n_kv_head, plan.eps, 0, kv_dim));
                 norms.extend([qn, kn]);
             }
             let rope = &plan.ropes[l.rope];

@@ -33,7 +33,13 @@ fn builder<'a>(gpu: &'a Gpu, s: &'a Scratch) -> Builder<'a> {
 }
 
 /// Runs `dispatches` for `n` tokens and reads `out` back (`len` floats).
-async fn run(gpu: &Gpu, dispatches: &[Dispatch], n: usize, out: &wgpu::Buffer, len: usize) -> Result<Vec<u8>> {
+async fn run(
+    gpu: &Gpu,
+    dispatches: &[Dispatch],
+    n: usize,
+    out: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<u8>> {
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("probe staging"),
         size: (len * 4).max(16) as u64,
@@ -91,7 +97,9 @@ pub async fn embed(
     let idb = gpu.storage_init("ids", &words_bytes(ids));
     let out = gpu.storage("out", (ids.len() * cols * 4) as u64);
     let d = b.embed(&m, &idb, &out, scale);
-    Ok(f32s(&run(gpu, &d, ids.len(), &out, ids.len() * cols).await?))
+    Ok(f32s(
+        &run(gpu, &d, ids.len(), &out, ids.len() * cols).await?,
+    ))
 }
 
 /// RMSNorm of `x`'s rows of `g.len()`: into a fresh buffer, or added to `residual` when given.
@@ -132,7 +140,18 @@ pub async fn rope(
     let xb = gpu.storage_init("x", &f32_bytes(x));
     let tables = gpu.storage_init("rope", &f32_bytes(&[cos, sin].concat()));
     let width = x.len() / n;
-    let d = [b.rope(&xb, &tables, width, head_dim, half, style, 0, 0, 0, cos.len())];
+    let d = [b.rope(
+        &xb,
+        &tables,
+        width,
+        head_dim,
+        half,
+        style,
+        0,
+        0,
+        0,
+        cos.len(),
+    )];
     Ok(f32s(&run(gpu, &d, n, &xb, x.len()).await?))
 }
 
@@ -164,7 +183,9 @@ pub async fn attention(
         gpu.storage_init("v", &f32_bytes(v)),
     );
     let out = gpu.storage("out", (q.len() * 4) as u64);
-    let d = [b.attention(&qb, &kb, &vb, &out, n_head, n_kv_head, head_dim, window, scale)];
+    let d = [b.attention(
+        &qb, &kb, &vb, &out, n_head, n_kv_head, head_dim, window, scale,
+    )];
     Ok(f32s(&run(gpu, &d, n, &out, q.len()).await?))
 }
 

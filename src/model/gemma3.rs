@@ -7,8 +7,8 @@
 //! so the norms here are plain RMSNorm.
 
 use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
-use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::kv_cache::KvCache;
+use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::weights::{Matrix, WeightLoader};
 use super::Architecture;
 use crate::error::{Error, Result};

@@ -3,8 +3,8 @@
 //! SwiGLU MLP, and an output projection that may be tied to the token embeddings.
 
 use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
-use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::kv_cache::KvCache;
+use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::weights::{Matrix, WeightLoader};
 use super::Architecture;
 use crate::error::{Error, Result};

@@ -1,5 +1,11 @@
 //! A loaded model and its one session, as the worker sees it.
+//!
+//! The session runs on the CPU after `load`; `useGpu()` moves it to WebGPU (the model is
+//! uploaded once) and `useCpu()` back. GPU steps must be awaited (`stepAsync`), since reading
+//! GPU results is asynchronous in a browser; CPU steps can be either.
 
+use std::cell::RefCell;
+use std::rc::Rc;
 use std::sync::Arc;
 
 use serde::Deserialize;
@@ -13,8 +19,16 @@ use crate::{Engine, Error, Gguf};
 
 #[wasm_bindgen]
 pub struct WebEngine {
+    /// Shared with a `stepAsync` in flight; the worker never overlaps calls, and one that did
+    /// would get a `busy` error rather than a second borrow.
+    inner: Rc<RefCell<Inner>>,
+}
+
+struct Inner {
     session: Session,
     request: Option<Request>,
+    /// The adapter in use when on the GPU.
+    gpu: Option<crate::gpu::GpuInfo>,
 }
 
 /// The sampling fields of a JS request, named as in OpenAI's API. Missing fields take the
@@ -71,80 +85,163 @@ impl WebEngine {
             context
         };
         Ok(Self {
-            session: Session::new(Arc::new(engine), context),
-            request: None,
+            inner: Rc::new(RefCell::new(Inner {
+                session: Session::new(Arc::new(engine), context),
+                request: None,
+                gpu: None,
+            })),
         })
+    }
+
+    fn inner(&self) -> Result<std::cell::RefMut<'_, Inner>, JsValue> {
+        self.inner
+            .try_borrow_mut()
+            .map_err(|_| js_error("busy", "the engine is running a step; await it first"))
+    }
+
+    /// Moves the session to the GPU: requests an adapter and device, uploads the model and
+    /// allocates the KV cache there. Resolves to the adapter's description (JSON); rejects with
+    /// `gpu_unavailable` (no adapter, limits too small) or `unsupported_model`, leaving the
+    /// session on the CPU.
+    #[wasm_bindgen(js_name = useGpu)]
+    pub fn use_gpu(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let gpu = Arc::new(crate::gpu::Gpu::new().await?);
+            let mut inner = inner
+                .try_borrow_mut()
+                .map_err(|_| js_error("busy", "the engine is running a step"))?;
+            let engine = inner.session.engine().clone();
+            let context = inner.session.context();
+            let backend = crate::backend::GpuBackend::new(gpu.clone(), &engine, context)?;
+            inner.request = None;
+            inner.session = Session::with_backend(engine, Box::new(backend));
+            inner.gpu = Some(gpu.info.clone());
+            Ok(JsValue::from_str(
+                &serde_json::to_string(&gpu.info).unwrap_or_default(),
+            ))
+        })
+    }
+
+    /// Moves the session back to the CPU (after a GPU failure); the conversation is forgotten.
+    #[wasm_bindgen(js_name = useCpu)]
+    pub fn use_cpu(&self) -> Result<(), JsValue> {
+        let mut inner = self.inner()?;
+        let engine = inner.session.engine().clone();
+        let context = inner.session.context();
+        inner.request = None;
+        inner.session = Session::new(engine, context);
+        inner.gpu = None;
+        Ok(())
+    }
+
+    /// "cpu" or "gpu".
+    pub fn backend(&self) -> Result<String, JsValue> {
+        Ok(self.inner()?.session.backend_name().into())
     }
 
     /// The model card as JSON (the same as `wick inspect --json`).
     #[wasm_bindgen(js_name = cardJson)]
-    pub fn card_json(&self) -> String {
-        serde_json::to_string(&self.session.engine().card).unwrap_or_else(|_| "{}".into())
+    pub fn card_json(&self) -> Result<String, JsValue> {
+        Ok(serde_json::to_string(&self.inner()?.session.engine().card)
+            .unwrap_or_else(|_| "{}".into()))
     }
 
-    pub fn context(&self) -> usize {
-        self.session.context()
+    pub fn context(&self) -> Result<usize, JsValue> {
+        Ok(self.inner()?.session.context())
     }
 
     /// Starts a chat request: `messages` is a JSON array of `{role, content}`. Returns
     /// `{prompt_tokens, reused_tokens}`; the prompt runs in the first `step()` calls.
     #[wasm_bindgen(js_name = beginChat)]
-    pub fn begin_chat(&mut self, messages: &str, options: &str) -> Result<JsValue, JsValue> {
+    pub fn begin_chat(&self, messages: &str, options: &str) -> Result<JsValue, JsValue> {
         let messages: Vec<ChatMessage> = serde_json::from_str(messages)
             .map_err(|e| Error::InvalidParameter(format!("messages: {e}")))?;
         if messages.is_empty() {
             return Err(Error::InvalidParameter("messages must not be empty".into()).into());
         }
-        let prompt = self.session.engine().chat_prompt(&messages)?;
+        let prompt = self.inner()?.session.engine().chat_prompt(&messages)?;
         self.begin(&prompt, options)
     }
 
     /// Starts a raw completion of `prompt` (BOS as the model says, special tokens parsed).
     #[wasm_bindgen(js_name = beginCompletion)]
-    pub fn begin_completion(&mut self, prompt: &str, options: &str) -> Result<JsValue, JsValue> {
-        let ids = self.session.engine().encode(prompt)?;
+    pub fn begin_completion(&self, prompt: &str, options: &str) -> Result<JsValue, JsValue> {
+        let ids = self.inner()?.session.engine().encode(prompt)?;
         self.begin(&ids, options)
     }
 
-    fn begin(&mut self, prompt: &[u32], options: &str) -> Result<JsValue, JsValue> {
+    fn begin(&self, prompt: &[u32], options: &str) -> Result<JsValue, JsValue> {
         let opts = RequestOptions::parse(options)?;
-        self.request = None;
-        let req = self.session.begin(prompt, &opts)?;
+        let mut inner = self.inner()?;
+        inner.request = None;
+        let req = inner.session.begin(prompt, &opts)?;
         let g = req.generation();
         let info = serde_json::json!({
             "prompt_tokens": g.prompt_tokens,
             "reused_tokens": g.reused_tokens,
         });
-        self.request = Some(req);
+        inner.request = Some(req);
         Ok(js_sys::JSON::parse(&info.to_string())?)
     }
 
     /// The next step of the running request: a chunk of prefill `{prompt_left}` (prompt tokens
     /// still to run), or a token `{id, text, margin, finish}` where `finish` is set ("stop" /
     /// "length" / "aborted") on the last step.
-    pub fn step(&mut self) -> Result<JsValue, JsValue> {
-        let req = self
-            .request
+    pub fn step(&self) -> Result<JsValue, JsValue> {
+        let mut guard = self.inner()?;
+        let Inner {
+            session, request, ..
+        } = &mut *guard;
+        let req = request
             .as_mut()
             .ok_or_else(|| js_error("invalid_parameter", "no request is running"))?;
-        let step = self.session.step(req);
+        let step = session.step(req);
         if !matches!(&step, Ok(s) if s.finish.is_none()) {
-            self.request = None;
+            *request = None;
         }
         Ok(serde_wasm_bindgen::to_value(&step?)?)
     }
 
+    /// [`WebEngine::step`] as a Promise, for the GPU (whose results arrive asynchronously).
+    #[wasm_bindgen(js_name = stepAsync)]
+    pub fn step_async(&self) -> js_sys::Promise {
+        let inner = self.inner.clone();
+        wasm_bindgen_futures::future_to_promise(async move {
+            let mut guard = inner
+                .try_borrow_mut()
+                .map_err(|_| js_error("busy", "the engine is running a step; await it first"))?;
+            let Inner {
+                session, request, ..
+            } = &mut *guard;
+            let req = request
+                .as_mut()
+                .ok_or_else(|| js_error("invalid_parameter", "no request is running"))?;
+            #[allow(clippy::await_holding_refcell_ref)]
+            let step = session.step_async(req).await;
+            if !matches!(&step, Ok(s) if s.finish.is_none()) {
+                *request = None;
+            }
+            Ok(serde_wasm_bindgen::to_value(&step?)?)
+        })
+    }
+
     /// Ends the running request; returns its last step (with any text held back).
-    pub fn abort(&mut self) -> Result<JsValue, JsValue> {
-        match self.request.take() {
-            Some(mut req) => Ok(serde_wasm_bindgen::to_value(&self.session.abort(&mut req))?),
+    pub fn abort(&self) -> Result<JsValue, JsValue> {
+        let mut inner = self.inner()?;
+        match inner.request.take() {
+            Some(mut req) => Ok(serde_wasm_bindgen::to_value(
+                &inner.session.abort(&mut req),
+            )?),
             None => Ok(JsValue::NULL),
         }
     }
 
     /// Forgets the conversation in the KV cache (the next request prefills from scratch).
-    pub fn reset(&mut self) {
-        self.request = None;
-        self.session.reset();
+    pub fn reset(&self) -> Result<(), JsValue> {
+        let mut inner = self.inner()?;
+        inner.request = None;
+        inner.session.reset();
+        Ok(())
     }
 }

@@ -58,7 +58,8 @@ export function renderModelCard(root, info, fileLabel) {
     h(
       'dl',
       { class: 'card-list' },
-      row('Backend', info.backend === 'webgpu' ? 'WebGPU' : 'CPU (WebAssembly)', 'card-backend'),
+      row('Backend', info.backend === 'webgpu' ? `WebGPU · ${info.gpu?.name || 'GPU'}` : 'CPU (WebAssembly)', 'card-backend'),
+      info.gpuNote && info.backend !== 'webgpu' ? row('WebGPU', info.gpuNote, 'card-gpu-note') : null,
       row('Build', build || '—', 'card-build'),
       row('Threads', formatCount(info.threads), 'card-threads'),
       row('Cross-origin isolated', info.crossOriginIsolated ? 'Yes' : 'No', 'card-isolated'),

@@ -6,6 +6,7 @@ const PHASES = {
   download: 'Downloading',
   store: 'Saving to browser storage',
   load: 'Loading into the engine',
+  gpu: 'Uploading to the GPU',
   ready: 'Ready',
 };
 

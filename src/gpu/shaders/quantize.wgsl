@@ -1,7 +1,8 @@
 // Quantizes activation rows exactly as the CPU kernels do (kernels/blocks.rs), into the layout
 // matmul.wgsl reads: per unit of 32 values, 8 words of packed signed bytes (xq) and
 // (d, s0, s1, 0) in xm, where s0/s1 are the float sums the weights' min terms multiply:
-//   mode 0, Q8_0: d = f16(amax / 127), q = roundf(x / (amax / 127)); no sums.
+//   mode 0, Q8_0: d = f16(amax / 127), q = round_half_even(x * (127 / amax)) (llama.cpp's SIMD
+//                 quantizer, which is what it runs); no sums.
 //   mode 1, Q8_1: as Q8_0, s0 = f16(sum(q) * amax / 127) for the whole unit.
 //   mode 2, Q8_K (one thread per 256): d = 1 / (-127 / max) with max the first value of largest
 //           magnitude, q = min(round_half_even(x * -127 / max), 127); s0/s1 = d * sum(q) per 16.
@@ -23,10 +24,12 @@ fn through_f16(v: f32) -> f32 {
     return unpack2x16float(pack2x16float(vec2(v, 0.0))).x;
 }
 
-// C's roundf: halves away from zero.
-fn round_away(v: f32) -> i32 {
-    let t = trunc(v);
-    return i32(select(t, t + sign(v), abs(v - t) >= 0.5));
+// a / b correctly rounded, as the CPU computes it: WGSL lets division be off by 2.5 ulp, and a
+// last-bit difference in a scale moves rounding ties. One fma residual step corrects it.
+fn div(a: f32, b: f32) -> f32 {
+    let q = a / b;
+    let r = fma(-q, b, a);
+    return q + r / b;
 }
 
 @compute @workgroup_size(64)
@@ -59,8 +62,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             return;
         }
-        let iscale = -127.0 / mx;
-        let d = 1.0 / iscale;
+        let iscale = div(-127.0, mx);
+        let d = div(1.0, iscale);
         for (var u = 0u; u < 8u; u++) {
             var sums = vec2(0i, 0i);
             for (var k = 0u; k < 8u; k++) {
@@ -86,13 +89,13 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < 32u; j++) {
         amax = max(amax, abs(x[src + j]));
     }
-    let d = amax / 127.0;
-    let id = select(0.0, 1.0 / d, d != 0.0);
+    let d = div(amax, 127.0);
+    let id = select(0.0, div(127.0, amax), amax != 0.0);
     var sum = 0i;
     for (var k = 0u; k < 8u; k++) {
         var word = 0u;
         for (var j = 0u; j < 4u; j++) {
-            let q = round_away(x[src + k * 4u + j] * id);
+            let q = i32(round(x[src + k * 4u + j] * id));
             sum += q;
             word |= (bitcast<u32>(q) & 0xffu) << (8u * j);
         }

@@ -2,11 +2,11 @@
 import { createEngine } from '/wick.js';
 import { timeStream } from './common.js';
 
-export async function open({ model, threads, context }) {
-  const engine = await createEngine({ model: `/models/${model}`, threads, context });
-  const { build, threads: n } = engine.info();
+export async function open({ model, threads, context, backend = 'cpu' }) {
+  const engine = await createEngine({ model: `/models/${model}`, threads, context, backend });
+  const info = engine.info();
   return {
-    info: { threads: n, build },
+    info: { threads: info.threads, build: info.backend === 'webgpu' ? `webgpu:${info.gpu?.name}` : info.build },
     async count(prompt) {
       return (await engine.completions.create({ prompt, max_tokens: 1, temperature: 0 })).usage.prompt_tokens;
     },

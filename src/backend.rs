@@ -1,0 +1,197 @@
+//! Where the forward pass runs. A [`Backend`] owns a KV cache and turns tokens into logits; the
+//! [`crate::Session`] above it (prompt reuse, sampling, stop strings, streaming) is the same for
+//! all of them.
+//!
+//! - [`CpuBackend`]: `model::Model` with its `KvCache` (SIMD kernels, rayon threads).
+//! - `GpuBackend` (native, and in the browser through WebGPU): `gpu::GpuModel`.
+//!
+//! `forward` is async because reading GPU results in a browser is: the worker awaits it. Natively
+//! and on the CPU the future is ready at once, and [`now`] takes its value without an executor.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use crate::engine::Engine;
+use crate::error::{Error, Result};
+use crate::model::KvCache;
+
+/// What a forward pass must return.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Want {
+    /// Enough to sample the next token: the backend may return only the best candidates.
+    Sample,
+    /// The last token's whole logits row.
+    Last,
+    /// Every token's logits rows, in order.
+    All,
+}
+
+/// Logits as a backend returns them.
+#[derive(Clone, Debug)]
+pub enum Logits {
+    /// Whole rows (`vocab` floats each).
+    Full(Vec<f32>),
+    /// The best `(id, logit)` candidates of the last token, best first (the GPU's top-k).
+    Top(Vec<(u32, f32)>),
+}
+
+impl Default for Logits {
+    fn default() -> Self {
+        Logits::Full(Vec::new())
+    }
+}
+
+pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<Logits>> + 'a>>;
+
+pub trait Backend {
+    /// "cpu" or "gpu".
+    fn name(&self) -> &'static str;
+    /// Positions the cache holds room for.
+    fn context(&self) -> usize;
+    /// Keeps cached positions `0..len` if it can (a sliding-window ring may not): returns how
+    /// many it kept, `len` or 0.
+    fn rewind(&mut self, len: usize) -> usize;
+    /// Runs `tokens` after the cached positions and appends them to the cache.
+    fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a>;
+}
+
+/// The value of a future that needs no waiting (the CPU backend's, and native GPU's, which
+/// block inside); an error if it would have to wait.
+pub fn now<T>(f: impl Future<Output = Result<T>>) -> Result<T> {
+    let mut f = std::pin::pin!(f);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    match f.as_mut().poll(&mut cx) {
+        std::task::Poll::Ready(v) => v,
+        std::task::Poll::Pending => Err(Error::Gpu(
+            "this backend is asynchronous here: use the async step".into(),
+        )),
+    }
+}
+
+pub struct CpuBackend {
+    engine: Arc<Engine>,
+    cache: KvCache,
+}
+
+impl CpuBackend {
+    pub fn new(engine: Arc<Engine>, context: usize) -> Self {
+        let cache = engine.model.new_cache(context);
+        Self { engine, cache }
+    }
+}
+
+impl Backend for CpuBackend {
+    fn name(&self) -> &'static str {
+        "cpu"
+    }
+
+    fn context(&self) -> usize {
+        self.cache.context
+    }
+
+    fn rewind(&mut self, len: usize) -> usize {
+        let len = if self.cache.can_rewind_to(len) {
+            len
+        } else {
+            0
+        };
+        self.cache.rewind(len);
+        len
+    }
+
+    fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a> {
+        let r = self
+            .engine
+            .model
+            .forward(tokens, &mut self.cache, want == Want::All)
+            .map(Logits::Full);
+        Box::pin(std::future::ready(r))
+    }
+}
+
+#[cfg(not(target_os = "wasi"))]
+pub use gpu_backend::GpuBackend;
+
+#[cfg(not(target_os = "wasi"))]
+mod gpu_backend {
+    use super::*;
+    use crate::gpu::model::{Output, Want as GpuWant, MAX_LOGIT_ROWS, MAX_TOKENS};
+    use crate::gpu::{Gpu, GpuModel};
+
+    pub struct GpuBackend {
+        model: GpuModel,
+    }
+
+    impl GpuBackend {
+        /// Uploads `engine`'s model to `gpu` with a cache of `context` positions.
+        pub fn new(gpu: Arc<Gpu>, engine: &Engine, context: usize) -> Result<Self> {
+            Ok(Self {
+                model: GpuModel::new(gpu, &engine.model.plan(), context)?,
+            })
+        }
+
+        pub fn gpu(&self) -> &Gpu {
+            self.model.gpu()
+        }
+    }
+
+    impl Backend for GpuBackend {
+        fn name(&self) -> &'static str {
+            "gpu"
+        }
+
+        fn context(&self) -> usize {
+            self.model.context()
+        }
+
+        fn rewind(&mut self, len: usize) -> usize {
+            self.model.rewind(len);
+            self.model.len()
+        }
+
+        fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a> {
+            Box::pin(async move {
+                let vocab = self.model.vocab_size();
+                if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
+                    return Err(Error::InvalidParameter(format!(
+                        "token id {bad} is outside the vocabulary of {vocab}"
+                    )));
+                }
+                if tokens.is_empty() {
+                    return Err(Error::InvalidParameter("no tokens to run".into()));
+                }
+                if self.model.len() + tokens.len() > self.model.context() {
+                    return Err(Error::ContextOverflow {
+                        prompt: self.model.len() + tokens.len(),
+                        context: self.model.context(),
+                    });
+                }
+                let chunk = if want == Want::All {
+                    MAX_LOGIT_ROWS
+                } else {
+                    MAX_TOKENS
+                };
+                let chunks: Vec<&[u32]> = tokens.chunks(chunk).collect();
+                let mut all = Vec::new();
+                for (i, c) in chunks.iter().enumerate() {
+                    let last = i + 1 == chunks.len();
+                    let w = match want {
+                        Want::All => GpuWant::All,
+                        Want::Sample if last => GpuWant::Top,
+                        // Earlier chunks only fill the cache; the cheapest readback will do.
+                        _ if !last => GpuWant::Top,
+                        _ => GpuWant::Last,
+                    };
+                    match self.model.forward(c, w).await? {
+                        Output::Logits(l) if want == Want::All => all.extend(l),
+                        Output::Logits(l) if last => return Ok(Logits::Full(l)),
+                        Output::Top(t) if last => return Ok(Logits::Top(t)),
+                        _ => {}
+                    }
+                }
+                Ok(Logits::Full(all))
+            })
+        }
+    }
+}
