@@ -89,7 +89,7 @@ export interface EngineInfo {
   card: ModelCard;
   backend: 'cpu' | 'webgpu';
   /** The WebGPU adapter when backend is 'webgpu'. */
-  gpu: { name: string; backend: string; device_type: string; max_binding: number } | null;
+  gpu: { name: string; backend: string; device_type: string; max_binding: number; fallback: boolean } | null;
   /** Why WebGPU is not in use (no adapter, a software fallback under 'auto', the GPU failed). */
   gpuNote: string | null;
   /** 'threads' when the rayon pool runs in Web Workers, 'simd' for the single-thread build. */

@@ -172,10 +172,11 @@ async function chooseGpu(backend, onProgress) {
   onGpu = false;
   if (backend === 'cpu') return { backend: 'cpu', gpu: null, gpuNote: 'the CPU backend was asked for' };
   let note = null;
+  let adapter = null;
   if (!self.navigator?.gpu) {
     note = 'this browser has no WebGPU';
   } else {
-    const adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
+    adapter = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' }).catch(() => null);
     const fallback = adapter?.info?.isFallbackAdapter ?? adapter?.isFallbackAdapter ?? false;
     if (!adapter) note = 'no WebGPU adapter is available';
     else if (fallback && backend === 'auto') note = 'the only WebGPU adapter is a software fallback, slower than the CPU path';
@@ -185,7 +186,10 @@ async function chooseGpu(backend, onProgress) {
       onProgress({ phase: 'gpu' });
       const gpu = JSON.parse(await engine.useGpu());
       onGpu = true;
-      return { backend: 'webgpu', gpu, gpuNote: null };
+      // wgpu cannot see the adapter's name in a browser; the page's adapter info can.
+      const a = adapter.info ?? {};
+      const name = a.description || [a.vendor, a.architecture].filter(Boolean).join(' ') || 'WebGPU adapter';
+      return { backend: 'webgpu', gpu: { ...gpu, name, fallback: Boolean(a.isFallbackAdapter) }, gpuNote: null };
     } catch (e) {
       note = `WebGPU could not run the model: ${e?.message ?? e}`;
     }
