@@ -300,6 +300,66 @@ fn entropy_seed() -> u64 {
 mod tests {
     use super::*;
 
+    fn full(l: &[f32]) -> Logits {
+        Logits::Full(l.to_vec())
+    }
+
+    /// The best `k` of `l` as a backend's top candidates (sorted, best first).
+    fn top(l: &[f32], k: usize) -> Logits {
+        let mut c: Vec<(u32, f32)> = l.iter().enumerate().map(|(i, &v)| (i as u32, v)).collect();
+        c.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
+        c.truncate(k);
+        Logits::Top(c)
+    }
+
+    /// Greedy and top-k sampling from the GPU's top-64 candidates pick exactly what they pick
+    /// from the whole row, seed for seed; the penalty and an unbounded top-k ask for whole rows.
+    #[test]
+    fn top_candidates_sample_like_whole_rows() {
+        let l = logits();
+        for params in [
+            SamplingParams::greedy(),
+            SamplingParams {
+                seed: Some(5),
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                seed: Some(9),
+                top_k: 64,
+                top_p: 1.0,
+                min_p: 0.0,
+                temperature: 1.5,
+                ..SamplingParams::default()
+            },
+        ] {
+            let (mut a, mut b) = (
+                Sampler::new(params.clone()).unwrap(),
+                Sampler::new(params).unwrap(),
+            );
+            assert!(!a.wants_full());
+            for _ in 0..50 {
+                assert_eq!(a.sample(&full(&l), &[]), b.sample(&top(&l, 64), &[]));
+            }
+        }
+        for params in [
+            SamplingParams {
+                repetition_penalty: 1.1,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                top_k: 0,
+                ..SamplingParams::default()
+            },
+            SamplingParams {
+                top_k: 65,
+                ..SamplingParams::default()
+            },
+        ] {
+            assert!(Sampler::new(params).unwrap().wants_full());
+        }
+        assert_eq!(margin(&top(&l, 64)), top2_margin(&l));
+    }
+
     fn logits() -> Vec<f32> {
         (0..100).map(|i| ((i * 37) % 100) as f32 / 10.0).collect()
     }
@@ -308,7 +368,7 @@ mod tests {
     fn greedy_is_argmax() {
         let l = logits();
         let mut s = Sampler::new(SamplingParams::greedy()).unwrap();
-        assert_eq!(s.sample(&l, &[]), argmax(&l));
+        assert_eq!(s.sample(&full(&l), &[]), argmax(&l));
         assert_eq!(l[argmax(&l) as usize], 9.9);
     }
 
@@ -325,7 +385,9 @@ mod tests {
                 ..Default::default()
             };
             let mut s = Sampler::new(params).unwrap();
-            (0..64).map(|_| s.sample(&l, &[])).collect::<Vec<_>>()
+            (0..64)
+                .map(|_| s.sample(&full(&l), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(run(7), run(7));
         assert_ne!(run(7), run(8));
@@ -352,7 +414,7 @@ mod tests {
         ] {
             let mut s = Sampler::new(params).unwrap();
             for _ in 0..20 {
-                assert_eq!(s.sample(&l, &[]), argmax(&l));
+                assert_eq!(s.sample(&full(&l), &[]), argmax(&l));
             }
         }
     }
@@ -370,7 +432,7 @@ mod tests {
             ..Default::default()
         };
         let mut s = Sampler::new(params).unwrap();
-        assert!((0..50).all(|_| s.sample(&l, &[]) == 3));
+        assert!((0..50).all(|_| s.sample(&full(&l), &[]) == 3));
     }
 
     #[test]
@@ -382,8 +444,8 @@ mod tests {
             ..Default::default()
         };
         let mut s = Sampler::new(params).unwrap();
-        assert_eq!(s.sample(&l, &[]), 1);
-        assert_eq!(s.sample(&l, &[1]), 2);
+        assert_eq!(s.sample(&full(&l), &[]), 1);
+        assert_eq!(s.sample(&full(&l), &[1]), 2);
     }
 
     #[test]

@@ -18,7 +18,7 @@ pub mod probe;
 pub mod weights;
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gguf::QType;
@@ -41,6 +41,10 @@ pub struct Gpu {
     pub queue: wgpu::Queue,
     pub info: GpuInfo,
     pipelines: Mutex<HashMap<String, wgpu::ComputePipeline>>,
+    /// The first error the device reported on its own (a lost device, a validation or
+    /// out-of-memory error): wgpu's default would panic, which in wasm kills the engine; wick
+    /// turns it into `Error::Gpu` at the next readback so the caller can fall back to the CPU.
+    failure: Arc<Mutex<Option<String>>>,
 }
 
 /// The quant types the GPU kernels decode (Q5_0 is rewritten as Q8_0 at upload, as on the CPU).
@@ -165,9 +169,21 @@ impl Gpu {
             })
             .await
             .map_err(|e| Error::GpuUnavailable(format!("GPU device request failed: {e}")))?;
+        let failure = Arc::new(Mutex::new(None::<String>));
+        let f = failure.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            f.lock().unwrap().get_or_insert_with(|| e.to_string());
+        }));
+        let f = failure.clone();
+        device.set_device_lost_callback(move |reason, message| {
+            f.lock()
+                .unwrap()
+                .get_or_insert_with(|| format!("the GPU device was lost ({reason:?}): {message}"));
+        });
         Ok(Self {
             device,
             queue,
+            failure,
             info: GpuInfo {
                 name: ainfo.name,
                 backend: format!("{:?}", ainfo.backend).to_lowercase(),
@@ -303,7 +319,10 @@ pub(crate) async fn read_back(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> 
         rx.await
             .map_err(|_| Error::Gpu("the GPU never answered a readback".into()))?
             .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?;
-        let _ = gpu;
+    }
+    if let Some(e) = gpu.failure.lock().unwrap().clone() {
+        staging.unmap();
+        return Err(Error::Gpu(e));
     }
     let out = slice
         .get_mapped_range()
