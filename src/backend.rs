@@ -116,7 +116,7 @@ pub use gpu_backend::GpuBackend;
 #[cfg(not(target_os = "wasi"))]
 mod gpu_backend {
     use super::*;
-    use crate::gpu::model::{Output, Want as GpuWant, MAX_LOGIT_ROWS, MAX_TOKENS};
+    use crate::gpu::model::{MAX_LOGIT_ROWS, MAX_TOKENS};
     use crate::gpu::{Gpu, GpuModel};
 
     pub struct GpuBackend {
@@ -176,17 +176,15 @@ mod gpu_backend {
                 let mut all = Vec::new();
                 for (i, c) in chunks.iter().enumerate() {
                     let last = i + 1 == chunks.len();
-                    let w = match want {
-                        Want::All => GpuWant::All,
-                        Want::Sample if last => GpuWant::Top,
-                        // Earlier chunks only fill the cache; the cheapest readback will do.
-                        _ if !last => GpuWant::Top,
-                        _ => GpuWant::Last,
+                    // Earlier chunks only fill the cache: the smallest readback will do.
+                    let w = if last || want == Want::All {
+                        want
+                    } else {
+                        Want::Sample
                     };
                     match self.model.forward(c, w).await? {
-                        Output::Logits(l) if want == Want::All => all.extend(l),
-                        Output::Logits(l) if last => return Ok(Logits::Full(l)),
-                        Output::Top(t) if last => return Ok(Logits::Top(t)),
+                        Logits::Full(l) if want == Want::All => all.extend(l),
+                        out if last => return Ok(out),
                         _ => {}
                     }
                 }

@@ -72,8 +72,18 @@ fn a_second_turn_reuses_the_first_turns_cache_and_gives_the_same_answer() {
     let mut fresh = Session::new(e, 1024);
     let again = fresh.generate(&p2, &greedy(24), |_| true).unwrap();
     assert_eq!(again.reused_tokens, 0);
+    // Prefilling only the new tokens runs other batch shapes than a fresh prefill (other kernel
+    // tiles, so another float summation order): the answers must agree up to the first near-tie.
+    let firm = again
+        .margins
+        .iter()
+        .zip(&reused.margins)
+        .take_while(|(a, b)| a.min(**b) >= 0.25)
+        .count();
+    assert!(firm >= 8, "a near-tie after only {firm} tokens");
     assert_eq!(
-        reused.ids, again.ids,
+        reused.ids[..firm],
+        again.ids[..firm],
         "reusing the cache changed the answer"
     );
 }

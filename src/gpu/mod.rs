@@ -87,6 +87,18 @@ pub(crate) enum Op {
 }
 
 impl Op {
+    /// Binding numbers of the op's parameter uniform and of the per-pass step uniform
+    /// (`Step {n, start}`), as its WGSL declares them.
+    pub(crate) fn uniform_slots(self) -> (u32, Option<u32>) {
+        match self {
+            Op::Matmul(_) | Op::Attention => (4, Some(5)),
+            Op::Embed(_) | Op::Quantize => (3, Some(4)),
+            Op::NormInto | Op::NormInPlace => (1, Some(2)),
+            Op::Rope | Op::Gated => (2, Some(3)),
+            Op::TopK => (4, None),
+        }
+    }
+
     fn source(self) -> (String, &'static str) {
         const COMMON: &str = include_str!("shaders/common.wgsl");
         match self {

@@ -9,6 +9,7 @@
 
 use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu, Op};
+use crate::backend::{Logits, Want};
 use crate::error::{Error, Result};
 use crate::model::blocks::{RopeStyle, RopeTable};
 use crate::model::plan::{Activation, Plan, RopePlan};
@@ -23,22 +24,6 @@ pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 
 const WG_X: usize = 32768;
 /// Candidates one top-k workgroup sorts.
 const TOPK_GROUP: usize = 1024;
-
-/// What a forward pass returns.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Want {
-    /// The [`TOP_K`] best (id, logit) pairs of the last token, best first.
-    Top,
-    /// The last token's whole logits row.
-    Last,
-    /// Every token's logits rows (at most [`MAX_LOGIT_ROWS`] tokens).
-    All,
-}
-
-pub enum Output {
-    Top(Vec<(u32, f32)>),
-    Logits(Vec<f32>),
-}
 
 #[derive(Clone, Copy)]
 enum Size {
@@ -129,17 +114,10 @@ impl Builder<'_> {
             .iter()
             .map(|(b, buf)| (*b, buf.as_entire_binding()))
             .collect();
-        let (pb, sb) = match op {
-            Op::Matmul(_) => (4, 5),
-            Op::Embed(_) | Op::Quantize => (3, 4),
-            Op::NormInto | Op::NormInPlace => (1, 2),
-            Op::Rope | Op::Gated => (2, 3),
-            Op::Attention => (4, 5),
-            Op::TopK => (4, u32::MAX),
-        };
-        entries.push((pb, uniform.as_entire_binding()));
-        if sb != u32::MAX {
-            entries.push((sb, self.step.as_entire_binding()));
+        let (params_slot, step_slot) = op.uniform_slots();
+        entries.push((params_slot, uniform.as_entire_binding()));
+        if let Some(slot) = step_slot {
+            entries.push((slot, self.step.as_entire_binding()));
         }
         let bind = self.gpu.bind(&pipeline, &entries);
         Dispatch {
@@ -706,8 +684,9 @@ impl GpuModel {
     }
 
     /// Runs `tokens` (1..=[`MAX_TOKENS`], at most [`MAX_LOGIT_ROWS`] for [`Want::All`]) after the
-    /// cached positions and returns what `want` asks for.
-    pub async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Output> {
+    /// cached positions and returns what `want` asks for: for [`Want::Sample`] the top
+    /// [`TOP_K`] candidates, selected on the GPU.
+    pub async fn forward(&mut self, tokens: &[u32], want: Want) -> Result<Logits> {
         let n = tokens.len();
         let limit = if want == Want::All {
             MAX_LOGIT_ROWS
@@ -749,7 +728,7 @@ impl GpuModel {
         {
             let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
             let head = match want {
-                Want::Top => &self.head_top,
+                Want::Sample => &self.head_top,
                 Want::Last => &self.head_last,
                 Want::All => &self.head_all,
             };
@@ -758,7 +737,7 @@ impl GpuModel {
             }
         }
         let bytes = match want {
-            Want::Top => {
+            Want::Sample => {
                 let (vals, ids) = &self.bufs.cand[self.top_pair];
                 let half = (TOP_K * 4) as u64;
                 enc.copy_buffer_to_buffer(vals, 0, &self.bufs.staging, 0, half);
@@ -768,7 +747,7 @@ impl GpuModel {
             Want::Last => (self.vocab * 4) as u64,
             Want::All => (n * self.vocab * 4) as u64,
         };
-        if want != Want::Top {
+        if want != Want::Sample {
             enc.copy_buffer_to_buffer(&self.bufs.logits, 0, &self.bufs.staging, 0, bytes);
         }
         q.submit([enc.finish()]);
@@ -776,14 +755,14 @@ impl GpuModel {
         self.len = start + n;
         let data = read_back(&gpu, &self.bufs.staging, bytes).await?;
         Ok(match want {
-            Want::Top => {
+            Want::Sample => {
                 let vals = f32s(&data[..TOP_K * 4]);
                 let ids = data[TOP_K * 4..]
                     .chunks_exact(4)
                     .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
-                Output::Top(ids.zip(vals).filter(|(id, _)| *id != u32::MAX).collect())
+                Logits::Top(ids.zip(vals).filter(|(id, _)| *id != u32::MAX).collect())
             }
-            _ => Output::Logits(f32s(&data)),
+            _ => Logits::Full(f32s(&data)),
         })
     }
 }
