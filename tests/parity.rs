@@ -26,6 +26,9 @@ use wick::{Engine, GenerateOptions, Session};
 const NEAR_TIE: f64 = 0.25;
 /// Teacher-forced top-1 agreement with llama.cpp, at least (llama.cpp against itself: 95.1-96.6%).
 const MIN_AGREEMENT: f64 = 0.93;
+/// Where llama.cpp's top-1/top-2 margin is at least FIRM, wick's top-1 must agree this often.
+const FIRM: f64 = 0.5;
+const MIN_FIRM_AGREEMENT: f64 = 0.99;
 /// Perplexity within this fraction of llama.cpp's.
 const MAX_PPL_DEVIATION: f64 = 0.01;
 /// Mean KL(llama.cpp || wick) over llama.cpp's top 10 tokens, at most.
@@ -101,14 +104,18 @@ fn teacher_forced_matches_llama_cpp(file: &str, key: &str, fx: &serde_json::Valu
     assert_eq!(positions.len(), seq.len() - 1);
     let mut session = Session::new(engine, seq.len() + 1);
     let (mut agree, mut nll, mut kl) = (0usize, 0f64, 0f64);
+    let (mut firm, mut firm_agree) = (0usize, 0usize);
     session
         .score(&seq, |i, logits| {
             if i + 1 >= seq.len() {
                 return;
             }
             let p = &positions[i];
-            if argmax(logits) as u64 == p["top1"].as_u64().unwrap() {
-                agree += 1;
+            let same = argmax(logits) as u64 == p["top1"].as_u64().unwrap();
+            agree += same as usize;
+            if p["top1_logit"].as_f64().unwrap() - p["top2_logit"].as_f64().unwrap() >= FIRM {
+                firm += 1;
+                firm_agree += same as usize;
             }
             nll -= log_softmax_at(logits, seq[i + 1] as usize);
             // KL(llama.cpp || wick) over llama.cpp's top 10 (most of the mass).
@@ -124,16 +131,22 @@ fn teacher_forced_matches_llama_cpp(file: &str, key: &str, fx: &serde_json::Valu
         (nll / n).exp(),
         fx["ppl"].as_f64().unwrap(),
     );
+    let firm_agreement = firm_agree as f64 / firm as f64;
     eprintln!(
-        "{key}: {} positions, top-1 agreement {:.2}%, perplexity {ppl:.4} vs llama.cpp {ref_ppl:.4} ({:+.3}%), mean top-10 KL {:.5}",
+        "{key}: {} positions, top-1 agreement {:.2}% ({:.2}% of the {firm} where llama.cpp's margin >= {FIRM}), perplexity {ppl:.4} vs llama.cpp {ref_ppl:.4} ({:+.3}%), mean top-10 KL {:.5}",
         positions.len(),
         agreement * 100.0,
+        firm_agreement * 100.0,
         (ppl / ref_ppl - 1.0) * 100.0,
         kl / n
     );
     assert!(
         agreement >= MIN_AGREEMENT,
         "{key}: top-1 agreement {agreement}"
+    );
+    assert!(
+        firm_agreement >= MIN_FIRM_AGREEMENT,
+        "{key}: top-1 agreement where llama.cpp is clear: {firm_agreement}"
     );
     assert!(
         (ppl / ref_ppl - 1.0).abs() <= MAX_PPL_DEVIATION,
