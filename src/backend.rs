@@ -130,10 +130,6 @@ mod gpu_backend {
                 model: GpuModel::new(gpu, &engine.model.plan(), context)?,
             })
         }
-
-        pub fn gpu(&self) -> &Gpu {
-            self.model.gpu()
-        }
     }
 
     impl Backend for GpuBackend {

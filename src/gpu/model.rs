@@ -435,7 +435,6 @@ pub struct GpuModel {
     rope_len: usize,
     vocab: usize,
     context: usize,
-    max_context: usize,
     /// Positions whose keys and values the GPU cache holds.
     len: usize,
     /// Kept alive for the bind groups that use them.
@@ -649,16 +648,11 @@ impl GpuModel {
             rope_len,
             vocab,
             context,
-            max_context: plan.max_context,
             len: 0,
             _weights: weights,
             _cache: cache,
             _norms: norms,
         })
-    }
-
-    pub fn gpu(&self) -> &Gpu {
-        &self.gpu
     }
 
     pub fn vocab_size(&self) -> usize {
@@ -667,10 +661,6 @@ impl GpuModel {
 
     pub fn context(&self) -> usize {
         self.context
-    }
-
-    pub fn max_context(&self) -> usize {
-        self.max_context
     }
 
     /// Positions the cache holds.
