@@ -56,7 +56,17 @@ pub fn supports(t: QType) -> bool {
     )
 }
 
-fn type_source(t: QType) -> &'static str {
+fn type_source(t: QType) -> String {
+    use QType::*;
+    const K_SCALES: &str = include_str!("shaders/types/k_scales.wgsl");
+    match t {
+        Q4K => format!("{K_SCALES}\n{}", include_str!("shaders/types/q4_k.wgsl")),
+        Q5K => format!("{K_SCALES}\n{}", include_str!("shaders/types/q5_k.wgsl")),
+        _ => type_source_one(t).into(),
+    }
+}
+
+fn type_source_one(t: QType) -> &'static str {
     use QType::*;
     match t {
         Q4_0 => include_str!("shaders/types/q4_0.wgsl"),
@@ -65,8 +75,6 @@ fn type_source(t: QType) -> &'static str {
         Q8_0 => include_str!("shaders/types/q8_0.wgsl"),
         Q2K => include_str!("shaders/types/q2_k.wgsl"),
         Q3K => include_str!("shaders/types/q3_k.wgsl"),
-        Q4K => include_str!("shaders/types/q4_k.wgsl"),
-        Q5K => include_str!("shaders/types/q5_k.wgsl"),
         Q6K => include_str!("shaders/types/q6_k.wgsl"),
         other => panic!("gpu: no shader for {other:?} (check gpu::supports first)"),
     }

@@ -3,15 +3,6 @@
 const BLOCK_WORDS = 44u;
 const UNITS = 8u;
 const OFF = 0i;
-fn scale_min_k4(b: u32, j: u32) -> vec2<u32> {
-    if (j < 4u) {
-        return vec2(byte_at(w[b + 1u], j) & 63u, byte_at(w[b + 2u], j) & 63u);
-    }
-    let lo = byte_at(w[b + 3u], j - 4u);
-    let sc = (lo & 15u) | ((byte_at(w[b + 1u], j - 4u) >> 6u) << 4u);
-    let mn = (lo >> 4u) | ((byte_at(w[b + 2u], j - 4u) >> 6u) << 4u);
-    return vec2(sc, mn);
-}
 fn load_unit(row: u32, u: u32) -> WUnit {
     let b = row + (u / 8u) * BLOCK_WORDS;
     let s = u % 8u;
