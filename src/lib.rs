@@ -23,6 +23,7 @@ pub mod gguf;
 pub mod gpu;
 pub mod kernels;
 pub mod model;
+pub mod parallel;
 pub mod sampler;
 pub mod session;
 pub mod tokenizer;

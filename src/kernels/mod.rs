@@ -12,7 +12,7 @@
 //! - `avx2`: x86-64 AVX2+FMA kernels, chosen at run time.
 //! - `simd128`: wasm32 SIMD128 kernels, compiled in when the module is built with `+simd128`
 //!   (wasm has no run-time feature detection; without it the reference runs).
-//! - this file: the public API, the choice of kernel, and the work split (rayon, token tiles).
+//! - this file: the public API, the choice of kernel, and the work split (`parallel`, token tiles).
 //!
 //! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
 //! [`TOKENS_PER_TILE`] activation rows (decode is one; the reference runs prefill this way too).
@@ -34,9 +34,8 @@ mod avx2;
 #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
 mod simd128;
 
-use rayon::prelude::*;
-
 use crate::gguf::QType;
+use crate::parallel::{self, SharedMut};
 use blocks::{Activation, BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
 
 /// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
@@ -186,8 +185,12 @@ fn run_quantized<B: Activation>(
     let nb = cols / B::VALUES;
     let mut xq = vec![B::default(); n * nb];
     if n * cols >= 1 << 16 {
-        let rows = xq.par_chunks_mut(nb).zip(x.par_chunks(cols));
-        rows.for_each(|(q, x)| B::quantize(x, q));
+        let xq_ptr = SharedMut::new(&mut xq);
+        parallel::for_each(n, |t| {
+            // SAFETY: each task writes its own row of `xq`.
+            let q = unsafe { xq_ptr.slice(t * nb, nb) };
+            B::quantize(&x[t * cols..(t + 1) * cols], q)
+        });
     } else {
         B::quantize(x, &mut xq);
     }
@@ -204,15 +207,16 @@ fn run_quantized<B: Activation>(
     }
 }
 
-/// Below this many weight bytes (times tokens, for prefill) a product runs on the calling thread:
-/// fork/join costs a few microseconds, the time to stream ~100 KB.
-const MIN_PARALLEL_BYTES: usize = 128 << 10;
-/// Weight bytes a decode task streams at least (amortizes the task's scheduling).
-const MIN_TASK_BYTES: usize = 64 << 10;
+/// Below this many weight bytes (times tokens, for prefill) a product runs on the calling thread.
+/// Inside a forward pass a fork/join on the spinning team ([`parallel`]) costs about a
+/// microsecond, the time to stream ~10-20 KB.
+const MIN_PARALLEL_BYTES: usize = 32 << 10;
+/// Weight bytes a decode task streams at least (amortizes claiming it).
+const MIN_TASK_BYTES: usize = 16 << 10;
 /// Weight bytes of the rows a prefill task keeps in cache while it runs every token tile over them.
 const PREFILL_TASK_BYTES: usize = 32 << 10;
 
-/// Runs kernel `k` over all rows and tokens, splitting rows across rayon's pool.
+/// Runs kernel `k` over all rows and tokens, splitting rows across threads ([`parallel`]).
 #[allow(clippy::too_many_arguments)]
 fn run<A: Sync>(
     k: Tile<A>,
@@ -224,7 +228,7 @@ fn run<A: Sync>(
     n: usize,
     out: &mut [f32],
 ) {
-    let threads = rayon::current_num_threads();
+    let threads = parallel::threads();
     if n == 1 {
         // Decode: bound by streaming the weights. Row chunks write disjoint slices of `out`.
         let serial = threads == 1 || rows * rb < MIN_PARALLEL_BYTES;
@@ -235,9 +239,13 @@ fn run<A: Sync>(
             return;
         }
         let per_task = MIN_TASK_BYTES.div_ceil(rb).max(rows.div_ceil(4 * threads));
-        out.par_chunks_mut(per_task)
-            .zip(w.par_chunks(per_task * rb))
-            .for_each(|(o, w)| unsafe { k(w, rb, x, xs, 1, o) });
+        let out_ptr = SharedMut::new(out);
+        parallel::for_each(rows.div_ceil(per_task), |i| {
+            let (r0, r1) = (i * per_task, rows.min((i + 1) * per_task));
+            // SAFETY: tasks own disjoint row ranges of `out`.
+            let o = unsafe { out_ptr.slice(r0, r1 - r0) };
+            unsafe { k(&w[r0 * rb..r1 * rb], rb, x, xs, 1, o) }
+        });
         return;
     }
 
@@ -287,14 +295,14 @@ fn prefill<F>(
 ) where
     F: Fn(usize, &[u8], &mut [f32]) + Sync,
 {
-    let threads = rayon::current_num_threads();
+    let threads = parallel::threads();
     let serial = threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES;
     let mut per_task = PREFILL_TASK_BYTES.div_ceil(rb).max(4);
     if !serial {
         // Enough tasks for every thread to get several.
         per_task = per_task.min(rows.div_ceil(2 * threads).max(4));
     }
-    let out_ptr = SharedOut(out.as_mut_ptr());
+    let out_ptr = SharedMut::new(out);
     let task = |i: usize| {
         let r0 = i * per_task;
         let r1 = rows.min(r0 + per_task);
@@ -313,18 +321,7 @@ fn prefill<F>(
     if serial {
         (0..tasks).for_each(task);
     } else {
-        (0..tasks).into_par_iter().for_each(task);
-    }
-}
-
-/// `out`'s pointer, shared by prefill tasks that write disjoint parts of it.
-struct SharedOut(*mut f32);
-unsafe impl Sync for SharedOut {}
-impl SharedOut {
-    /// Copies `src` to `out[at..at + src.len()]`. Caller guarantees bounds and no concurrent
-    /// access to that range.
-    unsafe fn write(&self, at: usize, src: &[f32]) {
-        std::ptr::copy_nonoverlapping(src.as_ptr(), self.0.add(at), src.len());
+        parallel::for_each(tasks, task);
     }
 }
 

@@ -1,9 +1,8 @@
 //! The building blocks the architecture files assemble: normalization, rotary embeddings,
 //! attention over the KV cache, activations. Activations are row-major `[n tokens][width]`.
 
-use rayon::prelude::*;
-
 use super::kv_cache::LayerCache;
+use crate::parallel::{self, SharedMut};
 
 /// RMSNorm of each `w.len()`-wide row of `x`, in place: `x / sqrt(mean(x^2) + eps) * w`.
 pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
@@ -112,9 +111,15 @@ pub fn attention(
     let hd = s.head_dim;
     let group = s.n_head / s.n_kv_head;
     let kv_dim = s.n_kv_head * hd;
-    out.par_chunks_mut(hd)
-        .enumerate()
-        .for_each_init(Vec::new, |scores: &mut Vec<f32>, (i, o)| {
+    // Tasks of a few (token, head) pairs each; every pair writes its own `hd` outputs.
+    let pairs = n * s.n_head;
+    let per_task = pairs.div_ceil(4 * parallel::threads()).max(1);
+    let out_ptr = SharedMut::new(out);
+    parallel::for_each(pairs.div_ceil(per_task), |task| {
+        let mut scores = Vec::new();
+        for i in task * per_task..pairs.min((task + 1) * per_task) {
+            // SAFETY: pair `i` alone writes `out[i * hd..(i + 1) * hd]`, inside `out`.
+            let o = unsafe { out_ptr.slice(i * hd, hd) };
             let (t, h) = (i / s.n_head, i % s.n_head);
             let pos = start + t;
             let first = match s.window {
@@ -146,7 +151,8 @@ pub fn attention(
                     *a += w * b;
                 }
             }
-        });
+        }
+    });
 }
 
 #[inline]

@@ -88,20 +88,23 @@ impl Model {
                 "token id {bad} is outside the vocabulary of {vocab}"
             )));
         }
-        let mut logits = Vec::with_capacity(if all_logits {
-            tokens.len() * vocab
-        } else {
-            vocab
-        });
-        let batches = tokens.chunks(MAX_BATCH);
-        let last = batches.len() - 1;
-        for (i, batch) in batches.enumerate() {
-            let out = self.arch.forward_batch(batch, cache, all_logits);
-            if all_logits || i == last {
-                logits.extend_from_slice(&out);
+        // One team of threads for the whole call: its products start without waking anyone.
+        crate::parallel::with_team(|| {
+            let mut logits = Vec::with_capacity(if all_logits {
+                tokens.len() * vocab
+            } else {
+                vocab
+            });
+            let batches = tokens.chunks(MAX_BATCH);
+            let last = batches.len() - 1;
+            for (i, batch) in batches.enumerate() {
+                let out = self.arch.forward_batch(batch, cache, all_logits);
+                if all_logits || i == last {
+                    logits.extend_from_slice(&out);
+                }
             }
-        }
-        Ok(logits)
+            Ok(logits)
+        })
     }
 }
 
