@@ -99,6 +99,12 @@ pub struct AttentionShape {
 
 /// Causal attention of the queries of positions `start..start+n` over the cache (which already
 /// holds their keys and values). `q` and `out` are `[n][n_head * head_dim]`.
+///
+/// The work unit is one token and one KV head: the `group` query heads that share that KV head
+/// are scored against each key row as it is loaded, and their outputs accumulate each value row
+/// in registers, 16 dimensions at a time. Per element the arithmetic and its order are those of
+/// the plain per-head loop (`dot`, softmax, then `o += w * v` in position order), so results are
+/// bit for bit the same; only the loads are shared and the ring slot arithmetic hoisted.
 pub fn attention(
     q: &[f32],
     cache: &LayerCache,
@@ -110,45 +116,70 @@ pub fn attention(
     debug_assert_eq!(out.len(), n * s.n_head * s.head_dim);
     let hd = s.head_dim;
     let group = s.n_head / s.n_kv_head;
-    let kv_dim = s.n_kv_head * hd;
-    // Tasks of a few (token, head) pairs each; every pair writes its own `hd` outputs.
-    let pairs = n * s.n_head;
-    let per_task = pairs.div_ceil(4 * parallel::threads()).max(1);
+    let units = n * s.n_kv_head;
+    let per_task = units.div_ceil(4 * parallel::threads()).max(1);
     let out_ptr = SharedMut::new(out);
-    parallel::for_each(pairs.div_ceil(per_task), |task| {
+    parallel::for_each(units.div_ceil(per_task), |task| {
         let mut scores = Vec::new();
-        for i in task * per_task..pairs.min((task + 1) * per_task) {
-            // SAFETY: pair `i` alone writes `out[i * hd..(i + 1) * hd]`, inside `out`.
-            let o = unsafe { out_ptr.slice(i * hd, hd) };
-            let (t, h) = (i / s.n_head, i % s.n_head);
+        let mut rows = Vec::new();
+        for unit in task * per_task..units.min((task + 1) * per_task) {
+            let (t, g) = (unit / s.n_kv_head, unit % s.n_kv_head);
             let pos = start + t;
             let first = match s.window {
                 Some(w) => (pos + 1).saturating_sub(w),
                 None => 0,
             };
-            let qh = &q[t * s.n_head * hd + h * hd..][..hd];
-            let kv_off = (h / group) * hd;
-            debug_assert!(kv_off + hd <= kv_dim);
+            let span = pos + 1 - first;
+            // Where each visible position's row starts in the cache, once for all heads.
+            rows.clear();
+            rows.extend((first..=pos).map(|p| cache.offset(p) + g * hd));
+            // Heads g * group .. (g + 1) * group sit next to each other in `q` and `out`.
+            let at = t * s.n_head * hd + g * group * hd;
+            let qg = &q[at..at + group * hd];
+            // SAFETY: unit (t, g) alone writes these `group` heads of token t.
+            let og = unsafe { out_ptr.slice(at, group * hd) };
+
             scores.clear();
-            let mut max = f32::NEG_INFINITY;
-            for p in first..=pos {
-                let k = &cache.key(p)[kv_off..kv_off + hd];
-                let sc = dot(qh, k) * s.scale;
-                max = max.max(sc);
-                scores.push(sc);
+            scores.resize(group * span, 0.0);
+            for (j, &r) in rows.iter().enumerate() {
+                let k = &cache.k[r..r + hd];
+                for h in 0..group {
+                    scores[h * span + j] = dot(&qg[h * hd..(h + 1) * hd], k) * s.scale;
+                }
             }
-            let mut sum = 0f32;
-            for sc in scores.iter_mut() {
-                *sc = (*sc - max).exp();
-                sum += *sc;
+            for h in 0..group {
+                let sc = &mut scores[h * span..(h + 1) * span];
+                let max = sc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+                let mut sum = 0f32;
+                for x in sc.iter_mut() {
+                    *x = (*x - max).exp();
+                    sum += *x;
+                }
+                let inv = 1.0 / sum;
+                for x in sc.iter_mut() {
+                    *x *= inv;
+                }
             }
-            let inv = 1.0 / sum;
-            o.fill(0.0);
-            for (p, &w) in (first..=pos).zip(scores.iter()) {
-                let v = &cache.value(p)[kv_off..kv_off + hd];
-                let w = w * inv;
-                for (a, &b) in o.iter_mut().zip(v) {
-                    *a += w * b;
+            for h in 0..group {
+                let w = &scores[h * span..(h + 1) * span];
+                let o = &mut og[h * hd..(h + 1) * hd];
+                let mut c = 0;
+                while c + 16 <= hd {
+                    let mut acc = [0f32; 16];
+                    for (&r, &w) in rows.iter().zip(w) {
+                        let v: &[f32; 16] = cache.v[r + c..r + c + 16].try_into().unwrap();
+                        for l in 0..16 {
+                            acc[l] += w * v[l];
+                        }
+                    }
+                    o[c..c + 16].copy_from_slice(&acc);
+                    c += 16;
+                }
+                for (d, o) in o.iter_mut().enumerate().skip(c) {
+                    *o = rows
+                        .iter()
+                        .zip(w)
+                        .fold(0.0, |a, (&r, &w)| a + w * cache.v[r + d]);
                 }
             }
         }
@@ -158,16 +189,18 @@ pub fn attention(
 #[inline]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     // Eight independent accumulators let the compiler vectorize without reassociation flags.
+    // (Fixed-size chunks: with no bounds checks inside, LLVM does vectorize them, SIMD128 too.)
     let mut acc = [0f32; 8];
-    let chunks = a.len() / 8;
-    for c in 0..chunks {
+    let (xs, ys) = (a.chunks_exact(8), b[..a.len()].chunks_exact(8));
+    let tail = xs.remainder().iter().zip(ys.remainder());
+    for (x, y) in xs.zip(ys) {
         for j in 0..8 {
-            acc[j] += a[c * 8 + j] * b[c * 8 + j];
+            acc[j] += x[j] * y[j];
         }
     }
     let mut sum: f32 = acc.iter().sum();
-    for i in chunks * 8..a.len() {
-        sum += a[i] * b[i];
+    for (x, y) in tail {
+        sum += x * y;
     }
     sum
 }

@@ -47,6 +47,12 @@ impl LayerCache {
         }
     }
 
+    /// Where position `pos`'s row starts in `k` and `v`.
+    #[inline]
+    pub fn offset(&self, pos: usize) -> usize {
+        self.slot(pos) * self.kv_dim
+    }
+
     #[inline]
     pub fn key(&self, pos: usize) -> &[f32] {
         let s = self.slot(pos) * self.kv_dim;
