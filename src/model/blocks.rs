@@ -205,20 +205,46 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     sum
 }
 
-#[inline]
-pub fn silu(x: f32) -> f32 {
-    x / (1.0 + (-x).exp())
+/// e^x as straight-line arithmetic that LLVM vectorizes. libm's `expf` is one call per element
+/// (about 19 ns in wasm), which made the MLP's activation a tenth of a prefill.
+/// Cody-Waite reduction `x = n ln2 + r` with `|r| <= ln2 / 2`, a degree-7 Taylor polynomial
+/// (truncation below 1e-8 relative), and `2^n` added to the exponent bits: within a few ulp of
+/// the true value. `x` is clamped to [-86, 88], where the result stays a normal float; the
+/// activations below only need the ends to saturate.
+#[inline(always)]
+pub fn exp(x: f32) -> f32 {
+    const LN2_HI: f32 = 0.693_359_4; // 355/512: n * LN2_HI is exact for |n| < 2^15
+    const LN2_LO: f32 = -2.121_944_4e-4; // ln 2 - LN2_HI
+    const ROUND: f32 = 12_582_912.0; // 1.5 * 2^23: adding it rounds to an integer
+    let x = x.clamp(-86.0, 88.0);
+    let n = (x * std::f32::consts::LOG2_E + ROUND) - ROUND;
+    let r = (x - n * LN2_HI) - n * LN2_LO;
+    let p = 1.0
+        + r * (1.0
+            + r * (1.0 / 2.0
+                + r * (1.0 / 6.0
+                    + r * (1.0 / 24.0
+                        + r * (1.0 / 120.0 + r * (1.0 / 720.0 + r * (1.0 / 5040.0)))))));
+    f32::from_bits((p.to_bits() as i32).wrapping_add((n as i32) << 23) as u32)
 }
 
-/// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`).
-#[inline]
+/// SiLU, `x * sigmoid(x)`.
+#[inline(always)]
+pub fn silu(x: f32) -> f32 {
+    x / (1.0 + exp(-x))
+}
+
+/// GELU, tanh approximation (Gemma's `gelu_pytorch_tanh`): `0.5 x (1 + tanh(z))`, computed as
+/// the equal `x * sigmoid(2z)`, which needs one `exp` and saturates cleanly at both ends.
+#[inline(always)]
 pub fn gelu_tanh(x: f32) -> f32 {
     const SQRT_2_OVER_PI: f32 = 0.797_884_6;
-    0.5 * x * (1.0 + (SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x)).tanh())
+    let z = SQRT_2_OVER_PI * x * (1.0 + 0.044_715 * x * x);
+    x / (1.0 + exp(-2.0 * z))
 }
 
-/// `gate = act(gate) * up`, elementwise.
-pub fn gated(gate: &mut [f32], up: &[f32], act: fn(f32) -> f32) {
+/// `gate = act(gate) * up`, elementwise (generic, so `act` inlines and the loop vectorizes).
+pub fn gated(gate: &mut [f32], up: &[f32], act: impl Fn(f32) -> f32) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = act(*g) * u;
     }
