@@ -163,3 +163,36 @@ fn smollm2_greedy_gpu_matches_cpu() {
 fn gemma3_greedy_gpu_matches_cpu() {
     greedy_gpu_matches_cpu("gemma-3-270m-q4_k_m.gguf", &PROMPTS);
 }
+
+#[test]
+fn a_lost_device_is_a_gpu_error_not_a_panic() {
+    // What a driver reset or an unplugged GPU does to a running session: the next step fails
+    // with Error::Gpu (kind "gpu", which the browser worker turns into a CPU fallback), and
+    // the engine itself stays usable on the CPU.
+    let engine = Arc::new(Engine::open(&model_path("SmolLM2-135M-Instruct.Q4_1.gguf")).unwrap());
+    let gpu = Arc::new(Gpu::new_blocking().expect("a GPU adapter (lavapipe)"));
+    let mut session = Session::with_backend(
+        engine.clone(),
+        Box::new(GpuBackend::new(gpu.clone(), &engine, 64).unwrap()),
+    );
+    let opts = GenerateOptions {
+        max_tokens: 3,
+        sampling: SamplingParams::greedy(),
+        ignore_eos: true,
+        ..GenerateOptions::default()
+    };
+    let ids = engine.encode("The capital of France is").unwrap();
+    let before = session.generate(&ids, &opts, |_| true).unwrap();
+    assert_eq!(before.ids.len(), 3);
+
+    gpu.device.destroy();
+    let more = engine.encode("Water boils at").unwrap();
+    let err = session.generate(&more, &opts, |_| true).unwrap_err();
+    assert_eq!(err.kind(), "gpu", "{err}");
+    // The cause, from the device-lost callback, not only the failed readback.
+    assert!(err.to_string().contains("lost"), "{err}");
+
+    let mut cpu = Session::new(engine.clone(), 64);
+    let after = cpu.generate(&ids, &opts, |_| true).unwrap();
+    assert_eq!(after.ids.len(), 3);
+}

@@ -149,6 +149,15 @@ fn wanted_limits(adapter: &wgpu::Limits) -> wgpu::Limits {
 }
 
 impl Gpu {
+    /// An `Error::Gpu` for a failed operation, naming the device's own failure (a lost device)
+    /// first when it reported one: that is the cause, the failed operation only its symptom.
+    fn error(&self, symptom: String) -> Error {
+        match self.failure.lock().unwrap().clone() {
+            Some(cause) => Error::Gpu(format!("{cause} ({symptom})")),
+            None => Error::Gpu(symptom),
+        }
+    }
+
     /// The default adapter (high performance preferred), or `GpuUnavailable` saying why not.
     pub async fn new() -> Result<Self> {
         #[cfg(not(target_arch = "wasm32"))]
@@ -325,10 +334,10 @@ pub(crate) async fn read_back(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> 
         });
         gpu.device
             .poll(wgpu::PollType::wait_indefinitely())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU failed: {e}")))?;
+            .map_err(|e| gpu.error(format!("waiting for the GPU failed: {e}")))?;
         rx.recv()
-            .map_err(|_| Error::Gpu("the GPU never answered a readback".into()))?
-            .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?;
+            .map_err(|_| gpu.error("the GPU never answered a readback".into()))?
+            .map_err(|e| gpu.error(format!("reading GPU results failed: {e}")))?;
     }
     #[cfg(target_arch = "wasm32")]
     {
@@ -337,8 +346,8 @@ pub(crate) async fn read_back(gpu: &Gpu, staging: &wgpu::Buffer, bytes: u64) -> 
             let _ = tx.send(r);
         });
         rx.await
-            .map_err(|_| Error::Gpu("the GPU never answered a readback".into()))?
-            .map_err(|e| Error::Gpu(format!("reading GPU results failed: {e}")))?;
+            .map_err(|_| gpu.error("the GPU never answered a readback".into()))?
+            .map_err(|e| gpu.error(format!("reading GPU results failed: {e}")))?;
     }
     if let Some(e) = gpu.failure.lock().unwrap().clone() {
         staging.unmap();

@@ -108,6 +108,37 @@ describe('WebGPU in headless Chromium (SwiftShader)', () => {
     assert.ok(r.text.length > 0);
     assert.ok(r.second.cached_n >= r.first.prompt_n, `cached ${r.second.cached_n} of ${r.first.prompt_n}`);
   });
+
+  test('a GPU lost while generating fails that request with gpu_lost; the engine goes on on the CPU', async () => {
+    // What a driver reset does, without a hook in the engine: in the engine's worker, the next
+    // command encoder wgpu asks for destroys its device first.
+    const worker = page.workers().find((w) => w.url().endsWith('/worker.js'));
+    assert.ok(worker, `the engine's worker among ${page.workers().map((w) => w.url())}`);
+    await worker.evaluate(() => {
+      const create = GPUDevice.prototype.createCommandEncoder;
+      GPUDevice.prototype.createCommandEncoder = function (...args) {
+        GPUDevice.prototype.createCommandEncoder = create;
+        this.destroy();
+        return create.apply(this, args);
+      };
+    });
+    const prompt = 'The capital of France is';
+    const lost = await complete(page, prompt);
+    assert.equal(lost.error?.kind, 'gpu_lost', JSON.stringify(lost));
+    const info = await page.evaluate(() => window.engine.info());
+    assert.equal(info.backend, 'cpu');
+    assert.match(info.gpuNote, /GPU failed/);
+
+    const again = await complete(page, prompt);
+    assert.equal(again.error, undefined, JSON.stringify(again.error));
+    const native = nativeGreedy(prompt);
+    let i = 0;
+    while (i < TOKENS && native.margins[i] >= NEAR_TIE) {
+      assert.equal(again.tokens.ids[i], native.ids[i], `token ${i}: ${again.tokens.ids} native ${native.ids}`);
+      i++;
+    }
+    assert.ok(i >= 3, `only ${i} tokens compared before a near-tie`);
+  });
 });
 
 describe('WebGPU unavailable', () => {
