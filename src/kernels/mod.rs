@@ -213,6 +213,10 @@ fn run_quantized<B: Activation>(
 const MIN_PARALLEL_BYTES: usize = 32 << 10;
 /// Weight bytes a decode task streams at least (amortizes claiming it).
 const MIN_TASK_BYTES: usize = 16 << 10;
+/// ...and at most: on a shared machine a thread can lose its core mid-task, and the others then
+/// wait at the product's end for that task alone; small tasks bound the wait (the output
+/// projection, 30-180 MB, would otherwise be eight tasks of several MB).
+const MAX_TASK_BYTES: usize = 256 << 10;
 /// Weight bytes of the rows a prefill task keeps in cache while it runs every token tile over them.
 const PREFILL_TASK_BYTES: usize = 32 << 10;
 
@@ -238,7 +242,10 @@ fn run<A: Sync>(
             unsafe { k(w, rb, x, xs, 1, out) };
             return;
         }
-        let per_task = MIN_TASK_BYTES.div_ceil(rb).max(rows.div_ceil(4 * threads));
+        let per_task = rows
+            .div_ceil(4 * threads)
+            .min(MAX_TASK_BYTES / rb)
+            .max(MIN_TASK_BYTES.div_ceil(rb));
         let out_ptr = SharedMut::new(out);
         parallel::for_each(rows.div_ceil(per_task), |i| {
             let (r0, r1) = (i * per_task, rows.min((i + 1) * per_task));
