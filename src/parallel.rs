@@ -15,6 +15,7 @@
 //! [`for_each`] falls back to rayon.
 
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicUsize, Ordering::*};
 use std::sync::Mutex;
@@ -139,23 +140,30 @@ impl Team {
         self.epoch.store(open, SeqCst);
 
         // Closes the job and waits until no helper holds `task` any more, also on unwind.
-        struct Close<'a>(&'a Team, usize);
+        struct Close<'a> {
+            team: &'a Team,
+            open: usize,
+            chunks: usize,
+        }
         impl Drop for Close<'_> {
             fn drop(&mut self) {
-                let (team, open) = (self.0, self.1);
-                let n = team.chunks.load(Relaxed);
+                let team = self.team;
                 if !std::thread::panicking() {
-                    while team.done.load(Acquire) < n {
+                    while team.done.load(Acquire) < self.chunks {
                         std::hint::spin_loop();
                     }
                 }
-                team.epoch.store(open + 1, SeqCst);
+                team.epoch.store(self.open + 1, SeqCst);
                 while team.busy.load(SeqCst) != 0 {
                     std::hint::spin_loop();
                 }
             }
         }
-        let close = Close(self, open);
+        let close = Close {
+            team: self,
+            open,
+            chunks,
+        };
         loop {
             let i = self.next.fetch_add(1, Relaxed);
             if i >= chunks {
@@ -216,20 +224,23 @@ impl Team {
     }
 }
 
-/// A mutable buffer shared by parallel tasks that each write their own part of it.
-pub(crate) struct SharedMut<T> {
+/// A mutable buffer shared by parallel tasks that each write their own part of it. It borrows
+/// the buffer mutably for its whole life, so nothing else can touch it meanwhile.
+pub(crate) struct SharedMut<'a, T> {
     ptr: *mut T,
     len: usize,
+    _buf: PhantomData<&'a mut [T]>,
 }
 
 // SAFETY: tasks access disjoint ranges only (the callers' contract below).
-unsafe impl<T: Send> Sync for SharedMut<T> {}
+unsafe impl<T: Send> Sync for SharedMut<'_, T> {}
 
-impl<T> SharedMut<T> {
-    pub(crate) fn new(buf: &mut [T]) -> Self {
+impl<'a, T> SharedMut<'a, T> {
+    pub(crate) fn new(buf: &'a mut [T]) -> Self {
         Self {
             ptr: buf.as_mut_ptr(),
             len: buf.len(),
+            _buf: PhantomData,
         }
     }
 

@@ -53,18 +53,6 @@ impl LayerCache {
         self.slot(pos) * self.kv_dim
     }
 
-    #[inline]
-    pub fn key(&self, pos: usize) -> &[f32] {
-        let s = self.slot(pos) * self.kv_dim;
-        &self.k[s..s + self.kv_dim]
-    }
-
-    #[inline]
-    pub fn value(&self, pos: usize) -> &[f32] {
-        let s = self.slot(pos) * self.kv_dim;
-        &self.v[s..s + self.kv_dim]
-    }
-
     fn bytes(&self) -> usize {
         (self.k.capacity() + self.v.capacity()) * 4
     }
