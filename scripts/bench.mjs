@@ -6,7 +6,8 @@
 // Prints every run, then per engine, model and thread count the medians and wick's ratios
 // against the faster wllama line, with the load average. A benchmark, never a test.
 //
-// Usage: node scripts/bench.mjs [--reps N] [--engines wick,wllama3,wllama2,wick-webgpu] [--models smollm2,gemma]
+// Usage: node scripts/bench.mjs [--reps N] [--engines wick,wllama3,wllama2,wick-simd128,wick-webgpu]
+//                               [--models smollm2,gemma]
 //                               [--threads 1,2] [--native]
 // --models matches parts of the file names in models/; --native runs scripts/bench-native instead
 // (wick bench against llama.cpp, natively).
@@ -19,7 +20,8 @@ import { resolveInside, sendFile } from './serve.mjs';
 const ENGINES = ['wick', 'wllama3', 'wllama2'];
 // Opt-in: wick on WebGPU (Chromium then starts with --enable-unsafe-webgpu; headless it gets only
 // the SwiftShader software adapter, so its numbers mean something on a machine with a GPU only).
-const OPTIONAL_ENGINES = ['wick-webgpu'];
+// wick-simd128: wick with relaxed SIMD turned off (what the relaxed-SIMD build adds).
+const OPTIONAL_ENGINES = ['wick-simd128', 'wick-webgpu'];
 const MODELS = ['SmolLM2-135M-Instruct.Q4_1.gguf', 'gemma-3-270m-q4_k_m.gguf'];
 const PROMPT_TOKENS = 128;
 const GEN_TOKENS = 128;

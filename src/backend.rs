@@ -42,7 +42,20 @@ impl Default for Logits {
     }
 }
 
-pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<Logits>> + 'a>>;
+impl Logits {
+    /// The whole-rows vector, made so if it held candidates (its capacity is kept otherwise).
+    pub fn full_mut(&mut self) -> &mut Vec<f32> {
+        if let Logits::Top(_) = self {
+            *self = Logits::Full(Vec::new());
+        }
+        match self {
+            Logits::Full(v) => v,
+            Logits::Top(_) => unreachable!(),
+        }
+    }
+}
+
+pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
 pub trait Backend {
     /// "cpu" or "gpu".
@@ -52,8 +65,10 @@ pub trait Backend {
     /// Keeps cached positions `0..len` if it can (a sliding-window ring may not): returns how
     /// many it kept, `len` or 0.
     fn rewind(&mut self, len: usize) -> usize;
-    /// Runs `tokens` after the cached positions and appends them to the cache.
-    fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a>;
+    /// Runs `tokens` after the cached positions and appends them to the cache; the logits go
+    /// to `out` (whose buffer the CPU reuses: decoding allocates nothing per token).
+    fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want, out: &'a mut Logits)
+        -> Pending<'a>;
 }
 
 /// The value of a future that needs no waiting (the CPU backend's, and native GPU's, which
@@ -100,12 +115,18 @@ impl Backend for CpuBackend {
         len
     }
 
-    fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a> {
-        let r = self
-            .engine
-            .model
-            .forward(tokens, &mut self.cache, want == Want::All)
-            .map(Logits::Full);
+    fn forward<'a>(
+        &'a mut self,
+        tokens: &'a [u32],
+        want: Want,
+        out: &'a mut Logits,
+    ) -> Pending<'a> {
+        let r = self.engine.model.forward_into(
+            tokens,
+            &mut self.cache,
+            want == Want::All,
+            out.full_mut(),
+        );
         Box::pin(std::future::ready(r))
     }
 }
@@ -146,7 +167,12 @@ mod gpu_backend {
             self.model.len()
         }
 
-        fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want) -> Pending<'a> {
+        fn forward<'a>(
+            &'a mut self,
+            tokens: &'a [u32],
+            want: Want,
+            out: &'a mut Logits,
+        ) -> Pending<'a> {
             Box::pin(async move {
                 let vocab = self.model.vocab_size();
                 if let Some(&bad) = tokens.iter().find(|&&t| t as usize >= vocab) {
@@ -180,11 +206,15 @@ mod gpu_backend {
                     };
                     match self.model.forward(c, w).await? {
                         Logits::Full(l) if want == Want::All => all.extend(l),
-                        out if last => return Ok(out),
+                        logits if last => {
+                            *out = logits;
+                            return Ok(());
+                        }
                         _ => {}
                     }
                 }
-                Ok(Logits::Full(all))
+                *out = Logits::Full(all);
+                Ok(())
             })
         }
     }

@@ -25,6 +25,7 @@ pub mod kernels;
 pub mod model;
 pub mod parallel;
 pub mod sampler;
+mod scratch;
 pub mod session;
 pub mod tokenizer;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]

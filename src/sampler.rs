@@ -82,6 +82,9 @@ pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
     candidates: Vec<(u32, f32)>,
+    /// Scratch reused token after token: penalized ids, then probabilities, then draw weights.
+    seen: Vec<u32>,
+    weights: Vec<f32>,
 }
 
 impl Sampler {
@@ -92,6 +95,8 @@ impl Sampler {
             params,
             rng: Rng::new(seed),
             candidates: Vec::new(),
+            seen: Vec::new(),
+            weights: Vec::new(),
         })
     }
 
@@ -133,10 +138,12 @@ impl Sampler {
         c.extend(logits.iter().enumerate().map(|(i, &l)| (i as u32, l)));
         if penalize {
             let recent = &history[history.len().saturating_sub(p.repeat_last_n)..];
-            let mut seen: Vec<u32> = recent.to_vec();
+            let seen = &mut self.seen;
+            seen.clear();
+            seen.extend_from_slice(recent);
             seen.sort_unstable();
             seen.dedup();
-            for id in seen {
+            for &id in seen.iter() {
                 if let Some(e) = c.get_mut(id as usize) {
                     e.1 = if e.1 > 0.0 {
                         e.1 / p.repetition_penalty
@@ -175,7 +182,9 @@ impl Sampler {
         let c = &mut self.candidates;
         // Probabilities at temperature 1 for top-p / min-p (as llama.cpp orders its chain).
         let max = c[0].1;
-        let mut probs: Vec<f32> = c.iter().map(|e| (e.1 - max).exp()).collect();
+        let probs = &mut self.weights;
+        probs.clear();
+        probs.extend(c.iter().map(|e| (e.1 - max).exp()));
         let total: f32 = probs.iter().sum();
         probs.iter_mut().for_each(|q| *q /= total);
         let mut keep = c.len();
@@ -194,13 +203,12 @@ impl Sampler {
             keep = keep.min(probs.iter().take_while(|&&q| q >= floor).count().max(1));
         }
         c.truncate(keep);
-        let weights: Vec<f32> = c
-            .iter()
-            .map(|e| ((e.1 - max) / p.temperature).exp())
-            .collect();
+        let weights = probs;
+        weights.clear();
+        weights.extend(c.iter().map(|e| ((e.1 - max) / p.temperature).exp()));
         let sum: f32 = weights.iter().sum();
         let mut r = self.rng.next_f32() * sum;
-        for (e, w) in c.iter().zip(&weights) {
+        for (e, w) in c.iter().zip(weights.iter()) {
             if r < *w {
                 return e.0;
             }

@@ -156,10 +156,11 @@ impl Session {
         }
         self.reset();
         let vocab = self.engine.model.vocab_size();
+        let mut out = Logits::default();
         for (c, chunk) in ids.chunks(SCORE_CHUNK).enumerate() {
-            let logits = match now(self.backend.forward(chunk, Want::All))? {
-                Logits::Full(l) => l,
-                Logits::Top(_) => unreachable!("Want::All returns whole rows"),
+            now(self.backend.forward(chunk, Want::All, &mut out))?;
+            let Logits::Full(logits) = &out else {
+                unreachable!("Want::All returns whole rows")
             };
             self.tokens.extend_from_slice(chunk);
             for (j, row) in logits.chunks_exact(vocab).enumerate() {
@@ -278,8 +279,8 @@ impl Session {
             } else {
                 Want::Sample
             };
-            match self.backend.forward(&chunk, want).await {
-                Ok(logits) => req.logits = logits,
+            match self.backend.forward(&chunk, want, &mut req.logits).await {
+                Ok(()) => {}
                 Err(e) => {
                     req.finished = true;
                     self.reset();
@@ -295,8 +296,8 @@ impl Session {
         // The previous token runs through the model only now, so that its text reached the
         // caller without waiting for a forward pass.
         if let Some(id) = req.pending.take() {
-            match self.backend.forward(&[id], want).await {
-                Ok(logits) => req.logits = logits,
+            match self.backend.forward(&[id], want, &mut req.logits).await {
+                Ok(()) => {}
                 Err(e) => {
                     req.finished = true;
                     return Err(e);

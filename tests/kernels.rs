@@ -752,3 +752,10 @@ fn q5_0_rewritten_as_q8_0_keeps_every_value_and_every_dot() {
         }
     }
 }
+
+/// The self-check the browser worker runs before trusting a relaxed-SIMD build passes here (the
+/// fastest kernels of this target against the reference).
+#[test]
+fn kernel_self_check_passes() {
+    kernels::self_check().unwrap();
+}

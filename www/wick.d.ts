@@ -51,6 +51,11 @@ export interface CreateEngineOptions {
   backend?: 'auto' | 'webgpu' | 'cpu';
   /** Context size in tokens; default min(4096, the model's). */
   context?: number;
+  /**
+   * Use the relaxed-SIMD build where the browser has relaxed SIMD and that build's kernels pass
+   * their self-check against the reference (default true); false always loads plain SIMD128.
+   */
+  relaxedSimd?: boolean;
   /** Expected SHA-256 (hex) of the model file; checked after download. */
   sha256?: string;
   /** Aborts the download / load. */
@@ -94,6 +99,7 @@ export interface EngineInfo {
   gpuNote: string | null;
   /** 'threads' when the rayon pool runs in Web Workers, 'simd' for the single-thread build. */
   build: 'threads' | 'simd';
+  /** The build's instruction set: relaxed SIMD where available and verified, else SIMD128. */
   simd: 'simd128' | 'relaxed-simd';
   threads: number;
   context: number;

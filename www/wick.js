@@ -16,7 +16,7 @@ let nextId = 1;
 
 /** Loads a model in a new worker; resolves when it is ready to generate. */
 export async function createEngine(options = {}) {
-  const { model, onProgress, threads, backend = 'auto', context, sha256, signal } = options;
+  const { model, onProgress, threads, backend = 'auto', context, sha256, signal, relaxedSimd = true } = options;
   const source = normalizeSource(model);
   const threadCount = threads ?? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
   if (!Number.isInteger(threadCount) || threadCount < 1 || threadCount > 256) {
@@ -31,12 +31,15 @@ export async function createEngine(options = {}) {
   if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
     throw new WickError('invalid_parameter', 'sha256 must be 64 hexadecimal digits');
   }
+  if (typeof relaxedSimd !== 'boolean') {
+    throw new WickError('invalid_parameter', `relaxedSimd must be true or false, got ${relaxedSimd}`);
+  }
   if (signal?.aborted) throw new WickError('aborted', 'loading was cancelled');
 
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
   const link = new WorkerLink(worker);
   try {
-    const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256 },
+    const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256, relaxedSimd },
       { signal, onMessage: (m) => m.type === 'progress' && onProgress?.(m.progress) });
     return new Engine(link, info);
   } catch (e) {

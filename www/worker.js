@@ -2,7 +2,7 @@
 // wasm engine and runs requests one token at a time, so the page never blocks. It speaks only
 // the small message protocol below with wick.js.
 //
-// page -> worker: {type:'load', id, source, threads, backend, context, sha256}
+// page -> worker: {type:'load', id, source, threads, backend, context, sha256, relaxedSimd}
 //                 {type:'generate', id, mode:'chat'|'completion', messages|prompt, options}
 //                 {type:'abort', id}            (a load or a request)
 // worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
@@ -68,29 +68,50 @@ function canShareMemory() {
   }
 }
 
-async function startWasm(threads) {
+// The smallest module that uses relaxed SIMD (i32x4.relaxed_dot_i8x16_i7x16_add_s on three
+// zero vectors): browsers that validate it can run the -relaxed builds.
+const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
+  10, 61, 1, 59, 0, ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 147, 2, 11]);
+
+// Imports and instantiates the flavour `name` (a folder of www/pkg). A relaxed flavour must also
+// pass its kernel self-check: relaxed instructions are engine-defined at the edges of their
+// ranges, so on an engine that computes them differently the plain flavour runs instead.
+async function instantiate(name) {
+  const mod = await import(`./pkg/${name}/wick.js`);
+  await mod.default();
+  if (name.endsWith('-relaxed')) {
+    const failed = mod.kernelCheck();
+    if (failed) throw new Error(`its kernels disagree with the reference here (${failed})`);
+  }
+  return mod;
+}
+
+async function startWasm(threads, relaxedSimd = true) {
   if (wasm) return;
   if (!WebAssembly.validate(new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0, 10, 10, 1, 8, 0, 65, 0, 253, 15, 253, 98, 11]))) {
     throw new WickError('unsupported_browser', 'this browser has no WebAssembly SIMD; wick needs Chrome 91+, Firefox 89+ or Safari 16.4+');
   }
-  if (threads > 1 && canShareMemory()) {
+  const relaxed = relaxedSimd && WebAssembly.validate(RELAXED_PROBE);
+  // Best first: relaxed before plain, threads before one thread.
+  const flavours = [];
+  if (threads > 1 && canShareMemory()) flavours.push(...(relaxed ? ['threads-relaxed'] : []), 'threads');
+  flavours.push(...(relaxed ? ['simd-relaxed'] : []), 'simd');
+  for (const name of flavours) {
     try {
-      const mod = await import('./pkg/threads/wick.js');
-      await mod.default();
-      // The pool's workers boot while the model is read and loaded (nothing before the first
-      // forward pass uses rayon); load() awaits this before it reports ready.
-      poolReady = mod.initThreadPool(threads);
+      const mod = await instantiate(name);
+      if (name.startsWith('threads')) {
+        // The pool's workers boot while the model is read and loaded (nothing before the first
+        // forward pass uses rayon); load() awaits this before it reports ready.
+        poolReady = mod.initThreadPool(threads);
+      }
       wasm = mod;
-      build = 'threads';
+      build = name.startsWith('threads') ? 'threads' : 'simd';
       return;
     } catch (e) {
-      console.warn('wick: the threaded build did not start, using the single-thread one:', e);
+      if (name === 'simd') throw e;
+      console.warn(`wick: the ${name} build did not start, trying the next one:`, e);
     }
   }
-  const mod = await import('./pkg/simd/wick.js');
-  await mod.default();
-  wasm = mod;
-  build = 'simd';
 }
 
 function hasher() {
@@ -100,12 +121,12 @@ function hasher() {
 
 // ---- loading --------------------------------------------------------------------------------
 
-async function load({ id, source, threads, backend = 'auto', context, sha256 }) {
+async function load({ id, source, threads, backend = 'auto', context, sha256, relaxedSimd }) {
   const t0 = performance.now();
   const ctl = new AbortController();
   aborts.set(id, ctl);
   const onProgress = (progress) => post({ type: 'progress', id, progress });
-  await startWasm(threads);
+  await startWasm(threads, relaxedSimd);
   const tWasm = performance.now();
 
   const mid = modelIdFor(source);

@@ -95,6 +95,12 @@ pub struct BlockQ8K {
     pub d: f32,
 }
 
+// SAFETY: integers and floats in `repr(C)` structs, aligned to 32.
+unsafe impl crate::scratch::Plain for BlockQ8 {}
+unsafe impl crate::scratch::Plain for BlockQ8K {}
+unsafe impl crate::scratch::Plain for BlockQ8x8 {}
+unsafe impl crate::scratch::Plain for BlockQ8Kx8 {}
+
 impl Default for BlockQ8K {
     fn default() -> Self {
         BlockQ8K {
@@ -142,11 +148,11 @@ impl Default for BlockQ8Kx8 {
 }
 
 /// A quantized activation format: how f32 rows become blocks, and eight-token blocks.
-pub trait Activation: Default + Clone + Send + Sync + Sized {
+pub trait Activation: crate::scratch::Plain + Send + Sync {
     /// Values per block.
     const VALUES: usize;
     /// The eight-token interleaved form ([`BlockQ8x8`] or [`BlockQ8Kx8`]).
-    type X8: Default + Clone + Send + Sync;
+    type X8: crate::scratch::Plain + Send + Sync;
     /// Quantizes `x` (a whole number of blocks) into `out`.
     fn quantize(x: &[f32], out: &mut [Self]);
     /// Interleaves `ntok <= 8` tokens' rows of `nb` blocks (`q[t * nb + b]`) into `out[..nb]`.

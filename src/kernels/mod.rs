@@ -11,7 +11,9 @@
 //! - `reference`: a scalar kernel for every type; the tests' truth and the portable fallback.
 //! - `avx2`: x86-64 AVX2+FMA kernels, chosen at run time.
 //! - `simd128`: wasm32 SIMD128 kernels, compiled in when the module is built with `+simd128`
-//!   (wasm has no run-time feature detection; without it the reference runs).
+//!   (wasm has no run-time feature detection; without it the reference runs), and with
+//!   `+relaxed-simd` relaxed prefill kernels for some types (the browser picks the build).
+//! - `check`: the fastest kernels against the reference at run time, on random blocks.
 //! - this file: the public API, the choice of kernel, and the work split (`parallel`, token tiles).
 //!
 //! A kernel is a [`Tile`] function: it dots a run of weight rows against up to
@@ -27,6 +29,7 @@
 //! line in [`select`].
 
 mod blocks;
+mod check;
 mod reference;
 
 #[cfg(target_arch = "x86_64")]
@@ -36,7 +39,9 @@ mod simd128;
 
 use crate::gguf::QType;
 use crate::parallel::{self, SharedMut};
+use crate::scratch::{self, Slot};
 use blocks::{Activation, BlockQ8, BlockQ8K, BlockQ8Kx8, BlockQ8x8, VecDotType};
+pub use check::self_check;
 
 /// Most activation rows a [`Tile`] call takes. Prefill reuses each decoded weight block this many
 /// times; 4 keeps a tile's accumulators in AVX2's 16 registers.
@@ -73,6 +78,9 @@ pub(crate) enum Isa {
     Avx2,
     #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
     Simd128,
+    /// SIMD128 with the relaxed-SIMD kernels where a type has them.
+    #[cfg(target_feature = "relaxed-simd")]
+    Relaxed,
 }
 
 /// The kernel for `t` from `isa`, or `None` if this CPU lacks it (or it has no such kernel).
@@ -83,11 +91,17 @@ fn kernel_from(isa: Isa, t: QType) -> Option<Kernel> {
         Isa::Avx2 => avx2::kernel(t),
         #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
         Isa::Simd128 => simd128::kernel(t),
+        #[cfg(target_feature = "relaxed-simd")]
+        Isa::Relaxed => simd128::kernel_relaxed(t).or_else(|| simd128::kernel(t)),
     }
 }
 
 /// The fastest kernel for `t` on this CPU.
 fn select(t: QType) -> Kernel {
+    #[cfg(target_feature = "relaxed-simd")]
+    if let Some(k) = simd128::kernel_relaxed(t) {
+        return k;
+    }
     #[cfg(target_arch = "x86_64")]
     if let Some(k) = avx2::kernel(t) {
         return k;
@@ -183,28 +197,34 @@ fn run_quantized<B: Activation>(
     out: &mut [f32],
 ) {
     let nb = cols / B::VALUES;
-    let mut xq = vec![B::default(); n * nb];
-    if n * cols >= 1 << 16 {
-        let xq_ptr = SharedMut::new(&mut xq);
-        parallel::for_each(n, |t| {
-            // SAFETY: each task writes its own row of `xq`.
-            let q = unsafe { xq_ptr.slice(t * nb, nb) };
-            B::quantize(&x[t * cols..(t + 1) * cols], q)
-        });
-    } else {
-        B::quantize(x, &mut xq);
-    }
-    match k8 {
-        Some(k8) if n >= TILE8_MIN_TOKENS => {
-            // Groups of eight tokens, the last one padded with zeros.
-            let mut x8 = vec![B::X8::default(); n.div_ceil(8) * nb];
-            for (g, o) in x8.chunks_mut(nb).enumerate() {
-                B::interleave(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
-            }
-            run8(k8, w, rb, rows, &x8, nb, n, out)
+    scratch::with(Slot::Activations, n * nb, |xq: &mut [B]| {
+        if n * cols >= 1 << 16 {
+            let xq_ptr = SharedMut::new(xq);
+            parallel::for_each(n, |t| {
+                // SAFETY: each task writes its own row of `xq`.
+                let q = unsafe { xq_ptr.slice(t * nb, nb) };
+                B::quantize(&x[t * cols..(t + 1) * cols], q)
+            });
+        } else {
+            B::quantize(x, xq);
         }
-        _ => run(k, w, rb, rows, &xq, nb, n, out),
-    }
+        match k8 {
+            Some(k8) if n >= TILE8_MIN_TOKENS => {
+                // Groups of eight tokens, the last one padded with zeros.
+                scratch::with(
+                    Slot::Interleaved,
+                    n.div_ceil(8) * nb,
+                    |x8: &mut [B::X8]| {
+                        for (g, o) in x8.chunks_mut(nb).enumerate() {
+                            B::interleave(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
+                        }
+                        run8(k8, w, rb, rows, x8, nb, n, out)
+                    },
+                )
+            }
+            _ => run(k, w, rb, rows, xq, nb, n, out),
+        }
+    })
 }
 
 /// Below this many weight bytes (times tokens, for prefill) a product runs on the calling thread.
@@ -314,15 +334,16 @@ fn prefill<F>(
         let r0 = i * per_task;
         let r1 = rows.min(r0 + per_task);
         let nr = r1 - r0;
-        let mut buf = vec![0f32; tile_tokens * nr];
-        for t0 in (0..n).step_by(tile_tokens) {
-            tile(t0, &w[r0 * rb..r1 * rb], &mut buf);
-            for t in 0..tile_tokens.min(n - t0) {
-                // SAFETY: tasks own disjoint row ranges, so these writes never overlap, and
-                // (t0 + t) * rows + r1 <= n * rows = out.len().
-                unsafe { out_ptr.write((t0 + t) * rows + r0, &buf[t * nr..(t + 1) * nr]) };
+        scratch::with(Slot::Tile, tile_tokens * nr, |buf: &mut [f32]| {
+            for t0 in (0..n).step_by(tile_tokens) {
+                tile(t0, &w[r0 * rb..r1 * rb], buf);
+                for t in 0..tile_tokens.min(n - t0) {
+                    // SAFETY: tasks own disjoint row ranges, so these writes never overlap, and
+                    // (t0 + t) * rows + r1 <= n * rows = out.len().
+                    unsafe { out_ptr.write((t0 + t) * rows + r0, &buf[t * nr..(t + 1) * nr]) };
+                }
             }
-        }
+        })
     };
     let tasks = rows.div_ceil(per_task);
     if serial {
@@ -345,6 +366,8 @@ pub mod testing {
             ("avx2", avx2::kernel(QType::Q8_0).is_some()),
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             ("simd128", true),
+            #[cfg(target_feature = "relaxed-simd")]
+            ("relaxed-simd", true),
         ];
         std::iter::once("reference")
             .chain(simd.iter().filter(|s| s.1).map(|s| s.0))
@@ -358,6 +381,8 @@ pub mod testing {
             "avx2" => Isa::Avx2,
             #[cfg(all(target_arch = "wasm32", target_feature = "simd128"))]
             "simd128" => Isa::Simd128,
+            #[cfg(target_feature = "relaxed-simd")]
+            "relaxed-simd" => Isa::Relaxed,
             _ => panic!("unknown instruction set {name}"),
         }
     }

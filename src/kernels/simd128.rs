@@ -68,6 +68,23 @@ pub(crate) fn kernel(t: QType) -> Option<Kernel> {
     })
 }
 
+/// A relaxed-SIMD build's kernels for the types that have relaxed ones (`None` for the others,
+/// whose [`kernel`] is used): the eight-token prefill of the unsigned-storage legacy types, with
+/// `i32x4.relaxed_dot_i8x16_i7x16_add`. Decode keeps the SIMD128 kernels, which measured as fast
+/// or faster on a CPU without dot-product instructions; so does Q8_0, whose signed weights need
+/// their signs moved onto the activations first (slower there, in both shapes).
+#[cfg(target_feature = "relaxed-simd")]
+pub(crate) fn kernel_relaxed(t: QType) -> Option<Kernel> {
+    use QType::*;
+    Some(match t {
+        Q4_0 => Kernel::Q8(tile_q4_0, Some(tile8_q4_0_relaxed)),
+        Q4_1 => Kernel::Q8(tile_q4_1, Some(tile8_q4_1_relaxed)),
+        Q5_0 => Kernel::Q8(tile_q5_0, Some(tile8_q5_0_relaxed)),
+        Q5_1 => Kernel::Q8(tile_q5_1, Some(tile8_q5_1_relaxed)),
+        _ => return None,
+    })
+}
+
 /// Defines `Tile` functions from row functions
 /// `row::<R, T>(rows, row_bytes, x, x_stride) -> [[f32; T]; R]`, given the weight bytes that go
 /// with one activation element (one f32, or one Q8/Q8_K block) and how many rows a decode pass
@@ -273,6 +290,44 @@ unsafe fn nibbles(p: *const u8) -> [v128; 4] {
     ]
 }
 
+/// 16 nibble bytes at `p` as 32 unsigned bytes in value order: low nibbles, then high nibbles.
+#[inline(always)]
+unsafe fn nibbles_u8(p: *const u8) -> [v128; 2] {
+    let v = v128_load(p as *const v128);
+    let m = u8x16_splat(0xF);
+    [v128_and(v, m), v128_and(u16x8_shr(v, 4), m)]
+}
+
+/// Ors bit `j` of `qh`, as 16, into byte `j` of the 32 values `n`: each byte tests its bit of
+/// the byte of `qh` that a swizzle put in its lane.
+#[inline(always)]
+fn fifth_bits_u8(n: [v128; 2], qh: u32) -> [v128; 2] {
+    const BITS: v128 = u8x16(1, 2, 4, 8, 16, 32, 64, 128, 1, 2, 4, 8, 16, 32, 64, 128);
+    const LO: v128 = u8x16(0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1);
+    const HI: v128 = u8x16(2, 2, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3, 3, 3, 3);
+    let h = u32x4_splat(qh);
+    let bit = |idx| {
+        v128_and(
+            i8x16_eq(v128_and(i8x16_swizzle(h, idx), BITS), BITS),
+            u8x16_splat(16),
+        )
+    };
+    [v128_or(n[0], bit(LO)), v128_or(n[1], bit(HI))]
+}
+
+/// `c + sum a * b` over groups of four bytes, `b` 7-bit unsigned (relaxed SIMD).
+#[cfg(target_feature = "relaxed-simd")]
+#[inline(always)]
+fn relaxed_dot(a: v128, b: v128, c: v128) -> v128 {
+    i32x4_relaxed_dot_i8x16_i7x16_add(a, b, c)
+}
+
+#[cfg(not(target_feature = "relaxed-simd"))]
+#[inline(always)]
+fn relaxed_dot(_a: v128, _b: v128, _c: v128) -> v128 {
+    unreachable!("relaxed SIMD kernels run only in a +relaxed-simd build")
+}
+
 /// Per value `j` of 32: all ones in its i16 lane where bit `j` of `qh` is set, else zero
 /// (vector `k` holds values `8k..8k + 8`): each lane tests its own bit of a splat of 16 bits.
 /// (Not a multiply by per-lane powers of two: LLVM turns that into a per-lane shift, which
@@ -461,6 +516,15 @@ trait Legacy {
     const MIN: bool;
     /// Products too large to sum four in i16 (Q8_0): widen each pair with `dot`.
     const WIDE: bool;
+    /// Relaxed SIMD: the offset subtracted from the unsigned 5-bit values of [`Self::unpack_u7`]
+    /// (8, 16, or 0 for Q4_1/Q5_1); `None` for Q8_0, which is stored signed.
+    const U7_OFFSET: Option<i8> = None;
+    /// The 32 stored values as unsigned bytes (0..32) in two vectors: the operand that
+    /// `relaxed_dot_i8x16_i7x16` needs to be 7-bit. Only called where `U7_OFFSET` is `Some`.
+    #[inline(always)]
+    unsafe fn unpack_u7(_p: *const u8) -> [v128; 2] {
+        unreachable!()
+    }
     unsafe fn unpack(p: *const u8) -> [v128; 4];
     /// `(d, m)`, `m = 0` for the symmetric types.
     unsafe fn scales(p: *const u8) -> (f32, f32);
@@ -477,6 +541,11 @@ impl Legacy for Q40 {
         let n = nibbles(p.add(2));
         each4!(|k| i16x8_sub(n[k], i16x8_splat(8)))
     }
+    const U7_OFFSET: Option<i8> = Some(8);
+    #[inline(always)]
+    unsafe fn unpack_u7(p: *const u8) -> [v128; 2] {
+        nibbles_u8(p.add(2))
+    }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
         (f16_at(p), 0.0)
@@ -492,6 +561,11 @@ impl Legacy for Q41 {
     #[inline(always)]
     unsafe fn unpack(p: *const u8) -> [v128; 4] {
         nibbles(p.add(4))
+    }
+    const U7_OFFSET: Option<i8> = Some(0);
+    #[inline(always)]
+    unsafe fn unpack_u7(p: *const u8) -> [v128; 2] {
+        nibbles_u8(p.add(4))
     }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
@@ -512,6 +586,14 @@ impl Legacy for Q50 {
         let b = bit_masks((p.add(2) as *const u32).read_unaligned());
         each4!(|k| i16x8_add(n[k], v128_andnot(i16x8_splat(-16), b[k])))
     }
+    const U7_OFFSET: Option<i8> = Some(16);
+    #[inline(always)]
+    unsafe fn unpack_u7(p: *const u8) -> [v128; 2] {
+        fifth_bits_u8(
+            nibbles_u8(p.add(6)),
+            (p.add(2) as *const u32).read_unaligned(),
+        )
+    }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
         (f16_at(p), 0.0)
@@ -529,6 +611,14 @@ impl Legacy for Q51 {
         let n = nibbles(p.add(8));
         let b = bit_masks((p.add(4) as *const u32).read_unaligned());
         each4!(|k| v128_or(n[k], v128_and(b[k], i16x8_splat(16))))
+    }
+    const U7_OFFSET: Option<i8> = Some(0);
+    #[inline(always)]
+    unsafe fn unpack_u7(p: *const u8) -> [v128; 2] {
+        fifth_bits_u8(
+            nibbles_u8(p.add(8)),
+            (p.add(4) as *const u32).read_unaligned(),
+        )
     }
     #[inline(always)]
     unsafe fn scales(p: *const u8) -> (f32, f32) {
@@ -1084,6 +1174,14 @@ macro_rules! tiles8 {
     )*};
 }
 
+#[cfg(target_feature = "relaxed-simd")]
+tiles8! {
+    tile8_q4_0_relaxed => row8_q4_0_relaxed, BlockQ8x8, 18;
+    tile8_q4_1_relaxed => row8_q4_1_relaxed, BlockQ8x8, 20;
+    tile8_q5_0_relaxed => row8_q5_0_relaxed, BlockQ8x8, 22;
+    tile8_q5_1_relaxed => row8_q5_1_relaxed, BlockQ8x8, 24;
+}
+
 tiles8! {
     tile8_q4_0 => row8_q4_0, BlockQ8x8, 18;
     tile8_q4_1 => row8_q4_1, BlockQ8x8, 20;
@@ -1162,14 +1260,16 @@ unsafe fn steps<const WIDE: bool, const R: usize>(
 
 /// `R` rows of legacy blocks against eight tokens.
 #[inline(always)]
-unsafe fn legacy_row8<L: Legacy, const R: usize>(
+unsafe fn legacy_row8<L: Legacy, const R: usize, const RELAXED: bool>(
     w: [*const u8; R],
     rb: usize,
     x: &[BlockQ8x8],
 ) -> [[v128; 2]; R] {
+    if RELAXED && L::U7_OFFSET.is_some() {
+        return legacy_row8_relaxed::<L, R>(w, rb, x);
+    }
     let nb = rb / L::BYTES;
-    let mut acc = [[f32x4_splat(0.0); 2]; R];
-    let mut acc_m = [[f32x4_splat(0.0); 2]; R];
+    let mut acc = Acc8::<R>::new();
     let mut buf = [Unpacked([0i16; 32]); R];
     let n8 = opaque(8);
     for (b, y) in x.iter().enumerate().take(nb) {
@@ -1186,50 +1286,134 @@ unsafe fn legacy_row8<L: Legacy, const R: usize>(
         } else {
             steps::<false, R>(wb, &y.qs, 0, n8)
         };
-        let dy = y.d.as_ptr() as *const v128;
         for r in 0..R {
-            let (d, m) = L::scales(w[r].add(b * L::BYTES));
             let s = if L::WIDE {
                 s[r]
             } else {
                 each4!(|k| i32x4_extadd_pairwise_i16x8(s[r][k]))
             };
-            let dw = f32x4_splat(d);
-            for h in 0..2 {
-                let isum = f32x4_convert_i32x4(pair_sums(s[2 * h], s[2 * h + 1]));
-                let scale = f32x4_mul(dw, v128_load(dy.add(h)));
-                acc[r][h] = f32x4_add(acc[r][h], f32x4_mul(isum, scale));
-                if L::MIN {
-                    let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
-                    acc_m[r][h] = f32x4_add(acc_m[r][h], f32x4_mul(f32x4_splat(m), ys));
-                }
+            let isum = [pair_sums(s[0], s[1]), pair_sums(s[2], s[3])];
+            acc.add::<L>(r, w[r].add(b * L::BYTES), y, isum);
+        }
+    }
+    acc.finish()
+}
+
+/// The f32 sums of `R` legacy rows against eight tokens (vectors of tokens 0..4 and 4..8), with
+/// Q4_1/Q5_1's min terms kept apart until the end.
+struct Acc8<const R: usize> {
+    acc: [[v128; 2]; R],
+    min: [[v128; 2]; R],
+}
+
+impl<const R: usize> Acc8<R> {
+    #[inline(always)]
+    fn new() -> Self {
+        Self {
+            acc: [[ZERO; 2]; R],
+            min: [[ZERO; 2]; R],
+        }
+    }
+
+    /// Adds row `r`'s block at `p` against `y`: the block's integer sum per token times
+    /// `d * y.d`, and `m * y.s` for the types with a min.
+    #[inline(always)]
+    unsafe fn add<L: Legacy>(&mut self, r: usize, p: *const u8, y: &BlockQ8x8, isum: [v128; 2]) {
+        let (d, m) = L::scales(p);
+        let dw = f32x4_splat(d);
+        let dy = y.d.as_ptr() as *const v128;
+        for h in 0..2 {
+            let scale = f32x4_mul(dw, v128_load(dy.add(h)));
+            let v = f32x4_mul(f32x4_convert_i32x4(isum[h]), scale);
+            self.acc[r][h] = f32x4_add(self.acc[r][h], v);
+            if L::MIN {
+                let ys = v128_load((y.s.as_ptr() as *const v128).add(h));
+                self.min[r][h] = f32x4_add(self.min[r][h], f32x4_mul(f32x4_splat(m), ys));
             }
         }
     }
-    let mut out = [[ZERO; 2]; R];
-    for r in 0..R {
-        out[r] = [
-            f32x4_add(acc[r][0], acc_m[r][0]),
-            f32x4_add(acc[r][1], acc_m[r][1]),
-        ];
+
+    #[inline(always)]
+    fn finish(self) -> [[v128; 2]; R] {
+        let mut out = [[ZERO; 2]; R];
+        for r in 0..R {
+            for h in 0..2 {
+                out[r][h] = f32x4_add(self.acc[r][h], self.min[r][h]);
+            }
+        }
+        out
     }
-    out
+}
+
+/// [`legacy_row8`] with relaxed SIMD, for the types stored unsigned: step k's four weight bytes
+/// (values 0..32, within the 7 bits the instruction's second operand must keep to) are
+/// broadcast and dotted with the raw activation bytes, four tokens per vector, straight into
+/// one i32 lane per token. Q4_0/Q5_0's offsets come back through the per-token sums. Integer
+/// sums are exact and land in the same lanes as the plain kernel's, and the float steps are the
+/// same, so results are bit for bit equal.
+#[inline(always)]
+unsafe fn legacy_row8_relaxed<L: Legacy, const R: usize>(
+    w: [*const u8; R],
+    rb: usize,
+    x: &[BlockQ8x8],
+) -> [[v128; 2]; R] {
+    #[derive(Clone, Copy)]
+    #[repr(C, align(16))]
+    struct Bytes([u8; 32]);
+    let nb = rb / L::BYTES;
+    let offset = i32x4_splat(L::U7_OFFSET.unwrap_or(0) as i32);
+    let mut acc = Acc8::<R>::new();
+    let mut q = [Bytes([0; 32]); R];
+    let n8 = opaque(8);
+    for (b, y) in x.iter().enumerate().take(nb) {
+        for r in 0..R {
+            let [lo, hi] = L::unpack_u7(w[r].add(b * L::BYTES));
+            let qp = q[r].0.as_mut_ptr() as *mut v128;
+            v128_store(qp, lo);
+            v128_store(qp.add(1), hi);
+        }
+        let mut s = [[ZERO; 2]; R];
+        for k in 0..n8 {
+            let xk = y.qs[k].as_ptr() as *const v128;
+            let (x0, x1) = (v128_load(xk), v128_load(xk.add(1)));
+            for r in 0..R {
+                let wk = v128_load32_splat(q[r].0.as_ptr().add(4 * k) as *const u32);
+                s[r][0] = relaxed_dot(x0, wk, s[r][0]);
+                s[r][1] = relaxed_dot(x1, wk, s[r][1]);
+            }
+        }
+        let sums = y.sum.as_ptr() as *const v128;
+        for r in 0..R {
+            let isum =
+                [0, 1].map(|h| i32x4_sub(s[r][h], i32x4_mul(offset, v128_load(sums.add(h)))));
+            acc.add::<L>(r, w[r].add(b * L::BYTES), y, isum);
+        }
+    }
+    acc.finish()
 }
 
 macro_rules! legacy_row8_fns {
-    ($($name:ident => $ty:ty;)*) => {$(
+    ($($name:ident => $ty:ty, $relaxed:expr;)*) => {$(
         unsafe fn $name<const R: usize>(w: [*const u8; R], rb: usize, x: &[BlockQ8x8]) -> [[v128; 2]; R] {
-            legacy_row8::<$ty, R>(w, rb, x)
+            legacy_row8::<$ty, R, $relaxed>(w, rb, x)
         }
     )*};
 }
 
 legacy_row8_fns! {
-    row8_q4_0 => Q40;
-    row8_q4_1 => Q41;
-    row8_q5_0 => Q50;
-    row8_q5_1 => Q51;
-    row8_q8_0 => Q80;
+    row8_q4_0 => Q40, false;
+    row8_q4_1 => Q41, false;
+    row8_q5_0 => Q50, false;
+    row8_q5_1 => Q51, false;
+    row8_q8_0 => Q80, false;
+}
+
+#[cfg(target_feature = "relaxed-simd")]
+legacy_row8_fns! {
+    row8_q4_0_relaxed => Q40, true;
+    row8_q4_1_relaxed => Q41, true;
+    row8_q5_0_relaxed => Q50, true;
+    row8_q5_1_relaxed => Q51, true;
 }
 
 /// `R` K-quant rows against eight tokens. `K::OFFSET` is subtracted from every unpacked value

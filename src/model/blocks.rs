@@ -3,6 +3,7 @@
 
 use super::kv_cache::LayerCache;
 use crate::parallel::{self, SharedMut};
+use crate::scratch::{self, Slot};
 
 /// RMSNorm of each `w.len()`-wide row of `x`, in place: `x / sqrt(mean(x^2) + eps) * w`.
 pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
@@ -31,6 +32,7 @@ pub enum RopeStyle {
 }
 
 /// Cosines and sines for the rotated dimensions of a run of positions.
+#[derive(Default)]
 pub struct RopeTable {
     pub cos: Vec<f32>,
     pub sin: Vec<f32>,
@@ -48,20 +50,35 @@ impl RopeTable {
         scale: f32,
         factors: Option<&[f32]>,
     ) -> Self {
+        let mut table = Self::default();
+        table.fill(start, n, rot_dims, base, scale, factors);
+        table
+    }
+
+    /// [`RopeTable::new`] into this table's buffers (no allocation once they are large enough).
+    pub fn fill(
+        &mut self,
+        start: usize,
+        n: usize,
+        rot_dims: usize,
+        base: f32,
+        scale: f32,
+        factors: Option<&[f32]>,
+    ) {
         let half = rot_dims / 2;
-        let mut cos = Vec::with_capacity(n * half);
-        let mut sin = Vec::with_capacity(n * half);
+        self.half = half;
+        self.cos.clear();
+        self.sin.clear();
         for t in 0..n {
             let p = (start + t) as f64 / scale as f64;
             for i in 0..half {
                 let factor = factors.map_or(1.0, |f| f[i] as f64);
                 let inv_freq = (base as f64).powf(-2.0 * i as f64 / rot_dims as f64) / factor;
                 let (s, c) = (p * inv_freq).sin_cos();
-                cos.push(c as f32);
-                sin.push(s as f32);
+                self.cos.push(c as f32);
+                self.sin.push(s as f32);
             }
         }
-        Self { cos, sin, half }
     }
 
     /// Rotates each head (`head_dim` wide) of each token row of `x` in place.
@@ -114,76 +131,102 @@ pub fn attention(
     out: &mut [f32],
 ) {
     debug_assert_eq!(out.len(), n * s.n_head * s.head_dim);
-    let hd = s.head_dim;
     let group = s.n_head / s.n_kv_head;
     let units = n * s.n_kv_head;
     let per_task = units.div_ceil(4 * parallel::threads()).max(1);
     let out_ptr = SharedMut::new(out);
+    // The most positions a query sees: sizes the per-thread scratch for a task's units.
+    let max_span = s.window.map_or(start + n, |w| w.min(start + n));
     parallel::for_each(units.div_ceil(per_task), |task| {
-        let mut scores = Vec::new();
-        let mut rows = Vec::new();
-        for unit in task * per_task..units.min((task + 1) * per_task) {
-            let (t, g) = (unit / s.n_kv_head, unit % s.n_kv_head);
-            let pos = start + t;
-            let first = match s.window {
-                Some(w) => (pos + 1).saturating_sub(w),
-                None => 0,
-            };
-            let span = pos + 1 - first;
-            // Where each visible position's row starts in the cache, once for all heads.
-            rows.clear();
-            rows.extend((first..=pos).map(|p| cache.offset(p) + g * hd));
-            // Heads g * group .. (g + 1) * group sit next to each other in `q` and `out`.
-            let at = t * s.n_head * hd + g * group * hd;
-            let qg = &q[at..at + group * hd];
-            // SAFETY: unit (t, g) alone writes these `group` heads of token t.
-            let og = unsafe { out_ptr.slice(at, group * hd) };
-
-            scores.clear();
-            scores.resize(group * span, 0.0);
-            for (j, &r) in rows.iter().enumerate() {
-                let k = &cache.k[r..r + hd];
-                for h in 0..group {
-                    scores[h * span + j] = dot(&qg[h * hd..(h + 1) * hd], k) * s.scale;
-                }
-            }
-            for h in 0..group {
-                let sc = &mut scores[h * span..(h + 1) * span];
-                let max = sc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-                let mut sum = 0f32;
-                for x in sc.iter_mut() {
-                    *x = (*x - max).exp();
-                    sum += *x;
-                }
-                let inv = 1.0 / sum;
-                for x in sc.iter_mut() {
-                    *x *= inv;
-                }
-            }
-            for h in 0..group {
-                let w = &scores[h * span..(h + 1) * span];
-                let o = &mut og[h * hd..(h + 1) * hd];
-                let mut c = 0;
-                while c + 16 <= hd {
-                    let mut acc = [0f32; 16];
-                    for (&r, &w) in rows.iter().zip(w) {
-                        let v: &[f32; 16] = cache.v[r + c..r + c + 16].try_into().unwrap();
-                        for l in 0..16 {
-                            acc[l] += w * v[l];
-                        }
+        scratch::with(Slot::Rows, max_span, |rows_buf: &mut [usize]| {
+            scratch::with(
+                Slot::Scores,
+                group * max_span,
+                |scores_buf: &mut [f32]| {
+                    for unit in task * per_task..units.min((task + 1) * per_task) {
+                        attend(q, cache, start, s, unit, rows_buf, scores_buf, &out_ptr);
                     }
-                    o[c..c + 16].copy_from_slice(&acc);
-                    c += 16;
-                }
-                for (d, o) in o.iter_mut().enumerate().skip(c) {
-                    *o = rows
-                        .iter()
-                        .zip(w)
-                        .fold(0.0, |a, (&r, &w)| a + w * cache.v[r + d]);
+                },
+            )
+        })
+    });
+}
+
+/// One unit of [`attention`]: token `unit / n_kv_head` against KV head `unit % n_kv_head`.
+#[allow(clippy::too_many_arguments)]
+#[inline(always)]
+fn attend(
+    q: &[f32],
+    cache: &LayerCache,
+    start: usize,
+    s: AttentionShape,
+    unit: usize,
+    rows_buf: &mut [usize],
+    scores_buf: &mut [f32],
+    out_ptr: &SharedMut<'_, f32>,
+) {
+    let hd = s.head_dim;
+    let group = s.n_head / s.n_kv_head;
+    let (t, g) = (unit / s.n_kv_head, unit % s.n_kv_head);
+    let pos = start + t;
+    let first = match s.window {
+        Some(w) => (pos + 1).saturating_sub(w),
+        None => 0,
+    };
+    let span = pos + 1 - first;
+    // Where each visible position's row starts in the cache, once for all heads.
+    let rows = &mut rows_buf[..span];
+    for (r, p) in rows.iter_mut().zip(first..=pos) {
+        *r = cache.offset(p) + g * hd;
+    }
+    // Heads g * group .. (g + 1) * group sit next to each other in `q` and `out`.
+    let at = t * s.n_head * hd + g * group * hd;
+    let qg = &q[at..at + group * hd];
+    // SAFETY: unit (t, g) alone writes these `group` heads of token t.
+    let og = unsafe { out_ptr.slice(at, group * hd) };
+
+    let scores = &mut scores_buf[..group * span];
+    for (j, &r) in rows.iter().enumerate() {
+        let k = &cache.k[r..r + hd];
+        for h in 0..group {
+            scores[h * span + j] = dot(&qg[h * hd..(h + 1) * hd], k) * s.scale;
+        }
+    }
+    for h in 0..group {
+        let sc = &mut scores[h * span..(h + 1) * span];
+        let max = sc.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+        let mut sum = 0f32;
+        for x in sc.iter_mut() {
+            *x = (*x - max).exp();
+            sum += *x;
+        }
+        let inv = 1.0 / sum;
+        for x in sc.iter_mut() {
+            *x *= inv;
+        }
+    }
+    for h in 0..group {
+        let w = &scores[h * span..(h + 1) * span];
+        let o = &mut og[h * hd..(h + 1) * hd];
+        let mut c = 0;
+        while c + 16 <= hd {
+            let mut acc = [0f32; 16];
+            for (&r, &w) in rows.iter().zip(w) {
+                let v: &[f32; 16] = cache.v[r + c..r + c + 16].try_into().unwrap();
+                for l in 0..16 {
+                    acc[l] += w * v[l];
                 }
             }
+            o[c..c + 16].copy_from_slice(&acc);
+            c += 16;
         }
-    });
+        for (d, o) in o.iter_mut().enumerate().skip(c) {
+            *o = rows
+                .iter()
+                .zip(w)
+                .fold(0.0, |a, (&r, &w)| a + w * cache.v[r + d]);
+        }
+    }
 }
 
 #[inline]

@@ -6,11 +6,12 @@
 //! The GGUF converter already folds Gemma's `(1 + w)` norm convention into the stored weights,
 //! so the norms here are plain RMSNorm.
 
-use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use super::blocks::{self, AttentionShape, RopeStyle};
 use super::kv_cache::KvCache;
 use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::weights::{Matrix, WeightLoader};
-use super::Architecture;
+use super::workspace::Widths;
+use super::{Architecture, LogitsOut};
 use crate::error::{Error, Result};
 use crate::gguf::{self, Gguf};
 
@@ -232,18 +233,27 @@ impl Architecture for Gemma3 {
         )
     }
 
-    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32> {
+    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, out: LogitsOut<'_>) {
         let (n, d, hd) = (tokens.len(), self.n_embd, self.head_dim);
-        let (q_dim, kv_dim) = (self.n_head * hd, self.n_kv_head * hd);
         let start = cache.len;
-        let mut x = vec![0f32; n * d];
+        let b = cache.work.batch(
+            n,
+            Widths {
+                embd: d,
+                q: self.n_head * hd,
+                kv: self.n_kv_head * hd,
+                ff: self.n_ff,
+            },
+        );
+        let x = b.x;
         let embed_scale = (d as f32).sqrt();
         for (t, &id) in tokens.iter().enumerate() {
             let row = &mut x[t * d..(t + 1) * d];
             self.embed.row(id as usize, row);
             row.iter_mut().for_each(|v| *v *= embed_scale);
         }
-        let rope_global = RopeTable::new(
+        let [rope_global, rope_local] = b.ropes;
+        rope_global.fill(
             start,
             n,
             hd,
@@ -251,52 +261,45 @@ impl Architecture for Gemma3 {
             self.rope_scale_global,
             None,
         );
-        let rope_local = RopeTable::new(start, n, hd, self.rope_base_local, 1.0, None);
-        let (mut h, mut q, mut k, mut v) = (
-            vec![0f32; n * d],
-            vec![0f32; n * q_dim],
-            vec![0f32; n * kv_dim],
-            vec![0f32; n * kv_dim],
-        );
-        let (mut att, mut proj) = (vec![0f32; n * q_dim], vec![0f32; n * d]);
-        let (mut gate, mut up) = (vec![0f32; n * self.n_ff], vec![0f32; n * self.n_ff]);
+        rope_local.fill(start, n, hd, self.rope_base_local, 1.0, None);
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            blocks::rms_norm_into(&x, &layer.attn_norm, self.eps, &mut h);
-            layer.wq.matmul(&h, n, &mut q);
-            layer.wk.matmul(&h, n, &mut k);
-            layer.wv.matmul(&h, n, &mut v);
-            blocks::rms_norm(&mut q, &layer.q_norm, self.eps);
-            blocks::rms_norm(&mut k, &layer.k_norm, self.eps);
+            blocks::rms_norm_into(x, &layer.attn_norm, self.eps, b.h);
+            layer.wq.matmul(b.h, n, b.q);
+            layer.wk.matmul(b.h, n, b.k);
+            layer.wv.matmul(b.h, n, b.v);
+            blocks::rms_norm(b.q, &layer.q_norm, self.eps);
+            blocks::rms_norm(b.k, &layer.k_norm, self.eps);
             let rope = if layer.local {
-                &rope_local
+                &*rope_local
             } else {
-                &rope_global
+                &*rope_global
             };
-            rope.apply(&mut q, n, hd, RopeStyle::Halves);
-            rope.apply(&mut k, n, hd, RopeStyle::Halves);
-            lc.write(start, &k, &v);
-            blocks::attention(&q, lc, start, n, self.shape(layer.local), &mut att);
-            layer.wo.matmul(&att, n, &mut proj);
-            blocks::rms_norm(&mut proj, &layer.post_attn_norm, self.eps);
-            blocks::add_assign(&mut x, &proj);
+            rope.apply(b.q, n, hd, RopeStyle::Halves);
+            rope.apply(b.k, n, hd, RopeStyle::Halves);
+            lc.write(start, b.k, b.v);
+            blocks::attention(b.q, lc, start, n, self.shape(layer.local), b.att);
+            layer.wo.matmul(b.att, n, b.proj);
+            blocks::rms_norm(b.proj, &layer.post_attn_norm, self.eps);
+            blocks::add_assign(x, b.proj);
 
-            blocks::rms_norm_into(&x, &layer.ffn_norm, self.eps, &mut h);
-            layer.gate.matmul(&h, n, &mut gate);
-            layer.up.matmul(&h, n, &mut up);
-            blocks::gated(&mut gate, &up, blocks::gelu_tanh);
-            layer.down.matmul(&gate, n, &mut proj);
-            blocks::rms_norm(&mut proj, &layer.post_ffn_norm, self.eps);
-            blocks::add_assign(&mut x, &proj);
+            blocks::rms_norm_into(x, &layer.ffn_norm, self.eps, b.h);
+            layer.gate.matmul(b.h, n, b.gate);
+            layer.up.matmul(b.h, n, b.up);
+            blocks::gated(b.gate, b.up, blocks::gelu_tanh);
+            layer.down.matmul(b.gate, n, b.proj);
+            blocks::rms_norm(b.proj, &layer.post_ffn_norm, self.eps);
+            blocks::add_assign(x, b.proj);
         }
-        cache.len = start + n;
         super::output_logits(
-            &x,
+            x,
             n,
             d,
             &self.output_norm,
             self.eps,
             &self.output,
-            all_logits,
-        )
+            b.normed,
+            out,
+        );
+        cache.len = start + n;
     }
 }

@@ -64,6 +64,8 @@ pub struct KvCache {
     pub len: usize,
     /// The context size in use: positions must stay below it.
     pub context: usize,
+    /// The forward pass's activation buffers, reused call after call.
+    pub work: super::workspace::Workspace,
 }
 
 impl KvCache {
@@ -83,6 +85,7 @@ impl KvCache {
             layers,
             len: 0,
             context,
+            work: Default::default(),
         }
     }
 

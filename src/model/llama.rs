@@ -2,11 +2,12 @@
 //! Pre-norm blocks (RMSNorm), rotary embeddings on adjacent pairs, grouped-query attention,
 //! SwiGLU MLP, and an output projection that may be tied to the token embeddings.
 
-use super::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use super::blocks::{self, AttentionShape, RopeStyle};
 use super::kv_cache::KvCache;
 use super::plan::{Activation, LayerPlan, Plan, RopePlan};
 use super::weights::{Matrix, WeightLoader};
-use super::Architecture;
+use super::workspace::Widths;
+use super::{Architecture, LogitsOut};
 use crate::error::{Error, Result};
 use crate::gguf::{self, Gguf};
 
@@ -182,15 +183,24 @@ impl Architecture for Llama {
         )
     }
 
-    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32> {
+    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, out: LogitsOut<'_>) {
         let (n, d, a) = (tokens.len(), self.n_embd, self.attn);
-        let (q_dim, kv_dim) = (a.n_head * a.head_dim, a.n_kv_head * a.head_dim);
         let start = cache.len;
-        let mut x = vec![0f32; n * d];
+        let b = cache.work.batch(
+            n,
+            Widths {
+                embd: d,
+                q: a.n_head * a.head_dim,
+                kv: a.n_kv_head * a.head_dim,
+                ff: self.n_ff,
+            },
+        );
+        let x = b.x;
         for (t, &id) in tokens.iter().enumerate() {
             self.embed.row(id as usize, &mut x[t * d..(t + 1) * d]);
         }
-        let rope = RopeTable::new(
+        let rope = &mut b.ropes[0];
+        rope.fill(
             start,
             n,
             self.rope_dims,
@@ -198,42 +208,35 @@ impl Architecture for Llama {
             self.rope_scale,
             self.rope_freq_factors.as_deref(),
         );
-        let (mut h, mut q, mut k, mut v) = (
-            vec![0f32; n * d],
-            vec![0f32; n * q_dim],
-            vec![0f32; n * kv_dim],
-            vec![0f32; n * kv_dim],
-        );
-        let (mut att, mut proj) = (vec![0f32; n * q_dim], vec![0f32; n * d]);
-        let (mut gate, mut up) = (vec![0f32; n * self.n_ff], vec![0f32; n * self.n_ff]);
         for (layer, lc) in self.layers.iter().zip(cache.layers.iter_mut()) {
-            blocks::rms_norm_into(&x, &layer.attn_norm, self.eps, &mut h);
-            layer.wq.matmul(&h, n, &mut q);
-            layer.wk.matmul(&h, n, &mut k);
-            layer.wv.matmul(&h, n, &mut v);
-            rope.apply(&mut q, n, a.head_dim, RopeStyle::Interleaved);
-            rope.apply(&mut k, n, a.head_dim, RopeStyle::Interleaved);
-            lc.write(start, &k, &v);
-            blocks::attention(&q, lc, start, n, a, &mut att);
-            layer.wo.matmul(&att, n, &mut proj);
-            blocks::add_assign(&mut x, &proj);
+            blocks::rms_norm_into(x, &layer.attn_norm, self.eps, b.h);
+            layer.wq.matmul(b.h, n, b.q);
+            layer.wk.matmul(b.h, n, b.k);
+            layer.wv.matmul(b.h, n, b.v);
+            rope.apply(b.q, n, a.head_dim, RopeStyle::Interleaved);
+            rope.apply(b.k, n, a.head_dim, RopeStyle::Interleaved);
+            lc.write(start, b.k, b.v);
+            blocks::attention(b.q, lc, start, n, a, b.att);
+            layer.wo.matmul(b.att, n, b.proj);
+            blocks::add_assign(x, b.proj);
 
-            blocks::rms_norm_into(&x, &layer.ffn_norm, self.eps, &mut h);
-            layer.gate.matmul(&h, n, &mut gate);
-            layer.up.matmul(&h, n, &mut up);
-            blocks::gated(&mut gate, &up, blocks::silu);
-            layer.down.matmul(&gate, n, &mut proj);
-            blocks::add_assign(&mut x, &proj);
+            blocks::rms_norm_into(x, &layer.ffn_norm, self.eps, b.h);
+            layer.gate.matmul(b.h, n, b.gate);
+            layer.up.matmul(b.h, n, b.up);
+            blocks::gated(b.gate, b.up, blocks::silu);
+            layer.down.matmul(b.gate, n, b.proj);
+            blocks::add_assign(x, b.proj);
         }
-        cache.len = start + n;
         super::output_logits(
-            &x,
+            x,
             n,
             d,
             &self.output_norm,
             self.eps,
             &self.output,
-            all_logits,
-        )
+            b.normed,
+            out,
+        );
+        cache.len = start + n;
     }
 }

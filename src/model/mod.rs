@@ -11,6 +11,7 @@ pub mod kv_cache;
 pub mod llama;
 pub mod plan;
 pub mod weights;
+pub mod workspace;
 
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
@@ -28,10 +29,20 @@ pub trait Architecture: Send + Sync {
     fn max_context(&self) -> usize;
     fn new_cache(&self, context: usize) -> KvCache;
     /// Runs `tokens` (at most [`MAX_BATCH`]) at positions `cache.len..`, appends them to the cache
-    /// and returns the logits of the last token, or of every token when `all_logits`.
-    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, all_logits: bool) -> Vec<f32>;
+    /// and appends the logits that `out` asks for to its vector.
+    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, out: LogitsOut<'_>);
     /// The network as data, for other backends (the GPU).
     fn plan(&self) -> plan::Plan<'_>;
+}
+
+/// Which logits a forward batch appends, and where.
+pub enum LogitsOut<'a> {
+    /// None: the batch only fills the cache (an earlier part of a long prompt).
+    Skip,
+    /// The last token's row.
+    Last(&'a mut Vec<f32>),
+    /// Every token's row, in order.
+    All(&'a mut Vec<f32>),
 }
 
 pub struct Model {
@@ -73,6 +84,21 @@ impl Model {
         cache: &mut KvCache,
         all_logits: bool,
     ) -> Result<Vec<f32>> {
+        let mut logits = Vec::new();
+        self.forward_into(tokens, cache, all_logits, &mut logits)?;
+        Ok(logits)
+    }
+
+    /// [`Model::forward`] into `logits` (cleared first), whose capacity is reused: with the
+    /// cache's workspace, a decode step allocates nothing.
+    pub fn forward_into(
+        &self,
+        tokens: &[u32],
+        cache: &mut KvCache,
+        all_logits: bool,
+        logits: &mut Vec<f32>,
+    ) -> Result<()> {
+        logits.clear();
         if tokens.is_empty() {
             return Err(Error::InvalidParameter("no tokens to run".into()));
         }
@@ -90,26 +116,27 @@ impl Model {
         }
         // One team of threads for the whole call: its products start without waking anyone.
         crate::parallel::with_team(|| {
-            let mut logits = Vec::with_capacity(if all_logits {
-                tokens.len() * vocab
-            } else {
-                vocab
-            });
             let batches = tokens.chunks(MAX_BATCH);
             let last = batches.len() - 1;
             for (i, batch) in batches.enumerate() {
-                let out = self.arch.forward_batch(batch, cache, all_logits);
-                if all_logits || i == last {
-                    logits.extend_from_slice(&out);
-                }
+                let out = if all_logits {
+                    LogitsOut::All(logits)
+                } else if i == last {
+                    LogitsOut::Last(logits)
+                } else {
+                    LogitsOut::Skip
+                };
+                self.arch.forward_batch(batch, cache, out);
             }
-            Ok(logits)
-        })
+        });
+        Ok(())
     }
 }
 
-/// Final norm and output projection, for the last token only unless `all` (prefill needs just the
-/// last; skipping the others saves a vocabulary-sized matmul per prompt token).
+/// Final norm and output projection of the rows `out` asks for (prefill needs just the last;
+/// skipping the others saves a vocabulary-sized matmul per prompt token), appended to its vector.
+/// `normed` is scratch.
+#[allow(clippy::too_many_arguments)]
 fn output_logits(
     x: &[f32],
     n: usize,
@@ -117,17 +144,19 @@ fn output_logits(
     norm: &[f32],
     eps: f32,
     output: &weights::Matrix,
-    all: bool,
-) -> Vec<f32> {
-    let rows = if all {
-        x.to_vec()
-    } else {
-        x[(n - 1) * d..].to_vec()
+    normed: &mut Vec<f32>,
+    out: LogitsOut<'_>,
+) {
+    let (rows, logits) = match out {
+        LogitsOut::Skip => return,
+        LogitsOut::Last(l) => (&x[(n - 1) * d..], l),
+        LogitsOut::All(l) => (x, l),
     };
-    let mut rows = rows;
-    blocks::rms_norm(&mut rows, norm, eps);
-    let m = rows.len() / d;
-    let mut logits = vec![0f32; m * output.rows];
-    output.matmul(&rows, m, &mut logits);
-    logits
+    normed.clear();
+    normed.extend_from_slice(rows);
+    blocks::rms_norm(normed, norm, eps);
+    let m = normed.len() / d;
+    let at = logits.len();
+    logits.resize(at + m * output.rows, 0.0);
+    output.matmul(normed, m, &mut logits[at..]);
 }

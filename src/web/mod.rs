@@ -42,6 +42,13 @@ pub fn build_flavour() -> String {
     .into()
 }
 
+/// Runs this build's kernels against the reference ([`crate::kernels::self_check`]): `undefined`
+/// when they agree, else what disagreed. The worker runs it before trusting relaxed SIMD.
+#[wasm_bindgen(js_name = kernelCheck)]
+pub fn kernel_check() -> Option<String> {
+    crate::kernels::self_check().err()
+}
+
 /// The SIMD instruction set the kernels were compiled for.
 #[wasm_bindgen(js_name = simdFlavour)]
 pub fn simd_flavour() -> String {

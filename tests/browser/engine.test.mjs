@@ -94,6 +94,8 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
     const r = await load(page, 'smol', { model: `/models/${SMOLLM2}`, sha256: SMOLLM2_SHA256 });
     assert.equal(r.error, undefined, JSON.stringify(r.error));
     assert.equal(r.info.build, 'threads');
+    // Chromium has relaxed SIMD, and the relaxed build's kernel self-check passes on x86-64.
+    assert.equal(r.info.simd, 'relaxed-simd');
     assert.equal(r.info.crossOriginIsolated, true);
     assert.equal(r.info.threads, await page.evaluate(() => navigator.hardwareConcurrency));
     assert.equal(r.info.card.architecture, 'llama');
@@ -212,6 +214,11 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
     const bad = await ask(page, 'smol', 'chat', { messages: [{ role: 'user', content: 'hi' }], temperature: -1 });
     assert.equal(bad.error.kind, 'invalid_parameter');
     assert.match(bad.error.message, /temperature/);
+    for (const options of [{ threads: 0 }, { backend: 'gpu' }, { relaxedSimd: 'yes' }, { context: 8 }]) {
+      const r = await load(page, 'never', { model: `/models/${SMOLLM2}`, ...options });
+      assert.equal(r.error?.kind, 'invalid_parameter', JSON.stringify(options));
+      assert.match(r.error.message, new RegExp(Object.keys(options)[0]));
+    }
     const noTemplate = await ask(page, 'gemma', 'chat', { messages: [{ role: 'user', content: 'hi' }] });
     assert.equal(noTemplate.error.kind, 'chat_template');
     const long = await ask(page, 'smol', 'complete', { prompt: 'word '.repeat(5000), max_tokens: 4 });
@@ -287,6 +294,7 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
       const r = await load(p, 'smol', { model: `/models/${SMOLLM2}` });
       assert.equal(r.error, undefined, JSON.stringify(r.error));
       assert.equal(r.info.build, 'simd');
+      assert.equal(r.info.simd, 'relaxed-simd');
       assert.equal(r.info.threads, 1);
       assert.equal(r.info.crossOriginIsolated, false);
       for (const prompt of PROMPTS[SMOLLM2]) {
@@ -295,5 +303,24 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
         assert.deepEqual(res.tokens.ids, greedy[SMOLLM2][prompt].tokens.ids, prompt);
       }
     });
+
+    // The relaxed prefill kernels' integer sums are exact and land in the plain kernels' lanes,
+    // and decode is the same code: turning relaxed SIMD off changes no logit, so the ids are
+    // identical (SmolLM2's prefill runs relaxed Q4_1 kernels). The worker's kernel self-check
+    // has already held the relaxed build to the reference, or it would not be in use.
+    for (const model of [SMOLLM2, GEMMA]) {
+      test(`plain SIMD128 (relaxedSimd: false) gives the relaxed build's ids: ${model}`, async () => {
+        const p = await openApi(browser, plain);
+        const r = await load(p, 'plain', { model: `/models/${model}`, relaxedSimd: false });
+        assert.equal(r.error, undefined, JSON.stringify(r.error));
+        assert.equal(r.info.simd, 'simd128');
+        for (const prompt of PROMPTS[model]) {
+          const res = await ask(p, 'plain', 'complete', { prompt, max_tokens: 24, temperature: 0, ignore_eos: true });
+          assert.equal(res.error, undefined, JSON.stringify(res.error));
+          assert.deepEqual(res.tokens.ids, greedy[model][prompt].tokens.ids, `${model} "${prompt}"`);
+        }
+        await p.close();
+      });
+    }
   });
 });

@@ -2,11 +2,11 @@
 import { createEngine } from '/wick.js';
 import { timeStream } from './common.js';
 
-export async function open({ model, threads, context, backend = 'cpu' }) {
-  const engine = await createEngine({ model: `/models/${model}`, threads, context, backend });
+export async function open({ model, threads, context, backend = 'cpu', relaxedSimd = true }) {
+  const engine = await createEngine({ model: `/models/${model}`, threads, context, backend, relaxedSimd });
   const info = engine.info();
   return {
-    info: { threads: info.threads, build: info.backend === 'webgpu' ? `webgpu:${info.gpu?.name}` : info.build },
+    info: { threads: info.threads, build: info.backend === 'webgpu' ? `webgpu:${info.gpu?.name}` : `${info.build} ${info.simd}` },
     async count(prompt) {
       return (await engine.completions.create({ prompt, max_tokens: 1, temperature: 0 })).usage.prompt_tokens;
     },
