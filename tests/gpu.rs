@@ -3,7 +3,7 @@
 //! CPU code it replaces on random inputs; the whole models are held against the CPU forward pass
 //! (tests/gpu_models.rs).
 
-use half::f16;
+use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use wick::gguf::QType;
@@ -35,6 +35,21 @@ fn scale_offsets(t: QType) -> &'static [usize] {
 }
 
 fn random_weights(rng: &mut SmallRng, t: QType, rows: usize, cols: usize) -> Vec<u8> {
+    let floats = (0..rows * cols).map(|_| rng.random_range(-1f32..1.0));
+    match t {
+        QType::F32 => return floats.flat_map(f32::to_le_bytes).collect(),
+        QType::F16 => {
+            return floats
+                .flat_map(|v| f16::from_f32(v).to_le_bytes())
+                .collect()
+        }
+        QType::BF16 => {
+            return floats
+                .flat_map(|v| bf16::from_f32(v).to_le_bytes())
+                .collect()
+        }
+        _ => {}
+    }
     let (values, bytes) = block(t);
     let mut w = vec![0u8; rows * cols / values * bytes];
     rng.fill(&mut w[..]);
@@ -59,7 +74,10 @@ fn random(rng: &mut SmallRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-const TYPES: [QType; 10] = [
+const TYPES: [QType; 13] = [
+    QType::F32,
+    QType::F16,
+    QType::BF16,
     QType::Q4_0,
     QType::Q4_1,
     QType::Q5_0,
@@ -73,8 +91,8 @@ const TYPES: [QType; 10] = [
 ];
 
 /// Every weight type's matmul kernel gives the CPU reference's numbers (same quantized
-/// activations, integer dots; only the float summation order differs), for decode (1 token),
-/// a partial token tile and several tiles.
+/// activations, integer dots; for float weights the f32 activations as they are; only the float
+/// summation order differs), for decode (1 token), a partial token tile and several tiles.
 #[test]
 fn matmul_matches_cpu_for_every_type() {
     let gpu = gpu();

@@ -196,3 +196,35 @@ fn a_lost_device_is_a_gpu_error_not_a_panic() {
     let after = cpu.generate(&ids, &opts, |_| true).unwrap();
     assert_eq!(after.ids.len(), 3);
 }
+
+/// Float-weight models (every matrix F32, F16 or BF16, embeddings included) run on the GPU too.
+/// Neither backend quantizes activations for float weights, so nothing amplifies summation-order
+/// differences: every teacher-forced logit must match the CPU's closely. (Tiny random llama
+/// models: no real float GGUF is part of the test data.)
+#[test]
+fn float_weight_models_match_cpu() {
+    use candle_core::quantized::GgmlDType;
+    let seq: Vec<u32> = b"The quick brown fox jumps over the lazy dog; 0123456789."
+        .iter()
+        .map(|&b| b as u32)
+        .collect();
+    for dtype in [GgmlDType::F32, GgmlDType::F16, GgmlDType::BF16] {
+        let tiny = Tiny {
+            dtype,
+            ..Tiny::default()
+        };
+        let engine = Arc::new(Engine::load(&open_bytes(tiny.bytes()).unwrap()).unwrap());
+        let cpu = scores(&mut Session::new(engine.clone(), seq.len() + 1), &seq);
+        let gpu = scores(&mut gpu_session(&engine, seq.len() + 1), &seq);
+        assert_eq!(cpu.len(), seq.len() - 1);
+        for (i, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
+            let scale = c.iter().fold(0f32, |m, v| m.max(v.abs()));
+            for (j, (a, b)) in c.iter().zip(g).enumerate() {
+                assert!(
+                    (a - b).abs() <= 1e-4 * scale,
+                    "{dtype:?} position {i} logit {j}: GPU {b} vs CPU {a}"
+                );
+            }
+        }
+    }
+}

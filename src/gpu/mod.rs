@@ -52,8 +52,14 @@ pub fn supports(t: QType) -> bool {
     use QType::*;
     matches!(
         t,
-        Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
+        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
     )
+}
+
+/// Float weights: multiplied with the f32 activations as they are (matmul_float.wgsl), where
+/// the quantized types dot integers against quantized activations.
+pub(crate) fn is_float(t: QType) -> bool {
+    matches!(t, QType::F32 | QType::F16 | QType::BF16)
 }
 
 fn type_source(t: QType) -> String {
@@ -76,6 +82,9 @@ fn type_source_one(t: QType) -> &'static str {
         Q2K => include_str!("shaders/types/q2_k.wgsl"),
         Q3K => include_str!("shaders/types/q3_k.wgsl"),
         Q6K => include_str!("shaders/types/q6_k.wgsl"),
+        F32 => include_str!("shaders/types/f32.wgsl"),
+        F16 => include_str!("shaders/types/f16.wgsl"),
+        BF16 => include_str!("shaders/types/bf16.wgsl"),
         other => panic!("gpu: no shader for {other:?} (check gpu::supports first)"),
     }
 }
@@ -110,6 +119,22 @@ impl Op {
     fn source(self) -> (String, &'static str) {
         const COMMON: &str = include_str!("shaders/common.wgsl");
         match self {
+            Op::Matmul(t) if is_float(t) => (
+                format!(
+                    "{}\n{}",
+                    include_str!("shaders/matmul_float.wgsl"),
+                    type_source(t)
+                ),
+                "main",
+            ),
+            Op::Embed(t) if is_float(t) => (
+                format!(
+                    "{}\n{}",
+                    include_str!("shaders/embed_float.wgsl"),
+                    type_source(t)
+                ),
+                "main",
+            ),
             Op::Matmul(t) => (
                 format!(
                     "{COMMON}\n{}\n{}",

@@ -147,12 +147,21 @@ impl Builder<'_> {
         )
     }
 
-    /// `out[out_offset + start * start_stride + t * out_stride + row] (+)= W x_t` for the
-    /// quantized activations in xq/xm; one dispatch per weight chunk.
+    /// What `m`'s matmul needs done to its input `x` (rows of `cols` floats) first: quantizing
+    /// into xq/xm in `m`'s format, or nothing for float weights.
+    pub fn prepare(&self, m: &GpuMatrix, x: &wgpu::Buffer, cols: usize) -> Option<Dispatch> {
+        m.quantize_mode()
+            .map(|mode| self.quantize(x, 0, cols, cols, mode))
+    }
+
+    /// `out[out_offset + start * start_stride + t * out_stride + row] (+)= W x_t`: quantized
+    /// weights take the activations [`Builder::prepare`] put in xq/xm, float weights read `x`
+    /// (rows of `m.cols` floats); one dispatch per weight chunk.
     #[allow(clippy::too_many_arguments)]
     pub fn matmul(
         &self,
         m: &GpuMatrix,
+        x: &wgpu::Buffer,
         out: &wgpu::Buffer,
         out_offset: usize,
         out_stride: usize,
@@ -176,7 +185,11 @@ impl Builder<'_> {
                         start_stride as u32,
                         flags,
                     ],
-                    &[(0, &c.buffer), (1, self.xq), (2, self.xm), (3, out)],
+                    &if super::is_float(m.qtype) {
+                        vec![(0, &c.buffer), (1, x), (3, out)]
+                    } else {
+                        vec![(0, &c.buffer), (1, self.xq), (2, self.xm), (3, out)]
+                    },
                     Size::Matmul {
                         rows: c.rows,
                         last_only,
@@ -542,12 +555,12 @@ impl GpuModel {
                 (&wk, &k_cache, kv_dim, true),
                 (&wv, &v_cache, kv_dim, true),
             ] {
-                if quantized != Some(m.quantize_mode()) {
-                    body.push(b.quantize(&bufs.h, 0, d, d, m.quantize_mode()));
-                    quantized = Some(m.quantize_mode());
+                if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
+                    body.extend(b.prepare(m, &bufs.h, d));
+                    quantized = m.quantize_mode();
                 }
                 let start_stride = if cached { kv_dim } else { 0 };
-                body.extend(b.matmul(m, out, 0, stride, start_stride, false, false));
+                body.extend(b.matmul(m, &bufs.h, out, 0, stride, start_stride, false, false));
             }
             if let (Some(qn), Some(kn)) = (l.q_norm, l.k_norm) {
                 let (qn, kn) = (norm(qn), norm(kn));
@@ -575,12 +588,12 @@ impl GpuModel {
                 l.window,
                 plan.attn_scale,
             ));
-            body.push(b.quantize(&bufs.att, 0, q_dim, q_dim, wo.quantize_mode()));
+            body.extend(b.prepare(&wo, &bufs.att, q_dim));
             match l.post_attn_norm {
-                None => body.extend(b.matmul(&wo, &bufs.x, 0, d, 0, true, false)),
+                None => body.extend(b.matmul(&wo, &bufs.att, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {
                     let pn = norm(pn);
-                    body.extend(b.matmul(&wo, &bufs.proj, 0, d, 0, false, false));
+                    body.extend(b.matmul(&wo, &bufs.att, &bufs.proj, 0, d, 0, false, false));
                     body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
                     norms.push(pn);
                 }
@@ -588,19 +601,19 @@ impl GpuModel {
 
             // MLP: h = norm(x); x += down(act(gate h) * up h).
             body.push(b.norm_into(&bufs.x, &bufs.h, &ffn_norm, d, 1, plan.eps, false));
-            body.push(b.quantize(&bufs.h, 0, d, d, gate.quantize_mode()));
-            body.extend(b.matmul(&gate, &bufs.gate, 0, plan.n_ff, 0, false, false));
+            body.extend(b.prepare(&gate, &bufs.h, d));
+            body.extend(b.matmul(&gate, &bufs.h, &bufs.gate, 0, plan.n_ff, 0, false, false));
             if up.quantize_mode() != gate.quantize_mode() {
-                body.push(b.quantize(&bufs.h, 0, d, d, up.quantize_mode()));
+                body.extend(b.prepare(&up, &bufs.h, d));
             }
-            body.extend(b.matmul(&up, &bufs.up, 0, plan.n_ff, 0, false, false));
+            body.extend(b.matmul(&up, &bufs.h, &bufs.up, 0, plan.n_ff, 0, false, false));
             body.push(b.gated(&bufs.gate, &bufs.up, plan.n_ff, plan.activation));
-            body.push(b.quantize(&bufs.gate, 0, plan.n_ff, plan.n_ff, down.quantize_mode()));
+            body.extend(b.prepare(&down, &bufs.gate, plan.n_ff));
             match l.post_ffn_norm {
-                None => body.extend(b.matmul(&down, &bufs.x, 0, d, 0, true, false)),
+                None => body.extend(b.matmul(&down, &bufs.gate, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {
                     let pn = norm(pn);
-                    body.extend(b.matmul(&down, &bufs.proj, 0, d, 0, false, false));
+                    body.extend(b.matmul(&down, &bufs.gate, &bufs.proj, 0, d, 0, false, false));
                     body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
                     norms.push(pn);
                 }
@@ -622,10 +635,11 @@ impl GpuModel {
             weights.len() - 1
         };
         let output = &weights[output_index];
-        body.push(b.quantize(&bufs.h, 0, d, d, output.quantize_mode()));
-        let head_last = b.matmul(output, &bufs.logits, 0, vocab, 0, false, true);
-        let head_all = b.matmul(output, &bufs.logits, 0, vocab, 0, false, false);
-        let mut head_top = b.matmul(output, &bufs.logits, 0, vocab, 0, false, true);
+        body.extend(b.prepare(output, &bufs.h, d));
+        let h = &bufs.h;
+        let head_last = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);
+        let head_all = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, false);
+        let mut head_top = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);
         let (topk, top_pair) = b.topk(
             &bufs.logits,
             0,

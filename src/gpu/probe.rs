@@ -76,8 +76,8 @@ pub async fn matmul(
     let b = builder(gpu, &s);
     let xb = gpu.storage_init("x", &f32_bytes(x));
     let out = gpu.storage("out", (n * rows * 4) as u64);
-    let mut d = vec![b.quantize(&xb, 0, cols, cols, m.quantize_mode())];
-    d.extend(b.matmul(&m, &out, 0, rows, 0, false, false));
+    let mut d: Vec<Dispatch> = b.prepare(&m, &xb, cols).into_iter().collect();
+    d.extend(b.matmul(&m, &xb, &out, 0, rows, 0, false, false));
     Ok(f32s(&run(gpu, &d, n, &out, n * rows).await?))
 }
 

@@ -1,5 +1,6 @@
-//! Quantized matrices on the GPU: GGUF's blocks, each padded to a whole number of 32-bit words
-//! (WGSL reads words), split by rows into buffers no larger than one binding may be.
+//! Weight matrices on the GPU: GGUF's blocks, each padded to a whole number of 32-bit words
+//! (WGSL reads words), split by rows into buffers no larger than one binding may be. Float
+//! matrices (F32, F16, BF16) go as they are (rows are whole units of 32 values, so whole words).
 
 use super::Gpu;
 use crate::error::{Error, Result};
@@ -115,13 +116,15 @@ impl GpuMatrix {
         self.cols / 32
     }
 
-    /// The activation format its matmul wants: 0 Q8_0, 1 Q8_1, 2 Q8_K (quantize.wgsl's modes).
-    pub fn quantize_mode(&self) -> u32 {
+    /// The activation format its matmul wants: 0 Q8_0, 1 Q8_1, 2 Q8_K (quantize.wgsl's modes);
+    /// `None` for float weights, whose matmul reads the f32 activations.
+    pub fn quantize_mode(&self) -> Option<u32> {
         use QType::*;
         match self.qtype {
-            Q4_1 | Q5_1 => 1,
-            Q2K | Q3K | Q4K | Q5K | Q6K => 2,
-            _ => 0,
+            F32 | F16 | BF16 => None,
+            Q4_1 | Q5_1 => Some(1),
+            Q2K | Q3K | Q4K | Q5K | Q6K => Some(2),
+            _ => Some(0),
         }
     }
 }

@@ -1,0 +1,42 @@
+// x[t] = scale * (row ids[t] of a float embedding matrix: F32, F16 or BF16). One thread per
+// (token, unit of 32); parameters and chunking as embed.wgsl. Prefixed by one types/f*.wgsl.
+struct Params {
+    rows: u32,       // rows in this chunk
+    units: u32,      // units per row
+    row_words: u32,
+    row_offset: u32, // this chunk's first row
+    scale: f32,
+    _a: u32,
+    _b: u32,
+    _c: u32,
+}
+struct Step { n: u32, start: u32, _a: u32, _b: u32 }
+
+@group(0) @binding(0) var<storage, read> w: array<u32>;
+@group(0) @binding(1) var<storage, read> ids: array<u32>;
+@group(0) @binding(2) var<storage, read_write> x: array<f32>;
+@group(0) @binding(3) var<uniform> p: Params;
+@group(0) @binding(4) var<uniform> st: Step;
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    let t = i / p.units;
+    let u = i % p.units;
+    if (t >= st.n) {
+        return;
+    }
+    let id = ids[t];
+    if (id < p.row_offset || id >= p.row_offset + p.rows) {
+        return;
+    }
+    let row = (id - p.row_offset) * p.row_words;
+    let o = t * p.units * 32u + u * 32u;
+    for (var k = 0u; k < 8u; k++) {
+        let v = load4(row, u, k) * p.scale;
+        x[o + 4u * k] = v.x;
+        x[o + 4u * k + 1u] = v.y;
+        x[o + 4u * k + 2u] = v.z;
+        x[o + 4u * k + 3u] = v.w;
+    }
+}
