@@ -118,12 +118,13 @@ impl Op {
 
     fn source(self) -> (String, &'static str) {
         const COMMON: &str = include_str!("shaders/common.wgsl");
+        const MATMUL: &str = include_str!("shaders/matmul_common.wgsl");
         match self {
             Op::Matmul(t) if is_float(t) => (
                 format!(
-                    "{}\n{}",
-                    include_str!("shaders/matmul_float.wgsl"),
-                    type_source(t)
+                    "{}\n{MATMUL}\n{}",
+                    type_source(t),
+                    include_str!("shaders/matmul_float.wgsl")
                 ),
                 "main",
             ),
@@ -137,7 +138,7 @@ impl Op {
             ),
             Op::Matmul(t) => (
                 format!(
-                    "{COMMON}\n{}\n{}",
+                    "{COMMON}\n{}\n{MATMUL}\n{}",
                     type_source(t),
                     include_str!("shaders/matmul.wgsl")
                 ),
