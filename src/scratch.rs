@@ -2,8 +2,9 @@
 //! attention scores) allocates nothing per token once a session has warmed up.
 //!
 //! Each thread keeps one growable buffer per [`Slot`]; [`with`] lends it out as a slice of any
-//! plain type, filled with the type's default, and takes it back. A nested call on the same slot
-//! (which the engine does not make) would get a fresh buffer rather than alias the outer one.
+//! plain type and takes it back. The slice is not cleared (the last user's values, or zeros):
+//! every user writes what it later reads. A nested call on the same slot (which the engine does
+//! not make) would get a fresh buffer rather than alias the outer one.
 
 use std::cell::Cell;
 
@@ -43,7 +44,7 @@ thread_local! {
     static BUFFERS: [Cell<Vec<Line>>; SLOTS] = Default::default();
 }
 
-/// Runs `f` on this thread's `slot` buffer as `len` default values of `T`.
+/// Runs `f` on this thread's `slot` buffer as `len` values of `T` (not cleared).
 pub(crate) fn with<T: Plain, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [T]) -> R) -> R {
     const { assert!(std::mem::align_of::<T>() <= 64) };
     let mut buf = BUFFERS.with(|b| b[slot as usize].take());
@@ -54,7 +55,6 @@ pub(crate) fn with<T: Plain, R>(slot: Slot, len: usize, f: impl FnOnce(&mut [T])
     // SAFETY: the buffer holds at least `len * size_of::<T>()` initialized bytes, aligned to 64,
     // which `T: Plain` may view as values; the slice borrows `buf`, which outlives it.
     let s = unsafe { std::slice::from_raw_parts_mut(buf.as_mut_ptr() as *mut T, len) };
-    s.fill(T::default());
     let r = f(s);
     BUFFERS.with(|b| b[slot as usize].set(buf));
     r
