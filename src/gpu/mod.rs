@@ -119,6 +119,7 @@ impl Op {
     fn source(self) -> (String, &'static str) {
         const COMMON: &str = include_str!("shaders/common.wgsl");
         const MATMUL: &str = include_str!("shaders/matmul_common.wgsl");
+        const EMBED: &str = include_str!("shaders/embed.wgsl");
         match self {
             Op::Matmul(t) if is_float(t) => (
                 format!(
@@ -128,14 +129,7 @@ impl Op {
                 ),
                 "main",
             ),
-            Op::Embed(t) if is_float(t) => (
-                format!(
-                    "{}\n{}",
-                    include_str!("shaders/embed_float.wgsl"),
-                    type_source(t)
-                ),
-                "main",
-            ),
+            Op::Embed(t) if is_float(t) => (format!("{}\n{EMBED}", type_source(t)), "main"),
             Op::Matmul(t) => (
                 format!(
                     "{COMMON}\n{}\n{MATMUL}\n{}",
@@ -146,9 +140,9 @@ impl Op {
             ),
             Op::Embed(t) => (
                 format!(
-                    "{COMMON}\n{}\n{}",
+                    "{COMMON}\n{}\n{}\n{EMBED}",
                     type_source(t),
-                    include_str!("shaders/embed.wgsl")
+                    include_str!("shaders/types/unit_values.wgsl")
                 ),
                 "main",
             ),

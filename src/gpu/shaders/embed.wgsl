@@ -1,6 +1,7 @@
-// x[t] = scale * (row ids[t] of the embedding matrix), decoded from its quantized form. One
-// thread per (token, unit of 32). A matrix split into chunks runs once per chunk; a thread whose
-// token's row lies in another chunk does nothing. Prefixed by common.wgsl and one types/*.wgsl.
+// x[t] = scale * (row ids[t] of the embedding matrix), its values decoded by `load4`. One thread
+// per (token, unit of 32). A matrix split into chunks runs once per chunk; a thread whose token's
+// row lies in another chunk does nothing. Prefixed by one types/*.wgsl: a float type's, or a
+// quantized type's with common.wgsl and types/unit_values.wgsl.
 struct Params {
     rows: u32,       // rows in this chunk
     units: u32,      // units per row
@@ -31,13 +32,12 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (id < p.row_offset || id >= p.row_offset + p.rows) {
         return;
     }
-    let wu = load_unit((id - p.row_offset) * p.row_words, u);
+    let row = (id - p.row_offset) * p.row_words;
     let o = t * p.units * 32u + u * 32u;
     for (var k = 0u; k < 8u; k++) {
-        let h = k / 4u;
+        let v = load4(row, u, k) * p.scale;
         for (var j = 0u; j < 4u; j++) {
-            let q = sbyte_at(wu.q[k], j) - OFF;
-            x[o + 4u * k + j] = (wu.a[h] * f32(q) + wu.m[h]) * p.scale;
+            x[o + 4u * k + j] = v[j];
         }
     }
 }
