@@ -69,6 +69,17 @@ pub trait Backend {
     /// to `out` (whose buffer the CPU reuses: decoding allocates nothing per token).
     fn forward<'a>(&'a mut self, tokens: &'a [u32], want: Want, out: &'a mut Logits)
         -> Pending<'a>;
+    /// Starts (or stops) timing the backend's work per kind of operation, where it can.
+    fn set_profiling(&mut self, _on: bool) -> Result<()> {
+        Err(Error::InvalidParameter(format!(
+            "the {} backend has no profiler",
+            self.name()
+        )))
+    }
+    /// What the profiler measured so far.
+    fn profile_report(&self) -> Option<String> {
+        None
+    }
 }
 
 /// The value of a future that needs no waiting (the CPU backend's, and native GPU's, which
@@ -165,6 +176,14 @@ mod gpu_backend {
         fn rewind(&mut self, len: usize) -> usize {
             self.model.rewind(len);
             self.model.len()
+        }
+
+        fn set_profiling(&mut self, on: bool) -> Result<()> {
+            self.model.set_profiling(on)
+        }
+
+        fn profile_report(&self) -> Option<String> {
+            self.model.profile_report()
         }
 
         fn forward<'a>(

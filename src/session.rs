@@ -107,6 +107,16 @@ impl Session {
         self.backend.name()
     }
 
+    /// Starts or stops the backend's profiler (the GPU's, natively: `wick bench --profile`).
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
+        self.backend.set_profiling(on)
+    }
+
+    /// What the backend's profiler measured, if it runs one.
+    pub fn profile_report(&self) -> Option<String> {
+        self.backend.profile_report()
+    }
+
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }

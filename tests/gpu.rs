@@ -163,67 +163,109 @@ fn rms_norm_matches_cpu_and_adds_into_the_residual() {
     }
 }
 
+/// RoPE from the q/k/v matmuls' output into q and the KV cache, in both pairings, with partial
+/// rotation, and with Gemma 3's per-head RMSNorm before it: the CPU's norm then rotation, and
+/// the values copied; the cache's other positions untouched.
 #[test]
 fn rope_matches_cpu_in_both_styles() {
     let gpu = gpu();
     let mut rng = SmallRng::seed_from_u64(10);
-    for (style, head_dim, rot) in [
-        (RopeStyle::Interleaved, 64, 64),
-        (RopeStyle::Halves, 256, 256),
-        (RopeStyle::Interleaved, 128, 64),
+    for (style, head_dim, rot, normed) in [
+        (RopeStyle::Interleaved, 64, 64, false),
+        (RopeStyle::Halves, 256, 256, true),
+        (RopeStyle::Interleaved, 128, 64, false),
+        (RopeStyle::Halves, 128, 64, true),
     ] {
-        let (n, heads) = (5, 3);
-        let x = random(&mut rng, n * heads * head_dim);
+        let (n, start, n_head, n_kv_head) = (5, 3, 3, 1);
+        let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
+        let qkv = random(&mut rng, n * (q_dim + 2 * kv_dim));
+        let k = random(&mut rng, (start + n + 2) * kv_dim);
+        let v = random(&mut rng, (start + n + 2) * kv_dim);
+        let (qn, kn) = (random(&mut rng, head_dim), random(&mut rng, head_dim));
         let table = RopeTable::new(700, n, rot, 10_000.0, 1.0, None);
-        let mut want = x.clone();
-        table.apply(&mut want, n, head_dim, style);
-        let got = pollster::block_on(probe::rope(
-            &gpu, &x, n, head_dim, &table.cos, &table.sin, style,
+        let (mut want_q, mut want_k, mut want_v) = (Vec::new(), k.clone(), v.clone());
+        for (t, row) in qkv.chunks_exact(q_dim + 2 * kv_dim).enumerate() {
+            want_q.extend_from_slice(&row[..q_dim]);
+            let at = (start + t) * kv_dim;
+            want_k[at..at + kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
+            want_v[at..at + kv_dim].copy_from_slice(&row[q_dim + kv_dim..]);
+        }
+        let new_keys = start * kv_dim..(start + n) * kv_dim;
+        if normed {
+            blocks::rms_norm(&mut want_q, &qn, 1e-6);
+            blocks::rms_norm(&mut want_k[new_keys.clone()], &kn, 1e-6);
+        }
+        table.apply(&mut want_q, n, head_dim, style);
+        table.apply(&mut want_k[new_keys], n, head_dim, style);
+        let norms = normed.then_some((&qn[..], &kn[..], 1e-6));
+        let [got_q, got_k, got_v] = pollster::block_on(probe::rope(
+            &gpu,
+            &qkv,
+            (&k, &v),
+            n,
+            start,
+            (n_head, n_kv_head, head_dim),
+            (&table.cos, &table.sin),
+            style,
+            norms,
         ))
         .unwrap();
-        close(&got, &want, 1e-6, "rope");
+        let what = format!("rope {style:?} {head_dim} rotating {rot}, normed {normed}");
+        close(&got_q, &want_q, 1e-5, &format!("{what}: q"));
+        close(&got_k, &want_k, 1e-5, &format!("{what}: k"));
+        assert_eq!(got_v, want_v, "{what}: v");
     }
 }
 
 /// Attention over a cache with grouped KV heads, with and without a sliding window, for a
-/// batch of queries after earlier positions (more keys than one 64-key chunk).
+/// batch of queries and for one decoding query, split into chunks of 64 keys (a 256-position
+/// cache) and of 192 keys (a 9000-position cache, whose chunks span several 64-key steps).
 #[test]
 fn attention_matches_cpu() {
     let gpu = gpu();
     let mut rng = SmallRng::seed_from_u64(11);
     for (n_head, n_kv_head, hd, window) in [(9, 3, 64, None), (4, 1, 256, Some(50))] {
-        let (start, n) = (130, 7);
-        let kv_dim = n_kv_head * hd;
-        let total = start + n;
-        let k = random(&mut rng, total * kv_dim);
-        let v = random(&mut rng, total * kv_dim);
-        let q = random(&mut rng, n * n_head * hd);
-        let shape = AttentionShape {
-            n_head,
-            n_kv_head,
-            head_dim: hd,
-            scale: 1.0 / (hd as f32).sqrt(),
-            window,
-        };
-        let mut cache = KvCache::new(kv_dim, &[window], total, 256);
-        cache.layers[0].write(0, &k, &v);
-        let mut want = vec![0f32; q.len()];
-        blocks::attention(&q, &cache.layers[0], start, n, shape, &mut want);
-        let got = pollster::block_on(probe::attention(
-            &gpu,
-            &q,
-            &k,
-            &v,
-            start,
-            n,
-            n_head,
-            n_kv_head,
-            hd,
-            window,
-            shape.scale,
-        ))
-        .unwrap();
-        close(&got, &want, 1e-5, "attention");
+        for (start, n, context) in [(130, 7, 256), (300, 1, 512), (130, 7, 9000), (400, 1, 9000)] {
+            let kv_dim = n_kv_head * hd;
+            let total = start + n;
+            let k = random(&mut rng, total * kv_dim);
+            let v = random(&mut rng, total * kv_dim);
+            let q = random(&mut rng, n * n_head * hd);
+            let shape = AttentionShape {
+                n_head,
+                n_kv_head,
+                head_dim: hd,
+                scale: 1.0 / (hd as f32).sqrt(),
+                window,
+            };
+            let mut cache = KvCache::new(kv_dim, &[window], total, 256);
+            cache.layers[0].write(0, &k, &v);
+            let mut want = vec![0f32; q.len()];
+            blocks::attention(&q, &cache.layers[0], start, n, shape, &mut want);
+            let got = pollster::block_on(probe::attention(
+                &gpu,
+                &q,
+                &k,
+                &v,
+                start,
+                n,
+                n_head,
+                n_kv_head,
+                hd,
+                window,
+                shape.scale,
+                context,
+            ))
+            .unwrap();
+            close(
+                &got,
+                &want,
+                1e-5,
+                &format!(
+                    "attention {n_head}x{hd} window {window:?}, {n} at {start}, context {context}"
+                ),
+            );
+        }
     }
 }
 
@@ -278,4 +320,189 @@ fn close(got: &[f32], want: &[f32], tol: f32, what: &str) {
             "{what}[{i}]: gpu {g} vs cpu {w}"
         );
     }
+}
+
+/// quantize.wgsl's `div_rn` and `through_f16` round bit for bit as the CPU does (on an H100,
+/// `/` was 1 ulp off for about a quarter of such quotients and the f16 round trip was folded
+/// away). Lavapipe's `/` is exact, so the candidate search is also run from quotients moved 1 to
+/// 3 ulp off, as a GPU's 2.5-ulp division may leave them.
+#[test]
+fn quantize_divides_and_rounds_to_f16_like_the_cpu() {
+    const PROBE: &str = "
+@group(0) @binding(5) var<storage, read> cases: array<vec4<u32>>;
+@group(0) @binding(6) var<storage, read_write> results: array<vec2<u32>>;
+@compute @workgroup_size(64)
+fn probe(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (i < arrayLength(&results)) {
+        let c = cases[i];
+        let a = bitcast<f32>(c.x);
+        let b = bitcast<f32>(c.y);
+        let q = select(div_rn(a, b), div_rn_near(a, b, bitcast<f32>(c.z)), c.w == 1u);
+        results[i] = vec2(bitcast<u32>(q), bitcast<u32>(through_f16(a)));
+    }
+}";
+    let mut rng = SmallRng::seed_from_u64(14);
+    let float = |rng: &mut SmallRng, exps: std::ops::RangeInclusive<u32>| {
+        let sign = rng.random_range(0..2u32) << 31;
+        f32::from_bits(sign | rng.random_range(exps) << 23 | rng.random_range(0..1u32 << 23))
+    };
+    let mut pairs: Vec<(f32, f32)> = Vec::new();
+    for _ in 0..20_000 {
+        let b = float(&mut rng, 1..=252);
+        pairs.push((1.0, b));
+        pairs.push((127.0, b));
+        pairs.push((-127.0, b));
+        pairs.push((b, 127.0));
+        pairs.push((float(&mut rng, 1..=254), b));
+        pairs.push((float(&mut rng, 100..=154), float(&mut rng, 100..=154)));
+    }
+    // Mantissas at the ends of their binade, for quotients by powers of two and next to them.
+    let edges = [
+        0, 1, 2, 3, 0x3f_ffff, 0x40_0000, 0x40_0001, 0x7f_fffd, 0x7f_fffe, 0x7f_ffff,
+    ];
+    for ma in edges {
+        for mb in edges {
+            for (ea, eb) in [(127, 127), (120, 130), (140, 127)] {
+                pairs.push((f32::from_bits(ea << 23 | ma), f32::from_bits(eb << 23 | mb)));
+            }
+        }
+    }
+    for i in 1..2000 {
+        pairs.push((127.0, i as f32 / 64.0));
+        pairs.push((i as f32 / 64.0, 127.0));
+    }
+    // Halfway between neighbouring f16s (subnormal ones too), and next to the largest.
+    for h in (0..0x7bffu16).step_by(3) {
+        let (lo, hi) = (f16::from_bits(h).to_f32(), f16::from_bits(h + 1).to_f32());
+        pairs.push(((lo + hi) / 2.0, 1.0));
+    }
+    for v in [65504.0, 65519.0, 65520.0, 65536.0, 3e-8, 6e-8] {
+        pairs.push((v, 1.0));
+        pairs.push((-v, 1.0));
+    }
+    pairs.push((0.0, 3.0));
+    pairs.push((-0.0, 3.0));
+    // (a, b, q0, whether q0 is given) and the quotient and f16(a) wanted.
+    let mut cases: Vec<[u32; 4]> = Vec::new();
+    let mut want: Vec<[u32; 2]> = Vec::new();
+    let f16_bits = |a: f32| f16::from_f32(a).to_f32().to_bits();
+    for &(a, b) in &pairs {
+        let q = a / b;
+        if q != 0.0 && !q.is_normal() {
+            continue; // lavapipe may flush a subnormal quotient
+        }
+        cases.push([a.to_bits(), b.to_bits(), 0, 0]);
+        want.push([q.to_bits(), f16_bits(a)]);
+        let (a, b, q) = (a.abs(), b.abs(), q.abs());
+        if (0x0080_0006..=0x7f7f_fff9).contains(&q.to_bits()) {
+            for k in -3i32..=3 {
+                let q0 = q.to_bits().wrapping_add_signed(k);
+                cases.push([a.to_bits(), b.to_bits(), q0, 1]);
+                want.push([q.to_bits(), f16_bits(a)]);
+            }
+        }
+    }
+
+    use wgpu::util::DeviceExt;
+    let gpu = gpu();
+    let dev = &gpu.device;
+    let source = format!(
+        "{}\n{PROBE}",
+        include_str!("../src/gpu/shaders/quantize.wgsl")
+    );
+    let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some("quantize probe"),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    let pipeline = dev.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some("quantize probe"),
+        layout: None,
+        module: &module,
+        entry_point: Some("probe"),
+        compilation_options: Default::default(),
+        cache: None,
+    });
+    let bytes = (want.len() * 8) as u64;
+    let input = dev.create_buffer_init(&wgpu::util::BufferInitDescriptor {
+        label: Some("cases"),
+        contents: &cases
+            .iter()
+            .flatten()
+            .flat_map(|w| w.to_le_bytes())
+            .collect::<Vec<u8>>(),
+        usage: wgpu::BufferUsages::STORAGE,
+    });
+    let output = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("results"),
+        size: bytes,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        mapped_at_creation: false,
+    });
+    let staging = dev.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("staging"),
+        size: bytes,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    let bind = dev.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout: &pipeline.get_bind_group_layout(0),
+        entries: &[
+            wgpu::BindGroupEntry {
+                binding: 5,
+                resource: input.as_entire_binding(),
+            },
+            wgpu::BindGroupEntry {
+                binding: 6,
+                resource: output.as_entire_binding(),
+            },
+        ],
+    });
+    let mut enc = dev.create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+    {
+        let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+        pass.set_pipeline(&pipeline);
+        pass.set_bind_group(0, &bind, &[]);
+        pass.dispatch_workgroups(want.len().div_ceil(64) as u32, 1, 1);
+    }
+    enc.copy_buffer_to_buffer(&output, 0, &staging, 0, bytes);
+    gpu.queue.submit([enc.finish()]);
+    staging
+        .slice(..)
+        .map_async(wgpu::MapMode::Read, |r| r.unwrap());
+    dev.poll(wgpu::PollType::wait_indefinitely()).unwrap();
+    let got: Vec<[u32; 2]> = staging
+        .slice(..)
+        .get_mapped_range()
+        .unwrap()
+        .chunks_exact(8)
+        .map(|b| [0, 4].map(|o| u32::from_le_bytes([b[o], b[o + 1], b[o + 2], b[o + 3]])))
+        .collect();
+    let wrong: Vec<usize> = (0..want.len()).filter(|&i| got[i] != want[i]).collect();
+    let shown: Vec<String> = wrong
+        .iter()
+        .take(10)
+        .map(|&i| {
+            let [a, b, q0, given] = cases[i];
+            let [a, b, q0] = [a, b, q0].map(f32::from_bits);
+            let [g, w] = [got[i], want[i]].map(|r| r.map(f32::from_bits));
+            let from = if given == 1 {
+                format!(" from {q0:e}")
+            } else {
+                String::new()
+            };
+            format!(
+                "{a:e} / {b:e}{from}: gpu {:e} vs cpu {:e}; f16({a:e}): gpu {:e} vs cpu {:e}",
+                g[0], w[0], g[1], w[1]
+            )
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases:\n{}",
+        wrong.len(),
+        want.len(),
+        shown.join("\n")
+    );
 }

@@ -80,6 +80,10 @@ enum Command {
         /// Where the forward pass runs.
         #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
         backend: BackendArg,
+        /// After the measured runs, time each kind of GPU dispatch in one more prefill and
+        /// decode (where the device can write timestamps inside a pass).
+        #[arg(long)]
+        profile: bool,
         #[arg(long)]
         json: bool,
     },
@@ -269,10 +273,20 @@ fn run(command: Command) -> anyhow::Result<()> {
             reps,
             threads,
             backend,
+            profile,
             json,
         } => {
             set_threads(threads)?;
-            bench(model, prompt_tokens, gen_tokens, reps.max(1), backend, json)?;
+            let runs = reps.max(1);
+            bench(
+                model,
+                prompt_tokens,
+                gen_tokens,
+                runs,
+                backend,
+                profile,
+                json,
+            )?;
         }
     }
     Ok(())
@@ -434,6 +448,7 @@ fn bench(
     gen_tokens: usize,
     reps: usize,
     backend: BackendArg,
+    profile: bool,
     json: bool,
 ) -> anyhow::Result<()> {
     let t0 = Instant::now();
@@ -474,6 +489,30 @@ fn bench(
             decode.push((out.ids.len() - 1) as f64 / (end - f).as_secs_f64());
         }
     }
+    let profiles = if profile {
+        // Prefill: the prompt, from an empty cache. Decode: the prompt plus its first token is
+        // then a cached prefix and one new position, followed by one-token passes.
+        session.reset();
+        session.set_profiling(true)?;
+        let first = session.generate(
+            &prompt,
+            &GenerateOptions {
+                max_tokens: 1,
+                ..opts.clone()
+            },
+            |_| true,
+        )?;
+        let prefill = session.profile_report().unwrap_or_default();
+        session.set_profiling(true)?;
+        let mut longer = prompt.clone();
+        longer.extend_from_slice(&first.ids);
+        session.generate(&longer, &opts, |_| true)?;
+        let decode = session.profile_report().unwrap_or_default();
+        session.set_profiling(false)?;
+        Some((prefill, decode))
+    } else {
+        None
+    };
     let threads = rayon::current_num_threads();
     let (p, d) = (
         median(prefill.clone()),
@@ -489,7 +528,8 @@ fn bench(
             json!({"engine": "wick", "model": model.file_name().map(|s| s.to_string_lossy()), "threads": threads,
                    "backend": session.backend_name(),
                    "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens, "load_s": load_s,
-                   "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode})
+                   "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode,
+                   "profile": profiles.map(|(p, d)| json!({"prefill": p, "decode": d}))})
         );
     } else {
         println!(
@@ -508,6 +548,9 @@ fn bench(
             "  decode  {:>8.1} tok/s  ({} tokens, median of {reps})",
             d, gen_tokens
         );
+        if let Some((p, d)) = profiles {
+            println!("prefill profile: {p}decode profile: {d}");
+        }
     }
     Ok(())
 }

@@ -15,6 +15,7 @@
 
 pub mod model;
 pub mod probe;
+pub mod profile;
 pub mod weights;
 
 use std::collections::HashMap;
@@ -96,9 +97,9 @@ pub(crate) enum Op {
     Embed(QType),
     Quantize,
     NormInto,
-    NormInPlace,
     Rope,
     Attention,
+    AttentionCombine,
     Gated,
     TopK,
 }
@@ -108,9 +109,9 @@ impl Op {
     /// (`Step {n, start}`), as its WGSL declares them.
     pub(crate) fn uniform_slots(self) -> (u32, Option<u32>) {
         match self {
-            Op::Matmul(_) | Op::Attention => (4, Some(5)),
+            Op::Matmul(_) | Op::Attention | Op::AttentionCombine => (4, Some(5)),
             Op::Embed(_) | Op::Quantize => (3, Some(4)),
-            Op::NormInto | Op::NormInPlace => (1, Some(2)),
+            Op::NormInto => (1, Some(2)),
             Op::Rope | Op::Gated => (2, Some(3)),
             Op::TopK => (4, None),
         }
@@ -148,9 +149,9 @@ impl Op {
             ),
             Op::Quantize => (include_str!("shaders/quantize.wgsl").into(), "main"),
             Op::NormInto => (include_str!("shaders/norm.wgsl").into(), "into"),
-            Op::NormInPlace => (include_str!("shaders/norm.wgsl").into(), "inplace"),
             Op::Rope => (include_str!("shaders/rope.wgsl").into(), "main"),
-            Op::Attention => (include_str!("shaders/attention.wgsl").into(), "main"),
+            Op::Attention => (include_str!("shaders/attention.wgsl").into(), "partial"),
+            Op::AttentionCombine => (include_str!("shaders/attention.wgsl").into(), "combine"),
             Op::Gated => (include_str!("shaders/gated.wgsl").into(), "main"),
             Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
         }
@@ -209,10 +210,18 @@ impl Gpu {
             )));
         }
         let limits = wanted_limits(&alimits);
+        // Timestamps inside passes (native only) let `wick bench --profile` time each dispatch.
+        let timing =
+            wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
+        let features = if cfg!(target_arch = "wasm32") {
+            wgpu::Features::empty()
+        } else {
+            adapter.features() & timing
+        };
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wick"),
-                required_features: wgpu::Features::empty(),
+                required_features: features,
                 required_limits: limits.clone(),
                 ..Default::default()
             })

@@ -7,12 +7,15 @@
 //! top [`TOP_K`] candidates of the last token (decode: 512 bytes instead of the vocabulary) or
 //! whole logits rows.
 
+use super::profile::Profiler;
 use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu, Op};
 use crate::backend::{Logits, Want};
 use crate::error::{Error, Result};
 use crate::model::blocks::{RopeStyle, RopeTable};
 use crate::model::plan::{Activation, Plan, RopePlan};
+// Read only while profiling, which the browser never does (its clock is not std's).
+use std::time::Instant;
 
 /// Most tokens one forward pass takes (longer inputs are split by the caller).
 pub const MAX_TOKENS: usize = 64;
@@ -24,6 +27,21 @@ pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 
 const WG_X: usize = 32768;
 /// Candidates one top-k workgroup sorts.
 const TOPK_GROUP: usize = 1024;
+/// Dispatches in the first command buffer of a pass (each later one holds twice as many).
+const FIRST_SEGMENT: usize = 32;
+/// Most chunks attention splits one query's keys into (each a workgroup, then combined).
+const MAX_CHUNKS: usize = 64;
+
+/// Keys per attention chunk for a cache of `context` positions: 64, or more for caches longer
+/// than 64 chunks of 64.
+fn attention_chunk(context: usize) -> usize {
+    context.div_ceil(64 * MAX_CHUNKS).max(1) * 64
+}
+
+/// Floats of attention's chunk records for `tokens` queries of `n_head` heads.
+pub(crate) fn attention_part_len(tokens: usize, n_head: usize, head_dim: usize) -> usize {
+    tokens * n_head * MAX_CHUNKS * (head_dim + 2)
+}
 
 #[derive(Clone, Copy)]
 enum Size {
@@ -40,20 +58,30 @@ enum Size {
         rows: usize,
         last_only: bool,
     },
+    /// Attention's partial pass: (head, token, chunk of `chunk` keys) up to the keys the last
+    /// token sees.
     Attention {
+        heads: usize,
+        chunk: usize,
+        window: Option<usize>,
+    },
+    /// One workgroup per (head, token).
+    Heads {
         heads: usize,
     },
     Fixed(u32),
 }
 
 pub(crate) struct Dispatch {
+    /// What it computes, for profiles: the op, and a matmul's shape.
+    label: String,
     pipeline: wgpu::ComputePipeline,
     bind: wgpu::BindGroup,
     size: Size,
 }
 
 impl Dispatch {
-    fn groups(&self, n: usize) -> (u32, u32, u32) {
+    fn groups(&self, n: usize, start: usize) -> (u32, u32, u32) {
         let wrap = |g: usize| {
             if g <= WG_X {
                 (g as u32, 1)
@@ -74,13 +102,22 @@ impl Dispatch {
                 let (x, y) = wrap(rows.div_ceil(4));
                 (x, y, if last_only { 1 } else { n.div_ceil(8) as u32 })
             }
-            Size::Attention { heads } => (heads as u32, n as u32, 1),
+            Size::Attention {
+                heads,
+                chunk,
+                window,
+            } => {
+                let keys = (start + n).min(window.unwrap_or(usize::MAX));
+                (heads as u32, n as u32, keys.div_ceil(chunk) as u32)
+            }
+            Size::Heads { heads } => (heads as u32, n as u32, 1),
             Size::Fixed(x) => (x, 1, 1),
         }
     }
 
-    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>, n: usize) {
-        let (x, y, z) = self.groups(n);
+    /// Records the dispatch for `n` tokens after `start` cached positions.
+    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>, n: usize, start: usize) {
+        let (x, y, z) = self.groups(n, start);
         pass.set_pipeline(&self.pipeline);
         pass.set_bind_group(0, &self.bind, &[]);
         pass.dispatch_workgroups(x, y, z);
@@ -120,7 +157,12 @@ impl Builder<'_> {
             entries.push((slot, self.step.as_entire_binding()));
         }
         let bind = self.gpu.bind(&pipeline, &entries);
+        let label = match op {
+            Op::Matmul(_) => format!("{op:?} {}x{}", params[0], params[1] * 32),
+            _ => format!("{op:?}"),
+        };
         Dispatch {
+            label,
             pipeline,
             bind,
             size,
@@ -262,72 +304,62 @@ impl Builder<'_> {
         )
     }
 
-    /// RMSNorm in place of rows starting at `offset + start * start_stride`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn norm_inplace(
-        &self,
-        x: &wgpu::Buffer,
-        g: &wgpu::Buffer,
-        len: usize,
-        rows_per_token: usize,
-        eps: f32,
-        offset: usize,
-        start_stride: usize,
-    ) -> Dispatch {
-        self.dispatch(
-            Op::NormInPlace,
-            &[
-                len as u32,
-                rows_per_token as u32,
-                f(eps),
-                0,
-                0,
-                offset as u32,
-                start_stride as u32,
-                0,
-            ],
-            &[(0, g), (3, x)],
-            Size::Rows {
-                per_token: rows_per_token,
-            },
-        )
-    }
-
-    /// RoPE in place on token rows of `width` (heads of `head_dim`), from table `table` of the
-    /// `tables` buffer (cos then sin, `table_len` floats each).
+    /// From `qkv` (each token's q, k and v side by side, as the matmuls wrote them): RoPE on
+    /// the queries into `dst[0]` (rows of `n_head` heads), RoPE on the keys into the cache
+    /// `dst[1]` and the values into the cache `dst[2]` (rows of `n_kv_head` heads at the
+    /// batch's positions), using table `table` of `tables` (cos then sin, `table_len` floats
+    /// each); with `norms` (q and k weights, eps), each q and k head is RMS-normed first.
     #[allow(clippy::too_many_arguments)]
     pub fn rope(
         &self,
-        x: &wgpu::Buffer,
+        qkv: &wgpu::Buffer,
+        dst: [&wgpu::Buffer; 3],
         tables: &wgpu::Buffer,
-        width: usize,
+        norms: Option<(&wgpu::Buffer, &wgpu::Buffer, f32)>,
+        n_head: usize,
+        n_kv_head: usize,
         head_dim: usize,
         half: usize,
         style: RopeStyle,
-        offset: usize,
-        start_stride: usize,
         table: usize,
         table_len: usize,
     ) -> Dispatch {
+        // Without norms the weight bindings are unused by the work but still bound: the tables.
+        let (qn, kn, eps) = norms.unwrap_or((tables, tables, 0.0));
         self.dispatch(
             Op::Rope,
             &[
-                width as u32,
+                n_head as u32,
+                n_kv_head as u32,
                 head_dim as u32,
                 half as u32,
                 (style == RopeStyle::Halves) as u32,
-                offset as u32,
-                start_stride as u32,
                 table as u32,
                 table_len as u32,
+                norms.is_some() as u32,
+                f(eps),
+                0,
+                0,
+                0,
             ],
-            &[(0, x), (1, tables)],
-            Size::Threads {
-                per_token: width / head_dim * half,
+            &[
+                (0, qkv),
+                (1, tables),
+                (4, dst[0]),
+                (5, qn),
+                (6, kn),
+                (7, dst[1]),
+                (8, dst[2]),
+            ],
+            Size::Heads {
+                heads: n_head + 2 * n_kv_head,
             },
         )
     }
 
+    /// Attention of the queries in `q` over the cache (`context` positions) into `out`, as a
+    /// partial pass over chunks of keys into `part` ([`attention_part_len`] floats) and a
+    /// combining pass.
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
         &self,
@@ -335,40 +367,58 @@ impl Builder<'_> {
         k: &wgpu::Buffer,
         v: &wgpu::Buffer,
         out: &wgpu::Buffer,
+        part: &wgpu::Buffer,
         n_head: usize,
         n_kv_head: usize,
         head_dim: usize,
         window: Option<usize>,
         scale: f32,
-    ) -> Dispatch {
-        self.dispatch(
-            Op::Attention,
-            &[
-                n_head as u32,
-                n_kv_head as u32,
-                head_dim as u32,
-                window.unwrap_or(0) as u32,
-                f(scale),
-                0,
-                0,
-                0,
-            ],
-            &[(0, q), (1, k), (2, v), (3, out)],
-            Size::Attention { heads: n_head },
-        )
+        context: usize,
+    ) -> [Dispatch; 2] {
+        let chunk = attention_chunk(context);
+        let params = [
+            n_head as u32,
+            n_kv_head as u32,
+            head_dim as u32,
+            window.unwrap_or(0) as u32,
+            f(scale),
+            chunk as u32,
+            MAX_CHUNKS as u32,
+            0,
+        ];
+        [
+            self.dispatch(
+                Op::Attention,
+                &params,
+                &[(0, q), (1, k), (2, v), (6, part)],
+                Size::Attention {
+                    heads: n_head,
+                    chunk,
+                    window,
+                },
+            ),
+            self.dispatch(
+                Op::AttentionCombine,
+                &params,
+                &[(3, out), (6, part)],
+                Size::Heads { heads: n_head },
+            ),
+        ]
     }
 
+    /// `out = act(gate) * up` for rows of `len`, from each token's gate and up side by side in
+    /// `gu`.
     pub fn gated(
         &self,
-        gate: &wgpu::Buffer,
-        up: &wgpu::Buffer,
+        gu: &wgpu::Buffer,
+        out: &wgpu::Buffer,
         len: usize,
         act: Activation,
     ) -> Dispatch {
         self.dispatch(
             Op::Gated,
             &[len as u32, (act == Activation::GeluTanh) as u32, 0, 0],
-            &[(0, gate), (1, up)],
+            &[(0, gu), (1, out)],
             Size::Threads { per_token: len },
         )
     }
@@ -420,10 +470,16 @@ struct Activations {
     x: wgpu::Buffer,
     h: wgpu::Buffer,
     proj: wgpu::Buffer,
+    /// Each token's q, k and v side by side, as the attention input matmuls write them.
+    qkv: wgpu::Buffer,
     q: wgpu::Buffer,
     att: wgpu::Buffer,
-    gate: wgpu::Buffer,
-    up: wgpu::Buffer,
+    /// Attention's per-chunk records.
+    part: wgpu::Buffer,
+    /// Each token's gate and up projections side by side.
+    gu: wgpu::Buffer,
+    /// act(gate) * up.
+    act: wgpu::Buffer,
     xq: wgpu::Buffer,
     xm: wgpu::Buffer,
     logits: wgpu::Buffer,
@@ -450,6 +506,8 @@ pub struct GpuModel {
     context: usize,
     /// Positions whose keys and values the GPU cache holds.
     len: usize,
+    /// Times each dispatch when on (`wick bench --profile`).
+    profiler: Option<Profiler>,
     /// Kept alive for the bind groups that use them.
     _weights: Vec<GpuMatrix>,
     _cache: Vec<wgpu::Buffer>,
@@ -462,9 +520,10 @@ impl GpuModel {
         let context = context.clamp(1, plan.max_context);
         let (d, hd) = (plan.n_embd, plan.head_dim);
         let (q_dim, kv_dim) = (plan.n_head * hd, plan.n_kv_head * hd);
-        if hd > 256 || plan.n_head % plan.n_kv_head != 0 {
+        let qkv_w = q_dim + 2 * kv_dim;
+        if hd > 256 || hd % 4 != 0 || plan.n_head % plan.n_kv_head != 0 {
             return Err(Error::Gpu(format!(
-                "attention heads of {hd} (at most 256 on the GPU)"
+                "attention heads of {hd} (a multiple of 4, at most 256 on the GPU)"
             )));
         }
         for dims in [d, q_dim, plan.n_ff] {
@@ -488,10 +547,15 @@ impl GpuModel {
             x: gpu.storage("x", t * d as u64 * 4),
             h: gpu.storage("h", t * d as u64 * 4),
             proj: gpu.storage("proj", t * d as u64 * 4),
+            qkv: gpu.storage("qkv", t * qkv_w as u64 * 4),
             q: gpu.storage("q", t * q_dim as u64 * 4),
             att: gpu.storage("att", t * q_dim as u64 * 4),
-            gate: gpu.storage("gate", t * plan.n_ff as u64 * 4),
-            up: gpu.storage("up", t * plan.n_ff as u64 * 4),
+            part: gpu.storage(
+                "attention chunks",
+                attention_part_len(MAX_TOKENS, plan.n_head, hd) as u64 * 4,
+            ),
+            gu: gpu.storage("gate, up", t * 2 * plan.n_ff as u64 * 4),
+            act: gpu.storage("act", t * plan.n_ff as u64 * 4),
             xq: gpu.storage("xq", t * widest / 32 * 8 * 4),
             xm: gpu.storage("xm", t * widest / 32 * 16),
             logits: gpu.storage("logits", (MAX_LOGIT_ROWS * vocab * 4) as u64),
@@ -531,62 +595,76 @@ impl GpuModel {
         let style = plan.rope_style;
         for (i, l) in plan.layers.iter().enumerate() {
             let name = |s: &str| format!("blk.{i}.{s}");
-            let (wq, wk, wv, wo) = (
-                upload(&name("attn_q"), l.wq)?,
-                upload(&name("attn_k"), l.wk)?,
-                upload(&name("attn_v"), l.wv)?,
+            // Q, K and V in one matmul where their weights stack (same type and width).
+            let qkv = GpuMatrix::upload_stacked(&gpu, &name("attn_qkv"), &[l.wq, l.wk, l.wv])?;
+            let (attn_in, wo) = (
+                match qkv {
+                    Some(m) => vec![(m, 0)],
+                    None => vec![
+                        (upload(&name("attn_q"), l.wq)?, 0),
+                        (upload(&name("attn_k"), l.wk)?, q_dim),
+                        (upload(&name("attn_v"), l.wv)?, q_dim + kv_dim),
+                    ],
+                },
                 upload(&name("attn_output"), l.wo)?,
             );
-            let (gate, up, down) = (
-                upload(&name("ffn_gate"), l.gate)?,
-                upload(&name("ffn_up"), l.up)?,
-                upload(&name("ffn_down"), l.down)?,
-            );
+            // Gate and up in one matmul where their weights stack.
+            let ffn_in =
+                match GpuMatrix::upload_stacked(&gpu, &name("ffn_gate_up"), &[l.gate, l.up])? {
+                    Some(m) => vec![(m, 0)],
+                    None => vec![
+                        (upload(&name("ffn_gate"), l.gate)?, 0),
+                        (upload(&name("ffn_up"), l.up)?, plan.n_ff),
+                    ],
+                };
+            let down = upload(&name("ffn_down"), l.down)?;
             let k_cache = gpu.storage(&name("k cache"), (context * kv_dim * 4) as u64);
             let v_cache = gpu.storage(&name("v cache"), (context * kv_dim * 4) as u64);
             let attn_norm = norm(l.attn_norm);
             let ffn_norm = norm(l.ffn_norm);
 
-            // Attention: h = norm(x); q, k, v (k and v straight into the cache).
+            // Attention: h = norm(x); q, k, v side by side in qkv; then rope (and the heads'
+            // norms) moves q to its buffer and k, v into the cache.
             body.push(b.norm_into(&bufs.x, &bufs.h, &attn_norm, d, 1, plan.eps, false));
             let mut quantized = None;
-            for (m, out, stride, cached) in [
-                (&wq, &bufs.q, q_dim, false),
-                (&wk, &k_cache, kv_dim, true),
-                (&wv, &v_cache, kv_dim, true),
-            ] {
+            for (m, offset) in &attn_in {
                 if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
                     body.extend(b.prepare(m, &bufs.h, d));
                     quantized = m.quantize_mode();
                 }
-                let start_stride = if cached { kv_dim } else { 0 };
-                body.extend(b.matmul(m, &bufs.h, out, 0, stride, start_stride, false, false));
+                body.extend(b.matmul(m, &bufs.h, &bufs.qkv, *offset, qkv_w, 0, false, false));
             }
-            if let (Some(qn), Some(kn)) = (l.q_norm, l.k_norm) {
-                let (qn, kn) = (norm(qn), norm(kn));
-                body.push(b.norm_inplace(&bufs.q, &qn, hd, plan.n_head, plan.eps, 0, 0));
-                body.push(b.norm_inplace(&k_cache, &kn, hd, plan.n_kv_head, plan.eps, 0, kv_dim));
-                norms.extend([qn, kn]);
-            }
+            let head_norms = match (l.q_norm, l.k_norm) {
+                (Some(qn), Some(kn)) => Some((norm(qn), norm(kn))),
+                _ => None,
+            };
             let rope = &plan.ropes[l.rope];
-            let table = l.rope * 2 * rope_len;
-            let half = rope.dims / 2;
             body.push(b.rope(
-                &bufs.q, &bufs.rope, q_dim, hd, half, style, 0, 0, table, rope_len,
+                &bufs.qkv,
+                [&bufs.q, &k_cache, &v_cache],
+                &bufs.rope,
+                head_norms.as_ref().map(|(qn, kn)| (qn, kn, plan.eps)),
+                plan.n_head,
+                plan.n_kv_head,
+                hd,
+                rope.dims / 2,
+                style,
+                l.rope * 2 * rope_len,
+                rope_len,
             ));
-            body.push(b.rope(
-                &k_cache, &bufs.rope, kv_dim, hd, half, style, 0, kv_dim, table, rope_len,
-            ));
-            body.push(b.attention(
+            norms.extend(head_norms.into_iter().flat_map(|(qn, kn)| [qn, kn]));
+            body.extend(b.attention(
                 &bufs.q,
                 &k_cache,
                 &v_cache,
                 &bufs.att,
+                &bufs.part,
                 plan.n_head,
                 plan.n_kv_head,
                 hd,
                 l.window,
                 plan.attn_scale,
+                context,
             ));
             body.extend(b.prepare(&wo, &bufs.att, q_dim));
             match l.post_attn_norm {
@@ -599,26 +677,30 @@ impl GpuModel {
                 }
             }
 
-            // MLP: h = norm(x); x += down(act(gate h) * up h).
+            // MLP: h = norm(x); gate and up side by side in gu; x += down(act(gate) * up).
             body.push(b.norm_into(&bufs.x, &bufs.h, &ffn_norm, d, 1, plan.eps, false));
-            body.extend(b.prepare(&gate, &bufs.h, d));
-            body.extend(b.matmul(&gate, &bufs.h, &bufs.gate, 0, plan.n_ff, 0, false, false));
-            if up.quantize_mode() != gate.quantize_mode() {
-                body.extend(b.prepare(&up, &bufs.h, d));
+            let mut quantized = None;
+            for (m, offset) in &ffn_in {
+                if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
+                    body.extend(b.prepare(m, &bufs.h, d));
+                    quantized = m.quantize_mode();
+                }
+                let gu_w = 2 * plan.n_ff;
+                body.extend(b.matmul(m, &bufs.h, &bufs.gu, *offset, gu_w, 0, false, false));
             }
-            body.extend(b.matmul(&up, &bufs.h, &bufs.up, 0, plan.n_ff, 0, false, false));
-            body.push(b.gated(&bufs.gate, &bufs.up, plan.n_ff, plan.activation));
-            body.extend(b.prepare(&down, &bufs.gate, plan.n_ff));
+            body.push(b.gated(&bufs.gu, &bufs.act, plan.n_ff, plan.activation));
+            body.extend(b.prepare(&down, &bufs.act, plan.n_ff));
             match l.post_ffn_norm {
-                None => body.extend(b.matmul(&down, &bufs.gate, &bufs.x, 0, d, 0, true, false)),
+                None => body.extend(b.matmul(&down, &bufs.act, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {
                     let pn = norm(pn);
-                    body.extend(b.matmul(&down, &bufs.gate, &bufs.proj, 0, d, 0, false, false));
+                    body.extend(b.matmul(&down, &bufs.act, &bufs.proj, 0, d, 0, false, false));
                     body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
                     norms.push(pn);
                 }
             }
-            weights.extend([wq, wk, wv, wo, gate, up, down]);
+            weights.extend(attn_in.into_iter().chain(ffn_in).map(|(m, _)| m));
+            weights.extend([wo, down]);
             norms.extend([attn_norm, ffn_norm]);
             cache.extend([k_cache, v_cache]);
         }
@@ -663,6 +745,7 @@ impl GpuModel {
             vocab,
             context,
             len: 0,
+            profiler: None,
             _weights: weights,
             _cache: cache,
             _norms: norms,
@@ -687,6 +770,22 @@ impl GpuModel {
         self.len = self.len.min(len);
     }
 
+    /// Starts timing every dispatch of later passes (an error where the device cannot), or
+    /// stops and forgets the totals.
+    pub fn set_profiling(&mut self, on: bool) -> Result<()> {
+        self.profiler = if on {
+            Some(Profiler::new(&self.gpu)?)
+        } else {
+            None
+        };
+        Ok(())
+    }
+
+    /// Per-pass GPU time by kind of dispatch since profiling started.
+    pub fn profile_report(&self) -> Option<String> {
+        self.profiler.as_ref().map(Profiler::report)
+    }
+
     /// Runs `tokens` (1..=[`MAX_TOKENS`], at most [`MAX_LOGIT_ROWS`] for [`Want::All`]) after the
     /// cached positions and returns what `want` asks for: for [`Want::Sample`] the top
     /// [`TOP_K`] candidates, selected on the GPU.
@@ -709,6 +808,7 @@ impl GpuModel {
             });
         }
         let start = self.len;
+        let began = self.profiler.is_some().then(Instant::now);
         let gpu = self.gpu.clone();
         let q = &gpu.queue;
         q.write_buffer(&self.bufs.ids, 0, &words_bytes(tokens));
@@ -726,19 +826,43 @@ impl GpuModel {
         }
         q.write_buffer(&self.bufs.rope, 0, &f32_bytes(&tables));
 
-        let mut enc = gpu
-            .device
-            .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
-        {
-            let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
-            let head = match want {
-                Want::Sample => &self.head_top,
-                Want::Last => &self.head_last,
-                Want::All => &self.head_all,
-            };
-            for d in self.body.iter().chain(head) {
-                d.record(&mut pass, n);
+        // The pass goes to the GPU in growing segments, each submitted as soon as it is
+        // recorded, so that the GPU runs the first layers while the host records the rest
+        // (recording costs a few microseconds per dispatch; a pass has hundreds).
+        let head = match want {
+            Want::Sample => &self.head_top,
+            Want::Last => &self.head_last,
+            Want::All => &self.head_all,
+        };
+        let dispatches: Vec<&Dispatch> = self.body.iter().chain(head).collect();
+        let mut rest = &dispatches[..];
+        let mut segment = FIRST_SEGMENT;
+        let mut enc = loop {
+            let (now, later) = rest.split_at(segment.min(rest.len()));
+            rest = later;
+            let mut enc = gpu
+                .device
+                .create_command_encoder(&wgpu::CommandEncoderDescriptor { label: None });
+            {
+                let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
+                if let Some(p) = self.profiler.as_mut() {
+                    p.begin(&mut pass);
+                }
+                for d in now {
+                    d.record(&mut pass, n, start);
+                    if let Some(p) = self.profiler.as_mut() {
+                        p.after(&mut pass, &d.label);
+                    }
+                }
             }
+            if rest.is_empty() {
+                break enc;
+            }
+            q.submit([enc.finish()]);
+            segment *= 2;
+        };
+        if let Some(p) = &self.profiler {
+            p.resolve(&mut enc);
         }
         let bytes = match want {
             Want::Sample => {
@@ -755,9 +879,15 @@ impl GpuModel {
             enc.copy_buffer_to_buffer(&self.bufs.logits, 0, &self.bufs.staging, 0, bytes);
         }
         q.submit([enc.finish()]);
+        let submitted = began.map(|_| Instant::now());
         // The cache holds these positions whether or not the caller reads the result.
         self.len = start + n;
         let data = read_back(&gpu, &self.bufs.staging, bytes).await?;
+        if let (Some(p), Some(began), Some(submitted)) = (self.profiler.as_mut(), began, submitted)
+        {
+            p.collect(&gpu, submitted - began, submitted.elapsed())
+                .await?;
+        }
         Ok(match want {
             Want::Sample => {
                 let vals = f32s(&data[..TOP_K * 4]);

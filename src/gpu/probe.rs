@@ -1,7 +1,7 @@
 //! Single kernels run on host data, so that tests can hold each one against the CPU code it must
 //! agree with (`tests/gpu.rs`). The forward pass uses the same [`Builder`] with its own buffers.
 
-use super::model::{f32_bytes, Builder, Dispatch};
+use super::model::{attention_part_len, f32_bytes, Builder, Dispatch};
 use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu};
 use crate::error::Result;
@@ -40,6 +40,18 @@ async fn run(
     out: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<u8>> {
+    run_at(gpu, dispatches, n, 0, out, len).await
+}
+
+/// [`run`] for `n` tokens after `start` cached positions.
+async fn run_at(
+    gpu: &Gpu,
+    dispatches: &[Dispatch],
+    n: usize,
+    start: usize,
+    out: &wgpu::Buffer,
+    len: usize,
+) -> Result<Vec<u8>> {
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("probe staging"),
         size: (len * 4).max(16) as u64,
@@ -52,7 +64,7 @@ async fn run(
     {
         let mut pass = enc.begin_compute_pass(&wgpu::ComputePassDescriptor::default());
         for d in dispatches {
-            d.record(&mut pass, n);
+            d.record(&mut pass, n, start);
         }
     }
     enc.copy_buffer_to_buffer(out, 0, &staging, 0, (len * 4) as u64);
@@ -122,41 +134,65 @@ pub async fn rms_norm(
     Ok(f32s(&run(gpu, &d, n, &out, x.len()).await?))
 }
 
-/// RoPE over `n` token rows of `x` (heads of `head_dim`) with the given cos/sin table
-/// (`n * half` each).
+/// From `qkv` (`n` tokens' q, k and v side by side): RoPE on the queries, returned, and on
+/// the keys and the values written at positions `start..start + n` of the caches `k` and `v`
+/// (whose other rows stay), returned too; each q and k head RMS-normed first where `norms` (q
+/// and k weights, eps) are given.
 #[allow(clippy::too_many_arguments)]
 pub async fn rope(
     gpu: &Gpu,
-    x: &[f32],
+    qkv: &[f32],
+    (k, v): (&[f32], &[f32]),
     n: usize,
-    head_dim: usize,
-    cos: &[f32],
-    sin: &[f32],
+    start: usize,
+    (n_head, n_kv_head, head_dim): (usize, usize, usize),
+    (cos, sin): (&[f32], &[f32]),
     style: RopeStyle,
-) -> Result<Vec<f32>> {
+    norms: Option<(&[f32], &[f32], f32)>,
+) -> Result<[Vec<f32>; 3]> {
     let half = cos.len() / n;
-    let s = scratch(gpu, n, 32);
+    let s = Scratch {
+        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
+        xq: gpu.storage("xq", 16),
+        xm: gpu.storage("xm", 16),
+    };
     let b = builder(gpu, &s);
-    let xb = gpu.storage_init("x", &f32_bytes(x));
+    let src = gpu.storage_init("qkv", &f32_bytes(qkv));
+    let q_len = n * n_head * head_dim;
+    let qb = gpu.storage("q", (q_len * 4) as u64);
+    let kb = gpu.storage_init("k", &f32_bytes(k));
+    let vb = gpu.storage_init("v", &f32_bytes(v));
     let tables = gpu.storage_init("rope", &f32_bytes(&[cos, sin].concat()));
-    let width = x.len() / n;
+    let weights = norms.map(|(qn, kn, eps)| {
+        (
+            gpu.storage_init("qn", &f32_bytes(qn)),
+            gpu.storage_init("kn", &f32_bytes(kn)),
+            eps,
+        )
+    });
     let d = [b.rope(
-        &xb,
+        &src,
+        [&qb, &kb, &vb],
         &tables,
-        width,
+        weights.as_ref().map(|(qn, kn, eps)| (qn, kn, *eps)),
+        n_head,
+        n_kv_head,
         head_dim,
         half,
         style,
         0,
-        0,
-        0,
         cos.len(),
     )];
-    Ok(f32s(&run(gpu, &d, n, &xb, x.len()).await?))
+    Ok([
+        f32s(&run_at(gpu, &d, n, start, &qb, q_len).await?),
+        f32s(&run_at(gpu, &[], n, start, &kb, k.len()).await?),
+        f32s(&run_at(gpu, &[], n, start, &vb, v.len()).await?),
+    ])
 }
 
 /// Causal attention of `n` queries at positions `start..start + n` over keys/values of
-/// positions `0..start + n` (`kv_dim` floats each).
+/// positions `0..start + n` (`kv_dim` floats each), as in a cache of `context` positions (which
+/// sets attention's chunk length).
 #[allow(clippy::too_many_arguments)]
 pub async fn attention(
     gpu: &Gpu,
@@ -170,6 +206,7 @@ pub async fn attention(
     head_dim: usize,
     window: Option<usize>,
     scale: f32,
+    context: usize,
 ) -> Result<Vec<f32>> {
     let s = Scratch {
         step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
@@ -183,22 +220,21 @@ pub async fn attention(
         gpu.storage_init("v", &f32_bytes(v)),
     );
     let out = gpu.storage("out", (q.len() * 4) as u64);
-    let d = [b.attention(
-        &qb, &kb, &vb, &out, n_head, n_kv_head, head_dim, window, scale,
-    )];
-    Ok(f32s(&run(gpu, &d, n, &out, q.len()).await?))
+    let part = gpu.storage("chunks", attention_part_len(n, n_head, head_dim) as u64 * 4);
+    let d = b.attention(
+        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale, context,
+    );
+    Ok(f32s(&run_at(gpu, &d, n, start, &out, q.len()).await?))
 }
 
 /// `act(gate) * up`, elementwise.
 pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Result<Vec<f32>> {
     let s = scratch(gpu, 1, 32);
     let b = builder(gpu, &s);
-    let (gb, ub) = (
-        gpu.storage_init("gate", &f32_bytes(gate)),
-        gpu.storage_init("up", &f32_bytes(up)),
-    );
-    let d = [b.gated(&gb, &ub, gate.len(), act)];
-    Ok(f32s(&run(gpu, &d, 1, &gb, gate.len()).await?))
+    let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
+    let out = gpu.storage("out", (gate.len() * 4) as u64);
+    let d = [b.gated(&gu, &out, gate.len(), act)];
+    Ok(f32s(&run(gpu, &d, 1, &out, gate.len()).await?))
 }
 
 /// The 64 largest `(index, value)` pairs of `vals`, best first (ties: lower index first).

@@ -58,6 +58,24 @@ impl GpuMatrix {
         Self::from_bytes(gpu, name, m.tensor.qtype, &m.tensor.data, m.rows, m.cols)
     }
 
+    /// Uploads `ms` stacked as one matrix (their rows one after another), so that one matmul
+    /// dispatch does the work of several; `None` unless they share a type and width.
+    pub fn upload_stacked(gpu: &Gpu, name: &str, ms: &[&Matrix]) -> Result<Option<Self>> {
+        let first = ms[0];
+        if ms
+            .iter()
+            .any(|m| m.tensor.qtype != first.tensor.qtype || m.cols != first.cols)
+        {
+            return Ok(None);
+        }
+        let data: Vec<u8> = ms
+            .iter()
+            .flat_map(|m| m.tensor.data.iter().copied())
+            .collect();
+        let rows = ms.iter().map(|m| m.rows).sum();
+        Self::from_bytes(gpu, name, first.tensor.qtype, &data, rows, first.cols).map(Some)
+    }
+
     pub fn from_bytes(
         gpu: &Gpu,
         name: &str,

@@ -1,5 +1,5 @@
 // RMSNorm of rows of `len` floats: y = x / sqrt(mean(x^2) + eps) * g. One workgroup per row.
-// Entry `into`: dst = y (flags 0) or dst += y (flags 1, a residual add); `inplace`: dst = y of dst.
+// dst = y (flags 0) or dst += y (flags 1, a residual add).
 // Rows are st.n * rows_per_token; offsets move by start_stride per cached position so that a
 // norm can run on keys already written into the KV cache.
 struct Params {
@@ -56,24 +56,5 @@ fn into(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
         } else {
             dst[dbase + i] = y;
         }
-    }
-}
-
-@compute @workgroup_size(64)
-fn inplace(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
-    let row = wid.x + wid.y * 32768u;
-    if (row >= st.n * p.rows_per_token) {
-        return;
-    }
-    let base = p.dst_offset + st.start * p.start_stride + row * p.len;
-    var ss = 0.0;
-    for (var i = li; i < p.len; i += 64u) {
-        let v = dst[base + i];
-        ss += v * v;
-    }
-    let scale = 1.0 / sqrt(sum_all(li, ss) / f32(p.len) + p.eps);
-    workgroupBarrier();
-    for (var i = li; i < p.len; i += 64u) {
-        dst[base + i] = dst[base + i] * scale * g[i];
     }
 }

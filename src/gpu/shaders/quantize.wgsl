@@ -13,9 +13,11 @@ struct Params {
     in_stride: u32,  // floats between rows of x
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
-// Divisions here are plain `/`: WGSL allows them 2.5 ulp where the CPU's are exact, so on some
-// GPUs a scale can differ in its last bit and move a rounding tie (an fma-based correction is no
-// cure: SPIR-V does not promise that fma is fused). Lavapipe and SwiftShader divide exactly.
+// Scales are divided with div_rn, not `/`: WGSL allows `/` 2.5 ulp where the CPU's division is
+// correctly rounded, and a scale off in its last bit moves roundings of x * id (seen on an NVIDIA
+// H100; lavapipe divides exactly). div_rn picks among a / b's neighbours by their exact residual
+// |c * b - a| in integers, since an fma-based correction is no cure: SPIR-V does not promise that
+// fma is fused.
 
 @group(0) @binding(0) var<storage, read> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> xq: array<u32>;
@@ -23,8 +25,98 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> st: Step;
 
+// a * b for a, b < 2^24 as the (hi, lo) words of the 48-bit product, in 12-bit limbs so that no
+// partial sum overflows 32 bits.
+fn mul24(a: u32, b: u32) -> vec2<u32> {
+    let a0 = a & 0xfffu;
+    let a1 = a >> 12u;
+    let b0 = b & 0xfffu;
+    let b1 = b >> 12u;
+    let mid = a1 * b0 + a0 * b1;
+    let low = a0 * b0 + ((mid & 0xfffu) << 12u);
+    let high = a1 * b1 + (mid >> 12u) + (low >> 24u); // the product's bits from 24 up
+    return vec2(high >> 8u, (low & 0xffffffu) | (high << 24u));
+}
+
+// v << s for s < 64 (WGSL masks shift counts, so the word boundary needs its own cases).
+fn shl64(v: vec2<u32>, s: u32) -> vec2<u32> {
+    if (s == 0u) {
+        return v;
+    }
+    if (s >= 32u) {
+        return vec2(v.y << (s - 32u), 0u);
+    }
+    return vec2((v.x << s) | (v.y >> (32u - s)), v.y << s);
+}
+
+fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.x < b.x || (a.x == b.x && a.y < b.y);
+}
+
+fn absdiff64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
+    let swap = lt64(a, b);
+    let x = select(a, b, swap);
+    let y = select(b, a, swap);
+    return vec2(x.x - y.x - select(0u, 1u, x.y < y.y), x.y - y.y);
+}
+
+fn mantissa(bits: u32) -> u32 {
+    return (bits & 0x7fffffu) | 0x800000u;
+}
+
+// The correctly rounded a / b for positive normal a, b, given q0 within 3 ulp of it: of the 7
+// floats around q0 the one nearest the quotient, i.e. with the least |c * b - a| (never a tie: a
+// quotient of 24-bit mantissas is no midpoint). Out of that domain (zero, subnormal, inf, NaN, a
+// candidate that is not normal), q0 itself. On the scale of the lowest candidate's mc * mb, the
+// others' are shifted by 0 or 1 (one exponent step at most) and a's mantissa by about 24.
+fn div_rn_near(a: f32, b: f32, q0: f32) -> f32 {
+    let ab = bitcast<u32>(a);
+    let bb = bitcast<u32>(b);
+    let qb = bitcast<u32>(q0);
+    let ea = ab >> 23u;
+    let eb = bb >> 23u;
+    if (ea - 1u >= 254u || eb - 1u >= 254u || qb < 0x00800003u || qb > 0x7f7ffffcu) {
+        return q0;
+    }
+    let e_lo = (qb - 3u) >> 23u;
+    let s = i32(ea) + 150 - i32(e_lo) - i32(eb);
+    if (s < 0 || s > 39) {
+        return q0;
+    }
+    let scaled_a = shl64(vec2(0u, mantissa(ab)), u32(s));
+    var best = qb;
+    var least = vec2(0xffffffffu);
+    for (var c = qb - 3u; c <= qb + 3u; c++) {
+        let r = absdiff64(shl64(mul24(mantissa(c), mantissa(bb)), (c >> 23u) - e_lo), scaled_a);
+        if (lt64(r, least)) {
+            best = c;
+            least = r;
+        }
+    }
+    return bitcast<f32>(best);
+}
+
+// a / b rounded to nearest even, as on the CPU: the magnitudes divided, then the sign applied
+// (rounding to nearest is symmetric).
+fn div_rn(a: f32, b: f32) -> f32 {
+    let q = div_rn_near(abs(a), abs(b), abs(a) / abs(b));
+    return bitcast<f32>(bitcast<u32>(q) | ((bitcast<u32>(a) ^ bitcast<u32>(b)) & 0x80000000u));
+}
+
+// v rounded to the nearest f16 (ties to even, overflow to inf), as an f32: half::f16 on the CPU.
+// In integers, as NVIDIA's Vulkan driver folds unpack2x16float(pack2x16float(v)) into v.
 fn through_f16(v: f32) -> f32 {
-    return unpack2x16float(pack2x16float(vec2(v, 0.0))).x;
+    let b = bitcast<u32>(v);
+    let mag = b & 0x7fffffffu;
+    if (mag >= 0x7f800000u) {
+        return v; // inf, NaN
+    }
+    if (mag < 0x38800000u) {
+        // Below 2^-14, f16's subnormals: multiples of 2^-24 (both scalings are exact).
+        return round(v * 16777216.0) * 5.9604645e-8;
+    }
+    let r = (mag + 0xfffu + ((mag >> 13u) & 1u)) & 0xffffe000u;
+    return bitcast<f32>((b & 0x80000000u) | select(r, 0x7f800000u, r > 0x477fe000u)); // 65504
 }
 
 @compute @workgroup_size(64)
@@ -57,8 +149,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
             }
             return;
         }
-        let iscale = -127.0 / mx;
-        let d = 1.0 / iscale;
+        let iscale = div_rn(-127.0, mx);
+        let d = div_rn(1.0, iscale);
         for (var u = 0u; u < 8u; u++) {
             var sums = vec2(0i, 0i);
             for (var k = 0u; k < 8u; k++) {
@@ -84,8 +176,8 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var j = 0u; j < 32u; j++) {
         amax = max(amax, abs(x[src + j]));
     }
-    let d = amax / 127.0;
-    let id = select(0.0, 127.0 / amax, amax != 0.0);
+    let d = div_rn(amax, 127.0);
+    let id = select(0.0, div_rn(127.0, amax), amax != 0.0);
     var sum = 0i;
     for (var k = 0u; k < 8u; k++) {
         var word = 0u;

@@ -1,43 +1,115 @@
-// Rotary embeddings in place on rows of `width` floats (heads of head_dim), from cos/sin tables
-// the CPU computed in f64 for this batch's positions (the same numbers the CPU path uses).
-// style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves (i, i + half).
+// From each token's q, k and v side by side (as the matmuls wrote them): RoPE on the queries
+// into q, RoPE on the keys into the K cache and the values copied into the V cache, in one
+// dispatch of one workgroup per (head, token): query heads, then key heads, then value heads.
+// Where the model norms each head first (Gemma 3's q/k norms), the workgroup does that too:
+// RMSNorm over the head, then the rotation of the normed values, exactly the CPU's two steps.
+// The cos/sin tables were computed by the CPU in f64 for this batch's positions (the same
+// numbers the CPU path uses). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
+// (i, i + half); dimensions past 2 * half are not rotated.
 struct Params {
-    width: u32,
+    n_head: u32,
+    n_kv_head: u32,
     head_dim: u32,
     half: u32,       // rotated pairs per head
     style: u32,
-    offset: u32,
-    start_stride: u32,
     table: u32,      // first float of this table's cos (sin follows after table_len)
     table_len: u32,
+    norm: u32,       // 1: RMSNorm each q and k head first, with qn / kn and eps
+    eps: f32,
+    _a: u32,
+    _b: u32,
+    _c: u32,
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
-@group(0) @binding(0) var<storage, read_write> x: array<f32>;
+@group(0) @binding(0) var<storage, read> qkv: array<f32>;
 @group(0) @binding(1) var<storage, read> cs: array<f32>;
 @group(0) @binding(2) var<uniform> p: Params;
 @group(0) @binding(3) var<uniform> st: Step;
+@group(0) @binding(4) var<storage, read_write> q: array<f32>;
+@group(0) @binding(5) var<storage, read> qn: array<f32>;
+@group(0) @binding(6) var<storage, read> kn: array<f32>;
+@group(0) @binding(7) var<storage, read_write> k_cache: array<f32>;
+@group(0) @binding(8) var<storage, read_write> v_cache: array<f32>;
+
+var<workgroup> red: array<f32, 64>;
+
+fn sum_all(li: u32, v: f32) -> f32 {
+    red[li] = v;
+    workgroupBarrier();
+    for (var s = 32u; s > 0u; s >>= 1u) {
+        if (li < s) {
+            red[li] += red[li + s];
+        }
+        workgroupBarrier();
+    }
+    return red[0];
+}
+
+fn store(is_k: bool, i: u32, v: f32) {
+    if (is_k) {
+        k_cache[i] = v;
+    } else {
+        q[i] = v;
+    }
+}
+
+// Element j of the head at `src` in qkv, normed when the model norms heads.
+fn normed(is_k: bool, src: u32, j: u32, scale: f32) -> f32 {
+    let v = qkv[src + j];
+    if (p.norm == 0u) {
+        return v;
+    }
+    if (is_k) {
+        return v * scale * kn[j];
+    }
+    return v * scale * qn[j];
+}
 
 @compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let heads = p.width / p.head_dim;
-    let i = gid.x % p.half;
-    let h = (gid.x / p.half) % heads;
-    let t = gid.x / (p.half * heads);
-    if (t >= st.n) {
+fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let t = wid.y;
+    let g = wid.x;
+    let hd = p.head_dim;
+    let kv_dim = p.n_kv_head * hd;
+    let src = t * (p.n_head * hd + 2u * kv_dim) + g * hd;
+    let kv_row = (st.start + t) * kv_dim;
+    if (g >= p.n_head + p.n_kv_head) {
+        let dst = kv_row + (g - p.n_head - p.n_kv_head) * hd;
+        for (var j = li; j < hd; j += 64u) {
+            v_cache[dst + j] = qkv[src + j];
+        }
         return;
     }
-    let c = cs[p.table + t * p.half + i];
-    let s = cs[p.table + p.table_len + t * p.half + i];
-    let base = p.offset + st.start * p.start_stride + t * p.width + h * p.head_dim;
-    var a = base + 2u * i;
-    var b = a + 1u;
-    if (p.style == 1u) {
-        a = base + i;
-        b = base + i + p.half;
+    let is_k = g >= p.n_head;
+    var dst = t * p.n_head * hd + g * hd;
+    if (is_k) {
+        dst = kv_row + (g - p.n_head) * hd;
     }
-    let x0 = x[a];
-    let x1 = x[b];
-    x[a] = x0 * c - x1 * s;
-    x[b] = x0 * s + x1 * c;
+    var scale = 1.0;
+    if (p.norm != 0u) {
+        var ss = 0.0;
+        for (var j = li; j < hd; j += 64u) {
+            let v = qkv[src + j];
+            ss += v * v;
+        }
+        scale = 1.0 / sqrt(sum_all(li, ss) / f32(hd) + p.eps);
+    }
+    for (var j = 2u * p.half + li; j < hd; j += 64u) {
+        store(is_k, dst + j, normed(is_k, src, j, scale));
+    }
+    for (var i = li; i < p.half; i += 64u) {
+        let c = cs[p.table + t * p.half + i];
+        let s = cs[p.table + p.table_len + t * p.half + i];
+        var a = 2u * i;
+        var b = a + 1u;
+        if (p.style == 1u) {
+            a = i;
+            b = i + p.half;
+        }
+        let x0 = normed(is_k, src, a, scale);
+        let x1 = normed(is_k, src, b, scale);
+        store(is_k, dst + a, x0 * c - x1 * s);
+        store(is_k, dst + b, x0 * s + x1 * c);
+    }
 }
