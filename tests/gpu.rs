@@ -166,6 +166,34 @@ fn rms_norm_matches_cpu_and_adds_into_the_residual() {
 /// RoPE from the q/k/v matmuls' output into q and the KV cache, in both pairings, with partial
 /// rotation, and with Gemma 3's per-head RMSNorm before it: the CPU's norm then rotation, and
 /// the values copied; the cache's other positions untouched.
+/// The fused norm-and-quantize dispatch writes exactly what a norm then a quantize write, in
+/// each activation format, for a decode row and a batch.
+#[test]
+fn fused_norm_quantize_matches_norm_then_quantize() {
+    let gpu = gpu();
+    let mut rng = SmallRng::seed_from_u64(13);
+    for (len, n) in [(576, 1), (640, 3), (1536, 2), (2048, 5)] {
+        let x = random(&mut rng, n * len);
+        let g = random(&mut rng, len);
+        for mode in [0, 1, 2] {
+            if mode == 2 && len % 256 != 0 {
+                continue;
+            }
+            let run = |fused| {
+                pollster::block_on(probe::norm_quantize(&gpu, &x, &g, 1e-6, mode, fused)).unwrap()
+            };
+            let (want, got) = (run(false), run(true));
+            assert_eq!(got.0, want.0, "{len} x {n}, mode {mode}: normed rows");
+            assert_eq!(got.1, want.1, "{len} x {n}, mode {mode}: xq");
+            assert_eq!(got.2, want.2, "{len} x {n}, mode {mode}: xm");
+            assert!(
+                got.1.iter().any(|&b| b != 0),
+                "{len} x {n}, mode {mode}: xq empty"
+            );
+        }
+    }
+}
+
 #[test]
 fn rope_matches_cpu_in_both_styles() {
     let gpu = gpu();
@@ -408,7 +436,8 @@ fn probe(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gpu = gpu();
     let dev = &gpu.device;
     let source = format!(
-        "{}\n{PROBE}",
+        "{}\n{}\n{PROBE}",
+        include_str!("../src/gpu/shaders/reduce.wgsl"),
         include_str!("../src/gpu/shaders/quantize.wgsl")
     );
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {

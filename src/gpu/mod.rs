@@ -96,6 +96,7 @@ pub(crate) enum Op {
     Matmul(QType),
     Embed(QType),
     Quantize,
+    NormQuantize,
     NormInto,
     Rope,
     Attention,
@@ -110,7 +111,7 @@ impl Op {
     pub(crate) fn uniform_slots(self) -> (u32, Option<u32>) {
         match self {
             Op::Matmul(_) | Op::Attention | Op::AttentionCombine => (4, Some(5)),
-            Op::Embed(_) | Op::Quantize => (3, Some(4)),
+            Op::Embed(_) | Op::Quantize | Op::NormQuantize => (3, Some(4)),
             Op::NormInto => (1, Some(2)),
             Op::Rope | Op::Gated => (2, Some(3)),
             Op::TopK => (4, None),
@@ -121,6 +122,9 @@ impl Op {
         const COMMON: &str = include_str!("shaders/common.wgsl");
         const MATMUL: &str = include_str!("shaders/matmul_common.wgsl");
         const EMBED: &str = include_str!("shaders/embed.wgsl");
+        const REDUCE: &str = include_str!("shaders/reduce.wgsl");
+        const QUANTIZE: &str = include_str!("shaders/quantize.wgsl");
+        const ATTENTION: &str = include_str!("shaders/attention.wgsl");
         match self {
             Op::Matmul(t) if is_float(t) => (
                 format!(
@@ -147,11 +151,18 @@ impl Op {
                 ),
                 "main",
             ),
-            Op::Quantize => (include_str!("shaders/quantize.wgsl").into(), "main"),
-            Op::NormInto => (include_str!("shaders/norm.wgsl").into(), "into"),
-            Op::Rope => (include_str!("shaders/rope.wgsl").into(), "main"),
-            Op::Attention => (include_str!("shaders/attention.wgsl").into(), "partial"),
-            Op::AttentionCombine => (include_str!("shaders/attention.wgsl").into(), "combine"),
+            Op::Quantize => (format!("{REDUCE}\n{QUANTIZE}"), "main"),
+            Op::NormQuantize => (format!("{REDUCE}\n{QUANTIZE}"), "norm_quantize"),
+            Op::NormInto => (
+                format!("{REDUCE}\n{}", include_str!("shaders/norm.wgsl")),
+                "into",
+            ),
+            Op::Rope => (
+                format!("{REDUCE}\n{}", include_str!("shaders/rope.wgsl")),
+                "main",
+            ),
+            Op::Attention => (format!("{REDUCE}\n{ATTENTION}"), "partial"),
+            Op::AttentionCombine => (format!("{REDUCE}\n{ATTENTION}"), "combine"),
             Op::Gated => (include_str!("shaders/gated.wgsl").into(), "main"),
             Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
         }

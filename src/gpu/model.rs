@@ -183,10 +183,43 @@ impl Builder<'_> {
         let per_token = if mode == 2 { units / 8 } else { units };
         self.dispatch(
             Op::Quantize,
-            &[units as u32, mode, in_offset as u32, in_stride as u32],
+            &[
+                units as u32,
+                mode,
+                in_offset as u32,
+                in_stride as u32,
+                0,
+                0,
+                0,
+                0,
+            ],
             &[(0, x), (1, self.xq), (2, self.xm)],
             Size::Threads { per_token },
         )
+    }
+
+    /// RMSNorm of rows of `len` from `src` into `dst` (weights `g`), and for a matmul that
+    /// wants its input quantized (`mode`, as [`GpuMatrix::quantize_mode`] gives it), `dst`
+    /// quantized into xq/xm in the same dispatch; returns the dispatch and `mode`.
+    pub fn norm_prepare(
+        &self,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        len: usize,
+        eps: f32,
+        mode: Option<u32>,
+    ) -> (Dispatch, Option<u32>) {
+        let d = match mode {
+            None => self.norm_into(src, dst, g, len, 1, eps, false),
+            Some(mode) => self.dispatch(
+                Op::NormQuantize,
+                &[(len / 32) as u32, mode, 0, len as u32, f(eps), 0, 0, 0],
+                &[(0, dst), (1, self.xq), (2, self.xm), (5, src), (6, g)],
+                Size::Rows { per_token: 1 },
+            ),
+        };
+        (d, mode)
     }
 
     /// What `m`'s matmul needs done to its input `x` (rows of `cols` floats) first: quantizing
@@ -625,8 +658,15 @@ impl GpuModel {
 
             // Attention: h = norm(x); q, k, v side by side in qkv; then rope (and the heads'
             // norms) moves q to its buffer and k, v into the cache.
-            body.push(b.norm_into(&bufs.x, &bufs.h, &attn_norm, d, 1, plan.eps, false));
-            let mut quantized = None;
+            let (normed, mut quantized) = b.norm_prepare(
+                &bufs.x,
+                &bufs.h,
+                &attn_norm,
+                d,
+                plan.eps,
+                attn_in[0].0.quantize_mode(),
+            );
+            body.push(normed);
             for (m, offset) in &attn_in {
                 if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
                     body.extend(b.prepare(m, &bufs.h, d));
@@ -678,8 +718,15 @@ impl GpuModel {
             }
 
             // MLP: h = norm(x); gate and up side by side in gu; x += down(act(gate) * up).
-            body.push(b.norm_into(&bufs.x, &bufs.h, &ffn_norm, d, 1, plan.eps, false));
-            let mut quantized = None;
+            let (normed, mut quantized) = b.norm_prepare(
+                &bufs.x,
+                &bufs.h,
+                &ffn_norm,
+                d,
+                plan.eps,
+                ffn_in[0].0.quantize_mode(),
+            );
+            body.push(normed);
             for (m, offset) in &ffn_in {
                 if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
                     body.extend(b.prepare(m, &bufs.h, d));
@@ -704,9 +751,6 @@ impl GpuModel {
             norms.extend([attn_norm, ffn_norm]);
             cache.extend([k_cache, v_cache]);
         }
-        let output_norm = norm(plan.output_norm);
-        body.push(b.norm_into(&bufs.x, &bufs.h, &output_norm, d, 1, plan.eps, false));
-        norms.push(output_norm);
         // The output matrix is usually the embedding matrix (tied): upload it once.
         let output_index = if std::ptr::eq(plan.output, plan.embed)
             || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
@@ -717,7 +761,19 @@ impl GpuModel {
             weights.len() - 1
         };
         let output = &weights[output_index];
-        body.extend(b.prepare(output, &bufs.h, d));
+        let output_norm = norm(plan.output_norm);
+        body.push(
+            b.norm_prepare(
+                &bufs.x,
+                &bufs.h,
+                &output_norm,
+                d,
+                plan.eps,
+                output.quantize_mode(),
+            )
+            .0,
+        );
+        norms.push(output_norm);
         let h = &bufs.h;
         let head_last = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);
         let head_all = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, false);

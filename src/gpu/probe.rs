@@ -190,6 +190,38 @@ pub async fn rope(
     ])
 }
 
+/// RMSNorm of the rows of `x` (weights `g`) quantized in format `mode` (quantize.wgsl's), by
+/// the fused dispatch (`fused`) or by a norm then a quantize: the normed rows, xq and xm.
+pub async fn norm_quantize(
+    gpu: &Gpu,
+    x: &[f32],
+    g: &[f32],
+    eps: f32,
+    mode: u32,
+    fused: bool,
+) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
+    let (len, n) = (g.len(), x.len() / g.len());
+    let s = scratch(gpu, n, len);
+    let b = builder(gpu, &s);
+    let (xb, gb) = (
+        gpu.storage_init("x", &f32_bytes(x)),
+        gpu.storage_init("g", &f32_bytes(g)),
+    );
+    let h = gpu.storage("h", (x.len() * 4) as u64);
+    let d = if fused {
+        vec![b.norm_prepare(&xb, &h, &gb, len, eps, Some(mode)).0]
+    } else {
+        vec![
+            b.norm_into(&xb, &h, &gb, len, 1, eps, false),
+            b.quantize(&h, 0, len, len, mode),
+        ]
+    };
+    let normed = f32s(&run(gpu, &d, n, &h, x.len()).await?);
+    let xq = run(gpu, &[], n, &s.xq, n * len / 4).await?;
+    let xm = run(gpu, &[], n, &s.xm, n * len / 8).await?;
+    Ok((normed, xq, xm))
+}
+
 /// Causal attention of `n` queries at positions `start..start + n` over keys/values of
 /// positions `0..start + n` (`kv_dim` floats each), as in a cache of `context` positions (which
 /// sets attention's chunk length).

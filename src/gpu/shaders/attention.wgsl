@@ -27,37 +27,8 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
 var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> prob: array<f32, 64>;
-var<workgroup> red: array<f32, 64>;
 
 const NONE = -3.0e38;
-
-fn reduce_max(li: u32, x: f32) -> f32 {
-    red[li] = x;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            red[li] = max(red[li], red[li + s]);
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
-
-fn reduce_sum(li: u32, x: f32) -> f32 {
-    red[li] = x;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            red[li] += red[li + s];
-        }
-        workgroupBarrier();
-    }
-    let r = red[0];
-    workgroupBarrier();
-    return r;
-}
 
 // The first key the query of token t sees, and how many it sees.
 fn span(t: u32) -> vec2<u32> {
@@ -109,14 +80,14 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
             }
             sc = (d.x + d.y + d.z + d.w) * p.scale;
         }
-        let m_new = max(m, reduce_max(li, sc));
+        let m_new = max(m, max_all(li, sc));
         let corr = exp(m - m_new);
         var e = 0.0;
         if (key < hi) {
             e = exp(sc - m_new);
         }
         prob[li] = e;
-        l = l * corr + reduce_sum(li, e);
+        l = l * corr + sum_all(li, e);
         m = m_new;
         let count = min(64u, hi - c0);
         for (var j = 0u; j < 4u; j++) {

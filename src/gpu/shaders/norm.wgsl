@@ -20,19 +20,6 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(3) var<storage, read_write> dst: array<f32>;
 @group(0) @binding(4) var<storage, read> src: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-
-fn sum_all(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            red[li] += red[li + s];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
-}
 
 @compute @workgroup_size(64)
 fn into(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {

@@ -6,11 +6,18 @@
 //   mode 1, Q8_1: as Q8_0, s0 = f16(sum(q) * amax / 127) for the whole unit.
 //   mode 2, Q8_K (one thread per 256): d = 1 / (-127 / max) with max the first value of largest
 //           magnitude, q = min(round_half_even(x * -127 / max), 127); s0/s1 = d * sum(q) per 16.
+// Entry `main` quantizes x; `norm_quantize` first writes x = RMSNorm(res) * g (one workgroup per
+// token, the same arithmetic as norm.wgsl) and quantizes that, saving a dispatch before each
+// matmul that follows a norm. Prefixed by reduce.wgsl.
 struct Params {
     units: u32,      // units per row
     mode: u32,
     in_offset: u32,
     in_stride: u32,  // floats between rows of x
+    eps: f32,        // norm_quantize only
+    _a: u32,
+    _b: u32,
+    _c: u32,
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 // Scales are divided with div_rn, not `/`: WGSL allows `/` 2.5 ulp where the CPU's division is
@@ -19,11 +26,14 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 // |c * b - a| in integers, since an fma-based correction is no cure: SPIR-V does not promise that
 // fma is fused.
 
-@group(0) @binding(0) var<storage, read> x: array<f32>;
+@group(0) @binding(0) var<storage, read_write> x: array<f32>;
 @group(0) @binding(1) var<storage, read_write> xq: array<u32>;
 @group(0) @binding(2) var<storage, read_write> xm: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> st: Step;
+// norm_quantize only: the residual stream it norms, and the norm's weights.
+@group(0) @binding(5) var<storage, read> res: array<f32>;
+@group(0) @binding(6) var<storage, read> g: array<f32>;
 
 // a * b for a, b < 2^24 as the (hi, lo) words of the 48-bit product, in 12-bit limbs so that no
 // partial sum overflows 32 bits.
@@ -119,58 +129,47 @@ fn through_f16(v: f32) -> f32 {
     return bitcast<f32>((b & 0x80000000u) | select(r, 0x7f800000u, r > 0x477fe000u)); // 65504
 }
 
-@compute @workgroup_size(64)
-fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
-    let i = gid.x;
-    if (p.mode == 2u) {
-        let sbs = p.units / 8u;
-        let t = i / sbs;
-        let sb = i % sbs;
-        if (t >= st.n) {
-            return;
+// Superblock sb (256 values) of token t's row, in mode 2.
+fn quantize_superblock(t: u32, sb: u32) {
+    let src = p.in_offset + t * p.in_stride + sb * 256u;
+    var amax = 0.0;
+    var mx = 0.0;
+    for (var j = 0u; j < 256u; j++) {
+        let v = x[src + j];
+        if (abs(v) > amax) {
+            amax = abs(v);
+            mx = v;
         }
-        let src = p.in_offset + t * p.in_stride + sb * 256u;
-        var amax = 0.0;
-        var mx = 0.0;
-        for (var j = 0u; j < 256u; j++) {
-            let v = x[src + j];
-            if (abs(v) > amax) {
-                amax = abs(v);
-                mx = v;
-            }
-        }
-        let ub = t * p.units + sb * 8u;
-        if (amax == 0.0) {
-            for (var u = 0u; u < 8u; u++) {
-                for (var k = 0u; k < 8u; k++) {
-                    xq[(ub + u) * 8u + k] = 0u;
-                }
-                xm[ub + u] = vec4(0.0);
-            }
-            return;
-        }
-        let iscale = div_rn(-127.0, mx);
-        let d = div_rn(1.0, iscale);
+    }
+    let ub = t * p.units + sb * 8u;
+    if (amax == 0.0) {
         for (var u = 0u; u < 8u; u++) {
-            var sums = vec2(0i, 0i);
             for (var k = 0u; k < 8u; k++) {
-                var word = 0u;
-                for (var j = 0u; j < 4u; j++) {
-                    let q = min(i32(round(iscale * x[src + u * 32u + k * 4u + j])), 127);
-                    sums[k / 4u] += q;
-                    word |= (bitcast<u32>(q) & 0xffu) << (8u * j);
-                }
-                xq[(ub + u) * 8u + k] = word;
+                xq[(ub + u) * 8u + k] = 0u;
             }
-            xm[ub + u] = vec4(d, d * f32(sums.x), d * f32(sums.y), 0.0);
+            xm[ub + u] = vec4(0.0);
         }
         return;
     }
-    let t = i / p.units;
-    let u = i % p.units;
-    if (t >= st.n) {
-        return;
+    let iscale = div_rn(-127.0, mx);
+    let d = div_rn(1.0, iscale);
+    for (var u = 0u; u < 8u; u++) {
+        var sums = vec2(0i, 0i);
+        for (var k = 0u; k < 8u; k++) {
+            var word = 0u;
+            for (var j = 0u; j < 4u; j++) {
+                let q = min(i32(round(iscale * x[src + u * 32u + k * 4u + j])), 127);
+                sums[k / 4u] += q;
+                word |= (bitcast<u32>(q) & 0xffu) << (8u * j);
+            }
+            xq[(ub + u) * 8u + k] = word;
+        }
+        xm[ub + u] = vec4(d, d * f32(sums.x), d * f32(sums.y), 0.0);
     }
+}
+
+// Unit u (32 values) of token t's row, in mode 0 or 1.
+fn quantize_unit(t: u32, u: u32) {
     let src = p.in_offset + t * p.in_stride + u * 32u;
     var amax = 0.0;
     for (var j = 0u; j < 32u; j++) {
@@ -190,4 +189,48 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let s = select(0.0, through_f16(f32(sum) * d), p.mode == 1u);
     xm[t * p.units + u] = vec4(through_f16(d), s, 0.0, 0.0);
+}
+
+@compute @workgroup_size(64)
+fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
+    let i = gid.x;
+    if (p.mode == 2u) {
+        let sbs = p.units / 8u;
+        if (i / sbs < st.n) {
+            quantize_superblock(i / sbs, i % sbs);
+        }
+    } else if (i / p.units < st.n) {
+        quantize_unit(i / p.units, i % p.units);
+    }
+}
+
+@compute @workgroup_size(64)
+fn norm_quantize(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let t = wid.x + wid.y * 32768u;
+    if (t >= st.n) {
+        return;
+    }
+    let len = p.units * 32u;
+    let rbase = t * len;
+    let xbase = p.in_offset + t * p.in_stride;
+    var ss = 0.0;
+    for (var i = li; i < len; i += 64u) {
+        let v = res[rbase + i];
+        ss += v * v;
+    }
+    let scale = 1.0 / sqrt(sum_all(li, ss) / f32(len) + p.eps);
+    for (var i = li; i < len; i += 64u) {
+        x[xbase + i] = res[rbase + i] * scale * g[i];
+    }
+    // The row's values, written by the whole workgroup, are read back by the unit owners.
+    storageBarrier();
+    if (p.mode == 2u) {
+        for (var sb = li; sb < p.units / 8u; sb += 64u) {
+            quantize_superblock(t, sb);
+        }
+    } else {
+        for (var u = li; u < p.units; u += 64u) {
+            quantize_unit(t, u);
+        }
+    }
 }

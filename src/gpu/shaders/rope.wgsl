@@ -32,19 +32,6 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(7) var<storage, read_write> k_cache: array<f32>;
 @group(0) @binding(8) var<storage, read_write> v_cache: array<f32>;
 
-var<workgroup> red: array<f32, 64>;
-
-fn sum_all(li: u32, v: f32) -> f32 {
-    red[li] = v;
-    workgroupBarrier();
-    for (var s = 32u; s > 0u; s >>= 1u) {
-        if (li < s) {
-            red[li] += red[li + s];
-        }
-        workgroupBarrier();
-    }
-    return red[0];
-}
 
 fn store(is_k: bool, i: u32, v: f32) {
     if (is_k) {
