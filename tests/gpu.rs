@@ -315,6 +315,32 @@ fn gated_activations_match_cpu() {
     }
 }
 
+/// The fused activation-and-quantize dispatch writes exactly what the activation then a
+/// quantize write, for both activations and each activation format.
+#[test]
+fn fused_gated_quantize_matches_gated_then_quantize() {
+    let gpu = gpu();
+    let mut rng = SmallRng::seed_from_u64(14);
+    for len in [1536, 2048] {
+        let gate = random(&mut rng, len);
+        let up = random(&mut rng, len);
+        for act in [Activation::Silu, Activation::GeluTanh] {
+            for mode in [0, 1, 2] {
+                let run = |fused| {
+                    pollster::block_on(probe::gated_quantize(&gpu, &gate, &up, act, mode, fused))
+                        .unwrap()
+                };
+                let (want, got) = (run(false), run(true));
+                let what = format!("{len}, {act:?}, mode {mode}");
+                assert_eq!(got.0, want.0, "{what}: products");
+                assert_eq!(got.1, want.1, "{what}: xq");
+                assert_eq!(got.2, want.2, "{what}: xm");
+                assert!(got.1.iter().any(|&b| b != 0), "{what}: xq empty");
+            }
+        }
+    }
+}
+
 /// The 64 best of a vocabulary-sized row, best first, ties to the lower id, NaN never chosen;
 /// for sizes that need one, two and three rounds.
 #[test]
@@ -436,8 +462,9 @@ fn probe(@builtin(global_invocation_id) gid: vec3<u32>) {
     let gpu = gpu();
     let dev = &gpu.device;
     let source = format!(
-        "{}\n{}\n{PROBE}",
+        "{}\n{}\n{}\n{PROBE}",
         include_str!("../src/gpu/shaders/reduce.wgsl"),
+        include_str!("../src/gpu/shaders/activation.wgsl"),
         include_str!("../src/gpu/shaders/quantize.wgsl")
     );
     let module = dev.create_shader_module(wgpu::ShaderModuleDescriptor {

@@ -97,6 +97,7 @@ pub(crate) enum Op {
     Embed(QType),
     Quantize,
     NormQuantize,
+    GatedQuantize,
     NormInto,
     Rope,
     Attention,
@@ -111,7 +112,7 @@ impl Op {
     pub(crate) fn uniform_slots(self) -> (u32, Option<u32>) {
         match self {
             Op::Matmul(_) | Op::Attention | Op::AttentionCombine => (4, Some(5)),
-            Op::Embed(_) | Op::Quantize | Op::NormQuantize => (3, Some(4)),
+            Op::Embed(_) | Op::Quantize | Op::NormQuantize | Op::GatedQuantize => (3, Some(4)),
             Op::NormInto => (1, Some(2)),
             Op::Rope | Op::Gated => (2, Some(3)),
             Op::TopK => (4, None),
@@ -124,6 +125,7 @@ impl Op {
         const EMBED: &str = include_str!("shaders/embed.wgsl");
         const REDUCE: &str = include_str!("shaders/reduce.wgsl");
         const QUANTIZE: &str = include_str!("shaders/quantize.wgsl");
+        const ACTIVATION: &str = include_str!("shaders/activation.wgsl");
         const ATTENTION: &str = include_str!("shaders/attention.wgsl");
         match self {
             Op::Matmul(t) if is_float(t) => (
@@ -151,8 +153,15 @@ impl Op {
                 ),
                 "main",
             ),
-            Op::Quantize => (format!("{REDUCE}\n{QUANTIZE}"), "main"),
-            Op::NormQuantize => (format!("{REDUCE}\n{QUANTIZE}"), "norm_quantize"),
+            Op::Quantize => (format!("{REDUCE}\n{ACTIVATION}\n{QUANTIZE}"), "main"),
+            Op::NormQuantize => (
+                format!("{REDUCE}\n{ACTIVATION}\n{QUANTIZE}"),
+                "norm_quantize",
+            ),
+            Op::GatedQuantize => (
+                format!("{REDUCE}\n{ACTIVATION}\n{QUANTIZE}"),
+                "gated_quantize",
+            ),
             Op::NormInto => (
                 format!("{REDUCE}\n{}", include_str!("shaders/norm.wgsl")),
                 "into",
@@ -163,7 +172,10 @@ impl Op {
             ),
             Op::Attention => (format!("{REDUCE}\n{ATTENTION}"), "partial"),
             Op::AttentionCombine => (format!("{REDUCE}\n{ATTENTION}"), "combine"),
-            Op::Gated => (include_str!("shaders/gated.wgsl").into(), "main"),
+            Op::Gated => (
+                format!("{ACTIVATION}\n{}", include_str!("shaders/gated.wgsl")),
+                "main",
+            ),
             Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
         }
     }

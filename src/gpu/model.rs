@@ -439,6 +439,36 @@ impl Builder<'_> {
         ]
     }
 
+    /// [`Builder::gated`], and for a matmul that wants its input quantized (`mode`), `out`
+    /// quantized into xq/xm in the same dispatch.
+    pub fn gated_prepare(
+        &self,
+        gu: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        len: usize,
+        act: Activation,
+        mode: Option<u32>,
+    ) -> Dispatch {
+        match mode {
+            None => self.gated(gu, out, len, act),
+            Some(mode) => self.dispatch(
+                Op::GatedQuantize,
+                &[
+                    (len / 32) as u32,
+                    mode,
+                    0,
+                    len as u32,
+                    0,
+                    (act == Activation::GeluTanh) as u32,
+                    0,
+                    0,
+                ],
+                &[(0, out), (1, self.xq), (2, self.xm), (5, gu)],
+                Size::Rows { per_token: 1 },
+            ),
+        }
+    }
+
     /// `out = act(gate) * up` for rows of `len`, from each token's gate and up side by side in
     /// `gu`.
     pub fn gated(
@@ -735,8 +765,13 @@ impl GpuModel {
                 let gu_w = 2 * plan.n_ff;
                 body.extend(b.matmul(m, &bufs.h, &bufs.gu, *offset, gu_w, 0, false, false));
             }
-            body.push(b.gated(&bufs.gu, &bufs.act, plan.n_ff, plan.activation));
-            body.extend(b.prepare(&down, &bufs.act, plan.n_ff));
+            body.push(b.gated_prepare(
+                &bufs.gu,
+                &bufs.act,
+                plan.n_ff,
+                plan.activation,
+                down.quantize_mode(),
+            ));
             match l.post_ffn_norm {
                 None => body.extend(b.matmul(&down, &bufs.act, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {

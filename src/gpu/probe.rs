@@ -269,6 +269,35 @@ pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Resu
     Ok(f32s(&run(gpu, &d, 1, &out, gate.len()).await?))
 }
 
+/// `act(gate) * up` quantized in format `mode`, by the fused dispatch (`fused`) or by
+/// [`gated`]'s then a quantize: the products, xq and xm.
+pub async fn gated_quantize(
+    gpu: &Gpu,
+    gate: &[f32],
+    up: &[f32],
+    act: Activation,
+    mode: u32,
+    fused: bool,
+) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
+    let len = gate.len();
+    let s = scratch(gpu, 1, len);
+    let b = builder(gpu, &s);
+    let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
+    let out = gpu.storage("out", (len * 4) as u64);
+    let d = if fused {
+        vec![b.gated_prepare(&gu, &out, len, act, Some(mode))]
+    } else {
+        vec![
+            b.gated(&gu, &out, len, act),
+            b.quantize(&out, 0, len, len, mode),
+        ]
+    };
+    let prods = f32s(&run(gpu, &d, 1, &out, len).await?);
+    let xq = run(gpu, &[], 1, &s.xq, len / 4).await?;
+    let xm = run(gpu, &[], 1, &s.xm, len / 8).await?;
+    Ok((prods, xq, xm))
+}
+
 /// The 64 largest `(index, value)` pairs of `vals`, best first (ties: lower index first).
 pub async fn top_k(gpu: &Gpu, vals: &[f32]) -> Result<Vec<(u32, f32)>> {
     let s = scratch(gpu, 1, 32);

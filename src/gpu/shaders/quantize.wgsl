@@ -6,16 +6,17 @@
 //   mode 1, Q8_1: as Q8_0, s0 = f16(sum(q) * amax / 127) for the whole unit.
 //   mode 2, Q8_K (one thread per 256): d = 1 / (-127 / max) with max the first value of largest
 //           magnitude, q = min(round_half_even(x * -127 / max), 127); s0/s1 = d * sum(q) per 16.
-// Entry `main` quantizes x; `norm_quantize` first writes x = RMSNorm(res) * g (one workgroup per
-// token, the same arithmetic as norm.wgsl) and quantizes that, saving a dispatch before each
-// matmul that follows a norm. Prefixed by reduce.wgsl.
+// Entry `main` quantizes x. `norm_quantize` first writes x = RMSNorm(res) * g (the arithmetic of
+// norm.wgsl), `gated_quantize` x = act(gate) * up from res = each token's gate and up side by
+// side (gated.wgsl's), one workgroup per token, and quantizes that: a dispatch saved before each
+// matmul that follows a norm or the MLP's activation. Prefixed by reduce.wgsl and activation.wgsl.
 struct Params {
     units: u32,      // units per row
     mode: u32,
     in_offset: u32,
     in_stride: u32,  // floats between rows of x
     eps: f32,        // norm_quantize only
-    _a: u32,
+    act: u32,        // gated_quantize only
     _b: u32,
     _c: u32,
 }
@@ -31,7 +32,7 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(2) var<storage, read_write> xm: array<vec4<f32>>;
 @group(0) @binding(3) var<uniform> p: Params;
 @group(0) @binding(4) var<uniform> st: Step;
-// norm_quantize only: the residual stream it norms, and the norm's weights.
+// norm_quantize: the residual stream it norms, and the norm's weights; gated_quantize: gate, up.
 @group(0) @binding(5) var<storage, read> res: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<f32>;
 
@@ -222,6 +223,26 @@ fn norm_quantize(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     for (var i = li; i < len; i += 64u) {
         x[xbase + i] = res[rbase + i] * scale * g[i];
     }
+    quantize_row(li, t);
+}
+
+@compute @workgroup_size(64)
+fn gated_quantize(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
+    let t = wid.x + wid.y * 32768u;
+    if (t >= st.n) {
+        return;
+    }
+    let len = p.units * 32u;
+    let gbase = t * 2u * len;
+    let xbase = p.in_offset + t * p.in_stride;
+    for (var i = li; i < len; i += 64u) {
+        x[xbase + i] = gated_value(res[gbase + i], res[gbase + len + i], p.act);
+    }
+    quantize_row(li, t);
+}
+
+// Quantizes token t's row of x, which the whole workgroup just wrote.
+fn quantize_row(li: u32, t: u32) {
     // The row's values, written by the whole workgroup, are read back by the unit owners.
     storageBarrier();
     if (p.mode == 2u) {
