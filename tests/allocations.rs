@@ -63,7 +63,7 @@ fn decode_allocations(file: &str, threads: usize) -> (Vec<usize>, Vec<usize>) {
         model
             .forward_into(&prompt, &mut cache, false, &mut logits)
             .unwrap();
-        let mut pass = |cache: &mut wick::model::KvCache, logits: &mut Vec<f32>| {
+        let pass = |cache: &mut wick::model::KvCache, logits: &mut Vec<f32>| {
             let mut counts = Vec::new();
             for _ in 0..DECODE {
                 let next = argmax(logits);

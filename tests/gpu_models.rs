@@ -228,3 +228,54 @@ fn float_weight_models_match_cpu() {
         }
     }
 }
+
+/// `wick bench --profile` on the GPU times every kind of dispatch of a decode pass, and the
+/// kinds account for the pass's GPU time; the CPU backend has no profiler (a typed error).
+#[test]
+fn bench_profile_times_each_kind_of_dispatch() {
+    let bench = |backend: &str| {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_wick"))
+            .args([
+                "bench",
+                model_path(SMOLLM2).to_str().unwrap(),
+                "--backend",
+                backend,
+            ])
+            .args(["--prompt-tokens", "8", "--gen-tokens", "3", "--reps", "1"])
+            .args(["--profile", "--json"])
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8(out.stdout).unwrap();
+        let last = stdout.lines().last().unwrap_or_default().to_string();
+        (
+            out.status.code(),
+            serde_json::from_str::<serde_json::Value>(&last).unwrap(),
+        )
+    };
+    let (code, v) = bench("gpu");
+    assert_eq!(code, Some(0), "{v}");
+    let decode = v["profile"]["decode"].as_str().unwrap().to_string();
+    assert!(decode.starts_with("3 passes;"), "{decode}");
+    let mut shares = 0.0;
+    for kind in [
+        "Matmul(Q4_1)",
+        "Attention",
+        "Rope",
+        "NormQuantize",
+        "GatedQuantize",
+        "TopK",
+    ] {
+        assert!(decode.contains(kind), "no {kind} in {decode}");
+    }
+    for line in decode.lines().skip(1) {
+        let pct = line.trim_end().trim_end_matches('%');
+        shares += pct.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+    }
+    assert!(
+        (shares - 100.0).abs() < 1.0,
+        "shares add up to {shares}: {decode}"
+    );
+    let (code, v) = bench("cpu");
+    assert_eq!(code, Some(1));
+    assert_eq!(v["error"]["kind"], "invalid_parameter", "{v}");
+}

@@ -203,7 +203,7 @@ fn session(engine: Arc<Engine>, context: usize, backend: BackendArg) -> anyhow::
     Ok(Session::with_backend(engine, Box::new(b)))
 }
 
-fn load(model: &PathBuf) -> anyhow::Result<Arc<Engine>> {
+fn load(model: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
     let engine = Engine::open(model).with_context(|| format!("loading {}", model.display()))?;
     Ok(Arc::new(engine))
 }

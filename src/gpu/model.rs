@@ -856,6 +856,11 @@ impl GpuModel {
         self.len
     }
 
+    /// Whether the cache holds no position.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
     /// Forgets positions from `len` on (the cache keeps every position, so any rewind works).
     pub fn rewind(&mut self, len: usize) {
         self.len = self.len.min(len);

@@ -67,7 +67,7 @@ impl Gemma3 {
         let n_kv_head = gguf::get_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(n_head);
         let n_ff = gguf::get_usize(md, &key("feed_forward_length"))?;
         let head_dim = gguf::get_usize_opt(md, &key("attention.key_length"))?
-            .unwrap_or(if n_head > 0 { n_embd / n_head } else { 0 });
+            .unwrap_or(n_embd.checked_div(n_head).unwrap_or(0));
         let value_dim =
             gguf::get_usize_opt(md, &key("attention.value_length"))?.unwrap_or(head_dim);
         if n_head == 0
