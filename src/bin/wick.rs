@@ -87,6 +87,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Time one decode step's attention on the GPU at the real models' shapes, by position,
+    /// with the GPU backend's key chunking against fixed 64-key chunks (needs no model file).
+    BenchAttention,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -266,6 +269,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             }
         }
         Command::Chat { model, system, gen } => chat(model, system, gen)?,
+        Command::BenchAttention => bench_attention()?,
         Command::Bench {
             model,
             prompt_tokens,
@@ -435,6 +439,36 @@ fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     }
     ids.truncate(n);
     Ok(ids)
+}
+
+fn bench_attention() -> anyhow::Result<()> {
+    let gpu = wick::gpu::Gpu::new_blocking()?;
+    println!("{} ({})", gpu.info.name, gpu.info.backend);
+    let shapes = [
+        ("SmolLM2 (9 x 64, 3 kv)", (9, 3, 64), None),
+        ("Gemma 3 global (4 x 256, 1 kv)", (4, 1, 256), None),
+        ("Gemma 3 local (window 512)", (4, 1, 256), Some(512)),
+    ];
+    println!(
+        "{:<32} {:>8} {:>10} {:>10}",
+        "shape", "position", "wick us", "64-key us"
+    );
+    for (name, dims, window) in shapes {
+        for start in [128, 256, 512, 1024, 2048, 4000] {
+            let (mut ours, mut fixed) = (Vec::new(), Vec::new());
+            for _ in 0..5 {
+                for (chunk, times) in [(None, &mut ours), (Some(64), &mut fixed)] {
+                    let t = pollster::block_on(wick::gpu::probe::attention_time(
+                        &gpu, dims, window, start, chunk, 200,
+                    ))?;
+                    times.push(t * 1e6);
+                }
+            }
+            let (ours, fixed) = (median(ours), median(fixed));
+            println!("{name:<32} {start:>8} {ours:>10.1} {fixed:>10.1}");
+        }
+    }
+    Ok(())
 }
 
 fn median(mut v: Vec<f64>) -> f64 {

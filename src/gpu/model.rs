@@ -32,10 +32,11 @@ const FIRST_SEGMENT: usize = 32;
 /// Most chunks attention splits one query's keys into (each a workgroup, then combined).
 const MAX_CHUNKS: usize = 64;
 
-/// Keys per attention chunk for a cache of `context` positions: 64, or more for caches longer
-/// than 64 chunks of 64.
-fn attention_chunk(context: usize) -> usize {
-    context.div_ceil(64 * MAX_CHUNKS).max(1) * 64
+/// Keys per attention chunk in a layer whose last query sees `keys` keys: 16, or the power of
+/// two that makes at most [`MAX_CHUNKS`] chunks (attention.wgsl's `chunk_len` says the same).
+/// Few heads and a short cache would otherwise leave most of a GPU idle.
+pub(crate) fn attention_chunk(keys: usize) -> usize {
+    keys.div_ceil(MAX_CHUNKS).next_power_of_two().max(16)
 }
 
 /// Floats of attention's chunk records for `tokens` queries of `n_head` heads.
@@ -62,8 +63,9 @@ enum Size {
     /// token sees.
     Attention {
         heads: usize,
-        chunk: usize,
         window: Option<usize>,
+        /// Keys per chunk, if not [`attention_chunk`]'s (timing probes only).
+        chunk: Option<usize>,
     },
     /// One workgroup per (head, token).
     Heads {
@@ -104,10 +106,11 @@ impl Dispatch {
             }
             Size::Attention {
                 heads,
-                chunk,
                 window,
+                chunk,
             } => {
                 let keys = (start + n).min(window.unwrap_or(usize::MAX));
+                let chunk = chunk.unwrap_or_else(|| attention_chunk(keys));
                 (heads as u32, n as u32, keys.div_ceil(chunk) as u32)
             }
             Size::Heads { heads } => (heads as u32, n as u32, 1),
@@ -390,7 +393,7 @@ impl Builder<'_> {
         )
     }
 
-    /// Attention of the queries in `q` over the cache (`context` positions) into `out`, as a
+    /// Attention of the queries in `q` over the cache into `out`, as a
     /// partial pass over chunks of keys into `part` ([`attention_part_len`] floats) and a
     /// combining pass.
     #[allow(clippy::too_many_arguments)]
@@ -406,17 +409,37 @@ impl Builder<'_> {
         head_dim: usize,
         window: Option<usize>,
         scale: f32,
-        context: usize,
     ) -> [Dispatch; 2] {
-        let chunk = attention_chunk(context);
+        self.attention_chunked(
+            q, k, v, out, part, n_head, n_kv_head, head_dim, window, scale, None,
+        )
+    }
+
+    /// [`Builder::attention`] with `chunk` keys per chunk if given (the step uniform must say
+    /// the same), for timing probes.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn attention_chunked(
+        &self,
+        q: &wgpu::Buffer,
+        k: &wgpu::Buffer,
+        v: &wgpu::Buffer,
+        out: &wgpu::Buffer,
+        part: &wgpu::Buffer,
+        n_head: usize,
+        n_kv_head: usize,
+        head_dim: usize,
+        window: Option<usize>,
+        scale: f32,
+        chunk: Option<usize>,
+    ) -> [Dispatch; 2] {
         let params = [
             n_head as u32,
             n_kv_head as u32,
             head_dim as u32,
             window.unwrap_or(0) as u32,
             f(scale),
-            chunk as u32,
             MAX_CHUNKS as u32,
+            chunk.unwrap_or(0) as u32,
             0,
         ];
         [
@@ -426,8 +449,8 @@ impl Builder<'_> {
                 &[(0, q), (1, k), (2, v), (6, part)],
                 Size::Attention {
                     heads: n_head,
-                    chunk,
                     window,
+                    chunk,
                 },
             ),
             self.dispatch(
@@ -734,7 +757,6 @@ impl GpuModel {
                 hd,
                 l.window,
                 plan.attn_scale,
-                context,
             ));
             body.extend(b.prepare(&wo, &bufs.att, q_dim));
             match l.post_attn_norm {

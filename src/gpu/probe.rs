@@ -223,8 +223,7 @@ pub async fn norm_quantize(
 }
 
 /// Causal attention of `n` queries at positions `start..start + n` over keys/values of
-/// positions `0..start + n` (`kv_dim` floats each), as in a cache of `context` positions (which
-/// sets attention's chunk length).
+/// positions `0..start + n` (`kv_dim` floats each).
 #[allow(clippy::too_many_arguments)]
 pub async fn attention(
     gpu: &Gpu,
@@ -238,7 +237,6 @@ pub async fn attention(
     head_dim: usize,
     window: Option<usize>,
     scale: f32,
-    context: usize,
 ) -> Result<Vec<f32>> {
     let s = Scratch {
         step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
@@ -254,9 +252,75 @@ pub async fn attention(
     let out = gpu.storage("out", (q.len() * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(n, n_head, head_dim) as u64 * 4);
     let d = b.attention(
-        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale, context,
+        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale,
     );
     Ok(f32s(&run_at(gpu, &d, n, start, &out, q.len()).await?))
+}
+
+/// Seconds of GPU time per attention (partial and combining pass) of one decoding query after
+/// `start` cached positions, averaged over `reps` runs recorded back to back in one command
+/// buffer; `chunk` forces the key-chunk length (else the forward pass's rule). For
+/// `wick bench-attention`, which compares chunkings on a real GPU.
+#[cfg(not(target_arch = "wasm32"))]
+#[allow(clippy::too_many_arguments)]
+pub async fn attention_time(
+    gpu: &Gpu,
+    (n_head, n_kv_head, head_dim): (usize, usize, usize),
+    window: Option<usize>,
+    start: usize,
+    chunk: Option<usize>,
+    reps: usize,
+) -> Result<f64> {
+    let s = Scratch {
+        step: gpu.uniform("step", &[1, start as u32, 0, 0]),
+        xq: gpu.storage("xq", 16),
+        xm: gpu.storage("xm", 16),
+    };
+    let b = builder(gpu, &s);
+    let kv = (start + 1) * n_kv_head * head_dim;
+    let ramp = |n: usize| {
+        (0..n)
+            .map(|i| (i % 97) as f32 * 0.01 - 0.5)
+            .collect::<Vec<f32>>()
+    };
+    let (qb, kb, vb) = (
+        gpu.storage_init("q", &f32_bytes(&ramp(n_head * head_dim))),
+        gpu.storage_init("k", &f32_bytes(&ramp(kv))),
+        gpu.storage_init("v", &f32_bytes(&ramp(kv))),
+    );
+    let out = gpu.storage("out", (n_head * head_dim * 4) as u64);
+    let part = gpu.storage("chunks", attention_part_len(1, n_head, head_dim) as u64 * 4);
+    let d = b.attention_chunked(
+        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, 0.125, chunk,
+    );
+    let many: Vec<&Dispatch> = (0..reps).flat_map(|_| &d).collect();
+    timed(gpu, &many[..2], start, &out).await?; // warm-up: pipelines, first touch
+    let one = timed(gpu, &many[..2], start, &out).await?;
+    let all = timed(gpu, &many, start, &out).await?;
+    Ok((all - one) / (reps - 1) as f64)
+}
+
+/// Seconds from recording `list` for one token after `start` positions to reading `out` back.
+#[cfg(not(target_arch = "wasm32"))]
+async fn timed(gpu: &Gpu, list: &[&Dispatch], start: usize, out: &wgpu::Buffer) -> Result<f64> {
+    let t0 = std::time::Instant::now();
+    let mut enc = gpu.device.create_command_encoder(&Default::default());
+    {
+        let mut pass = enc.begin_compute_pass(&Default::default());
+        for x in list {
+            x.record(&mut pass, 1, start);
+        }
+    }
+    let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: None,
+        size: 16,
+        usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    });
+    enc.copy_buffer_to_buffer(out, 0, &staging, 0, 16);
+    gpu.queue.submit([enc.finish()]);
+    read_back(gpu, &staging, 16).await?;
+    Ok(t0.elapsed().as_secs_f64())
 }
 
 /// `act(gate) * up`, elementwise.

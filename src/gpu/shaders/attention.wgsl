@@ -2,17 +2,20 @@
 // pos sees keys first..=pos (first = pos - window + 1 on sliding-window layers), and those keys
 // are cut into chunks of `chunk` keys. `partial` runs one workgroup per (head, token, chunk) and
 // writes the chunk's running max, its sum of exponentials and its unnormalised output; `combine`
-// runs one workgroup per (head, token) and merges the chunks. A decode step of one token thus
-// spreads over heads x chunks workgroups instead of one workgroup per head walking every key.
+// runs one workgroup per (head, token) and merges the chunks. The chunk length follows the keys
+// the layer's last query sees (`chunk_len`, which the host mirrors to size the dispatch): 16
+// keys while there are few, doubling so that there are at most 64 chunks. A decode step thus
+// spreads over many workgroups whatever the position; measured on an H200, 16-key chunks took
+// Gemma 3's attention at position 128 from 70 to 38 us against fixed 64-key chunks.
 struct Params {
     n_head: u32,
     n_kv_head: u32,
     head_dim: u32,   // a multiple of 4, at most 4 * 64
     window: u32,     // 0: no window
     scale: f32,
-    chunk: u32,      // keys per chunk, a multiple of 64
     max_chunks: u32, // chunk records per (token, head) in `part`
-    _a: u32,
+    chunk: u32,      // keys per chunk if not 0 (timing probes), else chunk_len's
+    _b: u32,
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
@@ -27,6 +30,7 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
 var<workgroup> qs: array<vec4<f32>, 64>;
 var<workgroup> prob: array<f32, 64>;
+var<workgroup> dots: array<f32, 64>;
 
 const NONE = -3.0e38;
 
@@ -40,6 +44,23 @@ fn span(t: u32) -> vec2<u32> {
     return vec2(first, pos + 1u - first);
 }
 
+// Keys per chunk: 16, or the power of two that makes at most max_chunks chunks of the keys the
+// batch's last query sees in this layer (model.rs's attention_chunk says the same).
+fn chunk_len() -> u32 {
+    if (p.chunk != 0u) {
+        return p.chunk;
+    }
+    var keys = st.start + st.n;
+    if (p.window != 0u) {
+        keys = min(keys, p.window);
+    }
+    var c = 16u;
+    while (c * p.max_chunks < keys) {
+        c *= 2u;
+    }
+    return c;
+}
+
 fn record(t: u32, h: u32, c: u32) -> u32 {
     return ((t * p.n_head + h) * p.max_chunks + c) * (p.head_dim + 2u);
 }
@@ -50,12 +71,13 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
     let t = wid.y;
     let c = wid.z;
     let sp = span(t);
-    let lo = sp.x + c * p.chunk;
+    let chunk = chunk_len();
+    let lo = sp.x + c * chunk;
     // Workgroup-uniform: chunks past this query's keys have nothing to do (combine skips them).
-    if (c * p.chunk >= sp.y) {
+    if (c * chunk >= sp.y) {
         return;
     }
-    let hi = min(lo + p.chunk, sp.x + sp.y); // one past the last key
+    let hi = min(lo + chunk, sp.x + sp.y); // one past the last key
     let hd4 = p.head_dim / 4u;
     let kv4 = p.n_kv_head * hd4;
     let kv_off4 = (h / (p.n_head / p.n_kv_head)) * hd4;
@@ -69,27 +91,48 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     var m = NONE;
     var l = 0.0;
-    for (var c0 = lo; c0 < hi; c0 += 64u) {
-        let key = c0 + li;
-        var sc = NONE;
+    // A step takes `keys` keys, `tpk` threads per key (chunks shorter than 64 keys split each
+    // key's dot product so that no thread idles): thread li works on key c0 + li / tpk.
+    let tpk = 64u / min(64u, chunk);
+    let keys = 64u / tpk;
+    let lane = li % tpk;
+    for (var c0 = lo; c0 < hi; c0 += keys) {
+        let key = c0 + li / tpk;
+        var d = vec4(0.0);
         if (key < hi) {
             let kb = key * kv4 + kv_off4;
-            var d = vec4(0.0);
-            for (var i = 0u; i < hd4; i++) {
+            for (var i = lane; i < hd4; i += tpk) {
                 d += qs[i] * k[kb + i];
             }
-            sc = (d.x + d.y + d.z + d.w) * p.scale;
+        }
+        // Thread li < keys now owns key c0 + li (with one thread per key, its own dot).
+        let valid = li < keys && c0 + li < hi;
+        var sc = NONE;
+        if (tpk == 1u) {
+            if (valid) {
+                sc = (d.x + d.y + d.z + d.w) * p.scale;
+            }
+        } else {
+            dots[li] = d.x + d.y + d.z + d.w;
+            workgroupBarrier();
+            if (valid) {
+                var s = 0.0;
+                for (var j = 0u; j < tpk; j++) {
+                    s += dots[li * tpk + j];
+                }
+                sc = s * p.scale;
+            }
         }
         let m_new = max(m, max_all(li, sc));
         let corr = exp(m - m_new);
         var e = 0.0;
-        if (key < hi) {
+        if (valid) {
             e = exp(sc - m_new);
         }
         prob[li] = e;
         l = l * corr + sum_all(li, e);
         m = m_new;
-        let count = min(64u, hi - c0);
+        let count = min(keys, hi - c0);
         for (var j = 0u; j < 4u; j++) {
             let dim = li + 64u * j;
             if (dim < p.head_dim) {
@@ -119,7 +162,8 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
 fn combine(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: vec3<u32>) {
     let h = wid.x;
     let t = wid.y;
-    let chunks = (span(t).y + p.chunk - 1u) / p.chunk;
+    let chunk = chunk_len();
+    let chunks = (span(t).y + chunk - 1u) / chunk;
     var m = NONE;
     for (var c = 0u; c < chunks; c++) {
         m = max(m, part[record(t, h, c)]);
