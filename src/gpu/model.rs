@@ -393,32 +393,11 @@ impl Builder<'_> {
         )
     }
 
-    /// Attention of the queries in `q` over the cache into `out`, as a
-    /// partial pass over chunks of keys into `part` ([`attention_part_len`] floats) and a
-    /// combining pass.
+    /// Attention of the queries in `q` over the cache into `out`, as a partial pass over chunks
+    /// of keys into `part` ([`attention_part_len`] floats) and a combining pass; `chunk` forces
+    /// the chunk length (timing probes), else it follows the keys (`attention_chunk`).
     #[allow(clippy::too_many_arguments)]
     pub fn attention(
-        &self,
-        q: &wgpu::Buffer,
-        k: &wgpu::Buffer,
-        v: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        part: &wgpu::Buffer,
-        n_head: usize,
-        n_kv_head: usize,
-        head_dim: usize,
-        window: Option<usize>,
-        scale: f32,
-    ) -> [Dispatch; 2] {
-        self.attention_chunked(
-            q, k, v, out, part, n_head, n_kv_head, head_dim, window, scale, None,
-        )
-    }
-
-    /// [`Builder::attention`] with `chunk` keys per chunk if given (the step uniform must say
-    /// the same), for timing probes.
-    #[allow(clippy::too_many_arguments)]
-    pub(crate) fn attention_chunked(
         &self,
         q: &wgpu::Buffer,
         k: &wgpu::Buffer,
@@ -757,6 +736,7 @@ impl GpuModel {
                 hd,
                 l.window,
                 plan.attn_scale,
+                None,
             ));
             body.extend(b.prepare(&wo, &bufs.att, q_dim));
             match l.post_attn_norm {

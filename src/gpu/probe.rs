@@ -252,7 +252,7 @@ pub async fn attention(
     let out = gpu.storage("out", (q.len() * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(n, n_head, head_dim) as u64 * 4);
     let d = b.attention(
-        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale,
+        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale, None,
     );
     Ok(f32s(&run_at(gpu, &d, n, start, &out, q.len()).await?))
 }
@@ -290,7 +290,7 @@ pub async fn attention_time(
     );
     let out = gpu.storage("out", (n_head * head_dim * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(1, n_head, head_dim) as u64 * 4);
-    let d = b.attention_chunked(
+    let d = b.attention(
         &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, 0.125, chunk,
     );
     let many: Vec<&Dispatch> = (0..reps).flat_map(|_| &d).collect();
