@@ -203,7 +203,7 @@ impl Builder<'_> {
 
     /// RMSNorm of rows of `len` from `src` into `dst` (weights `g`), and for a matmul that
     /// wants its input quantized (`mode`, as [`GpuMatrix::quantize_mode`] gives it), `dst`
-    /// quantized into xq/xm in the same dispatch; returns the dispatch and `mode`.
+    /// quantized into xq/xm in the same dispatch.
     pub fn norm_prepare(
         &self,
         src: &wgpu::Buffer,
@@ -212,8 +212,8 @@ impl Builder<'_> {
         len: usize,
         eps: f32,
         mode: Option<u32>,
-    ) -> (Dispatch, Option<u32>) {
-        let d = match mode {
+    ) -> Dispatch {
+        match mode {
             None => self.norm_into(src, dst, g, len, 1, eps, false),
             Some(mode) => self.dispatch(
                 Op::NormQuantize,
@@ -221,8 +221,34 @@ impl Builder<'_> {
                 &[(0, dst), (1, self.xq), (2, self.xm), (5, src), (6, g)],
                 Size::Rows { per_token: 1 },
             ),
-        };
-        (d, mode)
+        }
+    }
+
+    /// `h = RMSNorm(x) * g` (rows of `len`), then each matrix of `mats` applied to `h` into
+    /// `out` at its offset (rows `out_w` floats apart): the quantizing for the first done by the
+    /// norm's dispatch, and again only where a later matrix wants another format.
+    #[allow(clippy::too_many_arguments)]
+    pub fn norm_matmuls(
+        &self,
+        x: &wgpu::Buffer,
+        h: &wgpu::Buffer,
+        g: &wgpu::Buffer,
+        len: usize,
+        eps: f32,
+        mats: &[(GpuMatrix, usize)],
+        out: &wgpu::Buffer,
+        out_w: usize,
+    ) -> Vec<Dispatch> {
+        let mut quantized = mats[0].0.quantize_mode();
+        let mut list = vec![self.norm_prepare(x, h, g, len, eps, quantized)];
+        for (m, offset) in mats {
+            if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
+                list.extend(self.prepare(m, h, len));
+                quantized = m.quantize_mode();
+            }
+            list.extend(self.matmul(m, h, out, *offset, out_w, 0, false, false));
+        }
+        list
     }
 
     /// What `m`'s matmul needs done to its input `x` (rows of `cols` floats) first: quantizing
@@ -690,22 +716,9 @@ impl GpuModel {
 
             // Attention: h = norm(x); q, k, v side by side in qkv; then rope (and the heads'
             // norms) moves q to its buffer and k, v into the cache.
-            let (normed, mut quantized) = b.norm_prepare(
-                &bufs.x,
-                &bufs.h,
-                &attn_norm,
-                d,
-                plan.eps,
-                attn_in[0].0.quantize_mode(),
-            );
-            body.push(normed);
-            for (m, offset) in &attn_in {
-                if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
-                    body.extend(b.prepare(m, &bufs.h, d));
-                    quantized = m.quantize_mode();
-                }
-                body.extend(b.matmul(m, &bufs.h, &bufs.qkv, *offset, qkv_w, 0, false, false));
-            }
+            body.extend(b.norm_matmuls(
+                &bufs.x, &bufs.h, &attn_norm, d, plan.eps, &attn_in, &bufs.qkv, qkv_w,
+            ));
             let head_norms = match (l.q_norm, l.k_norm) {
                 (Some(qn), Some(kn)) => Some((norm(qn), norm(kn))),
                 _ => None,
@@ -750,23 +763,10 @@ impl GpuModel {
             }
 
             // MLP: h = norm(x); gate and up side by side in gu; x += down(act(gate) * up).
-            let (normed, mut quantized) = b.norm_prepare(
-                &bufs.x,
-                &bufs.h,
-                &ffn_norm,
-                d,
-                plan.eps,
-                ffn_in[0].0.quantize_mode(),
-            );
-            body.push(normed);
-            for (m, offset) in &ffn_in {
-                if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
-                    body.extend(b.prepare(m, &bufs.h, d));
-                    quantized = m.quantize_mode();
-                }
-                let gu_w = 2 * plan.n_ff;
-                body.extend(b.matmul(m, &bufs.h, &bufs.gu, *offset, gu_w, 0, false, false));
-            }
+            let gu_w = 2 * plan.n_ff;
+            body.extend(b.norm_matmuls(
+                &bufs.x, &bufs.h, &ffn_norm, d, plan.eps, &ffn_in, &bufs.gu, gu_w,
+            ));
             body.push(b.gated_prepare(
                 &bufs.gu,
                 &bufs.act,
@@ -799,17 +799,14 @@ impl GpuModel {
         };
         let output = &weights[output_index];
         let output_norm = norm(plan.output_norm);
-        body.push(
-            b.norm_prepare(
-                &bufs.x,
-                &bufs.h,
-                &output_norm,
-                d,
-                plan.eps,
-                output.quantize_mode(),
-            )
-            .0,
-        );
+        body.push(b.norm_prepare(
+            &bufs.x,
+            &bufs.h,
+            &output_norm,
+            d,
+            plan.eps,
+            output.quantize_mode(),
+        ));
         norms.push(output_norm);
         let h = &bufs.h;
         let head_last = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);

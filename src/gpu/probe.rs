@@ -209,7 +209,7 @@ pub async fn norm_quantize(
     );
     let h = gpu.storage("h", (x.len() * 4) as u64);
     let d = if fused {
-        vec![b.norm_prepare(&xb, &h, &gb, len, eps, Some(mode)).0]
+        vec![b.norm_prepare(&xb, &h, &gb, len, eps, Some(mode))]
     } else {
         vec![
             b.norm_into(&xb, &h, &gb, len, 1, eps, false),
