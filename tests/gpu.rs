@@ -7,7 +7,7 @@ use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use wick::gguf::QType;
-use wick::gpu::{probe, Gpu};
+use wick::gpu::{probe, Gpu, GpuOptions};
 use wick::kernels;
 use wick::model::blocks::{self, AttentionShape, RopeStyle, RopeTable};
 use wick::model::kv_cache::KvCache;
@@ -15,6 +15,32 @@ use wick::model::plan::Activation;
 
 fn gpu() -> Gpu {
     Gpu::new_blocking().expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
+}
+
+/// The default device and, where it keeps the KV cache in f16 (lavapipe does), one in f32:
+/// the kernels that touch the cache are tested both ways.
+fn kv_gpus() -> Vec<Gpu> {
+    let gpu = gpu();
+    let f16 = gpu.info.f16;
+    let mut all = vec![gpu];
+    if f16 {
+        all.push(Gpu::open_blocking(GpuOptions { f16: false }).unwrap());
+    }
+    all
+}
+
+/// `v` rounded as a `gpu`'s KV cache stores it.
+fn as_stored(gpu: &Gpu, v: &[f32]) -> Vec<f32> {
+    gpu.kv_values(&gpu.kv_bytes(v))
+}
+
+/// The test tolerance for values that went through `gpu`'s KV cache: f16 keeps 11 bits.
+fn kv_tol(gpu: &Gpu) -> f32 {
+    if gpu.info.f16 {
+        2e-3
+    } else {
+        1e-5
+    }
 }
 
 fn block(t: QType) -> (usize, usize) {
@@ -196,7 +222,12 @@ fn fused_norm_quantize_matches_norm_then_quantize() {
 
 #[test]
 fn rope_matches_cpu_in_both_styles() {
-    let gpu = gpu();
+    for gpu in kv_gpus() {
+        rope_matches_cpu_on(&gpu);
+    }
+}
+
+fn rope_matches_cpu_on(gpu: &Gpu) {
     let mut rng = SmallRng::seed_from_u64(10);
     for (style, head_dim, rot, normed) in [
         (RopeStyle::Interleaved, 64, 64, false),
@@ -227,7 +258,7 @@ fn rope_matches_cpu_in_both_styles() {
         table.apply(&mut want_k[new_keys], n, head_dim, style);
         let norms = normed.then_some((&qn[..], &kn[..], 1e-6));
         let [got_q, got_k, got_v] = pollster::block_on(probe::rope(
-            &gpu,
+            gpu,
             &qkv,
             (&k, &v),
             n,
@@ -238,19 +269,40 @@ fn rope_matches_cpu_in_both_styles() {
             norms,
         ))
         .unwrap();
-        let what = format!("rope {style:?} {head_dim} rotating {rot}, normed {normed}");
+        let what = format!(
+            "rope {style:?} {head_dim} rotating {rot}, normed {normed}, f16 {}",
+            gpu.info.f16
+        );
         close(&got_q, &want_q, 1e-5, &format!("{what}: q"));
-        close(&got_k, &want_k, 1e-5, &format!("{what}: k"));
-        assert_eq!(got_v, want_v, "{what}: v");
+        // The cache holds the keys and values as it stores them (f16 or f32).
+        close(
+            &got_k,
+            &as_stored(gpu, &want_k),
+            kv_tol(gpu),
+            &format!("{what}: k"),
+        );
+        close(
+            &got_v,
+            &as_stored(gpu, &want_v),
+            kv_tol(gpu),
+            &format!("{what}: v"),
+        );
     }
 }
 
 /// Attention over a cache with grouped KV heads, with and without a sliding window, for a
 /// batch of queries and for decoding queries at positions whose key chunks are 16, 32, 64 and
 /// 128 keys long (four, two and one threads per key; a chunk of two 64-key steps).
+/// With an f16 cache the CPU attends over the keys and values rounded as the GPU stores them;
+/// the arithmetic is f32 on both.
 #[test]
 fn attention_matches_cpu() {
-    let gpu = gpu();
+    for gpu in kv_gpus() {
+        attention_matches_cpu_on(&gpu);
+    }
+}
+
+fn attention_matches_cpu_on(gpu: &Gpu) {
     let mut rng = SmallRng::seed_from_u64(11);
     for (n_head, n_kv_head, hd, window) in [(9, 3, 64, None), (4, 1, 256, Some(50))] {
         for (start, n) in [(130, 7), (700, 1), (1400, 1), (3000, 1), (5000, 1)] {
@@ -267,11 +319,11 @@ fn attention_matches_cpu() {
                 window,
             };
             let mut cache = KvCache::new(kv_dim, &[window], total, 256);
-            cache.layers[0].write(0, &k, &v);
+            cache.layers[0].write(0, &as_stored(gpu, &k), &as_stored(gpu, &v));
             let mut want = vec![0f32; q.len()];
             blocks::attention(&q, &cache.layers[0], start, n, shape, &mut want);
             let got = pollster::block_on(probe::attention(
-                &gpu,
+                gpu,
                 &q,
                 &k,
                 &v,
@@ -288,7 +340,10 @@ fn attention_matches_cpu() {
                 &got,
                 &want,
                 1e-5,
-                &format!("attention {n_head}x{hd} window {window:?}, {n} at {start}"),
+                &format!(
+                    "attention {n_head}x{hd} window {window:?}, {n} at {start}, f16 {}",
+                    gpu.info.f16
+                ),
             );
         }
     }

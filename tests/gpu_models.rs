@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use common::*;
 use wick::backend::GpuBackend;
-use wick::gpu::Gpu;
+use wick::gpu::{Gpu, GpuOptions};
 use wick::sampler::{argmax, top2_margin, SamplingParams};
 use wick::{Engine, GenerateOptions, Session};
 
@@ -35,8 +35,14 @@ const MAX_PPL_DEVIATION: f64 = 0.02;
 /// Teacher-forced positions compared.
 const POSITIONS: usize = 128;
 
+/// A session on the default GPU (its KV cache in f16 where the device has shader-f16, as on
+/// lavapipe).
 fn gpu_session(engine: &Arc<Engine>, context: usize) -> Session {
-    let gpu = Arc::new(Gpu::new_blocking().expect("a GPU adapter (lavapipe)"));
+    gpu_session_with(engine, context, GpuOptions::default())
+}
+
+fn gpu_session_with(engine: &Arc<Engine>, context: usize, options: GpuOptions) -> Session {
+    let gpu = Arc::new(Gpu::open_blocking(options).expect("a GPU adapter (lavapipe)"));
     let backend = GpuBackend::new(gpu, engine, context).unwrap();
     Session::with_backend(engine.clone(), Box::new(backend))
 }
@@ -199,8 +205,9 @@ fn a_lost_device_is_a_gpu_error_not_a_panic() {
 
 /// Float-weight models (every matrix F32, F16 or BF16, embeddings included) run on the GPU too.
 /// Neither backend quantizes activations for float weights, so nothing amplifies summation-order
-/// differences: every teacher-forced logit must match the CPU's closely. (Tiny random llama
-/// models: no real float GGUF is part of the test data.)
+/// differences: every teacher-forced logit must match the CPU's closely, with the KV cache in
+/// f32 as the CPU keeps it. (Tiny random llama models: no real float GGUF is part of the test
+/// data.)
 #[test]
 fn float_weight_models_match_cpu() {
     use candle_core::quantized::GgmlDType;
@@ -215,7 +222,8 @@ fn float_weight_models_match_cpu() {
         };
         let engine = Arc::new(Engine::load(&open_bytes(tiny.bytes()).unwrap()).unwrap());
         let cpu = scores(&mut Session::new(engine.clone(), seq.len() + 1), &seq);
-        let gpu = scores(&mut gpu_session(&engine, seq.len() + 1), &seq);
+        let f32_kv = GpuOptions { f16: false };
+        let gpu = scores(&mut gpu_session_with(&engine, seq.len() + 1, f32_kv), &seq);
         assert_eq!(cpu.len(), seq.len() - 1);
         for (i, (c, g)) in cpu.iter().zip(&gpu).enumerate() {
             let scale = c.iter().fold(0f32, |m, v| m.max(v.abs()));

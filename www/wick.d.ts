@@ -93,8 +93,11 @@ export interface EngineInfo {
   modelId: string;
   card: ModelCard;
   backend: 'cpu' | 'webgpu';
-  /** The WebGPU adapter when backend is 'webgpu'. */
-  gpu: { name: string; backend: string; device_type: string; max_binding: number; fallback: boolean } | null;
+  /**
+   * The WebGPU adapter when backend is 'webgpu'. f16: the adapter has 'shader-f16', so the KV
+   * cache is stored in f16 (half the memory; attention computes in f32), else in f32.
+   */
+  gpu: { name: string; backend: string; device_type: string; max_binding: number; f16: boolean; fallback: boolean } | null;
   /** Why WebGPU is not in use (no adapter, a software fallback under 'auto', the GPU failed). */
   gpuNote: string | null;
   /** 'threads' when the rayon pool runs in Web Workers, 'simd' for the single-thread build. */

@@ -77,9 +77,8 @@ enum Command {
         reps: usize,
         #[arg(long)]
         threads: Option<usize>,
-        /// Where the forward pass runs.
-        #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-        backend: BackendArg,
+        #[command(flatten)]
+        backend: BackendArgs,
         /// After the measured runs, time each kind of GPU dispatch in one more prefill and
         /// decode (where the device can write timestamps inside a pass).
         #[arg(long)]
@@ -88,7 +87,8 @@ enum Command {
         json: bool,
     },
     /// Time one decode step's attention on the GPU at the real models' shapes, by position,
-    /// with the GPU backend's key chunking against fixed 64-key chunks (needs no model file).
+    /// with the GPU backend's key chunking against fixed 64-key chunks and, where the device
+    /// has shader-f16, against an f32 KV cache (needs no model file).
     BenchAttention,
 }
 
@@ -99,6 +99,17 @@ enum BackendArg {
     Gpu,
     /// The GPU if there is one, else the CPU.
     Auto,
+}
+
+#[derive(Args, Clone, Copy)]
+struct BackendArgs {
+    /// Where the forward pass runs.
+    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
+    backend: BackendArg,
+    /// On the GPU, keep the KV cache in f32 even where the device has shader-f16 (by default
+    /// it is stored in f16 there).
+    #[arg(long)]
+    gpu_f32: bool,
 }
 
 #[derive(Args, Clone)]
@@ -127,9 +138,8 @@ struct GenArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
-    /// Where the forward pass runs.
-    #[arg(long, value_enum, default_value_t = BackendArg::Cpu)]
-    backend: BackendArg,
+    #[command(flatten)]
+    backend: BackendArgs,
 }
 
 impl GenArgs {
@@ -182,16 +192,22 @@ fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A session on the chosen backend (the GPU one uploads the model).
-fn session(engine: Arc<Engine>, context: usize, backend: BackendArg) -> anyhow::Result<Session> {
+/// A session on the chosen backend (the GPU one uploads the model), and the GPU it runs on.
+fn session(
+    engine: Arc<Engine>,
+    context: usize,
+    args: BackendArgs,
+) -> anyhow::Result<(Session, Option<wick::gpu::GpuInfo>)> {
+    let backend = args.backend;
     if backend == BackendArg::Cpu {
-        return Ok(Session::new(engine, context));
+        return Ok((Session::new(engine, context), None));
     }
-    let gpu = match wick::gpu::Gpu::new_blocking() {
+    let options = wick::gpu::GpuOptions { f16: !args.gpu_f32 };
+    let gpu = match wick::gpu::Gpu::open_blocking(options) {
         Ok(g) => Arc::new(g),
         Err(e) if backend == BackendArg::Auto => {
             eprintln!("wick: {e}; running on the CPU");
-            return Ok(Session::new(engine, context));
+            return Ok((Session::new(engine, context), None));
         }
         Err(e) => return Err(e.into()),
     };
@@ -199,11 +215,14 @@ fn session(engine: Arc<Engine>, context: usize, backend: BackendArg) -> anyhow::
         Ok(b) => b,
         Err(e) if backend == BackendArg::Auto => {
             eprintln!("wick: the GPU cannot run this model ({e}); running on the CPU");
-            return Ok(Session::new(engine, context));
+            return Ok((Session::new(engine, context), None));
         }
         Err(e) => return Err(e.into()),
     };
-    Ok(Session::with_backend(engine, Box::new(b)))
+    Ok((
+        Session::with_backend(engine, Box::new(b)),
+        Some(gpu.info.clone()),
+    ))
 }
 
 fn load(model: &std::path::Path) -> anyhow::Result<Arc<Engine>> {
@@ -249,7 +268,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             set_threads(gen.threads)?;
             let engine = load(&model)?;
             let prompt_ids = engine.encode(&prompt)?;
-            let mut session = session(engine, gen.ctx, gen.backend)?;
+            let (mut session, _) = session(engine, gen.ctx, gen.backend)?;
             let stdout = std::io::stdout();
             let out = session.generate(&prompt_ids, &gen.options(ignore_eos), |ev| {
                 if let (false, Event::Token { text, .. }) = (json, ev) {
@@ -349,7 +368,7 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
         return Err(wick::Error::NoChatTemplate.into());
     }
     let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
-    let mut session = session(engine.clone(), gen.ctx, gen.backend)?;
+    let (mut session, _) = session(engine.clone(), gen.ctx, gen.backend)?;
     let mut messages: Vec<ChatMessage> = system
         .into_iter()
         .map(|s| ChatMessage {
@@ -443,29 +462,47 @@ fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
 
 fn bench_attention() -> anyhow::Result<()> {
     let gpu = wick::gpu::Gpu::new_blocking()?;
-    println!("{} ({})", gpu.info.name, gpu.info.backend);
+    // Where wick uses f16, the same kernel over an f32 cache on a second device, for comparison.
+    let f32_gpu = if gpu.info.f16 {
+        Some(wick::gpu::Gpu::open_blocking(wick::gpu::GpuOptions {
+            f16: false,
+        })?)
+    } else {
+        None
+    };
+    let kv = if gpu.info.f16 { "f16" } else { "f32" };
+    println!("{} ({}), {kv} KV cache", gpu.info.name, gpu.info.backend);
     let shapes = [
         ("SmolLM2 (9 x 64, 3 kv)", (9, 3, 64), None),
         ("Gemma 3 global (4 x 256, 1 kv)", (4, 1, 256), None),
         ("Gemma 3 local (window 512)", (4, 1, 256), Some(512)),
     ];
     println!(
-        "{:<32} {:>8} {:>10} {:>10}",
-        "shape", "position", "wick us", "64-key us"
+        "{:<32} {:>8} {:>10} {:>10} {:>10}",
+        "shape", "position", "wick us", "64-key us", "f32-KV us"
     );
     for (name, dims, window) in shapes {
         for start in [128, 256, 512, 1024, 2048, 4000] {
-            let (mut ours, mut fixed) = (Vec::new(), Vec::new());
+            let mut times = [Vec::new(), Vec::new(), Vec::new()];
             for _ in 0..5 {
-                for (chunk, times) in [(None, &mut ours), (Some(64), &mut fixed)] {
+                let runs = [(&gpu, None), (&gpu, Some(64))]
+                    .into_iter()
+                    .chain(f32_gpu.as_ref().map(|g| (g, None)));
+                for (i, (g, chunk)) in runs.enumerate() {
                     let t = pollster::block_on(wick::gpu::probe::attention_time(
-                        &gpu, dims, window, start, chunk, 200,
+                        g, dims, window, start, chunk, 200,
                     ))?;
-                    times.push(t * 1e6);
+                    times[i].push(t * 1e6);
                 }
             }
-            let (ours, fixed) = (median(ours), median(fixed));
-            println!("{name:<32} {start:>8} {ours:>10.1} {fixed:>10.1}");
+            let [ours, fixed, f32s] = times.map(|t| {
+                if t.is_empty() {
+                    "-".to_string()
+                } else {
+                    format!("{:.1}", median(t))
+                }
+            });
+            println!("{name:<32} {start:>8} {ours:>10} {fixed:>10} {f32s:>10}");
         }
     }
     Ok(())
@@ -481,7 +518,7 @@ fn bench(
     prompt_tokens: usize,
     gen_tokens: usize,
     reps: usize,
-    backend: BackendArg,
+    backend: BackendArgs,
     profile: bool,
     json: bool,
 ) -> anyhow::Result<()> {
@@ -496,7 +533,7 @@ fn bench(
         ..GenerateOptions::default()
     };
     let (mut prefill, mut decode) = (Vec::new(), Vec::new());
-    let mut session = session(engine.clone(), prompt.len() + gen_tokens + 1, backend)?;
+    let (mut session, gpu) = session(engine.clone(), prompt.len() + gen_tokens + 1, backend)?;
     // One warm-up run, then `reps` measured runs, each from an empty cache.
     for rep in 0..=reps {
         session.reset();
@@ -560,7 +597,7 @@ fn bench(
         println!(
             "{}",
             json!({"engine": "wick", "model": model.file_name().map(|s| s.to_string_lossy()), "threads": threads,
-                   "backend": session.backend_name(),
+                   "backend": session.backend_name(), "gpu": gpu,
                    "prompt_tokens": prompt.len(), "gen_tokens": gen_tokens, "load_s": load_s,
                    "prefill_tok_s": p, "decode_tok_s": d, "prefill_runs": prefill, "decode_runs": decode,
                    "profile": profiles.map(|(p, d)| json!({"prefill": p, "decode": d}))})
@@ -573,6 +610,10 @@ fn bench(
             threads,
             load_s
         );
+        if let Some(g) = &gpu {
+            let kv = if g.f16 { "f16" } else { "f32" };
+            println!("  GPU {} ({}), {kv} KV cache", g.name, g.backend);
+        }
         println!(
             "  prefill {:>8.1} tok/s  ({} tokens, median of {reps})",
             p,

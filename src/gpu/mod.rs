@@ -34,6 +34,22 @@ pub struct GpuInfo {
     pub device_type: String,
     /// Largest storage buffer one binding may cover (weights are split to fit).
     pub max_binding: u64,
+    /// The device has `shader-f16` and wick uses it: the KV cache is stored in f16 (attention
+    /// still computes in f32). Otherwise the cache is f32.
+    pub f16: bool,
+}
+
+/// Choices made when the device is requested.
+#[derive(Clone, Copy, Debug)]
+pub struct GpuOptions {
+    /// Use f16 where the device has `shader-f16` (the default); false keeps everything in f32.
+    pub f16: bool,
+}
+
+impl Default for GpuOptions {
+    fn default() -> Self {
+        Self { f16: true }
+    }
 }
 
 /// A device and queue with wick's compute pipelines, built as first needed.
@@ -202,8 +218,14 @@ impl Gpu {
         }
     }
 
-    /// The default adapter (high performance preferred), or `GpuUnavailable` saying why not.
+    /// The default adapter (high performance preferred) with the default options, or
+    /// `GpuUnavailable` saying why not.
     pub async fn new() -> Result<Self> {
+        Self::open(GpuOptions::default()).await
+    }
+
+    /// [`Gpu::new`] with `options`.
+    pub async fn open(options: GpuOptions) -> Result<Self> {
         #[cfg(not(target_arch = "wasm32"))]
         let desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
         #[cfg(target_arch = "wasm32")]
@@ -236,11 +258,15 @@ impl Gpu {
         // Timestamps inside passes (native only) let `wick bench --profile` time each dispatch.
         let timing =
             wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::TIMESTAMP_QUERY_INSIDE_PASSES;
-        let features = if cfg!(target_arch = "wasm32") {
+        let mut wanted = if cfg!(target_arch = "wasm32") {
             wgpu::Features::empty()
         } else {
-            adapter.features() & timing
+            timing
         };
+        if options.f16 {
+            wanted |= wgpu::Features::SHADER_F16;
+        }
+        let features = adapter.features() & wanted;
         let (device, queue) = adapter
             .request_device(&wgpu::DeviceDescriptor {
                 label: Some("wick"),
@@ -270,6 +296,7 @@ impl Gpu {
                 backend: format!("{:?}", ainfo.backend).to_lowercase(),
                 device_type: format!("{:?}", ainfo.device_type),
                 max_binding: limits.max_storage_buffer_binding_size as u64,
+                f16: features.contains(wgpu::Features::SHADER_F16),
             },
             pipelines: Mutex::new(HashMap::new()),
         })
@@ -281,6 +308,56 @@ impl Gpu {
         pollster::block_on(Self::new())
     }
 
+    /// [`Gpu::open`], blocking (native only).
+    #[cfg(not(target_arch = "wasm32"))]
+    pub fn open_blocking(options: GpuOptions) -> Result<Self> {
+        pollster::block_on(Self::open(options))
+    }
+
+    /// Bytes per value of the KV cache: 2 in f16, 4 in f32.
+    pub fn kv_size(&self) -> usize {
+        if self.info.f16 {
+            2
+        } else {
+            4
+        }
+    }
+
+    /// `values` as the KV cache stores them (f16 rounds to nearest even).
+    pub fn kv_bytes(&self, values: &[f32]) -> Vec<u8> {
+        if self.info.f16 {
+            values
+                .iter()
+                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .collect()
+        } else {
+            model::f32_bytes(values)
+        }
+    }
+
+    /// The values of KV-cache bytes.
+    pub fn kv_values(&self, bytes: &[u8]) -> Vec<f32> {
+        if self.info.f16 {
+            bytes
+                .chunks_exact(2)
+                .map(|b| half::f16::from_le_bytes([b[0], b[1]]).to_f32())
+                .collect()
+        } else {
+            f32s(bytes)
+        }
+    }
+
+    /// WGSL declarations of the KV cache's value types (`kv`, `kv4`), which the shaders that
+    /// touch the cache (rope, attention) are prefixed with: f16 needs the `enable` directive
+    /// first in the module.
+    fn kv_prelude(&self) -> &'static str {
+        if self.info.f16 {
+            "enable f16;\nalias kv = f16;\nalias kv4 = vec4<f16>;\n"
+        } else {
+            "alias kv = f32;\nalias kv4 = vec4<f32>;\n"
+        }
+    }
+
     /// The compute pipeline of `op`, compiled on first use.
     pub(crate) fn pipeline(&self, op: Op) -> wgpu::ComputePipeline {
         let key = format!("{op:?}");
@@ -288,7 +365,10 @@ impl Gpu {
         if let Some(p) = cache.get(&key) {
             return p.clone();
         }
-        let (source, entry) = op.source();
+        let (mut source, entry) = op.source();
+        if matches!(op, Op::Rope | Op::Attention | Op::AttentionCombine) {
+            source = format!("{}{source}", self.kv_prelude());
+        }
         let module = self
             .device
             .create_shader_module(wgpu::ShaderModuleDescriptor {

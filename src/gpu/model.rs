@@ -709,8 +709,9 @@ impl GpuModel {
                     ],
                 };
             let down = upload(&name("ffn_down"), l.down)?;
-            let k_cache = gpu.storage(&name("k cache"), (context * kv_dim * 4) as u64);
-            let v_cache = gpu.storage(&name("v cache"), (context * kv_dim * 4) as u64);
+            let cache_bytes = (context * kv_dim * gpu.kv_size()) as u64;
+            let k_cache = gpu.storage(&name("k cache"), cache_bytes);
+            let v_cache = gpu.storage(&name("v cache"), cache_bytes);
             let attn_norm = norm(l.attn_norm);
             let ffn_norm = norm(l.ffn_norm);
 

@@ -52,6 +52,19 @@ async fn run_at(
     out: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<u8>> {
+    run_bytes(gpu, dispatches, n, start, out, len * 4).await
+}
+
+/// [`run_at`], reading back `bytes` bytes of `out` (a multiple of 4).
+async fn run_bytes(
+    gpu: &Gpu,
+    dispatches: &[Dispatch],
+    n: usize,
+    start: usize,
+    out: &wgpu::Buffer,
+    bytes: usize,
+) -> Result<Vec<u8>> {
+    let len = bytes / 4;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("probe staging"),
         size: (len * 4).max(16) as u64,
@@ -160,8 +173,8 @@ pub async fn rope(
     let src = gpu.storage_init("qkv", &f32_bytes(qkv));
     let q_len = n * n_head * head_dim;
     let qb = gpu.storage("q", (q_len * 4) as u64);
-    let kb = gpu.storage_init("k", &f32_bytes(k));
-    let vb = gpu.storage_init("v", &f32_bytes(v));
+    let kb = gpu.storage_init("k", &gpu.kv_bytes(k));
+    let vb = gpu.storage_init("v", &gpu.kv_bytes(v));
     let tables = gpu.storage_init("rope", &f32_bytes(&[cos, sin].concat()));
     let weights = norms.map(|(qn, kn, eps)| {
         (
@@ -185,8 +198,8 @@ pub async fn rope(
     )];
     Ok([
         f32s(&run_at(gpu, &d, n, start, &qb, q_len).await?),
-        f32s(&run_at(gpu, &[], n, start, &kb, k.len()).await?),
-        f32s(&run_at(gpu, &[], n, start, &vb, v.len()).await?),
+        gpu.kv_values(&run_bytes(gpu, &[], n, start, &kb, k.len() * gpu.kv_size()).await?),
+        gpu.kv_values(&run_bytes(gpu, &[], n, start, &vb, v.len() * gpu.kv_size()).await?),
     ])
 }
 
@@ -246,8 +259,8 @@ pub async fn attention(
     let b = builder(gpu, &s);
     let (qb, kb, vb) = (
         gpu.storage_init("q", &f32_bytes(q)),
-        gpu.storage_init("k", &f32_bytes(k)),
-        gpu.storage_init("v", &f32_bytes(v)),
+        gpu.storage_init("k", &gpu.kv_bytes(k)),
+        gpu.storage_init("v", &gpu.kv_bytes(v)),
     );
     let out = gpu.storage("out", (q.len() * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(n, n_head, head_dim) as u64 * 4);
@@ -285,8 +298,8 @@ pub async fn attention_time(
     };
     let (qb, kb, vb) = (
         gpu.storage_init("q", &f32_bytes(&ramp(n_head * head_dim))),
-        gpu.storage_init("k", &f32_bytes(&ramp(kv))),
-        gpu.storage_init("v", &f32_bytes(&ramp(kv))),
+        gpu.storage_init("k", &gpu.kv_bytes(&ramp(kv))),
+        gpu.storage_init("v", &gpu.kv_bytes(&ramp(kv))),
     );
     let out = gpu.storage("out", (n_head * head_dim * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(1, n_head, head_dim) as u64 * 4);

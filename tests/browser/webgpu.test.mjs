@@ -75,6 +75,12 @@ describe('WebGPU in headless Chromium (SwiftShader)', () => {
     assert.equal(r.error, undefined, JSON.stringify(r.error));
     assert.equal(r.info.backend, 'webgpu');
     assert.ok(r.info.gpu?.name, 'the adapter is named');
+    // f16 is used exactly where the adapter offers shader-f16.
+    const hasF16 = await page.evaluate(async () => {
+      const a = await navigator.gpu.requestAdapter({ powerPreference: 'high-performance' });
+      return a.features.has('shader-f16');
+    });
+    assert.equal(r.info.gpu.f16, hasF16, `adapter shader-f16 ${hasF16}, engine f16 ${r.info.gpu.f16}`);
     assert.ok(r.phases.includes('gpu'), `phases ${r.phases}`);
     let compared = 0;
     for (const prompt of ['The capital of France is', 'Once upon a time, in a small village,']) {

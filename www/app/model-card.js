@@ -58,7 +58,7 @@ export function renderModelCard(root, info, fileLabel) {
     h(
       'dl',
       { class: 'card-list' },
-      row('Backend', info.backend === 'webgpu' ? `WebGPU · ${info.gpu?.name || 'GPU'}` : 'CPU (WebAssembly)', 'card-backend'),
+      row('Backend', info.backend === 'webgpu' ? `WebGPU · ${info.gpu?.name || 'GPU'}${info.gpu?.f16 ? ' · f16' : ''}` : 'CPU (WebAssembly)', 'card-backend'),
       info.gpuNote && info.backend !== 'webgpu' ? row('WebGPU', info.gpuNote, 'card-gpu-note') : null,
       row('Build', build || '—', 'card-build'),
       row('Threads', formatCount(info.threads), 'card-threads'),

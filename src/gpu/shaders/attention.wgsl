@@ -7,6 +7,10 @@
 // keys while there are few, doubling so that there are at most 64 chunks. A decode step thus
 // spreads over many workgroups whatever the position; measured on an H200, 16-key chunks took
 // Gemma 3's attention at position 128 from 70 to 38 us against fixed 64-key chunks.
+// Keys and values are `kv` (the host prefixes the alias): f16 under shader-f16, which halves
+// what this memory-bound kernel reads; the arithmetic stays f32 (f16 q.k products flipped a
+// Gemma 3 greedy token that f16 storage alone kept, and buy nothing in a kernel that waits on
+// memory).
 struct Params {
     n_head: u32,
     n_kv_head: u32,
@@ -20,8 +24,8 @@ struct Params {
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
 @group(0) @binding(0) var<storage, read> q: array<vec4<f32>>;
-@group(0) @binding(1) var<storage, read> k: array<vec4<f32>>;
-@group(0) @binding(2) var<storage, read> v: array<f32>;
+@group(0) @binding(1) var<storage, read> k: array<kv4>;
+@group(0) @binding(2) var<storage, read> v: array<kv>;
 @group(0) @binding(3) var<storage, read_write> out: array<f32>;
 @group(0) @binding(4) var<uniform> p: Params;
 @group(0) @binding(5) var<uniform> st: Step;
@@ -79,14 +83,14 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
     }
     let hi = min(lo + chunk, sp.x + sp.y); // one past the last key
     let hd4 = p.head_dim / 4u;
-    let kv4 = p.n_kv_head * hd4;
+    let row4 = p.n_kv_head * hd4;
     let kv_off4 = (h / (p.n_head / p.n_kv_head)) * hd4;
     let qbase4 = (t * p.n_head + h) * hd4;
     if (li < hd4) {
         qs[li] = q[qbase4 + li];
     }
     workgroupBarrier();
-    let kv_dim = kv4 * 4u;
+    let kv_dim = row4 * 4u;
     let kv_off = kv_off4 * 4u;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     var m = NONE;
@@ -100,9 +104,9 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
         let key = c0 + li / tpk;
         var d = vec4(0.0);
         if (key < hi) {
-            let kb = key * kv4 + kv_off4;
+            let kb = key * row4 + kv_off4;
             for (var i = lane; i < hd4; i += tpk) {
-                d += qs[i] * k[kb + i];
+                d += qs[i] * vec4<f32>(k[kb + i]);
             }
         }
         // Thread li < keys now owns key c0 + li (with one thread per key, its own dot).
@@ -138,7 +142,7 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
             if (dim < p.head_dim) {
                 var a = acc[j] * corr;
                 for (var kk = 0u; kk < count; kk++) {
-                    a += prob[kk] * v[(c0 + kk) * kv_dim + kv_off + dim];
+                    a += prob[kk] * f32(v[(c0 + kk) * kv_dim + kv_off + dim]);
                 }
                 acc[j] = a;
             }

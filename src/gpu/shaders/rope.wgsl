@@ -4,7 +4,8 @@
 // Where the model norms each head first (Gemma 3's q/k norms), the workgroup does that too:
 // RMSNorm over the head, then the rotation of the normed values, exactly the CPU's two steps.
 // The cos/sin tables were computed by the CPU in f64 for this batch's positions (the same
-// numbers the CPU path uses). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
+// numbers the CPU path uses). The cache holds `kv` values (f16 under shader-f16, else f32; the
+// host prefixes the alias). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
 // (i, i + half); dimensions past 2 * half are not rotated.
 struct Params {
     n_head: u32,
@@ -29,13 +30,13 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(4) var<storage, read_write> q: array<f32>;
 @group(0) @binding(5) var<storage, read> qn: array<f32>;
 @group(0) @binding(6) var<storage, read> kn: array<f32>;
-@group(0) @binding(7) var<storage, read_write> k_cache: array<f32>;
-@group(0) @binding(8) var<storage, read_write> v_cache: array<f32>;
+@group(0) @binding(7) var<storage, read_write> k_cache: array<kv>;
+@group(0) @binding(8) var<storage, read_write> v_cache: array<kv>;
 
 
 fn store(is_k: bool, i: u32, v: f32) {
     if (is_k) {
-        k_cache[i] = v;
+        k_cache[i] = kv(v);
     } else {
         q[i] = v;
     }
@@ -64,7 +65,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (g >= p.n_head + p.n_kv_head) {
         let dst = kv_row + (g - p.n_head - p.n_kv_head) * hd;
         for (var j = li; j < hd; j += 64u) {
-            v_cache[dst + j] = qkv[src + j];
+            v_cache[dst + j] = kv(qkv[src + j]);
         }
         return;
     }
