@@ -323,12 +323,12 @@ impl Gpu {
         }
     }
 
-    /// `values` as the KV cache stores them (f16 rounds to nearest even).
+    /// `values` as the KV cache stores them (f16 rounds to nearest even and saturates).
     pub fn kv_bytes(&self, values: &[f32]) -> Vec<u8> {
         if self.info.f16 {
             values
                 .iter()
-                .flat_map(|&v| half::f16::from_f32(v).to_le_bytes())
+                .flat_map(|&v| half::f16::from_f32(v.clamp(-65504.0, 65504.0)).to_le_bytes())
                 .collect()
         } else {
             model::f32_bytes(values)
@@ -347,14 +347,16 @@ impl Gpu {
         }
     }
 
-    /// WGSL declarations of the KV cache's value types (`kv`, `kv4`), which the shaders that
-    /// touch the cache (rope, attention) are prefixed with: f16 needs the `enable` directive
-    /// first in the module.
+    /// WGSL declarations of the KV cache's value types (`kv`, `kv4`) and of `to_kv`, which
+    /// stores a value (f16 saturates at its largest finite value: WGSL leaves an out-of-range
+    /// conversion undefined, and lavapipe makes it infinite), prefixed to the shaders that
+    /// touch the cache (rope, attention). f16 needs the `enable` directive first in the module.
     fn kv_prelude(&self) -> &'static str {
         if self.info.f16 {
-            "enable f16;\nalias kv = f16;\nalias kv4 = vec4<f16>;\n"
+            "enable f16;\nalias kv = f16;\nalias kv4 = vec4<f16>;\n\
+             fn to_kv(x: f32) -> f16 { return f16(clamp(x, -65504.0, 65504.0)); }\n"
         } else {
-            "alias kv = f32;\nalias kv4 = vec4<f32>;\n"
+            "alias kv = f32;\nalias kv4 = vec4<f32>;\nfn to_kv(x: f32) -> f32 { return x; }\n"
         }
     }
 

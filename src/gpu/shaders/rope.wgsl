@@ -5,7 +5,7 @@
 // RMSNorm over the head, then the rotation of the normed values, exactly the CPU's two steps.
 // The cos/sin tables were computed by the CPU in f64 for this batch's positions (the same
 // numbers the CPU path uses). The cache holds `kv` values (f16 under shader-f16, else f32; the
-// host prefixes the alias). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
+// host prefixes the alias and `to_kv`). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
 // (i, i + half); dimensions past 2 * half are not rotated.
 struct Params {
     n_head: u32,
@@ -36,7 +36,7 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
 fn store(is_k: bool, i: u32, v: f32) {
     if (is_k) {
-        k_cache[i] = kv(v);
+        k_cache[i] = to_kv(v);
     } else {
         q[i] = v;
     }
@@ -65,7 +65,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (g >= p.n_head + p.n_kv_head) {
         let dst = kv_row + (g - p.n_head - p.n_kv_head) * hd;
         for (var j = li; j < hd; j += 64u) {
-            v_cache[dst + j] = kv(qkv[src + j]);
+            v_cache[dst + j] = to_kv(qkv[src + j]);
         }
         return;
     }
