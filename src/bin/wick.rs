@@ -470,8 +470,7 @@ fn bench_attention() -> anyhow::Result<()> {
     } else {
         None
     };
-    let kv = if gpu.info.f16 { "f16" } else { "f32" };
-    println!("{} ({}), {kv} KV cache", gpu.info.name, gpu.info.backend);
+    println!("{}", gpu.info);
     let shapes = [
         ("SmolLM2 (9 x 64, 3 kv)", (9, 3, 64), None),
         ("Gemma 3 global (4 x 256, 1 kv)", (4, 1, 256), None),
@@ -611,8 +610,7 @@ fn bench(
             load_s
         );
         if let Some(g) = &gpu {
-            let kv = if g.f16 { "f16" } else { "f32" };
-            println!("  GPU {} ({}), {kv} KV cache", g.name, g.backend);
+            println!("  GPU {g}");
         }
         println!(
             "  prefill {:>8.1} tok/s  ({} tokens, median of {reps})",

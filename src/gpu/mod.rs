@@ -39,6 +39,14 @@ pub struct GpuInfo {
     pub f16: bool,
 }
 
+impl std::fmt::Display for GpuInfo {
+    /// "name (backend), f16 KV cache", as the CLI prints it.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kv = if self.f16 { "f16" } else { "f32" };
+        write!(f, "{} ({}), {kv} KV cache", self.name, self.backend)
+    }
+}
+
 /// Choices made when the device is requested.
 #[derive(Clone, Copy, Debug)]
 pub struct GpuOptions {

@@ -23,6 +23,16 @@ fn scratch(gpu: &Gpu, n: usize, cols: usize) -> Scratch {
     }
 }
 
+/// Scratch for kernels that quantize nothing: only the step uniform for `n` tokens after
+/// `start` cached positions.
+fn scratch_at(gpu: &Gpu, n: usize, start: usize) -> Scratch {
+    Scratch {
+        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
+        xq: gpu.storage("xq", 16),
+        xm: gpu.storage("xm", 16),
+    }
+}
+
 fn builder<'a>(gpu: &'a Gpu, s: &'a Scratch) -> Builder<'a> {
     Builder {
         gpu,
@@ -52,19 +62,6 @@ async fn run_at(
     out: &wgpu::Buffer,
     len: usize,
 ) -> Result<Vec<u8>> {
-    run_bytes(gpu, dispatches, n, start, out, len * 4).await
-}
-
-/// [`run_at`], reading back `bytes` bytes of `out` (a multiple of 4).
-async fn run_bytes(
-    gpu: &Gpu,
-    dispatches: &[Dispatch],
-    n: usize,
-    start: usize,
-    out: &wgpu::Buffer,
-    bytes: usize,
-) -> Result<Vec<u8>> {
-    let len = bytes / 4;
     let staging = gpu.device.create_buffer(&wgpu::BufferDescriptor {
         label: Some("probe staging"),
         size: (len * 4).max(16) as u64,
@@ -164,11 +161,7 @@ pub async fn rope(
     norms: Option<(&[f32], &[f32], f32)>,
 ) -> Result<[Vec<f32>; 3]> {
     let half = cos.len() / n;
-    let s = Scratch {
-        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
-        xq: gpu.storage("xq", 16),
-        xm: gpu.storage("xm", 16),
-    };
+    let s = scratch_at(gpu, n, start);
     let b = builder(gpu, &s);
     let src = gpu.storage_init("qkv", &f32_bytes(qkv));
     let q_len = n * n_head * head_dim;
@@ -198,9 +191,14 @@ pub async fn rope(
     )];
     Ok([
         f32s(&run_at(gpu, &d, n, start, &qb, q_len).await?),
-        gpu.kv_values(&run_bytes(gpu, &[], n, start, &kb, k.len() * gpu.kv_size()).await?),
-        gpu.kv_values(&run_bytes(gpu, &[], n, start, &vb, v.len() * gpu.kv_size()).await?),
+        gpu.kv_values(&run_at(gpu, &[], n, start, &kb, cache_words(gpu, k)).await?),
+        gpu.kv_values(&run_at(gpu, &[], n, start, &vb, cache_words(gpu, v)).await?),
     ])
+}
+
+/// The 4-byte words `values` take in `gpu`'s KV cache (heads are a multiple of 4 values).
+fn cache_words(gpu: &Gpu, values: &[f32]) -> usize {
+    values.len() * gpu.kv_size() / 4
 }
 
 /// RMSNorm of the rows of `x` (weights `g`) quantized in format `mode` (quantize.wgsl's), by
@@ -251,11 +249,7 @@ pub async fn attention(
     window: Option<usize>,
     scale: f32,
 ) -> Result<Vec<f32>> {
-    let s = Scratch {
-        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
-        xq: gpu.storage("xq", 16),
-        xm: gpu.storage("xm", 16),
-    };
+    let s = scratch_at(gpu, n, start);
     let b = builder(gpu, &s);
     let (qb, kb, vb) = (
         gpu.storage_init("q", &f32_bytes(q)),
@@ -272,8 +266,8 @@ pub async fn attention(
 
 /// Seconds of GPU time per attention (partial and combining pass) of one decoding query after
 /// `start` cached positions, averaged over `reps` runs recorded back to back in one command
-/// buffer; `chunk` forces the key-chunk length (else the forward pass's rule). For
-/// `wick bench-attention`, which compares chunkings on a real GPU.
+/// buffer, over `gpu`'s KV cache type; `chunk` forces the key-chunk length (else the forward
+/// pass's rule). For `wick bench-attention`, which compares chunkings and cache types.
 #[cfg(not(target_arch = "wasm32"))]
 #[allow(clippy::too_many_arguments)]
 pub async fn attention_time(
@@ -284,11 +278,7 @@ pub async fn attention_time(
     chunk: Option<usize>,
     reps: usize,
 ) -> Result<f64> {
-    let s = Scratch {
-        step: gpu.uniform("step", &[1, start as u32, 0, 0]),
-        xq: gpu.storage("xq", 16),
-        xm: gpu.storage("xm", 16),
-    };
+    let s = scratch_at(gpu, 1, start);
     let b = builder(gpu, &s);
     let kv = (start + 1) * n_kv_head * head_dim;
     let ramp = |n: usize| {
