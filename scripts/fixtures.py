@@ -459,9 +459,10 @@ def meta_str(model, key):
 
 
 class Ctx:
-    def __init__(self, model_path, n_ctx=N_CTX, n_batch=N_BATCH, model=None):
+    def __init__(self, model_path, n_ctx=N_CTX, n_batch=N_BATCH, model=None, kv_f32=False):
         """n_batch is used for both n_batch and n_ubatch. Pass model to make a
-        second context on an already loaded model."""
+        second context on an already loaded model. kv_f32: an f32 KV cache instead of
+        llama.cpp's default f16 (wick's CPU cache is f32)."""
         self.n_batch = n_batch
         self.owns_model = model is None
         if model is None:
@@ -483,6 +484,8 @@ class Ctx:
         cp.n_threads_batch = N_THREADS
         cp.flash_attn_type = llama_cpp.LLAMA_FLASH_ATTN_TYPE_DISABLED
         cp.no_perf = True
+        if kv_f32:
+            cp.type_k = cp.type_v = 0  # GGML_TYPE_F32
         self.swa_full = bool(cp.swa_full)
         self.ctx = llama_cpp.llama_init_from_model(self.model, cp)
         if not self.ctx:

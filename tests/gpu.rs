@@ -229,11 +229,12 @@ fn rope_matches_cpu_in_both_styles() {
 
 fn rope_matches_cpu_on(gpu: &Gpu) {
     let mut rng = SmallRng::seed_from_u64(10);
-    for (style, head_dim, rot, normed) in [
-        (RopeStyle::Interleaved, 64, 64, false),
-        (RopeStyle::Halves, 256, 256, true),
-        (RopeStyle::Interleaved, 128, 64, false),
-        (RopeStyle::Halves, 128, 64, true),
+    for (style, head_dim, rot, normed, biased) in [
+        (RopeStyle::Interleaved, 64, 64, false, false),
+        (RopeStyle::Halves, 256, 256, true, false),
+        (RopeStyle::Interleaved, 128, 64, false, false),
+        (RopeStyle::Halves, 128, 64, true, false),
+        (RopeStyle::Halves, 64, 64, false, true),
     ] {
         let (n, start, n_head, n_kv_head) = (5, 3, 3, 1);
         let (q_dim, kv_dim) = (n_head * head_dim, n_kv_head * head_dim);
@@ -243,9 +244,14 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
         let k = random(&mut rng, (start + n + 2) * kv_dim);
         let v = random(&mut rng, (start + n + 2) * kv_dim);
         let (qn, kn) = (random(&mut rng, head_dim), random(&mut rng, head_dim));
+        let bias = random(&mut rng, q_dim + 2 * kv_dim);
         let table = RopeTable::new(700, n, rot, 10_000.0, 1.0, None);
         let (mut want_q, mut want_k, mut want_v) = (Vec::new(), k.clone(), v.clone());
         for (t, row) in qkv.chunks_exact(q_dim + 2 * kv_dim).enumerate() {
+            let mut row = row.to_vec();
+            if biased {
+                blocks::add_rows(&mut row, &bias);
+            }
             want_q.extend_from_slice(&row[..q_dim]);
             let at = (start + t) * kv_dim;
             want_k[at..at + kv_dim].copy_from_slice(&row[q_dim..q_dim + kv_dim]);
@@ -269,10 +275,11 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
             (&table.cos, &table.sin),
             style,
             norms,
+            biased.then_some(&bias[..]),
         ))
         .unwrap();
         let what = format!(
-            "rope {style:?} {head_dim} rotating {rot}, normed {normed}, f16 {}",
+            "rope {style:?} {head_dim} rotating {rot}, normed {normed}, biased {biased}, f16 {}",
             gpu.info.f16
         );
         close(&got_q, &want_q, 1e-5, &format!("{what}: q"));

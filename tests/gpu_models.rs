@@ -290,3 +290,44 @@ fn bench_profile_times_each_kind_of_dispatch() {
     assert_eq!(code, Some(1));
     assert_eq!(v["error"]["kind"], "invalid_parameter", "{v}");
 }
+
+/// Qwen 2's and Qwen 3's wiring on the GPU (q/k/v biases; per-head norms before halves-style
+/// RoPE, heads wider than n_embd / n_head), on tiny random models against llama.cpp's logits
+/// (tests/architectures.rs
+/// holds the CPU to them to 1e-5). Summing in another order flips a few 8-bit roundings even in
+/// two layers (measured on lavapipe: 0.05 with an f32 cache as the fixture's; 0.23 with the f16
+/// cache, which moves llama.cpp's own logits by 0.27); wrong wiring costs 6 to 10.
+fn tiny_model_matches_llama_cpp(arch: &str) {
+    let tiny = tiny_model(arch);
+    let engine = Arc::new(Engine::open(&tiny.path).unwrap());
+    for (f16, tol) in [(false, 0.25f32), (true, 0.6)] {
+        let mut session = gpu_session_with(&engine, tiny.ids.len(), GpuOptions { f16 });
+        let mut max_diff = 0f32;
+        session
+            .score(&tiny.ids, |i, logits| {
+                let want = &tiny.logits[i];
+                assert_eq!(logits.len(), want.len());
+                max_diff = logits
+                    .iter()
+                    .zip(want)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(max_diff, f32::max);
+            })
+            .unwrap();
+        eprintln!("{arch} tiny on the GPU, f16 cache {f16}: max logit difference {max_diff:e}");
+        assert!(
+            max_diff <= tol,
+            "{arch}, f16 cache {f16}: logits differ by {max_diff}"
+        );
+    }
+}
+
+#[test]
+fn qwen2_tiny_model_matches_llama_cpp() {
+    tiny_model_matches_llama_cpp("qwen2");
+}
+
+#[test]
+fn qwen3_tiny_model_matches_llama_cpp() {
+    tiny_model_matches_llama_cpp("qwen3");
+}

@@ -378,6 +378,7 @@ impl Builder<'_> {
         dst: [&wgpu::Buffer; 3],
         tables: &wgpu::Buffer,
         norms: Option<(&wgpu::Buffer, &wgpu::Buffer, f32)>,
+        bias: Option<&wgpu::Buffer>,
         n_head: usize,
         n_kv_head: usize,
         head_dim: usize,
@@ -386,7 +387,7 @@ impl Builder<'_> {
         table: usize,
         table_len: usize,
     ) -> Dispatch {
-        // Without norms the weight bindings are unused by the work but still bound: the tables.
+        // Without norms or bias their bindings are unused by the work but still bound: the tables.
         let (qn, kn, eps) = norms.unwrap_or((tables, tables, 0.0));
         self.dispatch(
             Op::Rope,
@@ -400,7 +401,7 @@ impl Builder<'_> {
                 table_len as u32,
                 norms.is_some() as u32,
                 f(eps),
-                0,
+                bias.is_some() as u32,
                 0,
                 0,
             ],
@@ -412,6 +413,7 @@ impl Builder<'_> {
                 (6, kn),
                 (7, dst[1]),
                 (8, dst[2]),
+                (9, bias.unwrap_or(tables)),
             ],
             Size::Heads {
                 heads: n_head + 2 * n_kv_head,
@@ -715,8 +717,8 @@ impl GpuModel {
             let attn_norm = norm(l.attn_norm);
             let ffn_norm = norm(l.ffn_norm);
 
-            // Attention: h = norm(x); q, k, v side by side in qkv; then rope (and the heads'
-            // norms) moves q to its buffer and k, v into the cache.
+            // Attention: h = norm(x); q, k, v side by side in qkv; then rope (with the biases
+            // and the heads' norms) moves q to its buffer and k, v into the cache.
             body.extend(b.norm_matmuls(
                 &bufs.x, &bufs.h, &attn_norm, d, plan.eps, &attn_in, &bufs.qkv, qkv_w,
             ));
@@ -724,12 +726,16 @@ impl GpuModel {
                 (Some(qn), Some(kn)) => Some((norm(qn), norm(kn))),
                 _ => None,
             };
+            let qkv_bias = l
+                .qkv_bias
+                .map(|b| gpu.storage_init("qkv bias", &f32_bytes(b)));
             let rope = &plan.ropes[l.rope];
             body.push(b.rope(
                 &bufs.qkv,
                 [&bufs.q, &k_cache, &v_cache],
                 &bufs.rope,
                 head_norms.as_ref().map(|(qn, kn)| (qn, kn, plan.eps)),
+                qkv_bias.as_ref(),
                 plan.n_head,
                 plan.n_kv_head,
                 hd,
@@ -739,6 +745,7 @@ impl GpuModel {
                 rope_len,
             ));
             norms.extend(head_norms.into_iter().flat_map(|(qn, kn)| [qn, kn]));
+            norms.extend(qkv_bias);
             body.extend(b.attention(
                 &bufs.q,
                 &k_cache,

@@ -146,8 +146,8 @@ pub async fn rms_norm(
 
 /// From `qkv` (`n` tokens' q, k and v side by side): RoPE on the queries, returned, and on
 /// the keys and the values written at positions `start..start + n` of the caches `k` and `v`
-/// (whose other rows stay), returned too; each q and k head RMS-normed first where `norms` (q
-/// and k weights, eps) are given.
+/// (whose other rows stay), returned too; `bias` (q, k and v biases end to end) added first
+/// where given, and each q and k head RMS-normed where `norms` (q and k weights, eps) are.
 #[allow(clippy::too_many_arguments)]
 pub async fn rope(
     gpu: &Gpu,
@@ -159,6 +159,7 @@ pub async fn rope(
     (cos, sin): (&[f32], &[f32]),
     style: RopeStyle,
     norms: Option<(&[f32], &[f32], f32)>,
+    bias: Option<&[f32]>,
 ) -> Result<[Vec<f32>; 3]> {
     let half = cos.len() / n;
     let s = scratch_at(gpu, n, start);
@@ -176,11 +177,13 @@ pub async fn rope(
             eps,
         )
     });
+    let bias = bias.map(|b| gpu.storage_init("bias", &f32_bytes(b)));
     let d = [b.rope(
         &src,
         [&qb, &kb, &vb],
         &tables,
         weights.as_ref().map(|(qn, kn, eps)| (qn, kn, *eps)),
+        bias.as_ref(),
         n_head,
         n_kv_head,
         head_dim,

@@ -194,6 +194,7 @@ impl Architecture for Gemma3 {
                     wv: &l.wv,
                     q_norm: Some(&l.q_norm),
                     k_norm: Some(&l.k_norm),
+                    qkv_bias: None,
                     wo: &l.wo,
                     post_attn_norm: Some(&l.post_attn_norm),
                     ffn_norm: &l.ffn_norm,

@@ -1,6 +1,9 @@
-//! The llama family: Llama 1/2/3, SmolLM, TinyLlama, Mistral and their fine-tunes.
-//! Pre-norm blocks (RMSNorm), rotary embeddings on adjacent pairs, grouped-query attention,
-//! SwiGLU MLP, and an output projection that may be tied to the token embeddings.
+//! The llama family: Llama 1/2/3, SmolLM, TinyLlama, Mistral and their fine-tunes, Qwen 2 / 2.5
+//! and Qwen 3.
+//! Pre-norm blocks (RMSNorm), rotary embeddings, grouped-query attention, SwiGLU MLP, and an
+//! output projection that may be tied to the token embeddings. A [`Variant`] says how a member
+//! differs from Llama: Qwen 2 adds biases to the query, key and value projections, Qwen 3 norms
+//! each query and key head instead; both rotate halves (NEOX) instead of adjacent pairs.
 
 use super::blocks::{self, AttentionShape, RopeStyle};
 use super::kv_cache::KvCache;
@@ -11,11 +14,47 @@ use super::{Architecture, LogitsOut};
 use crate::error::{Error, Result};
 use crate::gguf::{self, Gguf};
 
+/// A member of the family: its GGUF architecture name and what sets it apart.
+#[derive(Clone, Copy, Debug)]
+pub struct Variant {
+    pub arch: &'static str,
+    pub rope_style: RopeStyle,
+    /// Per-head RMSNorm of queries and keys before RoPE (`attn_q_norm`, `attn_k_norm`).
+    pub head_norms: bool,
+    /// Biases on the query, key and value projections (`attn_q.bias`, ...).
+    pub qkv_bias: bool,
+}
+
+pub const LLAMA: Variant = Variant {
+    arch: "llama",
+    rope_style: RopeStyle::Interleaved,
+    head_norms: false,
+    qkv_bias: false,
+};
+
+pub const QWEN2: Variant = Variant {
+    arch: "qwen2",
+    rope_style: RopeStyle::Halves,
+    head_norms: false,
+    qkv_bias: true,
+};
+
+pub const QWEN3: Variant = Variant {
+    arch: "qwen3",
+    rope_style: RopeStyle::Halves,
+    head_norms: true,
+    qkv_bias: false,
+};
+
 struct Layer {
     attn_norm: Vec<f32>,
     wq: Matrix,
     wk: Matrix,
     wv: Matrix,
+    q_norm: Option<Vec<f32>>,
+    k_norm: Option<Vec<f32>>,
+    /// The q, k and v biases end to end (`q_dim + 2 * kv_dim`).
+    qkv_bias: Option<Vec<f32>>,
     wo: Matrix,
     ffn_norm: Vec<f32>,
     gate: Matrix,
@@ -24,6 +63,7 @@ struct Layer {
 }
 
 pub struct Llama {
+    variant: Variant,
     n_embd: usize,
     n_ff: usize,
     attn: AttentionShape,
@@ -41,15 +81,22 @@ pub struct Llama {
 }
 
 impl Llama {
-    pub fn load(g: &Gguf) -> Result<Self> {
+    pub fn load(g: &Gguf, variant: Variant) -> Result<Self> {
         let md = &g.metadata;
-        let key = |k: &str| format!("llama.{k}");
+        let key = |k: &str| format!("{}.{k}", variant.arch);
         let n_embd = gguf::get_usize(md, &key("embedding_length"))?;
         let n_layer = gguf::get_usize(md, &key("block_count"))?;
         let n_head = gguf::get_usize(md, &key("attention.head_count"))?;
         let n_kv_head = gguf::get_usize_opt(md, &key("attention.head_count_kv"))?.unwrap_or(n_head);
         let n_ff = gguf::get_usize(md, &key("feed_forward_length"))?;
-        if n_head == 0 || n_kv_head == 0 || n_embd % n_head != 0 || n_head % n_kv_head != 0 {
+        let key_length = gguf::get_usize_opt(md, &key("attention.key_length"))?;
+        // Heads may be wider than n_embd / n_head when the file says so (Qwen 3).
+        if n_head == 0
+            || n_kv_head == 0
+            || n_head % n_kv_head != 0
+            || (key_length.is_none() && n_embd % n_head != 0)
+            || key_length == Some(0)
+        {
             return Err(Error::InvalidMetadata {
                 key: key("attention.head_count"),
                 reason: format!(
@@ -57,8 +104,7 @@ impl Llama {
                 ),
             });
         }
-        let head_dim =
-            gguf::get_usize_opt(md, &key("attention.key_length"))?.unwrap_or(n_embd / n_head);
+        let head_dim = key_length.unwrap_or(n_embd / n_head);
         let rope_dims = gguf::get_usize_opt(md, &key("rope.dimension_count"))?.unwrap_or(head_dim);
         if rope_dims > head_dim || rope_dims % 2 != 0 {
             return Err(Error::InvalidMetadata {
@@ -76,11 +122,29 @@ impl Llama {
         let layers = (0..n_layer)
             .map(|i| {
                 let p = |s: &str| format!("blk.{i}.{s}");
+                let head_norm = |s: &str| {
+                    variant
+                        .head_norms
+                        .then(|| w.vector(&p(s), head_dim))
+                        .transpose()
+                };
+                let qkv_bias = variant
+                    .qkv_bias
+                    .then(|| -> Result<Vec<f32>> {
+                        let mut b = w.vector(&p("attn_q.bias"), q_dim)?;
+                        b.extend(w.vector(&p("attn_k.bias"), kv_dim)?);
+                        b.extend(w.vector(&p("attn_v.bias"), kv_dim)?);
+                        Ok(b)
+                    })
+                    .transpose()?;
                 Ok(Layer {
                     attn_norm: w.vector(&p("attn_norm.weight"), n_embd)?,
                     wq: w.matrix(&p("attn_q.weight"), q_dim, n_embd)?,
                     wk: w.matrix(&p("attn_k.weight"), kv_dim, n_embd)?,
                     wv: w.matrix(&p("attn_v.weight"), kv_dim, n_embd)?,
+                    q_norm: head_norm("attn_q_norm.weight")?,
+                    k_norm: head_norm("attn_k_norm.weight")?,
+                    qkv_bias,
                     wo: w.matrix(&p("attn_output.weight"), n_embd, q_dim)?,
                     ffn_norm: w.vector(&p("ffn_norm.weight"), n_embd)?,
                     gate: w.matrix(&p("ffn_gate.weight"), n_ff, n_embd)?,
@@ -95,6 +159,7 @@ impl Llama {
             None
         };
         Ok(Self {
+            variant,
             n_embd,
             n_ff,
             attn: AttentionShape {
@@ -131,7 +196,7 @@ impl Architecture for Llama {
             embed: &self.embed,
             embed_scale: 1.0,
             activation: Activation::Silu,
-            rope_style: RopeStyle::Interleaved,
+            rope_style: self.variant.rope_style,
             ropes: vec![RopePlan {
                 dims: self.rope_dims,
                 base: self.rope_base,
@@ -146,8 +211,9 @@ impl Architecture for Llama {
                     wq: &l.wq,
                     wk: &l.wk,
                     wv: &l.wv,
-                    q_norm: None,
-                    k_norm: None,
+                    q_norm: l.q_norm.as_deref(),
+                    k_norm: l.k_norm.as_deref(),
+                    qkv_bias: l.qkv_bias.as_deref(),
                     wo: &l.wo,
                     post_attn_norm: None,
                     ffn_norm: &l.ffn_norm,
@@ -213,8 +279,19 @@ impl Architecture for Llama {
             layer.wq.matmul(b.h, n, b.q);
             layer.wk.matmul(b.h, n, b.k);
             layer.wv.matmul(b.h, n, b.v);
-            rope.apply(b.q, n, a.head_dim, RopeStyle::Interleaved);
-            rope.apply(b.k, n, a.head_dim, RopeStyle::Interleaved);
+            if let Some(bias) = &layer.qkv_bias {
+                let (bq, bkv) = bias.split_at(a.n_head * a.head_dim);
+                let (bk, bv) = bkv.split_at(a.n_kv_head * a.head_dim);
+                blocks::add_rows(b.q, bq);
+                blocks::add_rows(b.k, bk);
+                blocks::add_rows(b.v, bv);
+            }
+            if let (Some(qn), Some(kn)) = (&layer.q_norm, &layer.k_norm) {
+                blocks::rms_norm(b.q, qn, self.eps);
+                blocks::rms_norm(b.k, kn, self.eps);
+            }
+            rope.apply(b.q, n, a.head_dim, self.variant.rope_style);
+            rope.apply(b.k, n, a.head_dim, self.variant.rope_style);
             lc.write(start, b.k, b.v);
             blocks::attention(b.q, lc, start, n, a, b.att);
             layer.wo.matmul(b.att, n, b.proj);

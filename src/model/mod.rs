@@ -17,7 +17,7 @@ use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 pub use kv_cache::KvCache;
 
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "gemma3"];
+pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
 
 /// The largest number of tokens one forward batch processes (bounds activation memory and the
 /// sliding-window ring size).
@@ -52,7 +52,9 @@ pub struct Model {
 impl Model {
     pub fn load(gguf: &Gguf) -> Result<Self> {
         let arch: Box<dyn Architecture> = match gguf.architecture()? {
-            "llama" => Box::new(llama::Llama::load(gguf)?),
+            "llama" => Box::new(llama::Llama::load(gguf, llama::LLAMA)?),
+            "qwen2" => Box::new(llama::Llama::load(gguf, llama::QWEN2)?),
+            "qwen3" => Box::new(llama::Llama::load(gguf, llama::QWEN3)?),
             "gemma3" => Box::new(gemma3::Gemma3::load(gguf)?),
             other => return Err(Error::UnsupportedArchitecture(other.into())),
         };

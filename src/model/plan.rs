@@ -32,6 +32,8 @@ pub struct LayerPlan<'a> {
     /// Per-head RMSNorm of queries and keys (Gemma), before RoPE.
     pub q_norm: Option<&'a [f32]>,
     pub k_norm: Option<&'a [f32]>,
+    /// Biases of the q, k and v projections end to end (Qwen 2).
+    pub qkv_bias: Option<&'a [f32]>,
     pub wo: &'a Matrix,
     /// RMSNorm of the attention output before the residual add (Gemma).
     pub post_attn_norm: Option<&'a [f32]>,

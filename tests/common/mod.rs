@@ -211,3 +211,35 @@ pub fn set(meta: &mut Meta, key: &str, v: Value) {
         None => meta.push((key.into(), v)),
     }
 }
+
+/// A tiny random-weight model of an architecture no small real model is available for, written
+/// by scripts/tiny_models.py with llama.cpp's logits for it (`tests/fixtures/tiny/<arch>.*`).
+pub struct TinyModel {
+    pub path: PathBuf,
+    pub ids: Vec<u32>,
+    /// llama.cpp's logits after each prefix of `ids`, from one batch, with an f32 KV cache.
+    pub logits: Vec<Vec<f32>>,
+}
+
+pub fn tiny_model(arch: &str) -> TinyModel {
+    let fx = fixture("tiny", &format!("{arch}.json"));
+    let numbers = |v: &serde_json::Value| -> Vec<f64> {
+        v.as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .collect()
+    };
+    TinyModel {
+        path: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny")
+            .join(format!("{arch}.gguf")),
+        ids: numbers(&fx["ids"]).into_iter().map(|x| x as u32).collect(),
+        logits: fx["logits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| numbers(row).into_iter().map(|x| x as f32).collect())
+            .collect(),
+    }
+}

@@ -1,8 +1,9 @@
 // From each token's q, k and v side by side (as the matmuls wrote them): RoPE on the queries
 // into q, RoPE on the keys into the K cache and the values copied into the V cache, in one
 // dispatch of one workgroup per (head, token): query heads, then key heads, then value heads.
-// Where the model norms each head first (Gemma 3's q/k norms), the workgroup does that too:
-// RMSNorm over the head, then the rotation of the normed values, exactly the CPU's two steps.
+// Where the model adds biases to q, k and v (Qwen 2), they are added first; where it norms each
+// head (Gemma 3's and Qwen 3's q/k norms), the workgroup does that too: RMSNorm over the head,
+// then the rotation of the normed values, exactly the CPU's steps.
 // The cos/sin tables were computed by the CPU in f64 for this batch's positions (the same
 // numbers the CPU path uses). The cache holds `kv` values (f16 under shader-f16, else f32; the
 // host prefixes the alias and `to_kv`). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
@@ -17,7 +18,7 @@ struct Params {
     table_len: u32,
     norm: u32,       // 1: RMSNorm each q and k head first, with qn / kn and eps
     eps: f32,
-    _a: u32,
+    bias: u32,       // 1: add bias (q, k and v biases end to end) to each head first
     _b: u32,
     _c: u32,
 }
@@ -32,6 +33,7 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 @group(0) @binding(6) var<storage, read> kn: array<f32>;
 @group(0) @binding(7) var<storage, read_write> k_cache: array<kv>;
 @group(0) @binding(8) var<storage, read_write> v_cache: array<kv>;
+@group(0) @binding(9) var<storage, read> bias: array<f32>;
 
 
 fn store(is_k: bool, i: u32, v: f32) {
@@ -42,9 +44,18 @@ fn store(is_k: bool, i: u32, v: f32) {
     }
 }
 
-// Element j of the head at `src` in qkv, normed when the model norms heads.
-fn normed(is_k: bool, src: u32, j: u32, scale: f32) -> f32 {
+// Element j of head g, whose values start at `src` in qkv, with its bias when the model has one.
+fn input(src: u32, g: u32, j: u32) -> f32 {
     let v = qkv[src + j];
+    if (p.bias == 0u) {
+        return v;
+    }
+    return v + bias[g * p.head_dim + j];
+}
+
+// Element j of head g (at `src` in qkv), normed when the model norms heads.
+fn normed(is_k: bool, src: u32, g: u32, j: u32, scale: f32) -> f32 {
+    let v = input(src, g, j);
     if (p.norm == 0u) {
         return v;
     }
@@ -65,7 +76,7 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (g >= p.n_head + p.n_kv_head) {
         let dst = kv_row + (g - p.n_head - p.n_kv_head) * hd;
         for (var j = li; j < hd; j += 64u) {
-            v_cache[dst + j] = to_kv(qkv[src + j]);
+            v_cache[dst + j] = to_kv(input(src, g, j));
         }
         return;
     }
@@ -78,13 +89,13 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
     if (p.norm != 0u) {
         var ss = 0.0;
         for (var j = li; j < hd; j += 64u) {
-            let v = qkv[src + j];
+            let v = input(src, g, j);
             ss += v * v;
         }
         scale = 1.0 / sqrt(sum_all(li, ss) / f32(hd) + p.eps);
     }
     for (var j = 2u * p.half + li; j < hd; j += 64u) {
-        store(is_k, dst + j, normed(is_k, src, j, scale));
+        store(is_k, dst + j, normed(is_k, src, g, j, scale));
     }
     for (var i = li; i < p.half; i += 64u) {
         let c = cs[p.table + t * p.half + i];
@@ -95,8 +106,8 @@ fn main(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid: ve
             a = i;
             b = i + p.half;
         }
-        let x0 = normed(is_k, src, a, scale);
-        let x1 = normed(is_k, src, b, scale);
+        let x0 = normed(is_k, src, g, a, scale);
+        let x1 = normed(is_k, src, g, b, scale);
         store(is_k, dst + a, x0 * c - x1 * s);
         store(is_k, dst + b, x0 * s + x1 * c);
     }
