@@ -8,6 +8,9 @@
 //! fixture's 5 decimals, while a skipped head norm or the wrong rotation pairing moves them by
 //! several units (measured: 6.5 and 9.9). Top-1 agreement says little here: in a random model
 //! with tied embeddings each position's top-1 is mostly its own input token.
+//!
+//! scripts/test runs these natively and again as wasm32 + SIMD128 under Node's WASI (as
+//! tests/kernels.rs says how).
 
 mod common;
 
@@ -21,7 +24,9 @@ const MAX_LOGIT_DIFF: f32 = 0.01;
 
 fn matches_llama_cpp(arch: &str) {
     let tiny = tiny_model(arch);
-    let engine = Arc::new(Engine::open(&tiny.path).unwrap());
+    // From bytes, as the browser loads a model, so that this runs under wasm too.
+    let gguf = open_bytes(std::fs::read(&tiny.path).unwrap()).unwrap();
+    let engine = Arc::new(Engine::load(&gguf).unwrap());
     assert_eq!(engine.card.architecture, arch);
     let (ids, want) = (&tiny.ids, &tiny.logits);
     let mut got = Vec::new();
