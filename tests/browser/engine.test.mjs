@@ -3,14 +3,12 @@
 // storage with no network, resume of an interrupted download, typed errors, and the single-thread
 // fallback of a page that is not cross-origin isolated. Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MODELS_DIR, REPO, SMOLLM2, SMOLLM2_SHA256, launchBrowser, startServer } from './harness.mjs';
+import { MODELS_DIR, SMOLLM2, SMOLLM2_SHA256, launchBrowser, nativeGreedy, startServer } from './harness.mjs';
 
 const GEMMA = 'gemma-3-270m-q4_k_m.gguf';
-const WICK = path.join(REPO, 'target/release/wick');
 // As in tests/parity.rs: below this top-1/top-2 margin, float summation order may pick the
 // other token (the wasm kernels sum in another order than the native AVX2 ones).
 const NEAR_TIE = 0.25;
@@ -19,13 +17,6 @@ const PROMPTS = {
   [SMOLLM2]: ['The capital of France is', 'def fibonacci(n):', 'Once upon a time, in a small village,'],
   [GEMMA]: ['The capital of France is', 'Water boils at', 'Here is a list of three fruits:'],
 };
-
-/** `wick run` natively: greedy ids and the margin of every step. */
-function nativeGreedy(model, prompt, maxTokens) {
-  const out = execFileSync(WICK, ['run', path.join(MODELS_DIR, model), '--prompt', prompt,
-    '--max-tokens', String(maxTokens), '--temperature', '0', '--ignore-eos', '--json'], { encoding: 'utf8' });
-  return JSON.parse(out);
-}
 
 /** Greedy ids agree up to the first near-tie on either side (and at least `min` steps). */
 function assertSameUpToNearTie(browser, native, what) {
@@ -122,7 +113,7 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
         assert.equal(res.error, undefined, JSON.stringify(res.error));
         assert.equal(res.tokens.ids.length, 24);
         greedy[model][prompt] = res;
-        compared += assertSameUpToNearTie(res.tokens, nativeGreedy(model, prompt, 24), `${model} "${prompt}"`);
+        compared += assertSameUpToNearTie(res.tokens, nativeGreedy(path.join(MODELS_DIR, model), prompt, 24), `${model} "${prompt}"`);
       }
       // Small models have frequent near-ties; still, every prompt must get past a few tokens.
       assert.ok(compared >= 3 * PROMPTS[model].length, `only ${compared} tokens compared before near-ties`);
@@ -190,7 +181,7 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
     // (a one-token pass instead of a batched one, so compare up to a near-tie).
     const again = await ask(page, 'smol', 'complete', { prompt, max_tokens: 24, temperature: 0, ignore_eos: true });
     assert.equal(again.timings.cached_n, again.usage.prompt_tokens - 1);
-    assertSameUpToNearTie(again.tokens, nativeGreedy(SMOLLM2, prompt, 24), 'after an abort');
+    assertSameUpToNearTie(again.tokens, nativeGreedy(path.join(MODELS_DIR, SMOLLM2), prompt, 24), 'after an abort');
   });
 
   test('abort during a long prefill stops it between chunks', async () => {

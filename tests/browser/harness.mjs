@@ -1,5 +1,6 @@
 // Shared pieces of the browser tests: the development server in-process (with fault-injection
 // routes and the test pages), and headless Chromium with a throwaway profile.
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import os from 'node:os';
@@ -14,6 +15,14 @@ const PAGES_DIR = path.join(REPO, 'tests/browser/pages');
 
 export const SMOLLM2 = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 export const SMOLLM2_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
+
+/** `wick run` natively (the release CLI that `cargo test` built) on the model file at
+ * `modelPath`: greedy ids and the top-1/top-2 margin of every step. */
+export function nativeGreedy(modelPath, prompt, maxTokens) {
+  const out = execFileSync(path.join(REPO, 'target/release/wick'), ['run', modelPath, '--prompt', prompt,
+    '--max-tokens', String(maxTokens), '--temperature', '0', '--ignore-eos', '--json'], { encoding: 'utf8' });
+  return JSON.parse(out);
+}
 
 export const CHROMIUM = process.env.WICK_CHROMIUM ?? '/usr/bin/chromium';
 // From docs/platform.md: quiet, no sandbox (root in a container), no QUIC.

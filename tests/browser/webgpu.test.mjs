@@ -3,21 +3,13 @@
 // this checks the browser path end to end: backend choice, upload, generation, and greedy ids
 // equal to the native CPU engine's up to the first near-tie.
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MODELS_DIR, REPO, SMOLLM2, launchBrowser, startServer } from './harness.mjs';
+import { MODELS_DIR, SMOLLM2, launchBrowser, nativeGreedy, startServer } from './harness.mjs';
 
-const WICK = path.join(REPO, 'target/release/wick');
 // The issue's bound: ids must agree while both engines' top-1/top-2 margins stay at least this.
 const NEAR_TIE = 0.1;
 const TOKENS = 10;
-
-function nativeGreedy(prompt) {
-  const out = execFileSync(WICK, ['run', path.join(MODELS_DIR, SMOLLM2), '--prompt', prompt,
-    '--max-tokens', String(TOKENS), '--temperature', '0', '--ignore-eos', '--json'], { encoding: 'utf8' });
-  return JSON.parse(out);
-}
 
 async function apiPage(browser, server) {
   const page = await browser.newPage(`${server.url}test/api.html`);
@@ -87,7 +79,7 @@ describe('WebGPU in headless Chromium (SwiftShader)', () => {
       const res = await complete(page, prompt);
       assert.equal(res.error, undefined, JSON.stringify(res.error));
       assert.equal(res.tokens.ids.length, TOKENS);
-      const native = nativeGreedy(prompt);
+      const native = nativeGreedy(path.join(MODELS_DIR, SMOLLM2), prompt, TOKENS);
       let i = 0;
       while (i < TOKENS && native.margins[i] >= NEAR_TIE && res.tokens.margins[i] >= NEAR_TIE) {
         assert.equal(res.tokens.ids[i], native.ids[i], `"${prompt}" token ${i}: webgpu ${res.tokens.ids} native ${native.ids}`);
@@ -137,7 +129,7 @@ describe('WebGPU in headless Chromium (SwiftShader)', () => {
 
     const again = await complete(page, prompt);
     assert.equal(again.error, undefined, JSON.stringify(again.error));
-    const native = nativeGreedy(prompt);
+    const native = nativeGreedy(path.join(MODELS_DIR, SMOLLM2), prompt, TOKENS);
     let i = 0;
     while (i < TOKENS && native.margins[i] >= NEAR_TIE) {
       assert.equal(again.tokens.ids[i], native.ids[i], `token ${i}: ${again.tokens.ids} native ${native.ids}`);
