@@ -46,6 +46,11 @@ pub const QWEN3: Variant = Variant {
     qkv_bias: false,
 };
 
+/// The family member whose GGUF architecture name is `arch`.
+pub fn variant(arch: &str) -> Option<Variant> {
+    [LLAMA, QWEN2, QWEN3].into_iter().find(|v| v.arch == arch)
+}
+
 struct Layer {
     attn_norm: Vec<f32>,
     wq: Matrix,

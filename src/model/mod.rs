@@ -51,12 +51,11 @@ pub struct Model {
 
 impl Model {
     pub fn load(gguf: &Gguf) -> Result<Self> {
-        let arch: Box<dyn Architecture> = match gguf.architecture()? {
-            "llama" => Box::new(llama::Llama::load(gguf, llama::LLAMA)?),
-            "qwen2" => Box::new(llama::Llama::load(gguf, llama::QWEN2)?),
-            "qwen3" => Box::new(llama::Llama::load(gguf, llama::QWEN3)?),
-            "gemma3" => Box::new(gemma3::Gemma3::load(gguf)?),
-            other => return Err(Error::UnsupportedArchitecture(other.into())),
+        let name = gguf.architecture()?;
+        let arch: Box<dyn Architecture> = match (name, llama::variant(name)) {
+            (_, Some(variant)) => Box::new(llama::Llama::load(gguf, variant)?),
+            ("gemma3", None) => Box::new(gemma3::Gemma3::load(gguf)?),
+            (other, None) => return Err(Error::UnsupportedArchitecture(other.into())),
         };
         Ok(Self { arch })
     }
