@@ -11,7 +11,10 @@
 // Writing and reading use FileSystemSyncAccessHandle (one handle per file, streamed in chunks), which
 // exists only in workers; listing and deleting work on the page too. Writers hold an exclusive Web
 // Lock per id (across tabs and workers), readers a shared one, so a model is never replaced or
-// deleted while it is being read into an engine.
+// deleted while it is being read into an engine. A busy lock is waited for (see withLock): a second
+// tab loading a model that the first is downloading gets the stored copy once that has finished.
+// A stored model is only ever replaced by bytes that passed their SHA-256 (finish), so a failed,
+// aborted or mismatching download leaves the copy stored before it usable.
 import { WickError } from './errors.js';
 
 const DIR = 'wick-models';
@@ -19,6 +22,7 @@ const MAX_ID = 128;
 const CHUNK = 16 << 20;        // read size; also bounds what a read holds outside wasm memory
 const FLUSH_EVERY = 64 << 20;  // bounds the bytes a crash can lose from a resumable download
 const PROGRESS_MS = 100;
+const STALL_MS = 30_000;       // a download that receives nothing for this long is interrupted
 const RATE_WINDOW_MS = 1000;
 const MAGIC = [0x47, 0x47, 0x55, 0x46]; // "GGUF"
 const SUFFIXES = ['.part', '.part.json', '.manifest.json'];
@@ -161,15 +165,30 @@ function storageError(err, doing) {
   return new WickError('storage', `${doing}: ${err?.name ?? 'Error'}: ${err?.message ?? err}`);
 }
 
-/** Runs `work` holding the id's Web Lock; a busy lock is a storage error instead of a wait. */
-async function withLock(id, mode, doing, work) {
+const lockName = (id) => `wick-model:${id}`;
+
+function requireLocks() {
   if (!navigator.locks?.request) throw new WickError('unsupported_browser', 'this browser has no Web Locks API');
-  return navigator.locks.request(`wick-model:${id}`, { mode, ifAvailable: true }, (lock) => {
-    if (!lock) {
-      throw new WickError('storage', `model "${id}" is busy: it is being downloaded, stored, deleted or loaded in this or another tab; ${doing} again when that has finished`);
+}
+
+/**
+ * Runs `work` holding the id's Web Lock. When another tab or worker holds it, reports
+ * {phase: 'waiting'} through `onProgress` (so a page can say why nothing moves) and waits for it,
+ * abortably through `signal`: Web Locks queue the requests, in order.
+ */
+async function withLock(id, mode, { signal, onProgress } = {}, work) {
+  requireLocks();
+  const now = await navigator.locks.request(lockName(id), { mode, ifAvailable: true }, async (lock) => (lock ? { value: await work() } : null));
+  if (now) return now.value;
+  onProgress?.({ phase: 'waiting', loaded: 0, total: 0 });
+  try {
+    return await navigator.locks.request(lockName(id), { mode, signal }, work);
+  } catch (err) {
+    if (signal?.aborted && !(err instanceof WickError)) {
+      throw new WickError('aborted', `waiting for model "${id}" (in use in this or another tab) was aborted`);
     }
-    return work();
-  });
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -207,11 +226,21 @@ export async function storedModel(id) {
   return completeModel(await modelsDir(), checkId(id));
 }
 
-/** Removes a model and any partial download of it; nothing to do when absent. */
+/**
+ * Removes a model and any partial download of it; nothing to do when absent. It waits while the
+ * model is being read into an engine (that takes seconds, and the engine keeps its own copy), but
+ * refuses while it is being downloaded or stored: waiting could take minutes, only to delete what
+ * that download has just finished.
+ */
 export async function deleteModel(id) {
   checkId(id);
   const dir = await modelsDir();
-  await withLock(id, 'exclusive', 'delete it', async () => {
+  requireLocks();
+  const { held = [] } = (await navigator.locks.query?.()) ?? {};
+  if (held.some((lock) => lock.name === lockName(id) && lock.mode === 'exclusive')) {
+    throw new WickError('storage', `model "${id}" is being downloaded or stored in this or another tab: cancel that, or delete it when it has finished`);
+  }
+  await withLock(id, 'exclusive', {}, async () => {
     // The bytes go first: should a later step fail, what is left is incomplete, never a manifest
     // that vouches for other bytes.
     for (const name of [id, partName(id), manifestName(id), stateName(id)]) await removeIfPresent(dir, name);
@@ -296,10 +325,10 @@ function notGguf(head, what, phase) {
 
 /**
  * Streams `reader` into `sync` from byte `offset`: GGUF magic checked as soon as 4 bytes are in,
- * every byte hashed, flushed every FLUSH_EVERY. Returns the end offset. A failing source is thrown
- * as {interrupted: error}, apart from a failing disk.
+ * every byte hashed, flushed every FLUSH_EVERY, `report(offset)` after every write. Returns the end
+ * offset. A failing source is thrown as {interrupted: error}, apart from a failing disk.
  */
-async function pump({ reader, sync, offset, hasher, report, signal, what, phase }) {
+async function pump({ reader, sync, offset, total, hasher, report, signal, what, phase }) {
   const head = new Uint8Array(4);
   let headLen = Math.min(offset, 4);
   if (headLen > 0) sync.read(head.subarray(0, headLen), { at: 0 });
@@ -315,6 +344,10 @@ async function pump({ reader, sync, offset, hasher, report, signal, what, phase 
     }
     if (chunk.done) return offset;
     const bytes = chunk.value;
+    if (total !== null && offset + bytes.length > total) {
+      // A 206 whose body runs past the Content-Range it announced: nothing it sent can be trusted.
+      throw new WickError('download', `${what} sent more than the ${total} bytes it announced, so it was not stored; start it again`);
+    }
     if (headLen < 4) {
       const take = Math.min(4 - headLen, bytes.length);
       head.set(bytes.subarray(0, take), headLen);
@@ -350,39 +383,52 @@ async function discardPart(dir, id) {
   await removeIfPresent(dir, stateName(id));
 }
 
-// A failure while writing a part file, as a WickError. `interrupted` sources are download errors
-// (resumable) for a URL, io errors for a local file.
-async function writeFailure(err, { phase, what, end, total, signal }) {
+const abortedDownload = () => new WickError('aborted', 'the download was aborted; start it again to resume');
+
+// A failure while writing a part file, as a WickError. `interrupted` sources (a stalled one too)
+// are download errors (resumable) for a URL, io errors for a local file. `end` is where the part
+// ends: the bytes kept for a resume.
+async function writeFailure(err, { phase, what, end, total, signal, stall }) {
   if (err instanceof WickError) return err;
-  if (signal?.aborted || err?.name === 'AbortError' || err?.interrupted?.name === 'AbortError') {
-    return new WickError('aborted', phase === 'download' ? 'the download was aborted; start it again to resume' : 'storing the model was aborted');
-  }
+  const aborted = signal?.aborted || (!stall?.stalled && (err?.name === 'AbortError' || err?.interrupted?.name === 'AbortError'));
+  if (aborted) return phase === 'download' ? abortedDownload() : new WickError('aborted', 'storing the model was aborted');
+  if (stall?.stalled) err = { interrupted: new Error(`no data came for ${stall.seconds} s`) };
   if (err?.interrupted) {
     const cause = err.interrupted.message ?? String(err.interrupted);
     if (phase !== 'download') return new WickError('io', `could not read ${what} (${cause})`);
     const of = total === null ? 'an unknown size' : human(total);
     return new WickError('download', `the download of ${what} was interrupted at ${human(end)} of ${of} (${end} bytes; ${cause}); start it again to resume`);
   }
-  if (err?.name === 'QuotaExceededError') return quotaError(total === null ? end : total);
+  if (err?.name === 'QuotaExceededError') {
+    // The write itself hit the quota (the estimate checked before it can be stale: another tab or
+    // site may have filled the disk since); what was written is removed again.
+    const of = total === null ? '' : ` of ${human(total)}`;
+    return new WickError('quota', `browser storage ran full while ${what} was being written (at ${human(end)}${of}): delete stored models or free disk space, then start it again`, { written: end, total });
+  }
   return storageError(err, `writing ${what}`);
 }
 
 /**
  * Writes `stream` into `<id>.part` from byte `from` (bytes before it are re-hashed from the part)
  * and returns the end offset. On failure the part is removed, except where `resumable` and the
- * source was interrupted or aborted: a later download continues it.
+ * source was interrupted (or stalled, see stallWatch) or aborted: a later download continues it.
  */
-async function writePart({ dir, id, stream, from, total, hasher, report, signal, what, phase, resumable }) {
+async function writePart({ dir, id, stream, from, total, hasher, report, signal, stall, what, phase, resumable }) {
   const sync = await openSync(await fileHandle(dir, partName(id), true));
   let end = from;
   let keep = true;
+  // Every write moves `end`, so a failure reports the bytes the part really keeps.
+  const written = (at, final) => {
+    end = at;
+    report(at, final);
+  };
   try {
     if (from === 0) sync.truncate(0);
     else hashExisting(sync, from, hasher);
-    report(from, true);
+    written(from, true);
     const reader = stream.getReader();
     try {
-      end = await pump({ reader, sync, offset: from, hasher, report, signal, what, phase });
+      await pump({ reader, sync, offset: from, total, hasher, report: written, signal, what, phase });
     } finally {
       reader.releaseLock();
     }
@@ -392,8 +438,8 @@ async function writePart({ dir, id, stream, from, total, hasher, report, signal,
     report(end, true);
     return end;
   } catch (err) {
-    const error = await writeFailure(err, { phase, what, end, total, signal });
-    keep = resumable && (error.kind === 'aborted' || Boolean(err?.interrupted));
+    const error = await writeFailure(err, { phase, what, end, total, signal, stall });
+    keep = resumable && (error.kind === 'aborted' || Boolean(err?.interrupted) || Boolean(stall?.stalled));
     throw error;
   } finally {
     try {
@@ -435,7 +481,38 @@ function checkHasher(createHasher) {
 // If-Range needs a strong validator (RFC 9110 §13.1.5).
 const validator = (state) => (state?.etag && !state.etag.startsWith('W/') ? state.etag : state?.lastModified ?? null);
 
-function request(url, signal, from, state) {
+/**
+ * A download's watchdog: aborts its fetch when no bytes arrive for `ms` (a dead connection or a
+ * stuck server would otherwise hang it for good), which then fails as a resumable download error.
+ * `poke()` on every chunk; `signal` also follows the caller's.
+ */
+function stallWatch(ms, callerSignal) {
+  const ctl = new AbortController();
+  const follow = () => ctl.abort(callerSignal.reason);
+  callerSignal?.addEventListener('abort', follow, { once: true });
+  if (callerSignal?.aborted) follow();
+  let timer = null;
+  const watch = {
+    signal: ctl.signal,
+    stalled: false,
+    seconds: ms / 1000,
+    poke() {
+      clearTimeout(timer);
+      timer = setTimeout(() => {
+        watch.stalled = true;
+        ctl.abort();
+      }, ms);
+    },
+    stop() {
+      clearTimeout(timer);
+      callerSignal?.removeEventListener('abort', follow);
+    },
+  };
+  watch.poke();
+  return watch;
+}
+
+function request(url, stall, from, state) {
   const headers = {};
   if (from > 0) {
     headers.Range = `bytes=${from}-`;
@@ -445,8 +522,9 @@ function request(url, signal, from, state) {
     if (url.startsWith(`${globalThis.location?.origin}/`)) headers['If-Range'] = validator(state);
   }
   // no-store: the bytes go to OPFS; an HTTP-cache copy would double the disk use.
-  return fetch(url, { signal, headers, cache: 'no-store' }).catch((err) => {
-    if (err?.name === 'AbortError') throw new WickError('aborted', 'the download was aborted; start it again to resume');
+  return fetch(url, { signal: stall.signal, headers, cache: 'no-store' }).catch((err) => {
+    if (stall.stalled) throw new WickError('download', `${url} did not answer for ${stall.seconds} s: check the connection, and start it again`);
+    if (err?.name === 'AbortError') throw abortedDownload();
     throw new WickError('download', `could not fetch ${url} (${err?.message ?? err}): check the connection; a model on another site must be served with CORS headers (Access-Control-Allow-Origin)`);
   });
 }
@@ -470,21 +548,21 @@ function continuesPart(res, from, state) {
  * Sends the request for a download, resuming the part when it came from the same URL and the
  * server still has the same file. Returns {res, from}: `from` is where the body's bytes start.
  */
-async function openDownload(dir, id, url, signal, state) {
+async function openDownload(dir, id, url, stall, state) {
   let from = 0;
   if (state?.url === url && state.total > 0 && validator(state)) {
     const part = await fileHandle(dir, partName(id));
     from = part ? (await part.getFile()).size : 0;
     if (from >= state.total) from = 0; // written whole but never finished: fetch it again
   }
-  let res = await request(url, signal, from, state);
+  let res = await request(url, stall, from, state);
   if (from > 0) {
     if (res.status === 200) {
       from = 0; // If-Range did not match: the file changed, and this is all of it
     } else if (res.status === 416 || (res.status === 206 && !continuesPart(res, from, state))) {
       await res.body?.cancel();
       from = 0;
-      res = await request(url, signal, 0, state);
+      res = await request(url, stall, 0, state);
     }
   }
   if (!res.ok || !res.body || (res.status === 206 && from === 0)) {
@@ -503,34 +581,54 @@ async function openDownload(dir, id, url, signal, state) {
 
 /**
  * Downloads `url` into storage as `id` (default modelIdFor(url)), resuming an interrupted download
- * of the same URL. Worker only. Resolves to the StoredModel.
+ * of the same URL; a model already stored under `id` from this URL (with this `sha256`, when
+ * given) is returned as it is: another tab may have downloaded it while this one waited. A stored
+ * model with other bytes stays usable until the new ones have passed their SHA-256. A download
+ * that receives nothing for `stallTimeoutMs` fails as a resumable download error. Worker only.
+ * Resolves to the StoredModel.
  */
-export async function downloadModel({ url, id, sha256, signal, onProgress, createHasher } = {}) {
+export async function downloadModel({ url, id, sha256, signal, onProgress, createHasher, stallTimeoutMs = STALL_MS } = {}) {
   requireSyncAccess('downloadModel');
   checkHasher(createHasher);
   if (!url) throw new WickError('invalid_parameter', 'downloadModel needs a url');
   const href = absoluteUrl(url).href;
   id = checkId(id ?? modelIdFor(href));
   const dir = await modelsDir();
-  return withLock(id, 'exclusive', 'download it', async () => {
-    let state = await readJson(dir, stateName(id));
-    const { res, from } = await openDownload(dir, id, href, signal, state);
+  return withLock(id, 'exclusive', { signal, onProgress }, async () => {
+    const stored = await completeModel(dir, id);
+    if (stored && (sha256 ? stored.sha256 === String(sha256).toLowerCase() : stored.source === href)) return stored;
+    const stall = stallWatch(stallTimeoutMs, signal);
     try {
-      const total = from > 0 ? state.total : contentLength(res);
-      if (total !== null) await checkQuota(total - from);
-      if (from === 0) {
-        state = { url: href, total, etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
-        await writeJson(dir, stateName(id), state);
-      }
-      const hasher = createHasher();
-      const report = progressReporter(onProgress, 'download', total, from > 0, from);
-      const size = await writePart({ dir, id, stream: res.body, from, total, hasher, report, signal, what: href, phase: 'download', resumable: true });
-      return await finish(dir, id, hasher, sha256, { name: fileNameOfUrl(href) || id, size, source: href });
+      return await download(dir, id, href, sha256, { signal, stall, onProgress, createHasher });
     } finally {
-      // Frees the connection when the body was not read to its end; a no-op otherwise.
-      await res.body.cancel().catch(() => {});
+      stall.stop();
     }
   });
+}
+
+/** The download itself, holding the lock: request (resuming when it can), write, verify, swap in. */
+async function download(dir, id, href, sha256, { signal, stall, onProgress, createHasher }) {
+  let state = await readJson(dir, stateName(id));
+  const { res, from } = await openDownload(dir, id, href, stall, state);
+  try {
+    const total = from > 0 ? state.total : contentLength(res);
+    if (total !== null) await checkQuota(total - from);
+    if (from === 0) {
+      state = { url: href, total, etag: res.headers.get('etag'), lastModified: res.headers.get('last-modified') };
+      await writeJson(dir, stateName(id), state);
+    }
+    const hasher = createHasher();
+    const progress = progressReporter(onProgress, 'download', total, from > 0, from);
+    const report = (loaded, final) => {
+      stall.poke();
+      progress(loaded, final);
+    };
+    const size = await writePart({ dir, id, stream: res.body, from, total, hasher, report, signal, stall, what: href, phase: 'download', resumable: true });
+    return await finish(dir, id, hasher, sha256, { name: fileNameOfUrl(href) || id, size, source: href });
+  } finally {
+    // Frees the connection when the body was not read to its end; a no-op otherwise.
+    await res.body.cancel().catch(() => {});
+  }
 }
 
 /** Copies a File or Blob into storage as `id` (default: the File's name). Worker only. */
@@ -541,7 +639,7 @@ export async function storeFile({ file, id, sha256, signal, onProgress, createHa
   id = checkId(id ?? modelIdFor(file));
   const name = file.name || id;
   const dir = await modelsDir();
-  return withLock(id, 'exclusive', 'store it', async () => {
+  return withLock(id, 'exclusive', { signal, onProgress }, async () => {
     await checkQuota(file.size);
     const hasher = createHasher();
     const report = progressReporter(onProgress, 'store', file.size, false, 0);
@@ -553,13 +651,14 @@ export async function storeFile({ file, id, sha256, signal, onProgress, createHa
 /**
  * Reads a stored model into memory the caller owns. `alloc(size)` returns `view(offset, length)`,
  * a Uint8Array to fill; it is asked again for every chunk because wasm memory may grow (and
- * replace its buffer) in between. Worker only. Resolves to {size, ms}.
+ * replace its buffer) in between. While the model is being written (downloaded in another tab) it
+ * waits, abortably through `signal`. Worker only. Resolves to {size, ms}.
  */
-export async function readModel(id, alloc, { onProgress } = {}) {
+export async function readModel(id, alloc, { onProgress, signal } = {}) {
   requireSyncAccess('readModel');
   checkId(id);
   const dir = await modelsDir();
-  return withLock(id, 'shared', 'load it', async () => {
+  return withLock(id, 'shared', { signal, onProgress }, async () => {
     const model = await completeModel(dir, id);
     if (!model) throw new WickError('storage', `model "${id}" is not in browser storage (or its download did not finish): download it first`);
     const started = performance.now();

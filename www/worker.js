@@ -2,7 +2,7 @@
 // wasm engine and runs requests one token at a time, so the page never blocks. It speaks only
 // the small message protocol below with wick.js.
 //
-// page -> worker: {type:'load', id, source, threads, backend, context, sha256, relaxedSimd}
+// page -> worker: {type:'load', id, source, threads, backend, context, sha256, relaxedSimd, stallTimeoutMs}
 //                 {type:'generate', id, mode:'chat'|'completion', messages|prompt, options}
 //                 {type:'abort', id}            (a load or a request)
 // worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
@@ -121,7 +121,7 @@ function hasher() {
 
 // ---- loading --------------------------------------------------------------------------------
 
-async function load({ id, source, threads, backend = 'auto', context, sha256, relaxedSimd }) {
+async function load({ id, source, threads, backend = 'auto', context, sha256, relaxedSimd, stallTimeoutMs }) {
   const t0 = performance.now();
   const ctl = new AbortController();
   aborts.set(id, ctl);
@@ -130,26 +130,33 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
   const tWasm = performance.now();
 
   const mid = modelIdFor(source);
+  const signal = ctl.signal;
   let stored = await storedModel(mid);
+  // Other bytes are wanted under this id. The stored copy stays until the new ones have passed
+  // their SHA-256 (storage.js swaps them in only then), so a failed download loses nothing.
   if (stored && sha256 && stored.sha256 !== sha256.toLowerCase()) {
-    await deleteModel(mid); // a different file under the same name: replace it
+    if (!source.file && !source.url) {
+      throw new WickError('integrity', `stored model "${mid}" has SHA-256 ${stored.sha256}, expected ${sha256.toLowerCase()}: load it from its URL or file to replace it`);
+    }
     stored = null;
   }
+  // Only what this very load stored may be deleted again when the engine cannot read it.
+  const fresh = !stored;
   if (!stored && source.file) {
-    stored = await storeFile({ file: source.file, id: mid, sha256, signal: ctl.signal, onProgress, createHasher: hasher });
+    stored = await storeFile({ file: source.file, id: mid, sha256, signal, onProgress, createHasher: hasher });
   } else if (!stored && source.url) {
-    stored = await downloadModel({ url: source.url, id: mid, sha256, signal: ctl.signal, onProgress, createHasher: hasher });
+    stored = await downloadModel({ url: source.url, id: mid, sha256, signal, onProgress, createHasher: hasher, stallTimeoutMs });
   } else if (!stored) {
     throw new WickError('storage', `no stored model "${mid}": download it first`);
   }
-  if (ctl.signal.aborted) throw new WickError('aborted', 'loading was cancelled');
+  if (signal.aborted) throw new WickError('aborted', 'loading was cancelled');
 
   let buffer = null;
   const tRead = performance.now();
   const { size } = await readModel(mid, (n) => {
     buffer = new wasm.ModelBuffer(n);
     return (offset, length) => buffer.view(offset, length);
-  }, { onProgress });
+  }, { onProgress, signal });
   const tEngine = performance.now();
   const readMs = tEngine - tRead;
   if (ctl.signal.aborted) { buffer.free(); throw new WickError('aborted', 'loading was cancelled'); }
@@ -158,9 +165,14 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
   try {
     engine = wasm.WebEngine.load(buffer, context ?? 0); // consumes the buffer
   } catch (e) {
-    // Stored but not a model wick can read: nothing unusable stays behind.
-    if (e?.kind === 'invalid_model') await deleteModel(mid);
-    throw e;
+    if (e?.kind !== 'invalid_model') throw e;
+    // Just stored and not a model wick can read: nothing unusable stays behind. What a person
+    // stored earlier stays, though: another version may run it, and only they may delete it.
+    if (fresh) {
+      await deleteModel(mid);
+      throw e;
+    }
+    throw new WickError('invalid_model', `${e.message} (model "${mid}" was stored earlier and stays stored; delete it from the stored models, or with deleteModel("${mid}"), to free its space)`);
   }
   await poolReady;
   const gpuState = await chooseGpu(backend, onProgress);

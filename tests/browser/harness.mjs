@@ -75,10 +75,22 @@ function corruptGguf(size) {
  *   cut        the first request without Range for this URL (query included: add one for a fresh cut) gets
  *              `after` bytes (default 20 MiB), then the socket is destroyed; Range requests (the resume) and
  *              later requests are served normally, with the same validators
+ *   stall      as cut, but the first request's connection then stays open and silent (until the client
+ *              gives up or the server closes)
+ *   long       as cut, but a Range request (the resume) gets a 206 whose body runs `extra` bytes (default
+ *              1000) past the Content-Range it announces
+ *   chunked    200 with no Content-Length (chunked), the whole model: no size is known in advance
  *   corrupt    200, "GGUF" then `size` bytes (default 4 MiB) of garbage
  */
 function faultRoutes() {
   const cutDone = new Set();
+  // The first request without Range for this URL gets `after` bytes then `after(res)`; true when it did.
+  const firstCut = async (req, res, file, count, after) => {
+    if (req.headers.range || cutDone.has(req.url)) return false;
+    cutDone.add(req.url);
+    await sendTruncated(res, file, count, after);
+    return true;
+  };
   return async (req, res) => {
     const url = new URL(req.url, 'http://test/');
     const m = /^\/fault\/([a-z0-9]+)\/(.+)$/.exec(url.pathname);
@@ -97,12 +109,40 @@ function faultRoutes() {
         await sendTruncated(res, file, param('after', 5 * MB), (r) => r.end());
         break;
       case 'cut':
-        if (req.headers.range || cutDone.has(req.url)) {
+        if (!(await firstCut(req, res, file, param('after', 20 * MB), (r) => r.socket?.destroy()))) {
           await sendFile(req, res, file, { 'Cache-Control': 'no-store' });
-        } else {
-          cutDone.add(req.url);
-          await sendTruncated(res, file, param('after', 20 * MB), (r) => r.socket?.destroy());
         }
+        break;
+      case 'stall':
+        if (!(await firstCut(req, res, file, param('after', 5 * MB), () => {}))) {
+          await sendFile(req, res, file, { 'Cache-Control': 'no-store' });
+        }
+        break;
+      case 'long': {
+        if (await firstCut(req, res, file, param('after', 5 * MB), (r) => r.socket?.destroy())) break;
+        const range = /^bytes=(\d+)-$/.exec(req.headers.range ?? '');
+        if (!range) {
+          await sendFile(req, res, file, { 'Cache-Control': 'no-store' });
+          break;
+        }
+        const whole = await fsp.readFile(file);
+        const stat = await fsp.stat(file);
+        const start = Number(range[1]);
+        const body = Buffer.concat([whole.subarray(start), Buffer.alloc(param('extra', 1000), 0x55)]);
+        res.writeHead(206, {
+          'Content-Type': 'application/octet-stream',
+          'Content-Length': body.length,
+          'Content-Range': `bytes ${start}-${whole.length - 1}/${whole.length}`,
+          ETag: etagOf(stat),
+          'Last-Modified': stat.mtime.toUTCString(),
+          'Cache-Control': 'no-store',
+        });
+        res.end(body);
+        break;
+      }
+      case 'chunked':
+        res.writeHead(200, { 'Content-Type': 'application/octet-stream', 'Cache-Control': 'no-store' });
+        fs.createReadStream(file).pipe(res);
         break;
       case 'corrupt': {
         const body = corruptGguf(param('size', 4 * MB));

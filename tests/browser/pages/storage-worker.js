@@ -32,29 +32,31 @@ async function opfsDir() {
   return root.getDirectoryHandle('wick-models', { create: true });
 }
 
-// A download whose progress events are kept; `abortAt` aborts it once that many bytes are in.
-async function download({ url, id, sha256, abortAt }, onEvent) {
+// A download whose progress events are kept; `abortAt` aborts it once that many bytes are in,
+// `abortWaiting` as soon as it reports that it waits for another tab.
+async function download({ url, id, sha256, abortAt, abortWaiting, stallTimeoutMs }, onEvent) {
   const progress = [];
   const controller = new AbortController();
   const onProgress = (p) => {
     progress.push(p);
     onEvent?.(p);
-    if (abortAt && p.loaded >= abortAt) controller.abort();
+    if ((abortAt && p.loaded >= abortAt) || (abortWaiting && p.phase === 'waiting')) controller.abort();
   };
-  const result = await outcome(() => storage.downloadModel({ url, id, sha256, signal: controller.signal, onProgress, createHasher: testHasher }));
-  return { ...result, progress };
+  const started = performance.now();
+  const result = await outcome(() => storage.downloadModel({ url, id, sha256, signal: controller.signal, onProgress, createHasher: testHasher, stallTimeoutMs }));
+  return { ...result, progress, ms: performance.now() - started };
 }
 
 const ops = {
   download,
 
-  // Two downloads of one id at once: the second must be refused while the first runs.
-  async downloadTwice({ url }) {
+  // A second download (`second` options) of one id once the first one's bytes flow.
+  async downloadTwice({ url, second: options }) {
     let started;
     const running = new Promise((resolve) => (started = resolve));
-    const first = download({ url }, started);
+    const first = download({ url }, (p) => p.loaded > 0 && started());
     await running;
-    const second = await download({ url });
+    const second = await download({ url, ...options });
     return { first: await first, second };
   },
 
@@ -88,6 +90,16 @@ const ops = {
     });
   },
 
+  // Starts a download and answers once its bytes flow; `finished` answers with its outcome.
+  async startDownload(args) {
+    let flowing;
+    const started = new Promise((resolve) => (flowing = resolve));
+    self.running = download(args, (p) => p.loaded > 0 && flowing());
+    await Promise.race([started, self.running]);
+    return true;
+  },
+  finished: () => self.running,
+
   list: () => outcome(() => storage.listModels()),
   stored: ({ id }) => outcome(() => storage.storedModel(id)),
   delete: ({ id }) => outcome(() => storage.deleteModel(id)),
@@ -99,6 +111,22 @@ const ops = {
     const files = {};
     for await (const [name, handle] of dir.entries()) files[name] = (await handle.getFile()).size;
     return files;
+  },
+
+  // The SHA-256 of a stored file's bytes as they are on disk, read past storage.js.
+  async hashFile({ name }) {
+    const file = await (await (await opfsDir()).getFileHandle(name)).getFile();
+    return hex(await crypto.subtle.digest('SHA-256', await file.arrayBuffer()));
+  },
+
+  // Flips one bit of a stored file in place, as a failing disk would.
+  async flipBit({ name, at }) {
+    const sync = await (await (await opfsDir()).getFileHandle(name)).createSyncAccessHandle();
+    const byte = new Uint8Array(1);
+    sync.read(byte, { at });
+    byte[0] ^= 0x10;
+    sync.write(byte, { at });
+    sync.close();
   },
 
   async clear() {
