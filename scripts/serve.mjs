@@ -174,6 +174,11 @@ export function createServer({ root, models, isolation = true, extraRoutes } = {
     try {
       res.setHeader('Cross-Origin-Resource-Policy', 'same-origin');
       res.setHeader('X-Content-Type-Options', 'nosniff');
+      // No other site may frame the page: a framing site could overlay it and trick a person
+      // into typing into it or deleting stored models (clickjacking). X-Frame-Options is for
+      // browsers without CSP frame-ancestors.
+      res.setHeader('Content-Security-Policy', "frame-ancestors 'self'");
+      res.setHeader('X-Frame-Options', 'SAMEORIGIN');
       if (isolation) {
         res.setHeader('Cross-Origin-Opener-Policy', 'same-origin');
         res.setHeader('Cross-Origin-Embedder-Policy', 'require-corp');

@@ -58,6 +58,8 @@ describe('scripts/serve.mjs', () => {
     assert.equal(res.headers['cross-origin-embedder-policy'], 'require-corp');
     assert.equal(res.headers['cross-origin-resource-policy'], 'same-origin');
     assert.equal(res.headers['x-content-type-options'], 'nosniff');
+    assert.equal(res.headers['content-security-policy'], "frame-ancestors 'self'");
+    assert.equal(res.headers['x-frame-options'], 'SAMEORIGIN');
     assert.equal(res.headers['content-type'], 'text/javascript; charset=utf-8');
     assert.equal(res.headers['cache-control'], 'no-cache');
     assert.equal(res.body.toString(), fs.readFileSync(path.join(REPO, 'www/errors.js'), 'utf8'));
@@ -181,5 +183,39 @@ test('Chromium sees the page cross-origin isolated, and not with isolation off',
     }
   } finally {
     await browser.close();
+  }
+});
+
+test('another site cannot frame the page; the page itself can', async () => {
+  const browser = await launchBrowser();
+  const server = await startServer();
+  // Another origin (another port) without COEP: its frames are not held to CORP, so only the
+  // page's own frame-ancestors / X-Frame-Options can refuse to be framed there.
+  const other = await startServer({ isolation: false });
+  try {
+    const framed = async (parentUrl) => {
+      const page = await browser.newPage(`${parentUrl}test/storage.html`);
+      await page.evaluate((src) => new Promise((resolve) => {
+        const frame = document.createElement('iframe');
+        frame.onload = resolve;
+        frame.src = src;
+        document.body.append(frame);
+      }), server.url);
+      // A refused frame is left on Chromium's error page, with no document of the page's.
+      const child = page.frames().find((f) => f !== page.mainFrame());
+      const title = await child.evaluate(() => document.title).catch(() => null);
+      await page.close();
+      return { url: child.url(), title };
+    };
+    const same = await framed(server.url);
+    assert.equal(same.url, server.url);
+    assert.match(same.title, /wick/i);
+    const cross = await framed(other.url);
+    assert.notEqual(cross.url, server.url, 'a page of another origin framed the chat page');
+    assert.doesNotMatch(cross.title ?? '', /wick/i);
+  } finally {
+    await browser.close();
+    await server.close();
+    await other.close();
   }
 });
