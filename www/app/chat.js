@@ -4,7 +4,7 @@
 import { copyWithFeedback, h } from './dom.js';
 import { describeError } from './errors-view.js';
 import { finishNote, formatTimings } from './format.js';
-import { parseMarkdown, renderMarkdown } from './markdown.js';
+import { MarkdownStream } from './markdown.js';
 import { frameThrottle, keepPinned } from './stream.js';
 
 export class ChatView {
@@ -110,13 +110,17 @@ class AssistantMessage {
       h('div', { class: 'msg-avatar', 'aria-hidden': 'true' }),
       h('div', { class: 'msg-content' }, this.body, this.footer),
     );
+    this.markdown = new MarkdownStream(this.body, document);
+    this.caret = null;
     this.throttle = frameThrottle(() => this.#render());
   }
 
+  /** Only the blocks still being written are parsed and rendered again (see MarkdownStream). */
   #render() {
     keepPinned(this.view.scroller, () => {
-      this.body.replaceChildren(renderMarkdown(parseMarkdown(this.entry.content), document));
-      if (this.entry.state === 'streaming') placeCaret(this.body);
+      this.caret?.remove();
+      this.markdown.update(this.entry.content);
+      this.caret = this.entry.state === 'streaming' ? placeCaret(this.body) : null;
     });
   }
 
@@ -163,16 +167,21 @@ class AssistantMessage {
   }
 }
 
-/** The blinking caret goes after the last text of the answer (not after a code block or table). */
+/**
+ * The blinking caret goes after the last text of the answer (not after a code block or table);
+ * returns it (or null), so that the next render can take it out of a block it keeps.
+ */
 function placeCaret(body) {
   let target = body;
   for (;;) {
     const last = target.lastChild;
     if (!last || last.nodeType !== Node.ELEMENT_NODE) break;
-    if (last.matches('.code-block, .table-scroll, hr, br')) return;
+    if (last.matches('.code-block, .table-scroll, hr, br, .link-host')) return null;
     target = last;
   }
-  target.append(h('span', { class: 'caret', 'aria-hidden': 'true' }));
+  const caret = h('span', { class: 'caret', 'aria-hidden': 'true' });
+  target.append(caret);
+  return caret;
 }
 
 function typingDots() {

@@ -47,7 +47,7 @@ export class CompletionView {
     segment.el = h('span', { class: 'seg seg-assistant', 'data-testid': 'segment', 'data-role': 'assistant', 'data-state': 'streaming', 'aria-busy': 'true' });
     this.#append(segment);
     this.#footer('', 'Writing…');
-    const throttle = frameThrottle(() => keepPinned(this.scroller, () => (segment.el.textContent = segment.content)));
+    const throttle = frameThrottle(() => keepPinned(this.scroller, () => showText(segment)));
     const settle = (state) => {
       throttle.flush();
       segment.state = state;
@@ -84,5 +84,15 @@ export class CompletionView {
     this.footer.flag.hidden = !note;
     this.footer.flag.classList.toggle('is-error', isError);
     this.footer.stats.textContent = stats;
+  }
+}
+
+/** Shows a segment's text: what was added is appended to its text node, not the whole text set again. */
+function showText(segment) {
+  const node = segment.el.firstChild;
+  if (node?.nodeType === Node.TEXT_NODE && segment.content.startsWith(node.data)) {
+    node.appendData(segment.content.slice(node.data.length));
+  } else {
+    segment.el.textContent = segment.content;
   }
 }

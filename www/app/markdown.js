@@ -27,8 +27,6 @@ export const NODE_TYPES = Object.freeze([
 // Containers nested deeper than this (quotes in quotes, emphasis in emphasis) become plain text:
 // hostile input cannot make the parser or the renderer recurse without bound.
 const MAX_DEPTH = 24;
-// How far a link destination or title is looked for after `](`.
-const MAX_LINK_SCAN = 2048;
 
 const SAFE_SCHEMES = new Set(['http:', 'https:', 'mailto:']);
 
@@ -51,9 +49,70 @@ export function safeHref(raw) {
 }
 
 export function parseMarkdown(text) {
-  const src = String(text ?? '').replace(/\r\n?/g, '\n').replace(/\0/g, '\uFFFD');
-  const root = { type: 'root', children: parseBlocks(src.split('\n'), 0) };
+  const root = { type: 'root', children: parseBlocks(normalize(text).split('\n'), 0) };
   return limitDepth(root);
+}
+
+function normalize(text) {
+  return String(text ?? '').replace(/\r\n?/g, '\n').replace(/\0/g, '\uFFFD');
+}
+
+/**
+ * The top-level blocks of `text` (the rest of an answer still being written), and how many of
+ * them are final: no text appended later can change them. A block is final once every line its
+ * parse looked at is complete: a block reads at most one line past its end (a table's delimiter
+ * row), and the last line of the text may still grow. `finalChars` is where the first block
+ * that is not final starts (the blank lines before it included), in characters of `text`.
+ */
+function parseGrowing(text) {
+  const lines = normalize(text).split('\n');
+  const ends = [];
+  const blocks = parseBlocks(lines, 0, ends).map((block) => limitDepth(block, 1));
+  let final = 0;
+  while (final < blocks.length && ends[final] + 1 < lines.length - 1) final++;
+  let finalChars = 0;
+  if (final > 0) {
+    // The offset of line ends[final - 1] in the text as given (its line breaks may be \r\n).
+    const breaks = /\r\n?|\n/g;
+    for (let line = 0; line < ends[final - 1]; line++) breaks.exec(text);
+    finalChars = breaks.lastIndex;
+  }
+  return { blocks, final, finalChars };
+}
+
+/**
+ * Renders a text that only grows (a streamed answer) into `root`, at a cost that does not grow
+ * with the answer: finished top-level blocks stay in the DOM as they are, and each update parses
+ * and renders only the blocks after them. The DOM it builds equals renderMarkdown(parseMarkdown(text)).
+ */
+export class MarkdownStream {
+  constructor(root, doc) {
+    this.root = root;
+    this.doc = doc;
+    this.done = null; // the text of the finished blocks; null until the first update
+    this.open = []; // the DOM nodes of the blocks after them
+  }
+
+  update(text) {
+    text = String(text ?? '');
+    if (this.done === null || !text.startsWith(this.done)) {
+      // First update, or a text that is not a continuation: start over.
+      this.root.replaceChildren();
+      this.done = '';
+      this.open = [];
+    }
+    for (const node of this.open) node.remove();
+    this.open = [];
+    const rest = text.slice(this.done.length);
+    const { blocks, final, finalChars } = parseGrowing(rest);
+    blocks.forEach((block, k) => {
+      const node = renderNode(block, this.doc);
+      if (!node) return;
+      this.root.appendChild(node);
+      if (k >= final) this.open.push(node);
+    });
+    this.done += rest.slice(0, finalChars);
+  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -176,7 +235,8 @@ function tableAt(lines, i) {
   return header.length === aligns.length ? { header, aligns } : null;
 }
 
-function parseBlocks(lines, depth) {
+/** `ends`, when given, receives the line index after each block (and its lookahead). */
+function parseBlocks(lines, depth, ends = null) {
   if (depth > MAX_DEPTH) {
     const text = lines.join('\n').trim();
     return text ? [{ type: 'p', children: [{ type: 'text', text }] }] : [];
@@ -198,6 +258,7 @@ function parseBlocks(lines, depth) {
       if (i >= lines.length && body[body.length - 1] === '') body.pop(); // still streaming
       i++; // the closing fence
       out.push({ type: 'pre', lang: fence.lang, text: body.join('\n') });
+      ends?.push(i);
       continue;
     }
 
@@ -206,12 +267,14 @@ function parseBlocks(lines, depth) {
       const content = (heading[2] ?? '').replace(/(?:^|[ \t]+)#+$/, '');
       out.push({ type: `h${heading[1].length}`, children: parseInline(content.trim(), depth) });
       i++;
+      ends?.push(i);
       continue;
     }
 
     if (HR.test(line)) {
       out.push({ type: 'hr' });
       i++;
+      ends?.push(i);
       continue;
     }
 
@@ -224,18 +287,21 @@ function parseBlocks(lines, depth) {
         i++;
       }
       out.push({ type: 'blockquote', children: parseBlocks(inner, depth + 1) });
+      ends?.push(i);
       continue;
     }
 
     const item = listMarker(line);
     if (item) {
       i = parseList(lines, i, item, depth, out);
+      ends?.push(i);
       continue;
     }
 
     const table = tableAt(lines, i);
     if (table) {
       i = parseTable(lines, i, table, depth, out);
+      ends?.push(i);
       continue;
     }
 
@@ -246,6 +312,7 @@ function parseBlocks(lines, depth) {
       i++;
     }
     out.push({ type: 'p', children: parseInline(para.join('\n'), depth) });
+    ends?.push(i);
   }
   return out;
 }
@@ -442,50 +509,108 @@ function matchBrackets(src, codeSpans) {
   return pairs;
 }
 
+/**
+ * What link parsing needs to know about one block of inline text, computed once and only when
+ * the block has a `](`: every link then costs time proportional to its own length, however many
+ * unclosed `[a](` the text holds (a streamed answer is re-parsed often, and each of them used to
+ * rescan what follows it).
+ *   stop[k]   the first index >= k holding whitespace or a control character (ends a destination)
+ *   lower[k]  the first index m > k where the parenthesis depth, counted from k, falls below 0
+ *             (m - 1 is the `)` that closes the destination), or src.length + 1
+ */
+function linkScan(src) {
+  const n = src.length;
+  const stop = new Int32Array(n + 1);
+  stop[n] = n;
+  for (let k = n - 1; k >= 0; k--) stop[k] = /[\s\x00-\x1f]/.test(src[k]) ? k : stop[k + 1];
+  // depth[k]: unescaped `(` minus `)` in src[0..k). A backslash before ASCII punctuation escapes
+  // it; a destination never starts inside a run of backslashes, so these pairs are its pairs.
+  const depth = new Int32Array(n + 1);
+  for (let k = 0; k < n; k++) {
+    const c = src[k];
+    if (c === '\\' && k + 1 < n && ASCII_PUNCT.test(src[k + 1])) {
+      depth[k + 1] = depth[k];
+      depth[k + 2] = depth[k];
+      k++;
+      continue;
+    }
+    depth[k + 1] = depth[k] + (c === '(' ? 1 : c === ')' ? -1 : 0);
+  }
+  // Next smaller element, with a stack: linear.
+  const lower = new Int32Array(n + 1).fill(n + 1);
+  const stack = [];
+  for (let m = 0; m <= n; m++) {
+    while (stack.length && depth[stack[stack.length - 1]] > depth[m]) lower[stack.pop()] = m;
+    stack.push(m);
+  }
+  return { stop, lower, tails: new Map(), titles: new Map() };
+}
+
+const isLinkSpace = (c) => c === ' ' || c === '\t' || c === '\n';
+
+/**
+ * Where a link title that opens at `q` ends (the index after its closing quote), or -1. A scan
+ * that passes another title opener of the same kind would end where that one ends, so the last
+ * scan per kind answers the openers inside it: the total work stays linear.
+ */
+function titleEnd(src, q, scan) {
+  const quote = src[q];
+  const close = quote === '(' ? ')' : quote;
+  const last = scan.titles.get(quote);
+  if (last && q > last.start && q < last.stop) return last.end;
+  let j = q + 1;
+  while (j < src.length && src[j] !== close) j += src[j] === '\\' ? 2 : 1;
+  const end = j < src.length ? j + 1 : -1;
+  scan.titles.set(quote, { start: q, stop: Math.min(j, src.length), end });
+  return end;
+}
+
+/** From the end of a destination: optional spaces and title, then `)`. The index after it, or -1. */
+function linkTail(src, from, scan) {
+  if (scan.tails.has(from)) return scan.tails.get(from);
+  let j = from;
+  while (j < src.length && isLinkSpace(src[j])) j++;
+  if (src[j] === '"' || src[j] === "'" || src[j] === '(') {
+    j = titleEnd(src, j, scan);
+    if (j >= 0) while (j < src.length && isLinkSpace(src[j])) j++;
+  }
+  const end = j >= 0 && src[j] === ')' ? j + 1 : -1;
+  scan.tails.set(from, end);
+  return end;
+}
+
+/** A destination without angle brackets, backslash escapes of ASCII punctuation removed. */
+function unescapeDestination(raw) {
+  return raw.replace(/\\([!-/:-@[-`{-~])/g, '$1');
+}
+
 /** `[label](destination "title")` (or `![alt](...)`) from the '[' at `open`. */
-function inlineLink(src, open, brackets, depth, image) {
+function inlineLink(src, open, brackets, depth, image, links) {
   const close = brackets.get(open);
   if (close === undefined || src[close + 1] !== '(') return null;
-  const limit = Math.min(src.length, close + 2 + MAX_LINK_SCAN);
+  links.scan ??= linkScan(src);
+  const scan = links.scan;
   let j = close + 2;
-  const skipSpace = () => {
-    while (j < limit && (src[j] === ' ' || src[j] === '\t' || src[j] === '\n')) j++;
-  };
-  skipSpace();
-  let dest = '';
+  while (j < src.length && isLinkSpace(src[j])) j++;
+  let dest;
+  let end;
   if (src[j] === '<') {
-    j++;
-    while (j < limit && src[j] !== '>' && src[j] !== '\n' && src[j] !== '<') {
-      if (src[j] === '\\' && ASCII_PUNCT.test(src[j + 1] ?? '')) j++;
-      dest += src[j++];
+    // Up to the next `>`; a `<` or a line break first means no destination. Openers cannot
+    // nest inside one another here, so this scan is linear over all links.
+    let k = j + 1;
+    dest = '';
+    while (k < src.length && src[k] !== '>' && src[k] !== '\n' && src[k] !== '<') {
+      if (src[k] === '\\' && ASCII_PUNCT.test(src[k + 1] ?? '')) k++;
+      dest += src[k++];
     }
-    if (src[j] !== '>') return null;
-    j++;
+    if (src[k] !== '>') return null;
+    end = linkTail(src, k + 1, scan);
   } else {
-    let parens = 0;
-    while (j < limit && !/[\s\x00-\x1f]/.test(src[j])) {
-      if (src[j] === '\\' && ASCII_PUNCT.test(src[j + 1] ?? '')) {
-        dest += src[j + 1];
-        j += 2;
-        continue;
-      }
-      if (src[j] === '(') parens++;
-      if (src[j] === ')' && parens-- === 0) break;
-      dest += src[j++];
-    }
+    const stop = Math.min(scan.stop[j], scan.lower[j] - 1);
+    end = linkTail(src, stop, scan);
+    if (end >= 0) dest = unescapeDestination(src.slice(j, stop));
   }
-  skipSpace();
-  const quote = src[j];
-  if (quote === '"' || quote === "'" || quote === '(') {
-    const end = quote === '(' ? ')' : quote;
-    j++;
-    while (j < limit && src[j] !== end) j += src[j] === '\\' ? 2 : 1;
-    if (src[j] !== end) return null;
-    j++;
-    skipSpace();
-  }
-  if (src[j] !== ')') return null;
-  const end = j + 1;
+  if (end < 0) return null;
   const start = image ? open - 1 : open;
   const href = safeHref(dest);
   if (!href) return { end, node: { type: 'text', text: src.slice(start, end) } };
@@ -510,28 +635,46 @@ function autolink(src, i) {
   return null;
 }
 
-function bareUrl(src, i) {
+const URL_TRAIL = /[?!.,:;*_~'"]/;
+
+/**
+ * A bare http(s):// or www. URL at i, without trailing punctuation (and without a `)` it does
+ * not open). One that fails (no valid URL) is not tried again from inside the same run of
+ * characters: each such run is read once, not once per `h` or `w` in it.
+ */
+function bareUrl(src, i, links) {
+  if (i < links.urlsFrom) return null;
   const before = charBefore(src, i);
   if (before !== '' && !/[\s*_~(]/.test(before)) return null;
   BARE_URL.lastIndex = i;
   const m = BARE_URL.exec(src);
   if (!m) return null;
-  let url = m[0];
+  const raw = m[0];
+  let opens = 0;
+  let closes = 0;
+  for (const c of raw) {
+    if (c === '(') opens++;
+    else if (c === ')') closes++;
+  }
+  let end = raw.length;
   for (;;) {
-    const trimmed = url
-      .replace(/[?!.,:;*_~'"]+$/, '')
-      .replace(/&[A-Za-z0-9]+;$/, '');
-    if (trimmed.endsWith(')') && (trimmed.match(/\(/g)?.length ?? 0) < (trimmed.match(/\)/g)?.length ?? 0)) {
-      url = trimmed.slice(0, -1);
-    } else if (trimmed !== url) {
-      url = trimmed;
+    const c = raw[end - 1];
+    if (URL_TRAIL.test(c)) {
+      end--;
+    } else if (c === ')' && opens < closes) {
+      end--;
+      closes--;
     } else {
       break;
     }
   }
-  if (/^www\.$/i.test(url) || /^https?:\/\/$/i.test(url)) return null;
-  const href = safeHref(/^www\./i.test(url) ? `https://${url}` : url);
-  return href ? { end: i + url.length, node: { type: 'a', href, children: [{ type: 'text', text: url }] } } : null;
+  const url = raw.slice(0, end);
+  const href = /^www\.$/i.test(url) || /^https?:\/\/$/i.test(url) ? null : safeHref(/^www\./i.test(url) ? `https://${url}` : url);
+  if (!href) {
+    links.urlsFrom = i + raw.length;
+    return null;
+  }
+  return { end: i + url.length, node: { type: 'a', href, children: [{ type: 'text', text: url }] } };
 }
 
 function entity(src, i) {
@@ -557,6 +700,7 @@ function parseInline(src, depth, allowLinks = true) {
   if (depth > MAX_DEPTH) return src ? [{ type: 'text', text: src }] : [];
   const codeSpans = findCodeSpans(src);
   const brackets = allowLinks ? matchBrackets(src, codeSpans) : null;
+  const links = { scan: null, urlsFrom: 0 };
   const head = { prev: null, next: null };
   let tail = head;
   let text = '';
@@ -637,10 +781,10 @@ function parseInline(src, depth, allowLinks = true) {
     }
     if (allowLinks) {
       let found = null;
-      if (c === '[') found = inlineLink(src, i, brackets, depth, false);
-      else if (c === '!' && src[i + 1] === '[') found = inlineLink(src, i + 1, brackets, depth, true);
+      if (c === '[') found = inlineLink(src, i, brackets, depth, false, links);
+      else if (c === '!' && src[i + 1] === '[') found = inlineLink(src, i + 1, brackets, depth, true, links);
       else if (c === '<') found = autolink(src, i);
-      else if (c === 'h' || c === 'H' || c === 'w' || c === 'W') found = bareUrl(src, i);
+      else if (c === 'h' || c === 'H' || c === 'w' || c === 'W') found = bareUrl(src, i, links);
       if (found) {
         if (found.node.type === 'text') text += found.node.text;
         else push(found.node);
@@ -772,8 +916,11 @@ function plainText(node) {
   return out;
 }
 
-/** Replaces containers nested deeper than MAX_DEPTH (counting every level) by their text. */
-function limitDepth(root) {
+/**
+ * Replaces containers nested deeper than MAX_DEPTH (counting every level) by their text. `level`
+ * is the node's own (1 for a top-level block).
+ */
+function limitDepth(top, level = 0) {
   const visit = (node, level) => {
     if (!Array.isArray(node.children)) return node;
     if (level > MAX_DEPTH) return { type: 'text', text: plainText(node) };
@@ -789,7 +936,7 @@ function limitDepth(root) {
     if (flattened) node.children = mergeText(node.children);
     return node;
   };
-  return visit(root, 0);
+  return visit(top, level);
 }
 
 // ---------------------------------------------------------------------------------------------
