@@ -535,3 +535,28 @@ test('parsing stays linear: unclosed links, titles and bare URLs do not rescan w
     assert.ok(ms < 250, `${name}: ${ms.toFixed(0)} ms for ${md.length} characters`);
   }
 });
+
+test('render: a link shows where it really goes (host in punycode, mail address), isolated from its label', () => {
+  const linkOf = (md) => {
+    const doc = fakeDocument();
+    const a = elements(renderMarkdown(parseMarkdown(md), doc)).find((e) => e.tagName === 'a');
+    const host = a.childNodes.find((c) => c.className === 'link-host');
+    return { a, label: a.childNodes[0], host: host ? host.textContent : null, dir: host?.attributes.dir };
+  };
+  const deceptive = linkOf('[https://bank.example](https://evil.example/login)');
+  assert.equal(deceptive.host, 'evil.example');
+  assert.equal(deceptive.dir, 'ltr');
+  assert.equal(deceptive.a.title, 'https://evil.example/login');
+  assert.equal(deceptive.label.tagName, 'bdi');
+  assert.equal(deceptive.label.textContent, 'https://bank.example');
+  // A homograph (Cyrillic "а") shows as the punycode it is; a right-to-left override stays in
+  // the isolated label and cannot reorder the host after it.
+  assert.equal(linkOf('https://ex\u0430mple.com/').host, 'xn--exmple-4nf.com');
+  assert.equal(linkOf('[\u202emoc.knab](https://evil.example)').host, 'evil.example');
+  assert.equal(linkOf('[support@bank.example](mailto:evil@x.example)').host, 'evil@x.example');
+  assert.equal(linkOf('[docs](https://docs.example:8443/a)').host, 'docs.example:8443');
+  // An ASCII label that is exactly its address needs no second copy of it.
+  for (const md of ['<https://a.example/x>', 'https://a.example/x', 'www.example.com', '<a@b.example>', '[https://a.example/](https://a.example/)']) {
+    assert.equal(linkOf(md).host, null, md);
+  }
+});

@@ -994,7 +994,19 @@ function renderNode(node, doc) {
       a.href = href;
       a.rel = 'noopener noreferrer nofollow';
       a.target = '_blank';
-      appendAll(a, node.children, doc);
+      a.title = href;
+      // The label is isolated so that direction overrides in it cannot reorder what follows.
+      const label = doc.createElement('bdi');
+      appendAll(label, node.children, doc);
+      a.appendChild(label);
+      const dest = destination(href, plainText(node));
+      if (dest) {
+        const host = doc.createElement('span');
+        host.className = 'link-host';
+        host.setAttribute('dir', 'ltr');
+        host.textContent = dest;
+        a.appendChild(host);
+      }
       return a;
     }
     default: {
@@ -1012,6 +1024,20 @@ function renderNode(node, doc) {
       return el;
     }
   }
+}
+
+/**
+ * What a link shows of where it really goes, after its label: the host (punycode for a
+ * non-ASCII one, so look-alike letters show as what they are) or the mail address. Null when
+ * the label is already exactly that address in plain ASCII (an autolink, a bare URL): a label
+ * can say anything, so every other link shows its destination, not only on hover.
+ */
+function destination(href, label) {
+  const url = new URL(href);
+  const shown = url.protocol === 'mailto:' ? url.pathname : url.host;
+  const text = label.trim();
+  if (/^[\x21-\x7e]+$/.test(text) && [text, `https://${text}`, `mailto:${text}`].some((t) => safeHref(t) === href)) return null;
+  return shown;
 }
 
 function renderCodeBlock(node, doc) {
