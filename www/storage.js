@@ -652,9 +652,11 @@ export async function storeFile({ file, id, sha256, signal, onProgress, createHa
  * Reads a stored model into memory the caller owns. `alloc(size)` returns `view(offset, length)`,
  * a Uint8Array to fill; it is asked again for every chunk because wasm memory may grow (and
  * replace its buffer) in between. While the model is being written (downloaded in another tab) it
- * waits, abortably through `signal`. Worker only. Resolves to {size, ms}.
+ * waits, abortably through `signal`. With `createHasher` the bytes are hashed as they are read and
+ * must still have the SHA-256 recorded when they were stored: the size check alone does not see a
+ * damaged disk block. Worker only. Resolves to {size, ms}.
  */
-export async function readModel(id, alloc, { onProgress, signal } = {}) {
+export async function readModel(id, alloc, { onProgress, signal, createHasher } = {}) {
   requireSyncAccess('readModel');
   checkId(id);
   const dir = await modelsDir();
@@ -669,6 +671,10 @@ export async function readModel(id, alloc, { onProgress, signal } = {}) {
       if (size !== model.size) throw new WickError('storage', `model "${id}" changed while it was opened: download it again`);
       // What alloc and view throw (out of memory) is the caller's and passes through as it is.
       const view = await alloc(size);
+      const hasher = createHasher?.();
+      // The hasher gets a copy: a wasm hasher allocates, which may grow the memory `view` is in and
+      // so detach the chunk just read.
+      const copy = hasher && new Uint8Array(Math.min(CHUNK, size));
       for (let at = 0; at < size; ) {
         const length = Math.min(CHUNK, size - at);
         const into = view(at, length);
@@ -679,8 +685,18 @@ export async function readModel(id, alloc, { onProgress, signal } = {}) {
           throw storageError(err, `reading model "${id}"`);
         }
         if (n !== length) throw new WickError('storage', `reading model "${id}" stopped at byte ${at + n} of ${size}`);
+        if (hasher) {
+          copy.set(into);
+          hasher.update(copy.subarray(0, n));
+        }
         at += n;
         onProgress?.({ phase: 'load', loaded: at, total: size });
+      }
+      if (hasher) {
+        const sha256 = String(await hasher.digest()).toLowerCase();
+        if (sha256 !== model.sha256) {
+          throw new WickError('integrity', `stored model "${id}" is damaged: its bytes have SHA-256 ${sha256}, not the ${model.sha256} they had when stored; delete it and load it again`);
+        }
       }
       return { size, ms: performance.now() - started };
     } finally {

@@ -153,10 +153,19 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
 
   let buffer = null;
   const tRead = performance.now();
-  const { size } = await readModel(mid, (n) => {
-    buffer = new wasm.ModelBuffer(n);
-    return (offset, length) => buffer.view(offset, length);
-  }, { onProgress, signal });
+  // A caller that names the bytes it wants (sha256) gets them checked again when they come from
+  // storage (a damaged disk block keeps the size); what this load just stored was checked already.
+  const verify = Boolean(sha256) && !fresh;
+  let size;
+  try {
+    ({ size } = await readModel(mid, (n) => {
+      buffer = new wasm.ModelBuffer(n);
+      return (offset, length) => buffer.view(offset, length);
+    }, { onProgress, signal, createHasher: verify ? hasher : undefined }));
+  } catch (e) {
+    buffer?.free();
+    throw e;
+  }
   const tEngine = performance.now();
   const readMs = tEngine - tRead;
   if (ctl.signal.aborted) { buffer.free(); throw new WickError('aborted', 'loading was cancelled'); }

@@ -70,7 +70,7 @@ const ops = {
 
   // Reads a model into wasm memory (shared like the threads build, or not) that grows by a page on
   // every view() call: a reader that kept an old view would write into a detached buffer.
-  async read({ id, shared }) {
+  async read({ id, shared, verify }) {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared });
     const base = 1024;
     let views = 0;
@@ -84,7 +84,7 @@ const ops = {
     };
     const progress = [];
     return outcome(async () => {
-      const { size, ms } = await storage.readModel(id, alloc, { onProgress: (p) => progress.push(p) });
+      const { size, ms } = await storage.readModel(id, alloc, { onProgress: (p) => progress.push(p), createHasher: verify ? testHasher : undefined });
       const copy = new Uint8Array(memory.buffer, base, size).slice();
       return { size, ms, views, progress, sha256: hex(await crypto.subtle.digest('SHA-256', copy)), bufferShared: memory.buffer instanceof SharedArrayBuffer };
     });
