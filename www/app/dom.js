@@ -1,4 +1,5 @@
 // Small DOM helpers: elements are built with createElement/textContent only (never HTML strings).
+import { plainName } from './format.js';
 
 // Keys set as properties rather than attributes.
 const PROPERTIES = new Set(['value', 'checked', 'disabled', 'hidden', 'selected', 'htmlFor', 'title']);
@@ -22,6 +23,14 @@ export function h(tag, props = {}, ...children) {
     el.append(child instanceof Node ? child : String(child));
   }
   return el;
+}
+
+/**
+ * Untrusted text inside page text ("<name> is ready"): isolated in a <bdi>, so that its
+ * direction cannot reorder the words around it, with its direction controls made visible.
+ */
+export function name(text) {
+  return h('bdi', { class: 'name', text: plainName(text) });
 }
 
 /** The element with this id; a missing one is a bug in index.html, reported by name. */

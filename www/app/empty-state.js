@@ -1,6 +1,6 @@
 // What the conversation area shows before the first message: what wick is and how to start,
 // the loading note, or (with a model ready) a few prompts to try.
-import { h } from './dom.js';
+import { h, name } from './dom.js';
 
 const CHAT_IDEAS = [
   'Explain how a candle wick works, in three sentences.',
@@ -10,7 +10,7 @@ const CHAT_IDEAS = [
 const COMPLETION_IDEAS = ['Once upon a time, in a village by the sea,', 'The three most useful kitchen tools are', 'Dear diary, today I finally'];
 
 /**
- * @param view {state: 'none'|'loading'|'chat'|'completion', model, canChat}
+ * @param view {state: 'none'|'loading'|'chat'|'completion', model, canChat, templateError}
  * @param on {pickModel(), suggest(text)}
  */
 export function renderEmptyState(root, view, on) {
@@ -19,7 +19,7 @@ export function renderEmptyState(root, view, on) {
   if (view.state === 'loading') {
     content = [
       h('h1', { text: 'Getting the model ready…' }),
-      h('p', { class: 'empty-model', text: view.model }),
+      h('p', { class: 'empty-model' }, name(view.model)),
       h('p', { class: 'empty-lead', text: 'The first time, the model downloads into this browser. After that it opens from storage, even offline.' }),
     ];
   } else if (view.state === 'chat' || view.state === 'completion') {
@@ -28,10 +28,16 @@ export function renderEmptyState(root, view, on) {
       ? 'Ask anything. The conversation stays in this tab.'
       : view.canChat
         ? 'Complete mode: write the start of a text and the model continues it.'
-        : 'This model has no chat template, so it continues text instead of answering. Write a beginning and press Enter.';
+        : view.templateError
+          ? [
+              "This model's chat template is broken (",
+              name(view.templateError),
+              '), so it continues text instead of answering. Write a beginning and press Enter.',
+            ]
+          : 'This model has no chat template, so it continues text instead of answering. Write a beginning and press Enter.';
     content = [
-      h('h1', { text: chat ? `${view.model} is ready` : `Write a beginning, ${view.model} continues` }),
-      h('p', { class: 'empty-lead', text: lead }),
+      chat ? h('h1', {}, name(view.model), ' is ready') : h('h1', {}, 'Write a beginning, ', name(view.model), ' continues'),
+      h('p', { class: 'empty-lead', 'data-testid': 'empty-lead' }, lead),
       h(
         'div',
         { class: 'suggestions', role: 'list', 'aria-label': 'Try one of these' },

@@ -1,5 +1,6 @@
 // Turns a WickError (or any thrown value) into words for people, and shows it as a banner.
 import { h } from './dom.js';
+import { plainName } from './format.js';
 
 // Per kind: a title, and what the person can do about it.
 const ADVICE = {
@@ -24,7 +25,8 @@ export function describeError(error) {
   const kind = typeof error?.kind === 'string' ? error.kind : 'unknown';
   const [title, hint] = ADVICE[kind] ?? ['Something went wrong', 'Try again. If it keeps happening, reload the page.'];
   const raw = error instanceof Error || typeof error?.message === 'string' ? error.message : String(error ?? '');
-  const message = raw && raw !== kind ? raw.charAt(0).toUpperCase() + raw.slice(1) : '';
+  // Messages quote file names and URLs: their direction controls must not act (see plainName).
+  const message = raw && raw !== kind ? plainName(raw.charAt(0).toUpperCase() + raw.slice(1)) : '';
   return { kind, title, message, hint };
 }
 
@@ -34,7 +36,8 @@ export class ErrorBanner {
     this.root = root;
   }
 
-  show(error) {
+  /** @param action {label, run()}: a button that does something about it (load again) */
+  show(error, { action } = {}) {
     const { kind, title, message, hint } = describeError(error);
     this.root.dataset.kind = kind;
     this.root.replaceChildren(
@@ -45,6 +48,18 @@ export class ErrorBanner {
         h('p', { class: 'banner-title', 'data-testid': 'error-title', text: title }),
         message ? h('p', { class: 'banner-message', 'data-testid': 'error-message', text: message }) : null,
         hint ? h('p', { class: 'banner-hint', text: hint }) : null,
+        action
+          ? h('button', {
+              type: 'button',
+              class: 'btn small primary banner-action',
+              'data-testid': 'error-action',
+              text: action.label,
+              onclick: () => {
+                this.clear();
+                action.run();
+              },
+            })
+          : null,
       ),
       h('button', {
         type: 'button',

@@ -47,9 +47,23 @@ function formatTokenRate(perSecond) {
   return `${perSecond >= 100 ? integer.format(perSecond) : perSecond.toFixed(1)} tok/s`;
 }
 
-/** A model file name without its extension. */
+// Characters that change the direction of the text around them: embeddings, overrides,
+// isolates and marks. A name never needs them, and in a name they can reverse the page's own
+// words next to it or make "invoice<U+202E>fdp.exe" read as "invoiceexe.pdf".
+const BIDI_CONTROLS = /[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+
+/**
+ * Untrusted text (a model or file name, an id, a card field, an error quoting them) for display:
+ * its direction controls shown as visible marks ("[U+202E]") instead of acting. In the DOM it
+ * also goes inside an isolating element (dom.js: name()).
+ */
+export function plainName(value) {
+  return String(value ?? '').replace(BIDI_CONTROLS, (c) => `[U+${c.codePointAt(0).toString(16).toUpperCase().padStart(4, '0')}]`);
+}
+
+/** A model file name without its extension, for display (see plainName). */
 export function modelLabel(name) {
-  return String(name ?? '').replace(/\.gguf$/i, '');
+  return plainName(name).replace(/\.gguf$/i, '');
 }
 
 /** The file name at the end of a URL (decoded), or the URL itself. */

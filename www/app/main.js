@@ -5,13 +5,14 @@
 //   model-select (options carry data-stored="true|false"), model-hint, model-url, model-url-error,
 //   model-file (the file input), load-button, cancel-button, unload-button,
 //   progress (data-phase="download|store|load|ready", aria-valuenow 0-100), progress-detail,
-//   status (data-state="idle|loading|ready|error"),
+//   status (data-state="idle|loading|ready|error|lost"),
 //   header-model, backend-badge, menu-button, new-chat-button, mode-chat, mode-completion,
 //   prompt, send-button, stop-button, composer, empty-state, choose-model, suggestion,
 //   messages; message (chat; data-role="user|assistant", data-state="streaming|done|stopped|error"),
 //   inside an assistant message: stats, message-flag, retry-button;
 //   document, segment (completion mode; same data-role / data-state), document-stats, document-flag,
 //   error-banner (data-kind=<WickError kind>), error-title, error-message, error-dismiss,
+//   error-action (a button in the banner: load the model again), empty-lead,
 //   model-card, card-name, card-architecture, card-parameters, card-file-size, card-quantization,
 //   card-quant-types, card-context, card-vocab, card-chat-template, card-license, card-backend,
 //   card-build, card-threads, card-isolated, card-load-time, isolation-note,
@@ -25,7 +26,7 @@ import { CompletionView } from './completion.js';
 import { byId, loadJson, saveJson } from './dom.js';
 import { renderEmptyState } from './empty-state.js';
 import { describeError, ErrorBanner } from './errors-view.js';
-import { modelLabel } from './format.js';
+import { modelLabel, plainName } from './format.js';
 import { backendBadge, renderModelCard } from './model-card.js';
 import { ModelPicker } from './models.js';
 import { LoadProgress } from './progress.js';
@@ -53,6 +54,8 @@ const state = {
   loadingLabel: '',
   /** AbortController of the generation in progress. */
   generating: null,
+  /** The load request of the model loaded (to load it again after its engine died). */
+  request: null,
   mode: 'chat',
   preferredMode: loadJson(MODE_KEY) === 'completion' ? 'completion' : 'chat',
 };
@@ -176,6 +179,8 @@ async function loadModel(request) {
     const info = engine.info();
     state.engine = engine;
     state.info = info;
+    state.request = request;
+    engine.addEventListener('lost', (e) => engineLost(engine, e.detail));
     loaded = true;
     progress.ready(info);
     showModel(info, request.label);
@@ -188,7 +193,8 @@ async function loadModel(request) {
       progress.cancelled(kept);
     } else {
       progress.failed(describeError(err).title, kept);
-      showError(err);
+      // A worker that died while loading can be tried again (it may have run out of memory).
+      banner.show(err, err?.kind === 'worker' ? { action: { label: 'Try again', run: () => loadModel(request) } } : {});
     }
   } finally {
     if (current()) {
@@ -213,16 +219,22 @@ function showModel(info, fileLabel) {
   const name = modelLabel(fileLabel) || info.card?.name || info.modelId;
   state.label = name;
   byId('header-model').textContent = name;
-  byId('header-model').title = fileLabel;
+  byId('header-model').title = plainName(fileLabel);
   const badge = byId('backend-badge');
   badge.textContent = backendBadge(info);
   badge.hidden = false;
   document.title = `${name} · wick`;
   renderModelCard(byId('model-card'), info, fileLabel);
   byId('card-panel').hidden = false;
-  const canChat = Boolean(info.card?.has_chat_template);
+  // A template that does not parse (the engine loads the model anyway) means Complete mode only.
+  const templateError = info.card?.chat_template_error || null;
+  const canChat = Boolean(info.card?.has_chat_template) && !templateError;
   modeInputs.chat.disabled = !canChat;
-  modeInputs.chat.parentElement.title = canChat ? "Chat with the model's chat template" : 'This model has no chat template';
+  modeInputs.chat.parentElement.title = canChat
+    ? "Chat with the model's chat template"
+    : templateError
+      ? `This model's chat template is broken: ${plainName(templateError)}`
+      : 'This model has no chat template';
   setMode(canChat ? state.preferredMode : 'completion');
 }
 
@@ -241,10 +253,19 @@ async function releaseEngine() {
   if (engine) await engine.unload().catch(showError);
 }
 
-/** The engine's worker died: it cannot be used again. */
-async function engineLost() {
+/**
+ * The engine's worker died (any `worker` error, or the engine's `lost` event): it cannot be used
+ * again, whatever its request was doing (even one already stopped). Shows so, with a button that
+ * loads the same model again; sending stays off until then.
+ */
+async function engineLost(engine, error) {
+  if (state.engine !== engine) return; // already handled, or replaced
+  const label = state.label;
+  const request = state.request;
+  stopGeneration();
   await releaseEngine();
-  progress.idle('The engine stopped: load the model again');
+  progress.lost(label);
+  banner.show(error, request ? { action: { label: 'Load the model again', run: () => loadModel(request) } } : {});
   await storage.refresh();
 }
 
@@ -356,17 +377,21 @@ async function generate(handle, create, pick) {
   state.generating = controller;
   banner.clear();
   refreshView();
+  const engine = state.engine;
   try {
     const stream = await create(controller.signal);
     const { finish, timings } = await consumeStream(stream, pick, (text) => handle.setText(text));
     handle.finish(finish === 'aborted' || controller.signal.aborted ? 'stopped' : 'done', { timings, finish });
   } catch (err) {
-    if (controller.signal.aborted || err?.kind === 'aborted') {
+    if (err?.kind === 'worker') {
+      // The engine is gone, stopped request or not: "Stopped" would hide that.
+      handle.fail(err);
+      await engineLost(engine, err);
+    } else if (controller.signal.aborted || err?.kind === 'aborted') {
       handle.finish('stopped');
     } else {
       handle.fail(err);
       showError(err);
-      if (err?.kind === 'worker') await engineLost();
     }
   } finally {
     if (state.generating === controller) state.generating = null;
@@ -403,7 +428,12 @@ function refreshView() {
   empty.hidden = !view.isEmpty;
   const shown = state.loading
     ? { state: 'loading', model: state.loadingLabel }
-    : { state: ready ? state.mode : 'none', model: state.label, canChat: !modeInputs.chat.disabled };
+    : {
+        state: ready ? state.mode : 'none',
+        model: state.label,
+        canChat: !modeInputs.chat.disabled,
+        templateError: state.info?.card?.chat_template_error || null,
+      };
   const key = JSON.stringify(shown);
   if (view.isEmpty && empty.dataset.view !== key) {
     empty.dataset.view = key;

@@ -1,6 +1,6 @@
 // The model card: what the GGUF file says about the model, and how this tab runs it.
 import { h } from './dom.js';
-import { formatBytes, formatCount, formatMs, formatParams } from './format.js';
+import { formatBytes, formatCount, formatMs, formatParams, plainName } from './format.js';
 
 /** "Q4_1 67% · Q8_0 31% · F32 <1%" from bytes per quantization type. */
 function quantMix(quantTypes) {
@@ -16,8 +16,9 @@ function quantMix(quantTypes) {
     .join(' · ');
 }
 
+/** A card row; the value can come from the file, so its direction controls are made visible. */
 function row(label, value, testid) {
-  return [h('dt', { text: label }), h('dd', { 'data-testid': testid, text: value })];
+  return [h('dt', { text: label }), h('dd', { 'data-testid': testid, text: plainName(value) })];
 }
 
 /** Fills the card for an EngineInfo (see wick.d.ts). */
@@ -39,8 +40,8 @@ export function renderModelCard(root, info, fileLabel) {
   const loaded = Number.isFinite(info.readMs) && info.readMs > 0 ? `${formatMs(info.loadMs)} (${formatMs(info.readMs)} reading storage)` : formatMs(info.loadMs);
 
   const parts = [
-    h('p', { class: 'card-title', 'data-testid': 'card-name', text: title }),
-    fileLabel && fileLabel !== title ? h('p', { class: 'card-file', text: fileLabel }) : null,
+    h('p', { class: 'card-title', 'data-testid': 'card-name', text: plainName(title) }),
+    fileLabel && fileLabel !== title ? h('p', { class: 'card-file', text: plainName(fileLabel) }) : null,
     h(
       'dl',
       { class: 'card-list' },
@@ -51,7 +52,7 @@ export function renderModelCard(root, info, fileLabel) {
       row('Tensor types', mix || '—', 'card-quant-types'),
       row('Context', context, 'card-context'),
       row('Vocabulary', `${formatCount(card.vocab_size)}${card.tokenizer_model ? ` · ${card.tokenizer_model}` : ''}`, 'card-vocab'),
-      row('Chat template', card.has_chat_template ? 'Yes' : 'None: text completion only', 'card-chat-template'),
+      row('Chat template', chatTemplateNote(card), 'card-chat-template'),
       row('License', card.license || 'Not stated in the file', 'card-license'),
     ),
     h('p', { class: 'card-subtitle', text: 'Runtime' }),
@@ -74,6 +75,11 @@ export function renderModelCard(root, info, fileLabel) {
         }),
   ];
   root.replaceChildren(...parts.filter(Boolean));
+}
+
+function chatTemplateNote(card) {
+  if (card.chat_template_error) return `Broken: ${card.chat_template_error}. Text completion only`;
+  return card.has_chat_template ? 'Yes' : 'None: text completion only';
 }
 
 /** The header badge: "CPU · 8 threads" or "WebGPU". */

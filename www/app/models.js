@@ -2,7 +2,7 @@
 // browser, a URL typed in, or a local .gguf file (file input, or dropped anywhere on the page).
 // It turns a choice into a load request {label, model, sha256?} for createEngine.
 import { h, loadJson, saveJson } from './dom.js';
-import { fileNameOf, formatBytes, modelLabel } from './format.js';
+import { fileNameOf, formatBytes, modelLabel, plainName } from './format.js';
 
 const DEFAULT_MODEL = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 const CHOICE_KEY = 'wick.model';
@@ -131,7 +131,7 @@ export class ModelPicker {
         value: e.key,
         'data-stored': e.stored ? 'true' : 'false',
         text: `${modelLabel(e.name)}${e.stored ? ' (stored)' : ''}`,
-        title: `${e.name}${e.size ? ` · ${formatBytes(e.size)}` : ''}`,
+        title: `${plainName(e.name)}${e.size ? ` · ${formatBytes(e.size)}` : ''}`,
       });
     const groups = [];
     if (server.length) groups.push(h('optgroup', { label: 'On this server' }, server.map(option)));

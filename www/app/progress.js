@@ -1,5 +1,6 @@
 // The load state under the model picker: a status line, and while loading a progress bar with
 // the phase, bytes of total, rate and "resumed", plus the Cancel button.
+import { name } from './dom.js';
 import { formatBytes, formatMs, formatRate } from './format.js';
 
 const PHASES = {
@@ -17,9 +18,10 @@ export class LoadProgress {
     this.idle();
   }
 
-  #status(state, text) {
+  /** @param parts strings and nodes (a model's label goes in as name(label): isolated) */
+  #status(state, ...parts) {
     this.status.dataset.state = state;
-    this.status.textContent = text;
+    this.status.replaceChildren(...parts.flat());
   }
 
   /** The end of a load (or no load): the status line, and Unload while a model is loaded. */
@@ -37,7 +39,7 @@ export class LoadProgress {
 
   /** @param phase the phase it starts with: download, store (a local file) or load (stored) */
   start(label, phase) {
-    this.#status('loading', `Loading ${label}…`);
+    this.#status('loading', 'Loading ', name(label), '…');
     this.box.hidden = false;
     this.cancel.hidden = false;
     this.cancel.disabled = false;
@@ -87,12 +89,17 @@ export class LoadProgress {
 
   /** @param kept the label of the model still loaded from before, if any */
   cancelled(kept) {
-    if (kept) this.#settle('ready', `Loading cancelled · ${kept} is still loaded`, true);
+    if (kept) this.#settle('ready', ['Loading cancelled · ', name(kept), ' is still loaded'], true);
     else this.idle('Loading cancelled');
   }
 
   /** @param kept the label of the model still loaded from before, if any */
   failed(title, kept) {
-    this.#settle('error', kept ? `Could not load: ${title} · ${kept} is still loaded` : `Could not load: ${title}`, Boolean(kept));
+    this.#settle('error', kept ? [`Could not load: ${title} · `, name(kept), ' is still loaded'] : `Could not load: ${title}`, Boolean(kept));
+  }
+
+  /** The engine of `label` died (its worker is gone): never "Ready", and nothing loaded. */
+  lost(label) {
+    this.#settle('lost', ['The engine stopped · ', name(label), ' is no longer loaded'], false);
   }
 }

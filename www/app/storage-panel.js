@@ -1,7 +1,7 @@
 // The Storage panel: models kept in this browser (with Delete), how much space they use, and
 // the request to keep them persistently.
 import { h } from './dom.js';
-import { formatBytes } from './format.js';
+import { formatBytes, plainName } from './format.js';
 
 export class StoragePanel {
   /**
@@ -46,7 +46,7 @@ export class StoragePanel {
           'data-testid': 'delete-model',
           'data-model-id': m.id,
           text: 'Delete',
-          'aria-label': `Delete ${m.name}`,
+          'aria-label': `Delete ${plainName(m.name)}`,
           disabled: loaded,
           title: loaded ? 'This model is loaded: unload it first' : 'Delete it from this browser',
         });
@@ -57,7 +57,7 @@ export class StoragePanel {
           h(
             'div',
             { class: 'storage-main' },
-            h('span', { class: 'storage-name', text: m.name, title: m.name }),
+            h('bdi', { class: 'storage-name', text: plainName(m.name), title: plainName(m.name) }),
             h(
               'span',
               { class: 'storage-meta' },
