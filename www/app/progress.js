@@ -1,6 +1,6 @@
 // The load state under the model picker: a status line, and while loading a progress bar with
 // the phase, bytes of total, rate and "resumed", plus the Cancel button.
-import { name } from './dom.js';
+import { h, name } from './dom.js';
 import { formatBytes, formatMs, formatRate } from './format.js';
 
 const PHASES = {
@@ -21,7 +21,8 @@ export class LoadProgress {
   /** @param parts strings and nodes (a model's label goes in as name(label): isolated) */
   #status(state, ...parts) {
     this.status.dataset.state = state;
-    this.status.replaceChildren(...parts.flat());
+    // One span: the status line is a flex row (dot, text), the parts one run of text.
+    this.status.replaceChildren(h('span', {}, ...parts.flat()));
   }
 
   /** The end of a load (or no load): the status line, and Unload while a model is loaded. */
