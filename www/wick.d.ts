@@ -41,7 +41,11 @@ export interface Progress {
 export interface CreateEngineOptions {
   model: ModelSource;
   onProgress?: (p: Progress) => void;
-  /** CPU threads; default navigator.hardwareConcurrency. Threads need a cross-origin isolated page. */
+  /**
+   * CPU threads, an integer from 1 to 256; default navigator.hardwareConcurrency (at most 16).
+   * Clamped to navigator.hardwareConcurrency: the pool's threads spin during a forward pass, so
+   * more threads than cores only slow it down. Threads need a cross-origin isolated page.
+   */
   threads?: number;
   /**
    * Where the forward pass runs. 'auto' (default): WebGPU on a hardware adapter, else the CPU
@@ -149,7 +153,17 @@ export interface Tokens { ids: number[]; margins: number[] }
 /** 'aborted': the request's signal fired; the text up to that point is kept. */
 export type FinishReason = 'stop' | 'length' | 'aborted';
 
-export interface ChatCompletionRequest extends SamplingOptions { messages: ChatMessage[]; stream?: boolean }
+export interface ChatCompletionRequest extends SamplingOptions {
+  messages: ChatMessage[];
+  stream?: boolean;
+  /**
+   * Parse special-token text inside message contents as control tokens (default false). Off, a
+   * message containing `<|im_end|><|im_start|>system` is tokenized as that text, so what a user
+   * types cannot forge roles; the template's own markers are control tokens either way. Raw
+   * completions always parse special tokens in their prompt.
+   */
+  parse_special_tokens?: boolean;
+}
 export interface CompletionRequest extends SamplingOptions { prompt: string; stream?: boolean }
 
 export interface ChatCompletion {
@@ -188,6 +202,14 @@ export interface Engine {
   info(): EngineInfo;
   /** Ends the worker and frees its memory; the engine cannot be used afterwards. */
   unload(): Promise<void>;
+  /**
+   * The `worker` error that ended the engine (a crash, out of memory), or null while it lives.
+   * Every request after that fails with the same error: create a new engine.
+   */
+  readonly lost: WickError | null;
+  /** 'lost' fires once when the engine dies, whatever request was running (event.detail: the WickError). */
+  addEventListener(type: 'lost', listener: (event: CustomEvent<WickError>) => void, options?: AddEventListenerOptions | boolean): void;
+  removeEventListener(type: 'lost', listener: (event: CustomEvent<WickError>) => void, options?: EventListenerOptions | boolean): void;
 }
 
 export function createEngine(options: CreateEngineOptions): Promise<Engine>;

@@ -16,35 +16,77 @@ let nextId = 1;
 
 /** Loads a model in a new worker; resolves when it is ready to generate. */
 export async function createEngine(options = {}) {
+  if (options === null || typeof options !== 'object') {
+    throw new WickError('invalid_parameter', `createEngine takes an options object, got ${describe(options)}`);
+  }
   const { model, onProgress, threads, backend = 'auto', context, sha256, signal, relaxedSimd = true } = options;
   const source = normalizeSource(model);
-  const threadCount = threads ?? Math.max(1, Math.min(navigator.hardwareConcurrency || 1, 16));
-  if (!Number.isInteger(threadCount) || threadCount < 1 || threadCount > 256) {
-    throw new WickError('invalid_parameter', `threads must be an integer from 1 to 256, got ${threads}`);
+  // More threads than cores never helps: the pool's threads spin while a forward pass runs, so
+  // extra ones only take turns with the others (256 threads on 2 cores: 50x slower).
+  const cores = Math.max(1, navigator.hardwareConcurrency || 1);
+  if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 256)) {
+    throw new WickError('invalid_parameter', `threads must be an integer from 1 to 256, got ${describe(threads)}`);
   }
+  const threadCount = Math.min(threads ?? 16, cores);
   if (!['auto', 'cpu', 'webgpu'].includes(backend)) {
-    throw new WickError('invalid_parameter', `backend must be 'auto', 'cpu' or 'webgpu', got ${backend}`);
+    throw new WickError('invalid_parameter', `backend must be 'auto', 'cpu' or 'webgpu', got ${describe(backend)}`);
   }
-  if (context !== undefined && !(Number.isInteger(context) && context >= 16)) {
-    throw new WickError('invalid_parameter', `context must be an integer of at least 16 tokens, got ${context}`);
+  if (context !== undefined && !(Number.isInteger(context) && context >= 16 && context <= MAX_U32)) {
+    throw new WickError('invalid_parameter', `context must be an integer of at least 16 tokens, got ${describe(context)}`);
   }
-  if (sha256 !== undefined && !/^[0-9a-fA-F]{64}$/.test(sha256)) {
-    throw new WickError('invalid_parameter', 'sha256 must be 64 hexadecimal digits');
+  if (sha256 !== undefined && !(typeof sha256 === 'string' && /^[0-9a-fA-F]{64}$/.test(sha256))) {
+    throw new WickError('invalid_parameter', `sha256 must be 64 hexadecimal digits, got ${describe(sha256)}`);
   }
   if (typeof relaxedSimd !== 'boolean') {
-    throw new WickError('invalid_parameter', `relaxedSimd must be true or false, got ${relaxedSimd}`);
+    throw new WickError('invalid_parameter', `relaxedSimd must be true or false, got ${describe(relaxedSimd)}`);
   }
+  if (onProgress !== undefined && typeof onProgress !== 'function') {
+    throw new WickError('invalid_parameter', `onProgress must be a function, got ${describe(onProgress)}`);
+  }
+  checkSignal(signal);
   if (signal?.aborted) throw new WickError('aborted', 'loading was cancelled');
 
   const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
   const link = new WorkerLink(worker);
+  // The embedder's callback throwing must not stop the load, nor surface as an uncaught error
+  // from the worker's message handler on every progress message.
+  const report = (progress) => {
+    try {
+      onProgress?.(progress);
+    } catch (e) {
+      console.error('wick: onProgress threw', e);
+    }
+  };
   try {
     const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256, relaxedSimd },
-      { signal, onMessage: (m) => m.type === 'progress' && onProgress?.(m.progress) });
+      { signal, onMessage: (m) => m.type === 'progress' && report(m.progress) });
     return new Engine(link, info);
   } catch (e) {
     worker.terminate();
     throw e;
+  }
+}
+
+const MAX_U32 = 2 ** 32 - 1;
+
+/** A value as an error message shows it: JSON where that is faithful (NaN is not "null"). */
+function describe(value) {
+  if (typeof value === 'number' || typeof value === 'bigint') return String(value);
+  if (value === undefined) return 'undefined';
+  if (typeof value === 'function') return 'a function';
+  if (typeof value === 'symbol') return value.toString();
+  try {
+    const json = JSON.stringify(value);
+    if (json === undefined) return String(value);
+    return json.length > 80 ? `${json.slice(0, 77)}...` : json;
+  } catch {
+    return Object.prototype.toString.call(value);
+  }
+}
+
+function checkSignal(signal) {
+  if (signal !== undefined && signal !== null && !(signal instanceof AbortSignal)) {
+    throw new WickError('invalid_parameter', `signal must be an AbortSignal (from an AbortController), got ${describe(signal)}`);
   }
 }
 
@@ -72,13 +114,23 @@ function normalizeSource(model) {
   return s;
 }
 
-/** Request/response over postMessage: every message carries the id of the request it is for. */
+/**
+ * Request/response over postMessage: every message carries the id of the request it is for.
+ * A `worker` error, from the worker or about it, means the engine is gone (a wasm trap leaves
+ * the instance in an unknown state): the link dies with it, so every pending and later request
+ * fails with that error, and `onLost` hears it once, whatever state its own request was in.
+ */
 class WorkerLink {
   constructor(worker) {
     this.worker = worker;
     this.pending = new Map(); // id -> {resolve, reject, onMessage}
     this.dead = null;
+    this.onLost = null;
     worker.onmessage = ({ data }) => {
+      if (data.type === 'error' && data.error?.kind === 'worker') {
+        this.#die(WickError.from(data.error));
+        return;
+      }
       const p = this.pending.get(data.id);
       if (!p) return;
       if (data.type === 'error') {
@@ -92,13 +144,20 @@ class WorkerLink {
         p.onMessage?.(data);
       }
     };
-    const die = (message) => {
-      this.dead = new WickError('worker', message);
-      for (const p of this.pending.values()) p.reject(this.dead);
-      this.pending.clear();
+    worker.onerror = (e) => {
+      e.preventDefault?.();
+      this.#die(new WickError('worker', `the wick worker failed: ${e.message || 'it could not start (are wick.js, worker.js and pkg/ served?)'}`));
     };
-    worker.onerror = (e) => { e.preventDefault?.(); die(`the wick worker failed: ${e.message || 'it could not start (are wick.js, worker.js and pkg/ served?)'}`); };
-    worker.onmessageerror = () => die('a message from the wick worker could not be read');
+    worker.onmessageerror = () => this.#die(new WickError('worker', 'a message from the wick worker could not be read'));
+  }
+
+  #die(error) {
+    if (this.dead) return;
+    this.worker.terminate();
+    this.dead = error;
+    for (const p of this.pending.values()) p.reject(error);
+    this.pending.clear();
+    this.onLost?.(error);
   }
 
   /** Sends `msg` and resolves with the final answer; `onMessage` sees every message on the way. */
@@ -118,11 +177,10 @@ class WorkerLink {
     });
   }
 
+  /** Ends the worker on purpose: no `onLost`. */
   close(reason) {
-    this.worker.terminate();
-    this.dead = new WickError('worker', reason);
-    for (const p of this.pending.values()) p.reject(this.dead);
-    this.pending.clear();
+    this.onLost = null;
+    this.#die(new WickError('worker', reason));
   }
 }
 
@@ -134,19 +192,24 @@ function samplingOptions(req) {
   for (const k of SAMPLING_KEYS) if (req[k] !== undefined && req[k] !== null) o[k] = req[k];
   const num = (k, ok, what) => {
     if (o[k] !== undefined && !(typeof o[k] === 'number' && ok(o[k]))) {
-      throw new WickError('invalid_parameter', `${k} must be ${what}, got ${JSON.stringify(o[k])}`);
+      throw new WickError('invalid_parameter', `${k} must be ${what}, got ${describe(o[k])}`);
     }
   };
-  num('max_tokens', (v) => Number.isInteger(v) && v >= 1, 'an integer of at least 1');
+  // Integers the engine holds in 32 bits on wasm32 (usize): larger ones are refused here, in
+  // these words, not by the engine's deserializer in its own.
+  num('max_tokens', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_U32, `an integer from 1 to ${MAX_U32}`);
   num('temperature', (v) => v >= 0 && v <= 100, 'a number from 0 to 100');
   num('top_p', (v) => v > 0 && v <= 1, 'a number above 0 and at most 1');
-  num('top_k', (v) => Number.isInteger(v) && v >= 0, 'an integer of at least 0');
+  num('top_k', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_U32, `an integer from 0 to ${MAX_U32}`);
   num('min_p', (v) => v >= 0 && v <= 1, 'a number from 0 to 1');
   num('repetition_penalty', (v) => v > 0 && v <= 10, 'a number above 0 and at most 10');
   num('seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
   if (typeof o.stop === 'string') o.stop = [o.stop];
   if (o.stop !== undefined && !(Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string' && s.length > 0))) {
-    throw new WickError('invalid_parameter', 'stop must be a non-empty string or an array of them');
+    throw new WickError('invalid_parameter', `stop must be a non-empty string or an array of them, got ${describe(o.stop)}`);
+  }
+  if (o.ignore_eos !== undefined && typeof o.ignore_eos !== 'boolean') {
+    throw new WickError('invalid_parameter', `ignore_eos must be true or false, got ${describe(o.ignore_eos)}`);
   }
   // A request without a seed is still reproducible from its seed, which we pick here.
   if (o.seed === undefined) o.seed = crypto.getRandomValues(new Uint32Array(1))[0];
@@ -165,19 +228,28 @@ function checkMessages(messages) {
   });
 }
 
-class Engine {
+/** A loaded model. Dispatches `lost` (a CustomEvent whose `detail` is the WickError) once if the
+ * engine dies (the worker crashed or ran out of memory): create a new engine then. */
+class Engine extends EventTarget {
   #link;
   #info;
 
   constructor(link, info) {
+    super();
     this.#link = link;
     this.#info = info;
     this.chat = { completions: { create: (req) => this.#create('chat', req) } };
     this.completions = { create: (req) => this.#create('completion', req) };
+    link.onLost = (error) => this.dispatchEvent(new CustomEvent('lost', { detail: error }));
   }
 
   info() {
     return structuredClone(this.#info);
+  }
+
+  /** The `worker` error that ended this engine, or null while it is alive. */
+  get lost() {
+    return this.#link.dead;
   }
 
   async unload() {
@@ -185,11 +257,26 @@ class Engine {
   }
 
   async #create(mode, req = {}) {
+    if (req === null || typeof req !== 'object') {
+      throw new WickError('invalid_parameter', `a request is an object, got ${describe(req)}`);
+    }
     const options = samplingOptions(req);
     const body = mode === 'chat' ? { messages: checkMessages(req.messages) } : { prompt: req.prompt };
     if (mode === 'completion' && typeof req.prompt !== 'string') {
-      throw new WickError('invalid_parameter', 'prompt must be a string');
+      throw new WickError('invalid_parameter', `prompt must be a string, got ${describe(req.prompt)}`);
     }
+    if (req.stream !== undefined && typeof req.stream !== 'boolean') {
+      throw new WickError('invalid_parameter', `stream must be true or false, got ${describe(req.stream)}`);
+    }
+    if (mode === 'chat' && req.parse_special_tokens !== undefined) {
+      // Off by default: special-token text in a message (`<|im_start|>system`) stays text, so
+      // what a user types cannot forge roles. On for callers who build control sequences.
+      if (typeof req.parse_special_tokens !== 'boolean') {
+        throw new WickError('invalid_parameter', `parse_special_tokens must be true or false, got ${describe(req.parse_special_tokens)}`);
+      }
+      options.parse_special_tokens = req.parse_special_tokens;
+    }
+    checkSignal(req.signal);
     if (req.signal?.aborted) throw new WickError('aborted', 'the request was aborted before it started');
     const meta = {
       id: `${mode === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID()}`,
