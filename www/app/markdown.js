@@ -62,7 +62,8 @@ function normalize(text) {
  * them are final: no text appended later can change them. A block is final once every line its
  * parse looked at is complete: a block reads at most one line past its end (a table's delimiter
  * row), and the last line of the text may still grow. `finalChars` is where the first block
- * that is not final starts (the blank lines before it included), in characters of `text`.
+ * that is not final starts (the blank lines before it included), in characters of `text`;
+ * `lastLine` the line where the last block starts.
  */
 function parseGrowing(text) {
   const lines = normalize(text).split('\n');
@@ -70,6 +71,8 @@ function parseGrowing(text) {
   const blocks = parseBlocks(lines, 0, ends).map((block) => limitDepth(block, 1));
   let final = 0;
   while (final < blocks.length && ends[final] + 1 < lines.length - 1) final++;
+  let lastLine = blocks.length > 1 ? ends[blocks.length - 2] : 0;
+  while (lastLine < lines.length - 1 && isBlank(lines[lastLine])) lastLine++;
   let finalChars = 0;
   if (final > 0) {
     // The offset of line ends[final - 1] in the text as given (its line breaks may be \r\n).
@@ -77,20 +80,30 @@ function parseGrowing(text) {
     for (let line = 0; line < ends[final - 1]; line++) breaks.exec(text);
     finalChars = breaks.lastIndex;
   }
-  return { blocks, final, finalChars };
+  return { blocks, final, finalChars, lastLine };
 }
+
+// A paragraph's layout costs in proportion to its length (Chromium lays out an inline formatting
+// context as a whole, even after appending 3 characters to a 1 MB one). A streamed paragraph
+// longer than this many characters is therefore laid out as pieces of about this size, each its
+// own box, so an update lays out only the pieces it changed: 8 kB pieces take about 1 ms.
+const PIECE = 8192;
 
 /**
  * Renders a text that only grows (a streamed answer) into `root`, at a cost that does not grow
  * with the answer: finished top-level blocks stay in the DOM as they are, and each update parses
- * and renders only the blocks after them. The DOM it builds equals renderMarkdown(parseMarkdown(text)).
+ * and renders only the blocks after them. The DOM it builds equals renderMarkdown(parseMarkdown(text)),
+ * except that a long open paragraph is laid out in pieces (see ParagraphStream): with each
+ * <span class="para-piece"> replaced by its children, and adjacent text nodes joined, it is equal.
  */
 export class MarkdownStream {
-  constructor(root, doc) {
+  constructor(root, doc, { piece = PIECE } = {}) {
     this.root = root;
     this.doc = doc;
+    this.piece = piece;
     this.done = null; // the text of the finished blocks; null until the first update
-    this.open = []; // the DOM nodes of the blocks after them
+    this.open = []; // the DOM nodes of the blocks after them (after `para`, when there is one)
+    this.para = null; // a long open paragraph, rendered in pieces, when the last block is one
   }
 
   update(text) {
@@ -100,11 +113,29 @@ export class MarkdownStream {
       this.root.replaceChildren();
       this.done = '';
       this.open = [];
+      this.para = null;
     }
+    if (this.para) {
+      const state = this.para.update(text);
+      if (state.open) {
+        this.#replaceOpen(state.after);
+        return;
+      }
+      // The paragraph is final (its pieces stay and `done` moves past it), or later text made
+      // its start something else (a table's header row): the text after `done` renders afresh.
+      if (state.final) this.done = text.slice(0, state.end);
+      else this.para.el.remove();
+      this.para = null;
+    }
+    this.#renderRest(text);
+  }
+
+  /** Parses and renders the text after `done`; a long open paragraph at its end goes on in pieces. */
+  #renderRest(text, pieces = true) {
     for (const node of this.open) node.remove();
     this.open = [];
     const rest = text.slice(this.done.length);
-    const { blocks, final, finalChars } = parseGrowing(rest);
+    const { blocks, final, finalChars, lastLine } = parseGrowing(rest);
     blocks.forEach((block, k) => {
       const node = renderNode(block, this.doc);
       if (!node) return;
@@ -112,7 +143,283 @@ export class MarkdownStream {
       if (k >= final) this.open.push(node);
     });
     this.done += rest.slice(0, finalChars);
+    if (!pieces || final === blocks.length || blocks[blocks.length - 1].type !== 'p') return;
+    // The last block is a paragraph; once it is long and its first line is settled, the blocks
+    // before it cannot change any more either (none reads past that line but to classify it,
+    // settledLine's job), so they become final, and the paragraph goes on in pieces.
+    const from = lineOffset(rest, lastLine);
+    if (rest.length - from < this.piece || !settledLine(/^[^\r\n]*/.exec(rest.slice(from))[0])) return;
+    const start = this.done.length - finalChars + from;
+    const para = new ParagraphStream(this.doc, this.piece, start);
+    const state = para.update(text);
+    if (!state.open) return; // cannot happen (the paragraph is open): it stays as rendered
+    this.open.pop().remove();
+    this.open = [];
+    this.done = text.slice(0, start);
+    this.root.appendChild(para.el);
+    this.#replaceOpen(state.after);
+    this.para = para;
   }
+
+  /** Renders `blocks` as the open blocks (after the paragraph in pieces, if any). */
+  #replaceOpen(blocks) {
+    for (const node of this.open) node.remove();
+    this.open = blocks.map((block) => renderNode(block, this.doc)).filter(Boolean);
+    for (const node of this.open) this.root.appendChild(node);
+  }
+}
+
+/**
+ * The open paragraph at the end of a streamed answer, once it is long: a <p> laid out as
+ * consecutive <span class="para-piece"> boxes (full-width inline blocks, see style.css), parsed
+ * in two parts. A prefix that no later text can change (nothing left open in it: parseInline's
+ * `settle`; a neutral boundary: cutFits; a line that stays paragraph text: settledLine) is
+ * "frozen": parsed and rendered once, its pieces never touched again. Each update parses only
+ * the text after the last cut, splits its nodes into pieces, and replaces the pieces from the
+ * first one that changed: appending costs O(recent text) in script and in layout. Where text is
+ * still open (an emphasis opened 10 kB back), nothing is frozen past it and the pieces after it
+ * are compared instead: a late closer re-renders exactly the pieces it changes.
+ *
+ * A line may end early where one piece ends and the next begins: the accepted price of laying
+ * out pieces apart. Pieces end at a space where one is near, so this is rare in prose.
+ */
+class ParagraphStream {
+  constructor(doc, piece, start) {
+    this.doc = doc;
+    this.piece = piece;
+    this.el = doc.createElement('p');
+    this.cut = start; // where the text not frozen starts, in characters of the answer
+    this.lineStart = start; // where the line holding `cut` starts
+    this.context = ''; // the last characters of the frozen source (cutFits looks back at them)
+    this.pieces = []; // the open pieces: {key (JSON of its nodes), node}
+    this.retryAt = piece; // the length of open source at which to look for a cut again
+  }
+
+  /**
+   * Shows the paragraph of `text` (the whole answer). Returns {open: true, after} (`after`: the
+   * blocks after the paragraph, none final), {final: true, end} (the paragraph is final, the
+   * text after it starts at `end`), or {} when the text no longer reads as this paragraph.
+   */
+  update(text) {
+    const raw = text.slice(this.cut);
+    const lines = normalize(raw).split('\n');
+    // A paragraph line can head a table: the line holding the cut, once the next line comes.
+    if (lines.length > 1 && lines[1].includes('|') && TABLE_DELIMITER.test(lines[1])) {
+      if (tableAt([normalize(text.slice(this.lineStart, this.cut)) + lines[0], lines[1]], 0)) return {};
+    }
+    // The paragraph's lines, as parseBlocks reads them.
+    let end = 1;
+    while (end < lines.length && !isBlank(lines[end]) && !interruptsParagraph(lines[end]) && !tableAt(lines, end)) end++;
+    const after = end < lines.length ? this.cut + lineOffset(raw, end) : -1;
+    let src = lines.slice(0, end).map((line) => line.trim()).join('\n');
+    if (src.length >= this.retryAt) src = this.#freeze(src, raw, lines);
+    this.#show(inlineOf(src));
+    if (after < 0) return { open: true, after: [] };
+    // As parseGrowing: the paragraph read line `end` and, for a table, the line after it.
+    if (end + 1 < lines.length - 1) return { final: true, end: after };
+    return { open: true, after: parseBlocks(lines.slice(end), 0).map((block) => limitDepth(block, 1)) };
+  }
+
+  /**
+   * Freezes the longest prefix of `src` (the open source) that can be, if any: renders it as
+   * pieces for good and moves the cut past it. Returns the source left open.
+   */
+  #freeze(src, raw, lines) {
+    const settle = { from: Infinity };
+    parseInline(src, 0, true, settle);
+    let at = this.#lastCut(src, lines, Math.min(settle.from, src.length - 1));
+    // Text open at the end of src may close inside the prefix (a code span across the cut):
+    // the prefix is checked on its own, and once more before what that leaves open.
+    for (let tries = 0; at > 0 && tries < 2; tries++) {
+      const check = { from: Infinity };
+      const nodes = inlineOf(src.slice(0, at), check);
+      if (check.from === Infinity) {
+        this.#commit(src, raw, lines, at, nodes);
+        return src.slice(at);
+      }
+      at = this.#lastCut(src, lines, Math.min(check.from, at - 1));
+    }
+    this.retryAt = src.length + this.piece / 2;
+    return src;
+  }
+
+  /**
+   * The last index c <= limit, and within a piece of it, where src can be cut (cutFits, on a
+   * settled line), or 0. Linear in the distance looked back and the run of non-space characters
+   * it starts in.
+   */
+  #lastCut(src, lines, limit) {
+    let line = lineIndex(src, limit);
+    let run = null;
+    for (let c = limit; c > 0 && c > limit - this.piece; c--) {
+      if (!run || c <= run.start) run = blockerOf(this.context, src, c);
+      // Line 0 is settled: the paragraph started with it, or a cut was made inside it.
+      if (cutFits(this.context, src, c, run.blocker) && (line === 0 || settledLine(lines[line]))) return c;
+      if (src[c - 1] === '\n') line--;
+    }
+    return 0;
+  }
+
+  #commit(src, raw, lines, at, nodes) {
+    for (const piece of this.pieces) piece.node.remove();
+    this.pieces = [];
+    for (const piece of splitPieces(nodes, this.piece)) this.el.appendChild(renderPiece(piece, this.doc));
+    // The raw offset of the cut: its line's start, the spaces trimmed off it, the way into it.
+    const line = lineIndex(src, at);
+    const lineStart = this.cut + lineOffset(raw, line);
+    const lead = lines[line].length - lines[line].trimStart().length;
+    this.cut = lineStart + lead + (at - (src.lastIndexOf('\n', at - 1) + 1));
+    if (line > 0) this.lineStart = lineStart;
+    this.context = (this.context + src.slice(0, at)).slice(-CONTEXT);
+    this.retryAt = this.piece;
+  }
+
+  /** Renders the open part's nodes, keeping the leading pieces that did not change. */
+  #show(nodes) {
+    const pieces = splitPieces(nodes, this.piece).map((piece) => ({ key: JSON.stringify(piece), nodes: piece }));
+    let same = 0;
+    while (same < pieces.length && same < this.pieces.length && pieces[same].key === this.pieces[same].key) same++;
+    for (const piece of this.pieces.splice(same)) piece.node.remove();
+    for (const piece of pieces.slice(same)) {
+      piece.node = renderPiece(piece.nodes, this.doc);
+      this.el.appendChild(piece.node);
+      this.pieces.push({ key: piece.key, node: piece.node });
+    }
+  }
+}
+
+// How far back cutFits looks into text frozen earlier: the longest entity (34 characters).
+const CONTEXT = 40;
+// Characters that are neither markup nor space nor half of a surrogate pair, nor the h/w that
+// may start a bare URL (which looks at the character before it).
+const NEUTRAL = /[^\s!-/:-@[-`{-~hHwW\ud800-\udfff]/;
+
+/**
+ * Whether paragraph source `src` (after frozen text ending in `context`) may be cut before
+ * index c, as far as the characters around the cut go (what is still open before it is for
+ * parseInline's `settle`). Both sides neutral, or a space before a neutral character: an escape,
+ * a delimiter run's flanking, a backtick run and a bare URL's start look at the character before
+ * them, and the parse of the text after the cut sees none. And no `<` or URL start (`blocker`,
+ * from blockerOf) in the run of non-space characters before the cut, nor an `&` or the start of
+ * an `http` just before it, which text after the cut could still make an autolink, a longer (or
+ * new) bare URL or an entity.
+ */
+function cutFits(context, src, c, blocker) {
+  const before = src[c - 1];
+  if (!NEUTRAL.test(src[c]) || !(before === ' ' || NEUTRAL.test(before))) return false;
+  if (before === ' ') return true;
+  const near = c < CONTEXT ? context.slice(c - CONTEXT) + src.slice(0, c) : src.slice(c - CONTEXT, c);
+  return c <= blocker && !near.includes('&') && !/ht(?:t(?:ps?)?)?$/i.test(near);
+}
+
+/**
+ * The run of non-space characters that holds index c - 1 of src: {start, blocker}, where
+ * blocker is the first index in it (negative: in the frozen text) of a `<` or a URL start.
+ * Frozen text was checked when it was cut, but for its last characters (a URL start may span a cut).
+ */
+function blockerOf(context, src, c) {
+  let k = c - 1;
+  while (k >= 0 && !/\s/.test(src[k])) k--;
+  const start = k + 1;
+  const lead = start === 0 ? context.slice(context.search(/\S*$/)) : '';
+  const at = (lead + src.slice(start, c)).search(/<|https?:\/\/|www\./i);
+  return { start, blocker: at < 0 ? Infinity : start - lead.length + at };
+}
+
+/**
+ * Whether a line read as paragraph text stays paragraph text however it grows: appending to it
+ * cannot make it a fence, heading, rule, list item or table delimiter row. (Whether it heads a
+ * table depends on the next line, which ParagraphStream checks when it comes.)
+ */
+function settledLine(line) {
+  if (indentOf(line) >= 4) return true;
+  const t = line.trimStart();
+  if (/^[ \t|:-]*$/.test(t)) return false;
+  const c = t[0];
+  if (c === '`' || c === '~' || c === '#') {
+    const run = /^(?:`+|~+|#+)/.exec(t)[0].length;
+    return t.length > run || (c === '#' && run > 6);
+  }
+  if (c === '-' || c === '*' || c === '_' || c === '+') {
+    if (t[1] === ' ' || t[1] === '\t') return false;
+    for (const ch of t) if (ch !== c && ch !== ' ' && ch !== '\t') return true;
+    return false;
+  }
+  if (c >= '0' && c <= '9') {
+    const digits = /^\d+/.exec(t)[0].length;
+    if (digits > 9) return true;
+    if (t[digits] !== '.' && t[digits] !== ')') return t.length > digits;
+    return /[^ \t]/.test(t.slice(digits + 1));
+  }
+  return c !== '>';
+}
+
+/** Inline nodes of a paragraph's source, as parseGrowing gives them (depth limited). */
+function inlineOf(src, settle = null) {
+  return limitDepth({ type: 'p', children: parseInline(src, 0, true, settle) }, 1).children;
+}
+
+/** Which line of src holds index c. */
+function lineIndex(src, c) {
+  let line = 0;
+  for (let k = src.indexOf('\n'); k >= 0 && k < c; k = src.indexOf('\n', k + 1)) line++;
+  return line;
+}
+
+/** Where line `n` starts in `text` (whose line breaks may be \r\n or \r). */
+function lineOffset(text, n) {
+  const breaks = /\r\n?|\n/g;
+  for (let line = 0; line < n; line++) breaks.exec(text);
+  return n > 0 ? breaks.lastIndex : 0;
+}
+
+/**
+ * Inline nodes in consecutive groups of about `size` characters of text, for pieces. Only text
+ * at the top level is split, at a space in the last quarter of the piece where there is one
+ * (anywhere in unbroken text, but never inside a surrogate pair); other nodes stay whole.
+ */
+function splitPieces(nodes, size) {
+  const pieces = [];
+  let piece = [];
+  let length = 0;
+  const close = () => {
+    pieces.push(piece);
+    piece = [];
+    length = 0;
+  };
+  for (const node of nodes) {
+    if (node.type !== 'text') {
+      piece.push(node);
+      length += node.type === 'br' ? 1 : plainText(node).length;
+      if (length >= size) close();
+      continue;
+    }
+    let text = node.text;
+    while (length + text.length > size) {
+      const room = size - length;
+      let at = text.lastIndexOf(' ', room - 1) + 1;
+      if (at <= room - size / 4) {
+        if (piece.length && room < size / 4) at = 0; // end this piece before the text instead
+        else at = room - (/[\ud800-\udbff]/.test(text[room - 1]) ? 1 : 0);
+      }
+      if (at > 0) piece.push({ type: 'text', text: text.slice(0, at) });
+      text = text.slice(at);
+      close();
+    }
+    if (text) {
+      piece.push({ type: 'text', text });
+      length += text.length;
+    }
+  }
+  if (piece.length) pieces.push(piece);
+  return pieces;
+}
+
+function renderPiece(nodes, doc) {
+  const span = doc.createElement('span');
+  span.className = 'para-piece';
+  appendAll(span, nodes, doc);
+  return span;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -454,8 +761,9 @@ function charAt(s, i) {
 /**
  * Code spans: a run of n backticks up to the next run of exactly n. Returns Map(start -> {end,
  * text}); an escaped backtick (outside code) cannot open one, so its span starts one later.
+ * `settle` (see parseInline) learns where the first run without a closer is.
  */
-function findCodeSpans(src) {
+function findCodeSpans(src, settle = null) {
   const runs = [];
   for (let i = 0; i < src.length; i++) {
     if (src[i] !== '`') continue;
@@ -485,7 +793,10 @@ function findCodeSpans(src) {
       if (candidates[mid] <= r) lo = mid + 1;
       else hi = mid;
     }
-    if (lo === candidates.length) continue;
+    if (lo === candidates.length) {
+      if (settle) settle.from = Math.min(settle.from, run.pos);
+      continue;
+    }
     const closer = candidates[lo];
     let text = src.slice(pos + len, runs[closer].pos).replace(/\n/g, ' ');
     if (text.length > 2 && text.startsWith(' ') && text.endsWith(' ') && text.trim() !== '') text = text.slice(1, -1);
@@ -496,7 +807,7 @@ function findCodeSpans(src) {
 }
 
 /** Map('[' index -> matching ']' index), skipping escapes and code spans. */
-function matchBrackets(src, codeSpans) {
+function matchBrackets(src, codeSpans, settle = null) {
   const open = [];
   const pairs = new Map();
   for (let i = 0; i < src.length; i++) {
@@ -506,6 +817,7 @@ function matchBrackets(src, codeSpans) {
     else if (c === '[') open.push(i);
     else if (c === ']' && open.length) pairs.set(open.pop(), i);
   }
+  if (settle && open.length) settle.from = Math.min(settle.from, open[0]);
   return pairs;
 }
 
@@ -603,20 +915,29 @@ function inlineLink(src, open, brackets, depth, image, links) {
       if (src[k] === '\\' && ASCII_PUNCT.test(src[k + 1] ?? '')) k++;
       dest += src[k++];
     }
-    if (src[k] !== '>') return null;
+    if (src[k] !== '>') return linkFailed(links, open);
     end = linkTail(src, k + 1, scan);
   } else {
     const stop = Math.min(scan.stop[j], scan.lower[j] - 1);
     end = linkTail(src, stop, scan);
     if (end >= 0) dest = unescapeDestination(src.slice(j, stop));
   }
-  if (end < 0) return null;
+  if (end < 0) return linkFailed(links, open);
   const start = image ? open - 1 : open;
   const href = safeHref(dest);
   if (!href) return { end, node: { type: 'text', text: src.slice(start, end) } };
   const label = src.slice(open + 1, close);
   const children = label.trim() ? parseInline(label, depth + 1, false) : [{ type: 'text', text: href }];
   return { end, node: { type: 'a', href, children } };
+}
+
+/**
+ * A `[label](` that is not a link (yet): later text may complete it, so for parseInline's
+ * `settle` nothing from here on is settled.
+ */
+function linkFailed(links, open) {
+  if (links.settle) links.settle.from = Math.min(links.settle.from, open);
+  return null;
 }
 
 function autolink(src, i) {
@@ -695,12 +1016,17 @@ function entity(src, i) {
 /**
  * Inline content of one block. Emphasis follows CommonMark's delimiter-run algorithm over a
  * linked list of items: {node} for finished nodes, {delim} for runs of * _ or ~~.
+ *
+ * `settle`, when given, gets `from`: the first index of src where something is still open that
+ * later text could close (a backtick run, a `[`, a `[label](` without its `)`, an emphasis
+ * opener), or Infinity. With nothing open, src parses the same whatever follows it, as long as
+ * the boundary itself is neutral (see cutFits): MarkdownStream freezes such prefixes.
  */
-function parseInline(src, depth, allowLinks = true) {
+function parseInline(src, depth, allowLinks = true, settle = null) {
   if (depth > MAX_DEPTH) return src ? [{ type: 'text', text: src }] : [];
-  const codeSpans = findCodeSpans(src);
-  const brackets = allowLinks ? matchBrackets(src, codeSpans) : null;
-  const links = { scan: null, urlsFrom: 0 };
+  const codeSpans = findCodeSpans(src, settle);
+  const brackets = allowLinks ? matchBrackets(src, codeSpans, settle) : null;
+  const links = { scan: null, urlsFrom: 0, settle };
   const head = { prev: null, next: null };
   let tail = head;
   let text = '';
@@ -775,7 +1101,7 @@ function parseInline(src, depth, allowLinks = true) {
       const canOpen = c === '_' ? left && (!right || isPunct(before)) : left;
       const canClose = c === '_' ? right && (!left || isPunct(after)) : right;
       flush();
-      append({ delim: { char: c, count, orig: count, canOpen, canClose } });
+      append({ delim: { char: c, count, orig: count, canOpen, canClose, pos: i } });
       i = j;
       continue;
     }
@@ -804,7 +1130,8 @@ function parseInline(src, depth, allowLinks = true) {
     i++;
   }
   flush();
-  processEmphasis(head);
+  const opener = processEmphasis(head);
+  if (settle && opener) settle.from = Math.min(settle.from, opener.delim.pos);
   const nodes = [];
   for (let item = head.next; item; item = item.next) nodes.push(itemNode(item));
   return mergeText(nodes);
@@ -830,6 +1157,7 @@ function mergeText(nodes) {
   return out;
 }
 
+/** Returns the lowest delimiter left on the stack (one that a later closer could still match), or null. */
 function processEmphasis(head) {
   let first = null;
   let last = null;
@@ -900,6 +1228,7 @@ function processEmphasis(head) {
       closer = next;
     }
   }
+  return first;
 }
 
 // ---------------------------------------------------------------------------------------------
