@@ -501,6 +501,119 @@ test('property: streaming any text, in any pieces, renders what a full render of
   }
 });
 
+/**
+ * serialize() of a node with every piece of a long paragraph (<span class="para-piece">)
+ * replaced by its children and adjacent text nodes joined: what streaming in pieces must equal.
+ */
+function serializeUnpieced(node) {
+  const parts = [];
+  const add = (child) => {
+    if (child instanceof FakeText) {
+      if (typeof parts[parts.length - 1] === 'string') parts[parts.length - 1] += child.data;
+      else parts.push(child.data);
+    } else if (child.className === 'para-piece') {
+      for (const c of child.childNodes) add(c);
+    } else {
+      parts.push(serializeUnpieced(child));
+    }
+  };
+  for (const child of node.childNodes) add(child);
+  const inner = parts.map((p) => (typeof p === 'string' ? JSON.stringify(p) : p)).join(',');
+  if (!(node instanceof FakeElement)) return `[${inner}]`;
+  const props = ['className', 'href', 'rel', 'target', 'title', 'start'].filter((k) => node[k] !== undefined).map((k) => `${k}=${JSON.stringify(node[k])}`);
+  const attrs = Object.entries(node.attributes ?? {}).map(([k, v]) => `${k}=${JSON.stringify(v)}`);
+  return `<${node.tagName} ${[...props, ...attrs].join(' ')}>[${inner}]`;
+}
+
+/** Streams md in random slices into a MarkdownStream with pieces of `piece` characters, checking every update. */
+function streamAndCompare(md, next, piece, maxSlice, where) {
+  const doc = fakeDocument();
+  const root = doc.createElement('div');
+  const stream = new MarkdownStream(root, doc, { piece });
+  for (let at = 0; at < md.length; ) {
+    at = Math.min(md.length, at + 1 + Math.floor(next() * maxSlice));
+    stream.update(md.slice(0, at));
+    const full = doc.createElement('div');
+    full.append(renderMarkdown(parseMarkdown(md.slice(0, at)), doc));
+    assert.equal(serializeUnpieced(root), serializeUnpieced(full), `${where}, prefix ${at}: ${JSON.stringify(md.slice(0, at))}`);
+  }
+  return root;
+}
+
+// Paragraph text with markup that spans whatever cuts and piece boundaries fall in it.
+const PROSE = [
+  'word ', 'words ', 'and ', 'qwertyuiop', 'xyz', ' ', ' ', ' ', ' ', '*', '**', '_', '~~', '`', '[', ']', '](', '(', ')',
+  'https://ok.example/p ', 'www.w.example', '<', '>', '&amp;', '&am', '\\', '\n', '1. ', '- ', '| ', '|---|', '#', 'é', '😀',
+  '[a](https://a.example) ', '`code` ', '*em* ', '**strong** ', '\n\n', '<https://x.example>', 'ht', 'tp://', '\r\n',
+];
+
+test('property: long paragraphs streamed in pieces render what a full render does (pieces unwrapped)', () => {
+  const next = random(5150);
+  for (let round = 0; round < 300; round++) {
+    const count = 20 + Math.floor(next() * 150);
+    let md = '';
+    // Mostly plain words and runs, so that cuts happen; markup everywhere.
+    for (let k = 0; k < count; k++) md += next() < 0.6 ? PROSE[Math.floor(next() * 5)] : PROSE[Math.floor(next() * PROSE.length)];
+    streamAndCompare(md, next, 8 + Math.floor(next() * 24), 6, `round ${round}`);
+  }
+  for (let round = 0; round < 150; round++) {
+    let md = '';
+    for (let k = 0; k < 40; k++) md += PIECES[Math.floor(next() * PIECES.length)] + PROSE[Math.floor(next() * 5)];
+    streamAndCompare(md, next, 8, 5, `mixed round ${round}`);
+  }
+});
+
+test('a long paragraph with emphasis, links and code spans across pieces streams as it renders', () => {
+  const next = random(77);
+  const words = ['lorem ', 'ipsum ', 'dolor ', 'sit ', 'amet, ', 'qwertyuiopasdfgzxcv', 'consectetur '];
+  const text = (n) => {
+    let s = '';
+    while (s.length < n) s += words[Math.floor(next() * words.length)];
+    return s;
+  };
+  const md =
+    `Start ${text(3000)} *an emphasis opened here ${text(12000)} closed late* then \`a code span ${text(9000)} closed\` and ` +
+    `[a link label ${text(9000)}](https://example.com/x) then ${'x'.repeat(20000)} and **strong ${text(200)}** ${text(30000)}` +
+    `\nsecond line ${text(9000)} *unclosed ${text(9000)}`;
+  const root = streamAndCompare(md, next, 8192, 700, 'long paragraph');
+  const p = root.childNodes[0];
+  assert.equal(p.tagName, 'p');
+  assert.ok(p.childNodes.length > 10 && p.childNodes.every((c) => c.className === 'para-piece'), `${p.childNodes.length} pieces`);
+});
+
+test('streaming a long paragraph keeps the pieces that did not change', () => {
+  const doc = fakeDocument();
+  const root = doc.createElement('div');
+  const stream = new MarkdownStream(root, doc);
+  let md = 'Intro.\n\n';
+  for (let k = 0; md.length < 100000; k++) md += `sentence number ${k} of a paragraph that never ends; `;
+  stream.update(md);
+  const pieces = [...root.childNodes[1].childNodes];
+  assert.ok(pieces.length >= 10, `${pieces.length} pieces`);
+  stream.update(`${md}and more`);
+  const now = root.childNodes[1].childNodes;
+  // All but the last piece (or the last two, where a cut moved) are the same nodes.
+  assert.ok(pieces.slice(0, -2).every((piece, k) => now[k] === piece));
+  // The text of the pieces is the paragraph's, with nothing added between them.
+  assert.equal(root.childNodes[1].textContent, `${md}and more`.slice('Intro.\n\n'.length).trim());
+});
+
+test('a paragraph in pieces that turns out to head a table renders as the table', () => {
+  const doc = fakeDocument();
+  const root = doc.createElement('div');
+  const stream = new MarkdownStream(root, doc, { piece: 16 });
+  const head = `a ${'word '.repeat(40)}| b`;
+  stream.update(head);
+  assert.equal(root.childNodes[0].childNodes[0].className, 'para-piece');
+  for (const md of [`${head}\n-`, `${head}\n-|`, `${head}\n-|-`, `${head}\n-|-\n| 1 | 2 |`]) {
+    stream.update(md);
+    const full = doc.createElement('div');
+    full.append(renderMarkdown(parseMarkdown(md), doc));
+    assert.equal(serializeUnpieced(root), serializeUnpieced(full), md);
+  }
+  assert.equal(root.childNodes[0].className, 'table-scroll');
+});
+
 test('the streaming renderer keeps finished blocks and re-renders only the rest', () => {
   const doc = fakeDocument();
   const root = doc.createElement('div');
