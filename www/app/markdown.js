@@ -245,19 +245,25 @@ class ParagraphStream {
 
   /**
    * The last index c <= limit, and within a piece of it, where src can be cut (cutFits, on a
-   * settled line), or 0. Linear in the distance looked back and the run of non-space characters
-   * it starts in.
+   * settled line), or 0: after a space if there is one in the last quarter piece (the cut ends
+   * a piece, and so maybe a line), anywhere in unbroken text. Linear in the distance looked
+   * back and the run of non-space characters it starts in.
    */
   #lastCut(src, lines, limit) {
+    let fallback = 0;
     let line = lineIndex(src, limit);
     let run = null;
     for (let c = limit; c > 0 && c > limit - this.piece; c--) {
       if (!run || c <= run.start) run = blockerOf(this.context, src, c);
       // Line 0 is settled: the paragraph started with it, or a cut was made inside it.
-      if (cutFits(this.context, src, c, run.blocker) && (line === 0 || settledLine(lines[line]))) return c;
+      if (cutFits(this.context, src, c, run.blocker) && (line === 0 || settledLine(lines[line]))) {
+        if (src[c - 1] === ' ') return c;
+        fallback ||= c;
+        if (c < limit - this.piece / 4) return fallback;
+      }
       if (src[c - 1] === '\n') line--;
     }
-    return 0;
+    return fallback;
   }
 
   #commit(src, raw, lines, at, nodes) {
@@ -376,7 +382,8 @@ function lineOffset(text, n) {
 /**
  * Inline nodes in consecutive groups of about `size` characters of text, for pieces. Only text
  * at the top level is split, at a space in the last quarter of the piece where there is one
- * (anywhere in unbroken text, but never inside a surrogate pair); other nodes stay whole.
+ * (anywhere in unbroken text, but never inside a surrogate pair); other nodes stay whole. The
+ * last piece may run a quarter over rather than leave a scrap of a line on its own.
  */
 function splitPieces(nodes, size) {
   const pieces = [];
@@ -387,15 +394,16 @@ function splitPieces(nodes, size) {
     piece = [];
     length = 0;
   };
-  for (const node of nodes) {
+  nodes.forEach((node, k) => {
+    const slack = k === nodes.length - 1 ? size / 4 : 0;
     if (node.type !== 'text') {
       piece.push(node);
       length += node.type === 'br' ? 1 : plainText(node).length;
       if (length >= size) close();
-      continue;
+      return;
     }
     let text = node.text;
-    while (length + text.length > size) {
+    while (length + text.length > size + slack) {
       const room = size - length;
       let at = text.lastIndexOf(' ', room - 1) + 1;
       if (at <= room - size / 4) {
@@ -410,7 +418,7 @@ function splitPieces(nodes, size) {
       piece.push({ type: 'text', text });
       length += text.length;
     }
-  }
+  });
   if (piece.length) pieces.push(piece);
   return pieces;
 }
