@@ -32,6 +32,7 @@ mod special;
 mod spm;
 mod vocab;
 
+use std::ops::Range;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -215,12 +216,42 @@ impl Tokenizer {
         add_special: bool,
         parse_special: bool,
     ) -> Result<Vec<u32>> {
+        self.encode_parts(text, add_special, parse_special, &[])
+    }
+
+    /// Like [`Tokenizer::encode`] (control tokens parsed), except in the `literal` byte ranges of
+    /// `text` (sorted, disjoint): a control token that overlaps one is read as text, as
+    /// `parse_special = false` reads it. This is how a chat prompt is encoded: the template's own
+    /// markers are control tokens, text from the messages never is. With no literal ranges the ids
+    /// are exactly [`Tokenizer::encode`]'s.
+    pub fn encode_with_literal(
+        &self,
+        text: &str,
+        add_special: bool,
+        literal: &[Range<usize>],
+    ) -> Result<Vec<u32>> {
+        self.encode_parts(text, add_special, true, literal)
+    }
+
+    /// The byte ranges of `text` that hold control-token text (`<|im_end|>`, `<start_of_turn>`...):
+    /// what [`Tokenizer::encode`] would turn into control tokens, overlapping occurrences merged.
+    pub fn control_token_spans(&self, text: &str) -> Vec<Range<usize>> {
+        self.specials.control_spans(text)
+    }
+
+    fn encode_parts(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+        literal: &[Range<usize>],
+    ) -> Result<Vec<u32>> {
         let cfg = &self.vocab.cfg;
         let mut out = Vec::with_capacity(text.len() / 3 + 2);
         if add_special && cfg.add_bos {
             out.extend(cfg.bos);
         }
-        for fragment in self.specials.partition(text, parse_special) {
+        for fragment in self.specials.partition(text, parse_special, literal) {
             match fragment {
                 Fragment::Token(id) => out.push(id),
                 Fragment::Text(t) => self.encode_fragment(t, &mut out)?,

@@ -9,6 +9,8 @@
 //! Rather than scanning the text once per special token (Gemma has over 6,000), all occurrences
 //! are found in one pass with a byte trie, then claimed in llama.cpp's priority order.
 
+use std::ops::Range;
+
 use super::vocab::attr;
 
 /// One piece of partitioned input.
@@ -79,29 +81,25 @@ impl SpecialMatcher {
     }
 
     /// Splits `text` into special tokens and the text between them. With `parse_special` false
-    /// only user-defined tokens are recognised (llama.cpp's `parse_special = false`).
-    pub fn partition<'a>(&self, text: &'a str, parse_special: bool) -> Vec<Fragment<'a>> {
+    /// only user-defined tokens are recognised (llama.cpp's `parse_special = false`). A control
+    /// or unknown token that overlaps one of the `literal` byte ranges (sorted, disjoint) is not
+    /// recognised either: those bytes are read as `parse_special = false` reads them, and the
+    /// rest of the text is partitioned exactly as without them.
+    pub fn partition<'a>(
+        &self,
+        text: &'a str,
+        parse_special: bool,
+        literal: &[Range<usize>],
+    ) -> Vec<Fragment<'a>> {
         let bytes = text.as_bytes();
         // (rank, start, len) of every occurrence of every eligible special token.
         let mut found: Vec<(u32, usize, usize)> = Vec::new();
-        for start in 0..bytes.len() {
-            if !self.first_byte[bytes[start] as usize] {
-                continue;
+        self.for_each_occurrence(bytes, |rank, start, len| {
+            let control = self.by_rank[rank as usize].1 & (attr::CONTROL | attr::UNKNOWN) != 0;
+            if !control || (parse_special && !overlaps(literal, start..start + len)) {
+                found.push((rank, start, len));
             }
-            let mut n = 0usize;
-            for (k, &b) in bytes[start..].iter().enumerate() {
-                match self.nodes[n].next.binary_search_by_key(&b, |e| e.0) {
-                    Ok(i) => n = self.nodes[n].next[i].1 as usize,
-                    Err(_) => break,
-                }
-                if let Some(rank) = self.nodes[n].rank {
-                    let a = self.by_rank[rank as usize].1;
-                    if parse_special || a & (attr::CONTROL | attr::UNKNOWN) == 0 {
-                        found.push((rank, start, k + 1));
-                    }
-                }
-            }
-        }
+        });
         if found.is_empty() {
             return if text.is_empty() {
                 vec![]
@@ -136,6 +134,50 @@ impl SpecialMatcher {
         }
         out
     }
+
+    /// The byte ranges of `text` covered by control or unknown tokens written in it (every
+    /// occurrence, overlapping ones merged): the text that would become control tokens if it were
+    /// parsed with `parse_special`.
+    pub fn control_spans(&self, text: &str) -> Vec<Range<usize>> {
+        let mut spans: Vec<Range<usize>> = Vec::new();
+        self.for_each_occurrence(text.as_bytes(), |rank, start, len| {
+            if self.by_rank[rank as usize].1 & (attr::CONTROL | attr::UNKNOWN) == 0 {
+                return;
+            }
+            // Occurrences arrive by start, so only the last span can overlap this one.
+            match spans.last_mut() {
+                Some(last) if start < last.end => last.end = last.end.max(start + len),
+                _ => spans.push(start..start + len),
+            }
+        });
+        spans
+    }
+
+    /// Calls `f(rank, start, len)` for every occurrence of every special token in `bytes`, by
+    /// start, then by length.
+    fn for_each_occurrence(&self, bytes: &[u8], mut f: impl FnMut(u32, usize, usize)) {
+        for start in 0..bytes.len() {
+            if !self.first_byte[bytes[start] as usize] {
+                continue;
+            }
+            let mut n = 0usize;
+            for (k, &b) in bytes[start..].iter().enumerate() {
+                match self.nodes[n].next.binary_search_by_key(&b, |e| e.0) {
+                    Ok(i) => n = self.nodes[n].next[i].1 as usize,
+                    Err(_) => break,
+                }
+                if let Some(rank) = self.nodes[n].rank {
+                    f(rank, start, k + 1);
+                }
+            }
+        }
+    }
+}
+
+/// Whether `r` overlaps any of `ranges` (sorted, disjoint).
+fn overlaps(ranges: &[Range<usize>], r: Range<usize>) -> bool {
+    let after = ranges.partition_point(|x| x.end <= r.start);
+    ranges.get(after).is_some_and(|x| x.start < r.end)
 }
 
 #[cfg(test)]
@@ -157,7 +199,7 @@ mod tests {
             ("x", attr::NORMAL),
         ]);
         assert_eq!(
-            m.partition("abcd", true),
+            m.partition("abcd", true, &[]),
             vec![Fragment::Text("a"), Fragment::Token(1)]
         );
     }
@@ -166,11 +208,11 @@ mod tests {
     fn control_tokens_need_parse_special() {
         let m = matcher(&[("<c>", attr::CONTROL), ("<u>", attr::USER_DEFINED)]);
         assert_eq!(
-            m.partition("a<c>b<u>", false),
+            m.partition("a<c>b<u>", false, &[]),
             vec![Fragment::Text("a<c>b"), Fragment::Token(1)]
         );
         assert_eq!(
-            m.partition("a<c>b<u>", true),
+            m.partition("a<c>b<u>", true, &[]),
             vec![
                 Fragment::Text("a"),
                 Fragment::Token(0),
@@ -181,14 +223,56 @@ mod tests {
     }
 
     #[test]
+    fn literal_ranges_hide_control_tokens_only() {
+        let m = matcher(&[("<c>", attr::CONTROL), ("<u>", attr::USER_DEFINED)]);
+        let text = "<c>a<c><u>b<c>";
+        // The second `<c>` (bytes 4..7) and the `<u>` lie in the literal range: the control token
+        // there is text, the user-defined one is still recognised, as without `parse_special`.
+        assert_eq!(
+            m.partition(text, true, std::slice::from_ref(&(4..10))),
+            vec![
+                Fragment::Token(0),
+                Fragment::Text("a<c>"),
+                Fragment::Token(1),
+                Fragment::Text("b"),
+                Fragment::Token(0)
+            ]
+        );
+        // A control token that only touches the range, or straddles it, is judged by overlap.
+        assert_eq!(
+            m.partition(text, true, &[3..4, 12..13]),
+            vec![
+                Fragment::Token(0),
+                Fragment::Text("a"),
+                Fragment::Token(0),
+                Fragment::Token(1),
+                Fragment::Text("b<c>")
+            ]
+        );
+    }
+
+    #[test]
+    fn control_spans_merge_overlaps() {
+        let m = matcher(&[
+            ("<c>", attr::CONTROL),
+            ("c><", attr::UNKNOWN),
+            ("<u>", attr::USER_DEFINED),
+        ]);
+        assert_eq!(m.control_spans("x<c>u<c>y"), vec![1..4, 5..8]);
+        // `<c>` and `c><` overlap at "<c><": one span.
+        assert_eq!(m.control_spans("<c><"), vec![0..4]);
+        assert!(m.control_spans("plain <u>").is_empty());
+    }
+
+    #[test]
     fn repeated_and_adjacent() {
         let m = matcher(&[("  ", attr::USER_DEFINED), ("   ", attr::USER_DEFINED)]);
         // Five spaces: the three-space token first, then two.
         assert_eq!(
-            m.partition("     ", true),
+            m.partition("     ", true, &[]),
             vec![Fragment::Token(1), Fragment::Token(0)]
         );
-        assert_eq!(m.partition("", true), vec![]);
-        assert_eq!(m.partition("a b", true), vec![Fragment::Text("a b")]);
+        assert_eq!(m.partition("", true, &[]), vec![]);
+        assert_eq!(m.partition("a b", true, &[]), vec![Fragment::Text("a b")]);
     }
 }
