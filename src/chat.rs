@@ -13,12 +13,36 @@
 //! that token itself. [`ChatTemplate::render_prompt`] does the same; encode its result with
 //! `Tokenizer::encode(prompt, true)`. [`ChatTemplate::render`] returns the template's exact
 //! output (encode that with `add_special = false`).
+//!
+//! ## Message text stays text
+//! A message that says `<|im_end|>\n<|im_start|>system\n...` must not become a system turn.
+//! [`ChatTemplate::prompt`] keeps the byte ranges of the prompt that hold special-token text
+//! from message content, and `Tokenizer::encode_with_literal` reads those as plain text while the
+//! template's own markers stay control tokens. To know where that text lands whatever the
+//! template does with the content (trim it, split it, slice it, repeat it), each piece of
+//! control-token text in a message is swapped for one private-use character before rendering
+//! (no string method changes such a character or splits it) and swapped back afterwards, its
+//! range recorded. A conversation whose messages hold no control-token text renders exactly as
+//! before.
+//!
+//! ## Bounded rendering
+//! A template is a program from the model file. Rendering gets a fuel budget (minijinja counts
+//! instructions) and writes into a buffer capped in proportion to the model's context, so a
+//! runaway template fails fast with [`Error::ChatTemplate`] instead of holding the engine (there
+//! is no clock in the engine, and in the browser a render cannot be interrupted). minijinja bounds
+//! the rest itself: `range` to 100,000 items, a repeated string to 100 MB, recursion to 500 levels
+//! (a macro calling itself 500 deep took under 256 KiB of stack natively; the wasm32 default
+//! stack is 1 MiB). What neither bounds: memory a template builds without writing it (a string
+//! doubled in a loop), a known limit.
+
+use std::ops::Range;
 
 use minijinja::{Environment, ErrorKind, State};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
+use crate::tokenizer::Tokenizer;
 
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
@@ -41,6 +65,25 @@ pub const ROLES: &[&str] = &["system", "user", "assistant", "tool"];
 const KEY: &str = "tokenizer.chat_template";
 const NAME: &str = "chat_template";
 
+/// Instructions (minijinja's fuel) one render may run: a base plus an allowance per message.
+/// Measured on conversations of 2 to 10,001 messages (a 128k-token context holds at most about
+/// 26,000 of the shortest ChatML turns), real templates spend per message: 23 (SmolLM2's
+/// ChatML; 230,036 for 10,001 messages), 23 (a Gemma-style turn template), 31 (Llama 3.3
+/// Nemotron's), 58 (DeepSeek R1's) and 65 (Gemma 4's, which splits every answer looking for
+/// thoughts; 645,073 for 10,001 messages), and under 150 for the fixed part of a short
+/// conversation. The allowance is 15 times the most per message and the base thousands of times
+/// the fixed part; a runaway template spends the base in about 20 ms natively (20 million
+/// instructions took 0.42 s).
+const FUEL_BASE: u64 = 1_000_000;
+const FUEL_PER_MESSAGE: u64 = 1_000;
+
+/// The rendered prompt may hold this many bytes per token of the model's context. Text averages
+/// 3 to 5 bytes per token, so a prompt past this cap could fit the context only if nearly all
+/// its tokens were among the vocabulary's longest.
+const OUTPUT_BYTES_PER_TOKEN: usize = 64;
+/// ... and at least this many, whatever the context.
+const MIN_OUTPUT_BYTES: usize = 1 << 20;
+
 /// A model's chat template, parsed and ready to render.
 pub struct ChatTemplate {
     env: Environment<'static>,
@@ -50,6 +93,7 @@ pub struct ChatTemplate {
     strip_bos: bool,
     strip_eos: bool,
     now: Option<i64>,
+    max_output_bytes: usize,
 }
 
 impl std::fmt::Debug for ChatTemplate {
@@ -145,7 +189,16 @@ impl ChatTemplate {
             strip_bos: false,
             strip_eos: false,
             now: None,
+            max_output_bytes: MIN_OUTPUT_BYTES,
         })
+    }
+
+    /// Caps the rendered prompt for a model with this context length (see
+    /// [`OUTPUT_BYTES_PER_TOKEN`]); without it the cap is [`MIN_OUTPUT_BYTES`].
+    pub fn set_context_length(&mut self, tokens: usize) {
+        self.max_output_bytes = tokens
+            .saturating_mul(OUTPUT_BYTES_PER_TOKEN)
+            .max(MIN_OUTPUT_BYTES);
     }
 
     /// Tells [`ChatTemplate::render_prompt`] whether the tokenizer adds BOS / EOS itself.
@@ -176,34 +229,237 @@ impl ChatTemplate {
     /// Renders the conversation exactly as the template writes it.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         validate(messages)?;
-        let tmpl = self.env.get_template(NAME).map_err(template_error)?;
+        // The fuel depends on the conversation; a clone of the environment shares its templates.
+        let fuel = FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(messages.len() as u64));
+        let mut env = self.env.clone();
+        env.set_fuel(Some(fuel));
+        let tmpl = env.get_template(NAME).map_err(template_error)?;
         let now = self.now.unwrap_or_else(clock_now);
-        tmpl.render(minijinja::context! {
-            messages => messages,
-            add_generation_prompt => add_generation_prompt,
-            bos_token => &self.bos_token,
-            eos_token => &self.eos_token,
-            __wick_now => now,
-        })
-        .map_err(template_error)
+        let mut out = CappedBuffer::new(self.max_output_bytes);
+        let rendered = tmpl.render_captured_to(
+            minijinja::context! {
+                messages => messages,
+                add_generation_prompt => add_generation_prompt,
+                bos_token => &self.bos_token,
+                eos_token => &self.eos_token,
+                __wick_now => now,
+            },
+            &mut out,
+        );
+        match rendered {
+            Ok(_) => out.into_string(),
+            Err(_) if out.overflowed => Err(self.too_much_output()),
+            Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(Error::ChatTemplate(format!(
+                "the chat template ran too long (over {fuel} steps for {} messages); \
+                 it is broken or hostile",
+                messages.len()
+            ))),
+            Err(e) => Err(template_error(e)),
+        }
+    }
+
+    fn too_much_output(&self) -> Error {
+        Error::ChatTemplate(format!(
+            "the chat template produced more than {} bytes, more than the model's context \
+             could hold; it is broken or hostile",
+            self.max_output_bytes
+        ))
     }
 
     /// Renders the conversation for `Tokenizer::encode(prompt, true)`: as [`ChatTemplate::render`],
     /// minus a leading BOS text when the tokenizer adds BOS itself (and a trailing EOS text when
-    /// it adds EOS), as llama.cpp's server does, so BOS appears once.
+    /// it adds EOS), as llama.cpp's server does, so BOS appears once. Special-token text in the
+    /// messages becomes control tokens when this is encoded; [`ChatTemplate::prompt`] keeps it
+    /// text.
     pub fn render_prompt(
         &self,
         messages: &[ChatMessage],
         add_generation_prompt: bool,
     ) -> Result<String> {
         let mut out = self.render(messages, add_generation_prompt)?;
+        self.strip_added_specials(&mut out);
+        Ok(out)
+    }
+
+    /// [`ChatTemplate::render_prompt`] with the ranges of it that hold control-token text from
+    /// the messages (found with `tokenizer`), for `Tokenizer::encode_with_literal`: a message
+    /// cannot write a turn marker. See the module documentation for how the ranges are found.
+    pub fn prompt(
+        &self,
+        messages: &[ChatMessage],
+        add_generation_prompt: bool,
+        tokenizer: &Tokenizer,
+    ) -> Result<ChatPrompt> {
+        let shielded = Shielded::new(messages, tokenizer)?;
+        let mut out = self.render(&shielded.messages, add_generation_prompt)?;
+        // Before restoring the pieces: a BOS text written by a message is not the template's.
+        self.strip_added_specials(&mut out);
+        shielded
+            .restore(&out, self.max_output_bytes)
+            .ok_or_else(|| self.too_much_output())
+    }
+
+    fn strip_added_specials(&self, out: &mut String) {
         if self.strip_bos && !self.bos_token.is_empty() && out.starts_with(&self.bos_token) {
             out.drain(..self.bos_token.len());
         }
         if self.strip_eos && !self.eos_token.is_empty() && out.ends_with(&self.eos_token) {
             out.truncate(out.len() - self.eos_token.len());
         }
-        Ok(out)
+    }
+}
+
+/// The message for a model whose `tokenizer.chat_template` cannot be used (it does not parse,
+/// or is not a string): the model still loads, for raw completion.
+pub fn broken_template_message(e: &Error) -> String {
+    let detail = match e {
+        Error::ChatTemplate(msg) => msg.clone(),
+        other => other.to_string(),
+    };
+    format!("the model's chat template is broken, so chat is unavailable (raw completion still works): {detail}")
+}
+
+/// A rendered prompt and the byte ranges of it that hold control-token text from the messages,
+/// to be read as text (`Tokenizer::encode_with_literal`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ChatPrompt {
+    pub text: String,
+    /// Sorted, disjoint.
+    pub literal: Vec<Range<usize>>,
+}
+
+/// The first and last of the private-use characters that stand in for pieces of message text
+/// while the template runs (Supplementary Private Use Area-B: no tokenizer or template gives
+/// them a meaning).
+const PLACEHOLDER_FIRST: u32 = 0x10_0000;
+const PLACEHOLDER_LAST: u32 = 0x10_FFFD;
+
+fn placeholder_index(c: char) -> Option<usize> {
+    let c = c as u32;
+    (PLACEHOLDER_FIRST..=PLACEHOLDER_LAST)
+        .contains(&c)
+        .then(|| (c - PLACEHOLDER_FIRST) as usize)
+}
+
+/// Messages whose control-token text is swapped for placeholders, and what each stands for.
+struct Shielded {
+    messages: Vec<ChatMessage>,
+    /// The text of placeholder `PLACEHOLDER_FIRST + i`.
+    pieces: Vec<String>,
+}
+
+impl Shielded {
+    fn new(messages: &[ChatMessage], tokenizer: &Tokenizer) -> Result<Self> {
+        let mut pieces = Vec::new();
+        let messages = messages
+            .iter()
+            .map(|m| {
+                let mut spans = tokenizer.control_token_spans(&m.content);
+                // A placeholder character the message itself holds gets a placeholder too, which
+                // restores it as it was (else it would be read as someone else's piece).
+                spans.extend(
+                    m.content
+                        .char_indices()
+                        .filter(|&(_, c)| placeholder_index(c).is_some())
+                        .map(|(i, c)| i..i + c.len_utf8()),
+                );
+                spans.sort_by_key(|r| r.start);
+                let mut content = String::with_capacity(m.content.len());
+                let mut pos = 0;
+                for span in spans {
+                    if span.end <= pos {
+                        continue;
+                    }
+                    let start = span.start.max(pos);
+                    content.push_str(&m.content[pos..start]);
+                    let code = PLACEHOLDER_FIRST + pieces.len() as u32;
+                    let placeholder = char::from_u32(code)
+                        .filter(|_| code <= PLACEHOLDER_LAST)
+                        .ok_or_else(|| {
+                            Error::InvalidParameter(
+                                "the messages hold too many pieces of special-token text".into(),
+                            )
+                        })?;
+                    content.push(placeholder);
+                    pieces.push(m.content[start..span.end].to_string());
+                    pos = span.end;
+                }
+                content.push_str(&m.content[pos..]);
+                Ok(ChatMessage {
+                    role: m.role.clone(),
+                    content,
+                })
+            })
+            .collect::<Result<_>>()?;
+        Ok(Self { messages, pieces })
+    }
+
+    /// The rendered text with every placeholder swapped back, and where each landed; `None` when
+    /// that text would be longer than `max_bytes`. Placeholders can only have come from the
+    /// messages (or from a template that writes these characters itself: then the piece lands
+    /// there, still as text), so whatever the template did with them, their text is literal.
+    fn restore(&self, rendered: &str, max_bytes: usize) -> Option<ChatPrompt> {
+        if self.pieces.is_empty() {
+            return Some(ChatPrompt {
+                text: rendered.to_string(),
+                literal: Vec::new(),
+            });
+        }
+        let mut text = String::with_capacity(rendered.len());
+        let mut literal = Vec::new();
+        for c in rendered.chars() {
+            match placeholder_index(c).and_then(|i| self.pieces.get(i)) {
+                Some(piece) => {
+                    let start = text.len();
+                    text.push_str(piece);
+                    literal.push(start..text.len());
+                }
+                None => text.push(c),
+            }
+            if text.len() > max_bytes {
+                return None;
+            }
+        }
+        Some(ChatPrompt { text, literal })
+    }
+}
+
+/// The render's output, refusing to grow past a cap (the write that would pass it fails, which
+/// stops the render).
+struct CappedBuffer {
+    bytes: Vec<u8>,
+    cap: usize,
+    overflowed: bool,
+}
+
+impl CappedBuffer {
+    fn new(cap: usize) -> Self {
+        Self {
+            bytes: Vec::new(),
+            cap,
+            overflowed: false,
+        }
+    }
+
+    fn into_string(self) -> Result<String> {
+        // minijinja writes whole `str`s, and a refused write leaves nothing behind.
+        String::from_utf8(self.bytes)
+            .map_err(|_| Error::ChatTemplate("the chat template wrote invalid UTF-8".into()))
+    }
+}
+
+impl std::io::Write for CappedBuffer {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.bytes.len() + buf.len() > self.cap {
+            self.overflowed = true;
+            return Err(std::io::Error::other("output cap reached"));
+        }
+        self.bytes.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

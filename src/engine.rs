@@ -11,8 +11,9 @@ pub struct Engine {
     pub card: ModelCard,
     pub model: Model,
     pub tokenizer: Tokenizer,
-    /// `None` when the model has no chat template (raw completion still works).
-    pub chat_template: Option<ChatTemplate>,
+    /// `None` when the model has none, or a broken one (then `card.chat_template_error` says
+    /// why); raw completion works either way.
+    chat_template: Option<ChatTemplate>,
     /// Tokens that end a generation (EOS, end-of-turn...).
     pub end_of_generation: Vec<u32>,
 }
@@ -42,11 +43,14 @@ impl Engine {
                 ),
             });
         }
-        let chat_template = match ChatTemplate::from_metadata(&gguf.metadata) {
-            Ok(t) => Some(t),
-            Err(Error::NoChatTemplate) => None,
-            Err(e) => return Err(e),
-        };
+        // A template that does not parse is reported by the card, not fatal: the model still
+        // does raw completion.
+        let chat_template = ChatTemplate::from_metadata(&gguf.metadata)
+            .ok()
+            .map(|mut t| {
+                t.set_context_length(card.context_length);
+                t
+            });
         Ok(Self {
             card,
             model,
@@ -56,17 +60,42 @@ impl Engine {
         })
     }
 
+    /// The model's chat template; `Error::NoChatTemplate` when it has none, `Error::ChatTemplate`
+    /// when it is broken.
+    pub fn chat_template(&self) -> Result<&ChatTemplate> {
+        match (&self.chat_template, &self.card.chat_template_error) {
+            (Some(t), _) => Ok(t),
+            (None, Some(broken)) => Err(Error::ChatTemplate(broken.clone())),
+            (None, None) => Err(Error::NoChatTemplate),
+        }
+    }
+
     /// Tokenizes a raw prompt: BOS as the model says, special tokens written as text parsed.
     pub fn encode(&self, text: &str) -> Result<Vec<u32>> {
         self.tokenizer.encode(text, true)
     }
 
     /// The prompt for a conversation, rendered with the model's template and tokenized, ending
-    /// where the assistant's answer begins.
+    /// where the assistant's answer begins. Special-token text in the messages stays text.
     pub fn chat_prompt(&self, messages: &[ChatMessage]) -> Result<Vec<u32>> {
-        let template = self.chat_template.as_ref().ok_or(Error::NoChatTemplate)?;
-        let text = template.render_prompt(messages, true)?;
-        let ids = self.tokenizer.encode(&text, true)?;
-        Ok(ids)
+        self.chat_prompt_with(messages, false)
+    }
+
+    /// [`Engine::chat_prompt`], choosing whether special-token text in the messages is read as
+    /// control tokens (`parse_special_tokens`: for callers that write turn markers on purpose and
+    /// trust every message).
+    pub fn chat_prompt_with(
+        &self,
+        messages: &[ChatMessage],
+        parse_special_tokens: bool,
+    ) -> Result<Vec<u32>> {
+        let template = self.chat_template()?;
+        if parse_special_tokens {
+            let text = template.render_prompt(messages, true)?;
+            return self.tokenizer.encode(&text, true);
+        }
+        let prompt = template.prompt(messages, true, &self.tokenizer)?;
+        self.tokenizer
+            .encode_with_literal(&prompt.text, true, &prompt.literal)
     }
 }

@@ -63,6 +63,10 @@ enum Command {
         /// A system message to start the conversation with.
         #[arg(long)]
         system: Option<String>,
+        /// Read special-token text typed in messages (`<|im_start|>`...) as control tokens; by
+        /// default it is plain text, so a message cannot forge a turn.
+        #[arg(long)]
+        parse_special_tokens: bool,
         #[command(flatten)]
         gen: GenArgs,
     },
@@ -287,7 +291,12 @@ fn run(command: Command) -> anyhow::Result<()> {
                 println!();
             }
         }
-        Command::Chat { model, system, gen } => chat(model, system, gen)?,
+        Command::Chat {
+            model,
+            system,
+            parse_special_tokens,
+            gen,
+        } => chat(model, system, parse_special_tokens, gen)?,
         Command::BenchAttention => bench_attention()?,
         Command::Bench {
             model,
@@ -351,22 +360,28 @@ fn print_card(c: &ModelCard, supported: bool) {
     );
     let eot: Vec<&str> = c.eot_tokens.iter().map(|t| t.text.as_str()).collect();
     println!("  stops at       {}", eot.join(" "));
-    println!(
-        "  chat template  {}",
-        if c.has_chat_template { "yes" } else { "no" }
-    );
+    let template = match (&c.chat_template_error, c.has_chat_template) {
+        (Some(broken), _) => broken.as_str(),
+        (None, true) => "yes",
+        (None, false) => "no",
+    };
+    println!("  chat template  {template}");
     println!(
         "  license        {}",
         c.license.as_deref().unwrap_or("(not stated)")
     );
 }
 
-fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<()> {
+fn chat(
+    model: PathBuf,
+    system: Option<String>,
+    parse_special_tokens: bool,
+    gen: GenArgs,
+) -> anyhow::Result<()> {
     set_threads(gen.threads)?;
     let engine = load(&model)?;
-    if engine.chat_template.is_none() {
-        return Err(wick::Error::NoChatTemplate.into());
-    }
+    // No template, or a broken one: say so before the first message.
+    engine.chat_template()?;
     let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
     let (mut session, _) = session(engine.clone(), gen.ctx, gen.backend)?;
     let mut messages: Vec<ChatMessage> = system
@@ -401,7 +416,7 @@ fn chat(model: PathBuf, system: Option<String>, gen: GenArgs) -> anyhow::Result<
             role: "user".into(),
             content: line.to_string(),
         });
-        let prompt = engine.chat_prompt(&messages)?;
+        let prompt = engine.chat_prompt_with(&messages, parse_special_tokens)?;
         let started = Instant::now();
         let mut first_token = None;
         let reply = session.generate(&prompt, &opts, |ev| {

@@ -47,15 +47,23 @@ struct RequestOptions {
     stop: Vec<String>,
     #[serde(default)]
     ignore_eos: bool,
+    /// Chat only: read special-token text in the messages as control tokens (default: as text,
+    /// so a message cannot forge a turn). Raw completion always parses them.
+    #[serde(default)]
+    parse_special_tokens: bool,
 }
 
 impl RequestOptions {
-    fn parse(json: &str) -> Result<GenerateOptions, Error> {
-        let o: RequestOptions = serde_json::from_str(json)
-            .map_err(|e| Error::InvalidParameter(format!("request options: {e}")))?;
+    fn from_json(json: &str) -> Result<Self, Error> {
+        serde_json::from_str(json)
+            .map_err(|e| Error::InvalidParameter(format!("request options: {e}")))
+    }
+
+    fn generate_options(self) -> GenerateOptions {
+        let o = self;
         let d = GenerateOptions::default();
         let s = SamplingParams::default();
-        Ok(GenerateOptions {
+        GenerateOptions {
             max_tokens: o.max_tokens.unwrap_or(d.max_tokens),
             sampling: SamplingParams {
                 temperature: o.temperature.unwrap_or(s.temperature),
@@ -68,7 +76,7 @@ impl RequestOptions {
             },
             stop: o.stop,
             ignore_eos: o.ignore_eos,
-        })
+        }
     }
 }
 
@@ -153,6 +161,8 @@ impl WebEngine {
 
     /// Starts a chat request: `messages` is a JSON array of `{role, content}`. Returns
     /// `{prompt_tokens, reused_tokens}`; the prompt runs in the first `step()` calls.
+    /// Special-token text in the messages stays text unless `options` has
+    /// `parse_special_tokens: true`.
     #[wasm_bindgen(js_name = beginChat)]
     pub fn begin_chat(&self, messages: &str, options: &str) -> Result<JsValue, JsValue> {
         let messages: Vec<ChatMessage> = serde_json::from_str(messages)
@@ -160,19 +170,25 @@ impl WebEngine {
         if messages.is_empty() {
             return Err(Error::InvalidParameter("messages must not be empty".into()).into());
         }
-        let prompt = self.inner()?.session.engine().chat_prompt(&messages)?;
-        self.begin(&prompt, options)
+        let opts = RequestOptions::from_json(options)?;
+        let prompt = self
+            .inner()?
+            .session
+            .engine()
+            .chat_prompt_with(&messages, opts.parse_special_tokens)?;
+        self.begin(&prompt, opts)
     }
 
     /// Starts a raw completion of `prompt` (BOS as the model says, special tokens parsed).
     #[wasm_bindgen(js_name = beginCompletion)]
     pub fn begin_completion(&self, prompt: &str, options: &str) -> Result<JsValue, JsValue> {
+        let opts = RequestOptions::from_json(options)?;
         let ids = self.inner()?.session.engine().encode(prompt)?;
-        self.begin(&ids, options)
+        self.begin(&ids, opts)
     }
 
-    fn begin(&self, prompt: &[u32], options: &str) -> Result<JsValue, JsValue> {
-        let opts = RequestOptions::parse(options)?;
+    fn begin(&self, prompt: &[u32], options: RequestOptions) -> Result<JsValue, JsValue> {
+        let opts = options.generate_options();
         let mut inner = self.inner()?;
         inner.request = None;
         let req = inner.session.begin(prompt, &opts)?;

@@ -243,3 +243,27 @@ pub fn tiny_model(arch: &str) -> TinyModel {
             .collect(),
     }
 }
+
+/// The bytes of the GGUF file at `path` with metadata `key` set to `value` (added if absent):
+/// a real model with one thing changed, such as a broken chat template.
+pub fn with_metadata(path: &std::path::Path, key: &str, value: Value) -> Vec<u8> {
+    let mut file = std::io::BufReader::new(std::fs::File::open(path).unwrap());
+    let content = gguf_file::Content::read(&mut file).unwrap();
+    let mut meta: Meta = content
+        .metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    meta.sort_by(|a, b| a.0.cmp(&b.0));
+    set(&mut meta, key, value);
+    let mut names: Vec<&String> = content.tensor_infos.keys().collect();
+    names.sort_by_key(|n| content.tensor_infos[*n].offset);
+    let tensors: Vec<(String, QTensor)> = names
+        .into_iter()
+        .map(|n| {
+            let t = content.tensor(&mut file, n, &Device::Cpu).unwrap();
+            (n.clone(), t)
+        })
+        .collect();
+    write_gguf(&meta, &tensors)
+}
