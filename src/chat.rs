@@ -309,14 +309,23 @@ impl ChatTemplate {
     }
 }
 
-/// The message for a model whose `tokenizer.chat_template` cannot be used (it does not parse,
-/// or is not a string): the model still loads, for raw completion.
-pub fn broken_template_message(e: &Error) -> String {
-    let detail = match e {
-        Error::ChatTemplate(msg) => msg.clone(),
-        other => other.to_string(),
-    };
-    format!("the model's chat template is broken, so chat is unavailable (raw completion still works): {detail}")
+/// Why the model's `tokenizer.chat_template` cannot be used (it does not parse, or is not a
+/// string); `None` when it is fine or absent. Such a model still loads, for raw completion.
+pub fn template_problem(md: &Metadata) -> Option<String> {
+    match ChatTemplate::from_metadata(md) {
+        Ok(_) | Err(Error::NoChatTemplate) => None,
+        Err(Error::ChatTemplate(detail)) => Some(detail),
+        Err(e) => Some(e.to_string()),
+    }
+}
+
+/// The error a chat request gets on a model whose template has `problem`
+/// ([`template_problem`]).
+pub fn broken_template(problem: &str) -> Error {
+    Error::ChatTemplate(format!(
+        "the model's chat template is broken ({problem}); chat is unavailable, raw completion \
+         still works"
+    ))
 }
 
 /// A rendered prompt and the byte ranges of it that hold control-token text from the messages,

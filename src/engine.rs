@@ -65,7 +65,7 @@ impl Engine {
     pub fn chat_template(&self) -> Result<&ChatTemplate> {
         match (&self.chat_template, &self.card.chat_template_error) {
             (Some(t), _) => Ok(t),
-            (None, Some(broken)) => Err(Error::ChatTemplate(broken.clone())),
+            (None, Some(problem)) => Err(crate::chat::broken_template(problem)),
             (None, None) => Err(Error::NoChatTemplate),
         }
     }

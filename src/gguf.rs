@@ -374,8 +374,9 @@ pub struct ModelCard {
     pub add_bos: bool,
     pub license: Option<String>,
     pub has_chat_template: bool,
-    /// Why the chat template cannot be used (it does not parse, or is not a string); `None` when
-    /// it is fine or absent. The model still does raw completion.
+    /// Why the chat template cannot be used (it does not parse, or is not a string), e.g.
+    /// "syntax error: unexpected end of block (in chat_template:1)"; `None` when it is fine or
+    /// absent. The model still does raw completion.
     pub chat_template_error: Option<String>,
 }
 
@@ -465,10 +466,7 @@ impl ModelCard {
             add_bos: crate::tokenizer::adds_bos(md),
             license: get_str_opt(md, "general.license")?.map(str::to_string),
             has_chat_template: md.contains_key("tokenizer.chat_template"),
-            chat_template_error: match crate::chat::ChatTemplate::from_metadata(md) {
-                Ok(_) | Err(Error::NoChatTemplate) => None,
-                Err(e) => Some(crate::chat::broken_template_message(&e)),
-            },
+            chat_template_error: crate::chat::template_problem(md),
             architecture: arch,
         })
     }

@@ -361,9 +361,9 @@ fn print_card(c: &ModelCard, supported: bool) {
     let eot: Vec<&str> = c.eot_tokens.iter().map(|t| t.text.as_str()).collect();
     println!("  stops at       {}", eot.join(" "));
     let template = match (&c.chat_template_error, c.has_chat_template) {
-        (Some(broken), _) => broken.as_str(),
-        (None, true) => "yes",
-        (None, false) => "no",
+        (Some(problem), _) => format!("broken ({problem}); raw completion only"),
+        (None, true) => "yes".into(),
+        (None, false) => "no".into(),
     };
     println!("  chat template  {template}");
     println!(
