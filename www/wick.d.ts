@@ -28,8 +28,12 @@ export type ModelSource =
   | { id: string };
 
 export interface Progress {
-  /** download: bytes arriving; store: a local file copied into storage; load: read into the engine. */
-  phase: 'download' | 'store' | 'load' | 'gpu' | 'ready';
+  /**
+   * waiting: another tab or worker is downloading, storing or deleting the same model (sent once;
+   * the load goes on when it is free, or stops at `signal`); download: bytes arriving; store: a
+   * local file copied into storage; load: read into the engine; gpu: uploaded to WebGPU.
+   */
+  phase: 'waiting' | 'download' | 'store' | 'load' | 'gpu' | 'ready';
   loaded: number;
   total: number;
   /** Bytes per second over the last second (download and store). */
@@ -62,8 +66,13 @@ export interface CreateEngineOptions {
   relaxedSimd?: boolean;
   /** Expected SHA-256 (hex) of the model file; checked after download. */
   sha256?: string;
-  /** Aborts the download / load. */
+  /** Aborts the download / load (also while it waits for another tab's download of the model). */
   signal?: AbortSignal;
+  /**
+   * A download that receives no bytes for this long (default 30000 ms) stops with a `download`
+   * error; what it stored so far stays, and the next load resumes from there.
+   */
+  stallTimeoutMs?: number;
 }
 
 export interface SpecialToken { id: number; text: string }

@@ -19,7 +19,7 @@ export async function createEngine(options = {}) {
   if (options === null || typeof options !== 'object') {
     throw new WickError('invalid_parameter', `createEngine takes an options object, got ${describe(options)}`);
   }
-  const { model, onProgress, threads, backend = 'auto', context, sha256, signal, relaxedSimd = true } = options;
+  const { model, onProgress, threads, backend = 'auto', context, sha256, signal, relaxedSimd = true, stallTimeoutMs } = options;
   const source = normalizeSource(model);
   // More threads than cores never helps: the pool's threads spin while a forward pass runs, so
   // extra ones only take turns with the others (256 threads on 2 cores: 50x slower).
@@ -43,6 +43,9 @@ export async function createEngine(options = {}) {
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     throw new WickError('invalid_parameter', `onProgress must be a function, got ${describe(onProgress)}`);
   }
+  if (stallTimeoutMs !== undefined && !(Number.isInteger(stallTimeoutMs) && stallTimeoutMs >= 1)) {
+    throw new WickError('invalid_parameter', `stallTimeoutMs must be a positive integer of milliseconds, got ${describe(stallTimeoutMs)}`);
+  }
   checkSignal(signal);
   if (signal?.aborted) throw new WickError('aborted', 'loading was cancelled');
 
@@ -58,7 +61,7 @@ export async function createEngine(options = {}) {
     }
   };
   try {
-    const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256, relaxedSimd },
+    const info = await link.request({ type: 'load', source, threads: threadCount, backend, context, sha256: sha256 ?? source.sha256, relaxedSimd, stallTimeoutMs },
       { signal, onMessage: (m) => m.type === 'progress' && report(m.progress) });
     return new Engine(link, info);
   } catch (e) {

@@ -4,6 +4,9 @@ import { h, name } from './dom.js';
 import { formatBytes, formatMs, formatRate } from './format.js';
 
 const PHASES = {
+  // Another tab (or this one) is downloading, storing or deleting the same model: the load
+  // waits for it, then goes on with the stored copy.
+  waiting: 'Waiting for another tab',
   download: 'Downloading',
   store: 'Saving to browser storage',
   load: 'Loading into the engine',
@@ -71,6 +74,7 @@ export class LoadProgress {
     const rate = phase === 'download' || phase === 'store' ? formatRate(p.rate) : '';
     if (rate) parts.push(rate);
     if (p.resumed) parts.push('resumed');
+    if (phase === 'waiting') parts.push('the model is in use in another tab or window; loading continues when it is free');
     this.detail.textContent = parts.join(' · ');
     this.detail.classList.toggle('is-resumed', Boolean(p.resumed));
   }
