@@ -114,9 +114,10 @@ async function startWasm(threads, relaxedSimd = true) {
   }
 }
 
+// What storage.js hashes a model with while it stores it: SHA-256 and XXH3-64 in one pass (wasm).
 function hasher() {
-  const h = new wasm.Sha256();
-  return { update: (bytes) => h.update(bytes), digest: () => { const d = h.digest(); h.free(); return d; } };
+  const h = new wasm.Hasher();
+  return { update: (bytes) => h.update(bytes), digest: () => { const d = { sha256: h.sha256(), xxh3: h.xxh3() }; h.free(); return d; } };
 }
 
 // ---- loading --------------------------------------------------------------------------------
@@ -153,15 +154,15 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
 
   let buffer = null;
   const tRead = performance.now();
-  // A caller that names the bytes it wants (sha256) gets them checked again when they come from
-  // storage (a damaged disk block keeps the size); what this load just stored was checked already.
-  const verify = Boolean(sha256) && !fresh;
-  let size;
+  // Every read is checked against the XXH3 checksum recorded when the model was stored (a damaged
+  // disk block keeps the size), in wasm where the bytes are. A model stored before checksums gets
+  // its SHA-256 checked once when the load names one (see readModel).
+  let size, checkMs, check;
   try {
-    ({ size } = await readModel(mid, (n) => {
+    ({ size, checkMs, check } = await readModel(mid, (n) => {
       buffer = new wasm.ModelBuffer(n);
       return (offset, length) => buffer.view(offset, length);
-    }, { onProgress, signal, createHasher: verify ? hasher : undefined }));
+    }, { onProgress, signal, createHasher: sha256 ? hasher : undefined, checksum: () => buffer.xxh3() }));
   } catch (e) {
     buffer?.free();
     throw e;
@@ -199,8 +200,12 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
       crossOriginIsolated: self.crossOriginIsolated === true,
       loadMs: performance.now() - t0,
       readMs,
-      // Where a load's time goes: starting wasm (and the thread pool), storage, the engine.
-      phases: { wasmMs: tWasm - t0, readMs, engineMs: performance.now() - tEngine },
+      // How the stored bytes were checked: 'xxh3', or for a model stored before checksums
+      // 'sha256' or 'first use' (see storage.js readModel).
+      storageCheck: check,
+      // Where a load's time goes: starting wasm (and the thread pool), storage (checkMs of it:
+      // its checksum), the engine.
+      phases: { wasmMs: tWasm - t0, readMs, checkMs, engineMs: performance.now() - tEngine },
     },
   });
 }

@@ -1,10 +1,12 @@
 //! The browser glue, and the only place that knows about wasm-bindgen. The worker (www/worker.js)
 //! drives these objects; the page never talks to wasm directly.
 //!
-//! - [`ModelBuffer`]: wasm memory the worker reads a stored model into, with no copy in between.
+//! - [`ModelBuffer`]: wasm memory the worker reads a stored model into, with no copy in between,
+//!   and its XXH3 checksum, summed in place.
 //! - [`WebEngine`]: a loaded model and its session; requests run one token per `step()` call so
 //!   the worker's event loop can deliver an abort between any two tokens.
-//! - [`Sha256`]: the streaming hash of a download (WebCrypto has no incremental digest).
+//! - [`Hasher`]: the streaming hashes of a model as it is stored, SHA-256 and XXH3-64 (WebCrypto
+//!   has no incremental digest, nor any fast checksum).
 //!
 //! Errors cross into JS as plain objects `{kind, message}` (the kinds of [`crate::Error::kind`]),
 //! which www/errors.js turns into `WickError`s.
@@ -14,7 +16,7 @@ mod hash;
 mod model_buffer;
 
 pub use engine::WebEngine;
-pub use hash::Sha256;
+pub use hash::Hasher;
 pub use model_buffer::ModelBuffer;
 
 use wasm_bindgen::prelude::*;

@@ -1,10 +1,10 @@
 //! The bytes of a model, allocated in wasm memory before they are read, so that the worker reads
-//! the stored file straight into the engine's memory (one copy, from OPFS).
+//! the stored file straight into the engine's memory (one copy, from OPFS), and check it there.
 
 use js_sys::Uint8Array;
 use wasm_bindgen::prelude::*;
 
-use super::js_error;
+use super::{hash, js_error};
 
 #[wasm_bindgen]
 pub struct ModelBuffer {
@@ -59,5 +59,12 @@ impl ModelBuffer {
         // SAFETY: the view covers memory owned by `self.bytes`, which is not reallocated while
         // the buffer lives; JS uses the view at once, before anything else runs in wasm.
         Ok(unsafe { Uint8Array::view_mut_raw(slice.as_mut_ptr(), slice.len()) })
+    }
+
+    /// The XXH3-64 of the bytes (16 hex digits), which storage.js compares with the checksum
+    /// recorded when the model was stored: summed where the bytes are, at memory speed, before
+    /// `WebEngine.load` takes them.
+    pub fn xxh3(&self) -> String {
+        hash::xxh3_hex(xxhash_rust::xxh3::xxh3_64(&self.bytes))
     }
 }

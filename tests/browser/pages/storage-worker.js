@@ -2,19 +2,17 @@
 // data, failures included ({error: {kind, message}}), so the test can assert on both.
 import * as storage from '/storage.js';
 
-// The engine supplies a streaming SHA-256 from wasm; this one keeps copies of the chunks (update
-// must not keep the caller's buffer, which is reused) and digests them at the end.
+// The engine's own hashes (SHA-256 and XXH3-64 in one pass) from the single-thread wasm build,
+// which runs on any page: storage records and checks what the engine would. Every op waits for it.
+let wasm = null;
+const wasmReady = import('/pkg/simd/wick.js').then(async (mod) => {
+  await mod.default();
+  wasm = mod;
+});
+
 function testHasher() {
-  const chunks = [];
-  return {
-    update(bytes) {
-      chunks.push(bytes.slice());
-    },
-    async digest() {
-      const buf = await new Blob(chunks).arrayBuffer();
-      return hex(await crypto.subtle.digest('SHA-256', buf));
-    },
-  };
+  const h = new wasm.Hasher();
+  return { update: (bytes) => h.update(bytes), digest: () => { const d = { sha256: h.sha256(), xxh3: h.xxh3() }; h.free(); return d; } };
 }
 
 const hex = (buf) => Array.from(new Uint8Array(buf), (b) => b.toString(16).padStart(2, '0')).join('');
@@ -69,8 +67,10 @@ const ops = {
   },
 
   // Reads a model into wasm memory (shared like the threads build, or not) that grows by a page on
-  // every view() call: a reader that kept an old view would write into a detached buffer.
-  async read({ id, shared, verify }) {
+  // every view() call: a reader that kept an old view would write into a detached buffer. The
+  // checksum is summed from that memory in 16 MiB pieces. `sha256`: the load names its SHA-256
+  // (storage hashes with it only a model stored without a checksum; `hashers` says whether it did).
+  async read({ id, shared, sha256 }) {
     const memory = new WebAssembly.Memory({ initial: 1, maximum: 65536, shared });
     const base = 1024;
     let views = 0;
@@ -82,11 +82,22 @@ const ops = {
         return new Uint8Array(memory.buffer, base + offset, length);
       };
     };
+    let size = 0;
+    const checksum = () => {
+      const h = new wasm.Hasher();
+      for (let at = 0; at < size; at += 16 << 20) h.update(new Uint8Array(memory.buffer, base + at, Math.min(16 << 20, size - at)));
+      const sum = h.xxh3();
+      h.free();
+      return sum;
+    };
     const progress = [];
+    let hashers = 0;
+    const createHasher = sha256 ? () => (hashers++, testHasher()) : undefined;
     return outcome(async () => {
-      const { size, ms } = await storage.readModel(id, alloc, { onProgress: (p) => progress.push(p), createHasher: verify ? testHasher : undefined });
+      const onProgress = (p) => progress.push(p);
+      const read = await storage.readModel(id, (n) => alloc((size = n)), { onProgress, createHasher, checksum });
       const copy = new Uint8Array(memory.buffer, base, size).slice();
-      return { size, ms, views, progress, sha256: hex(await crypto.subtle.digest('SHA-256', copy)), bufferShared: memory.buffer instanceof SharedArrayBuffer };
+      return { ...read, views, hashers, progress, sha256: hex(await crypto.subtle.digest('SHA-256', copy)), bufferShared: memory.buffer instanceof SharedArrayBuffer };
     });
   },
 
@@ -111,6 +122,17 @@ const ops = {
     const files = {};
     for await (const [name, handle] of dir.entries()) files[name] = (await handle.getFile()).size;
     return files;
+  },
+
+  // A model's manifest as it is on disk; `write` replaces it (as an older version wrote it).
+  async manifest({ id, write }) {
+    const handle = await (await opfsDir()).getFileHandle(`${id}.manifest.json`);
+    if (write) {
+      const writable = await handle.createWritable();
+      await writable.write(JSON.stringify(write));
+      await writable.close();
+    }
+    return JSON.parse(await (await handle.getFile()).text());
   },
 
   // The SHA-256 of a stored file's bytes as they are on disk, read past storage.js.
@@ -142,5 +164,7 @@ const ops = {
 };
 
 onmessage = async ({ data: { seq, op, args } }) => {
-  postMessage({ seq, value: await ops[op](args ?? {}) });
+  // Without the wasm build every op fails, and says so, rather than hang the test.
+  const value = await wasmReady.then(() => ops[op](args ?? {}), (err) => ({ error: { kind: 'test', message: `www/pkg/simd did not load (scripts/build-wasm simd): ${err.message}` } }));
+  postMessage({ seq, value });
 };
