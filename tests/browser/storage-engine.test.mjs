@@ -107,20 +107,71 @@ describe('stored models and the engine', () => {
     await b.close();
   });
 
-  test('a bit flipped in a stored model is caught before it runs when the load names its sha256', async () => {
+  const damaged = /^stored model "(flipped|old)\.gguf" is damaged: its bytes have XXH3 checksum [0-9a-f]{16}, not the [0-9a-f]{16} they had when stored; delete it and load it again$/;
+
+  test('a bit flipped in a stored model is caught before it runs, whether or not the load names its sha256', async () => {
     const id = 'flipped.gguf';
     assert.equal((await storage('download', { url: MODEL_URL, id })).value?.sha256, SMOLLM2_SHA256);
     const page = await apiTab();
-    // What re-hashing costs: the same load without and with the check.
-    const plain = await load(page, { model: { id } });
-    const checked = await load(page, { model: { id }, sha256: SMOLLM2_SHA256 });
-    assert.equal(plain.error ?? checked.error, undefined);
-    console.log(`reading ${SMOLLM2} from storage: ${plain.info.readMs.toFixed(0)} ms, with its SHA-256 checked ${checked.info.readMs.toFixed(0)} ms`);
-
+    for (const sha256 of [undefined, SMOLLM2_SHA256]) {
+      const r = await load(page, { model: { id }, sha256 });
+      assert.equal(r.error, undefined, JSON.stringify(r.error));
+      assert.equal(r.info.storageCheck, 'xxh3', 'checked against its checksum, not hashed with SHA-256 again');
+    }
     await storage('flipBit', { name: id, at: 60_000_000 });
-    const r = await load(page, { model: { id }, sha256: SMOLLM2_SHA256 });
+    for (const sha256 of [undefined, SMOLLM2_SHA256]) {
+      const r = await load(page, { model: { id }, sha256 });
+      assert.equal(r.error?.kind, 'integrity', `sha256 ${sha256 ? '' : 'not '}named`);
+      assert.match(r.error.message, damaged);
+    }
+    assert.ok(await stored(page, id), 'it stays stored: deleting it is for the person');
+    await page.close();
+  });
+
+  test('a model stored before checksums loads, gets its checksum recorded, and a later flipped bit is caught', async () => {
+    const id = 'old.gguf';
+    assert.equal((await storage('download', { url: MODEL_URL, id })).error, undefined);
+    const manifest = await storage('manifest', { id });
+    const { xxh3, ...old } = manifest; // as storage.js wrote it before checksums
+    const page = await apiTab();
+    for (const [sha256, check] of [[SMOLLM2_SHA256, 'sha256'], [undefined, 'first use']]) {
+      await storage('manifest', { id, write: old });
+      const first = await load(page, { model: { id }, sha256 });
+      assert.equal(first.error, undefined, JSON.stringify(first.error));
+      assert.equal(first.info.storageCheck, check);
+      assert.deepEqual(await storage('manifest', { id }), manifest, 'its checksum is recorded');
+      const then = await load(page, { model: { id }, sha256 });
+      assert.equal(then.info?.storageCheck, 'xxh3');
+    }
+    await storage('flipBit', { name: id, at: 30_000_000 });
+    const r = await load(page, { model: { id } });
     assert.equal(r.error?.kind, 'integrity');
-    assert.match(r.error.message, /^stored model "flipped\.gguf" is damaged: its bytes have SHA-256 [0-9a-f]{64}, not the b179c95[0-9a-f]+ they had when stored; delete it and load it again$/);
+    assert.match(r.error.message, damaged);
+    await page.close();
+  });
+
+  // The numbers in www/storage.js (readModel) come from here.
+  test('what checking a stored model costs: reading it with no check, with its XXH3, with its SHA-256', async () => {
+    const id = 'timed.gguf';
+    assert.equal((await storage('download', { url: MODEL_URL, id })).error, undefined);
+    const { xxh3, ...old } = await storage('manifest', { id });
+    const page = await apiTab();
+    const runs = 5;
+    const xxh3Runs = [];
+    const sha256Runs = [];
+    for (let i = 0; i < runs; i++) {
+      xxh3Runs.push((await load(page, { model: { id }, sha256: SMOLLM2_SHA256 })).info.phases);
+      await storage('manifest', { id, write: old });
+      const legacy = await load(page, { model: { id }, sha256: SMOLLM2_SHA256 });
+      assert.equal(legacy.info.storageCheck, 'sha256');
+      sha256Runs.push(legacy.info.phases);
+    }
+    const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
+    const size = (await stored(page, id)).size;
+    const check = median(xxh3Runs.map((p) => p.checkMs));
+    console.log(`reading ${SMOLLM2} (${(size / 1e6).toFixed(1)} MB) from storage, median of ${runs}: no check ${median(xxh3Runs.map((p) => p.readMs - p.checkMs)).toFixed(0)} ms, `
+      + `with its XXH3 ${median(xxh3Runs.map((p) => p.readMs)).toFixed(0)} ms (the checksum ${check.toFixed(1)} ms, ${(size / 1e3 / check).toFixed(0)} MB/s), `
+      + `with its SHA-256 ${median(sha256Runs.map((p) => p.readMs)).toFixed(0)} ms`);
     await page.close();
   });
 });

@@ -93,6 +93,9 @@ describe('in Chromium', () => {
       assert.equal(read.sha256, SMOLLM2_SHA256, 'the bytes read back are the file');
       assert.equal(read.views, Math.ceil(SIZE / (16 << 20)), 'a view per chunk');
       assert.equal(read.progress.at(-1).loaded, SIZE);
+      assert.equal(read.check, 'xxh3');
+      // (This page sums the checksum through a Hasher, SHA-256 included: storage-engine.test.mjs
+      // times the engine's own, ModelBuffer.xxh3.)
       console.log(`readModel (${shared ? 'shared' : 'plain'} memory): ${read.ms.toFixed(0)} ms`);
     }
 
@@ -107,6 +110,65 @@ describe('in Chromium', () => {
     assert.equal(onPage.kind, 'unsupported_browser', 'writing needs a worker');
     assert.match(onPage.message, /^downloadModel runs in a Web Worker/);
     await page.close();
+  });
+
+  const damaged = (id, hash, digits, recorded) => new RegExp(`^stored model "${id.replace(/[.]/g, '\\.')}" is damaged: its bytes have ${hash} [0-9a-f]{${digits}}, not the ${recorded} they had when stored; delete it and load it again$`);
+
+  test('every read checks the XXH3 checksum recorded when the model was stored, and no SHA-256', async () => {
+    const { rpc } = await openPage();
+    const { value: model } = await rpc('download', { url: MODEL_URL });
+    const { xxh3 } = await rpc('manifest', { id: SMOLLM2 });
+    assert.match(xxh3, /^[0-9a-f]{16}$/, 'the manifest records an XXH3-64');
+    for (const sha256 of [false, true]) {
+      const { value: read, error } = await rpc('read', { id: SMOLLM2, sha256 });
+      assert.equal(error, undefined);
+      assert.equal(read.check, 'xxh3');
+      assert.equal(read.hashers, 0, 'no SHA-256 of a model that has a checksum, even when the read names one');
+      assert.equal(read.sha256, SMOLLM2_SHA256);
+    }
+    // A flipped bit, as a failing disk would leave it: caught whether or not the read names a SHA-256.
+    await rpc('flipBit', { name: SMOLLM2, at: 60_000_000 });
+    for (const sha256 of [false, true]) {
+      const { error } = await rpc('read', { id: SMOLLM2, sha256 });
+      assert.equal(error?.kind, 'integrity');
+      assert.match(error.message, damaged(SMOLLM2, 'XXH3 checksum', 16, xxh3));
+    }
+    assert.deepEqual((await rpc('stored', { id: SMOLLM2 })).value, model, 'it stays stored: deleting it is for the person');
+  });
+
+  test('a model stored without a checksum gets one on its first read: after its SHA-256 when the read names one, else as it is', async () => {
+    const { rpc } = await openPage();
+    await rpc('download', { url: MODEL_URL });
+    const manifest = await rpc('manifest', { id: SMOLLM2 });
+    const { xxh3, ...old } = manifest; // as storage.js wrote it before checksums
+
+    // Damaged before that first read: the SHA-256 catches it, and no checksum of it is recorded.
+    await rpc('manifest', { id: SMOLLM2, write: old });
+    await rpc('flipBit', { name: SMOLLM2, at: 1_000_000 });
+    const bad = await rpc('read', { id: SMOLLM2, sha256: true });
+    assert.equal(bad.error?.kind, 'integrity');
+    assert.match(bad.error.message, damaged(SMOLLM2, 'SHA-256', 64, SMOLLM2_SHA256));
+    assert.deepEqual(await rpc('manifest', { id: SMOLLM2 }), old);
+    await rpc('flipBit', { name: SMOLLM2, at: 1_000_000 }); // and back
+
+    const first = await rpc('read', { id: SMOLLM2, sha256: true });
+    assert.equal(first.error, undefined);
+    assert.equal(first.value.check, 'sha256');
+    assert.equal(first.value.hashers, 1);
+    assert.deepEqual(await rpc('manifest', { id: SMOLLM2 }), manifest, 'the checksum the download would have recorded');
+    const then = await rpc('read', { id: SMOLLM2, sha256: true });
+    assert.equal(then.value?.check, 'xxh3');
+    assert.equal(then.value.hashers, 0, 'SHA-256 once');
+
+    // No SHA-256 named: trust on first use.
+    await rpc('manifest', { id: SMOLLM2, write: old });
+    const trusted = await rpc('read', { id: SMOLLM2 });
+    assert.equal(trusted.value?.check, 'first use');
+    assert.deepEqual(await rpc('manifest', { id: SMOLLM2 }), manifest);
+    await rpc('flipBit', { name: SMOLLM2, at: 90_000_000 });
+    const later = await rpc('read', { id: SMOLLM2 });
+    assert.equal(later.error?.kind, 'integrity', 'a later flip is caught');
+    assert.match(later.error.message, damaged(SMOLLM2, 'XXH3 checksum', 16, xxh3));
   });
 
   test('a second download of the same model waits for the first and takes its stored copy', async () => {
