@@ -688,9 +688,10 @@ export async function readModel(id, alloc, { onProgress, signal, createHasher, c
     if (!manifest) throw new WickError('storage', `model "${id}" is not in browser storage (or its download did not finish): download it first`);
     const started = performance.now();
     // Only a model without a checksum is hashed with SHA-256 as it is read. SmolLM2 (98.4 MB) read
-    // through the engine in headless Chromium, median of 5 (storage-engine.test.mjs): 165 ms with
-    // no check, 201 ms with its XXH3 (ModelBuffer.xxh3: 18 ms, 5.5 GB/s in wasm), 739 ms with its
-    // SHA-256 (about 170 MB/s: seconds per GB).
+    // by the engine (threads-relaxed build) in headless Chromium on 2 cores, medians of 5 in three
+    // runs of storage-engine.test.mjs: 157-165 ms with no check, 190-201 ms with its XXH3
+    // (ModelBuffer.xxh3: 18-24 ms, 4-5.5 GB/s in wasm), 739-781 ms with its SHA-256 (about
+    // 170 MB/s: 6 s per GB).
     const hasher = manifest.xxh3 ? null : createHasher?.();
     const size = await readInto(dir, id, manifest.size, alloc, hasher, onProgress);
     const summed = performance.now();

@@ -159,8 +159,11 @@ describe('stored models and the engine', () => {
     const runs = 5;
     const xxh3Runs = [];
     const sha256Runs = [];
+    let build;
     for (let i = 0; i < runs; i++) {
-      xxh3Runs.push((await load(page, { model: { id }, sha256: SMOLLM2_SHA256 })).info.phases);
+      const { info } = await load(page, { model: { id }, sha256: SMOLLM2_SHA256 });
+      build = `${info.build} build, ${info.simd}`;
+      xxh3Runs.push(info.phases);
       await storage('manifest', { id, write: old });
       const legacy = await load(page, { model: { id }, sha256: SMOLLM2_SHA256 });
       assert.equal(legacy.info.storageCheck, 'sha256');
@@ -169,7 +172,7 @@ describe('stored models and the engine', () => {
     const median = (xs) => xs.sort((a, b) => a - b)[xs.length >> 1];
     const size = (await stored(page, id)).size;
     const check = median(xxh3Runs.map((p) => p.checkMs));
-    console.log(`reading ${SMOLLM2} (${(size / 1e6).toFixed(1)} MB) from storage, median of ${runs}: no check ${median(xxh3Runs.map((p) => p.readMs - p.checkMs)).toFixed(0)} ms, `
+    console.log(`reading ${SMOLLM2} (${(size / 1e6).toFixed(1)} MB) from storage (${build}), median of ${runs}: no check ${median(xxh3Runs.map((p) => p.readMs - p.checkMs)).toFixed(0)} ms, `
       + `with its XXH3 ${median(xxh3Runs.map((p) => p.readMs)).toFixed(0)} ms (the checksum ${check.toFixed(1)} ms, ${(size / 1e3 / check).toFixed(0)} MB/s), `
       + `with its SHA-256 ${median(sha256Runs.map((p) => p.readMs)).toFixed(0)} ms`);
     await page.close();
