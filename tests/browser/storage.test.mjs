@@ -234,6 +234,10 @@ describe('in Chromium', () => {
     assert.deepEqual(modelRequests().map((r) => r.range), [`bytes=${have}-`], 'only the rest is fetched');
     assert.ok(modelRequests()[0].ifRange, 'with If-Range, so a changed file is fetched whole');
     assert.deepEqual(Object.keys(await rpc('files')).sort(), [SMOLLM2, MANIFEST]);
+    // The checksum went on from the bytes the part had (read back from it): a read agrees with it.
+    const read = await rpc('read', { id: SMOLLM2 });
+    assert.equal(read.error, undefined, JSON.stringify(read.error));
+    assert.equal(read.value.check, 'xxh3');
   }
 
   test('an interrupted download resumes with a Range request', async () => {

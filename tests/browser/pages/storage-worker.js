@@ -6,7 +6,11 @@ import * as storage from '/storage.js';
 // which runs on any page: storage records and checks what the engine would. Every op waits for it.
 let wasm = null;
 const wasmReady = import('/pkg/simd/wick.js').then(async (mod) => {
-  await mod.default();
+  // Compiled from bytes fetched past the HTTP cache: with the module streamed from the cache, the
+  // headless Chromium here closed the tab when storage.test.mjs cleared the origin's storage
+  // (Storage.clearDataForOrigin) after an earlier tab had loaded the same module.
+  const bytes = await (await fetch('/pkg/simd/wick_bg.wasm', { cache: 'no-store' })).arrayBuffer();
+  await mod.default({ module_or_path: bytes });
   wasm = mod;
 });
 
