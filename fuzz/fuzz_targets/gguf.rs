@@ -10,7 +10,9 @@ use std::sync::Arc;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
-    let Ok(gguf) = wick::Gguf::from_bytes(Arc::new(data.to_vec())) else { return };
+    let Ok(gguf) = wick::Gguf::from_bytes(Arc::new(data.to_vec())) else {
+        return;
+    };
     let _ = wick::ModelCard::from_gguf(&gguf);
     let _ = wick::Engine::load(&gguf);
 });
