@@ -123,6 +123,14 @@ export interface EngineInfo {
   /** Milliseconds from createEngine to ready, and the part of it spent reading storage. */
   loadMs: number;
   readMs: number;
+  /**
+   * How the stored bytes were checked on this load: 'xxh3', the checksum taken when the model
+   * was stored (every load); for a model stored before checksums, 'sha256' (the load named one)
+   * or 'first use' (the checksum is taken now and kept).
+   */
+  storageCheck: 'xxh3' | 'sha256' | 'first use';
+  /** Where the load's time went: starting wasm and threads, reading (checkMs of it: the check), the engine. */
+  phases: { wasmMs: number; readMs: number; checkMs: number; engineMs: number };
 }
 
 export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: string }
