@@ -24,11 +24,37 @@ function rng(seed) {
 }
 
 /**
- * Byte counts after a collection: the page's JS heap, the engine worker's JS heap and its wasm
- * memory. The worker's own heap is what measureUserAgentSpecificMemory (the page is cross-origin
- * isolated) attributes to it, less its wasm memory, which it counts in.
+ * A DevTools view of the engine workers' own heaps: Playwright opens no CDP session to a worker,
+ * so the page's session auto-attaches to its workers (unflattened) and relays messages to them.
  */
-async function memory(page, cdp) {
+async function workerHeaps(cdp) {
+  const workers = [];
+  const replies = new Map();
+  let id = 0;
+  cdp.on('Target.attachedToTarget', ({ sessionId, targetInfo }) => {
+    if (targetInfo.type === 'worker' && targetInfo.url.endsWith('/worker.js')) workers.push(sessionId);
+  });
+  cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
+    const reply = JSON.parse(message);
+    replies.get(reply.id)?.(reply);
+    replies.delete(reply.id);
+  });
+  await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  const send = (sessionId, method) => new Promise((resolve, reject) => {
+    const n = ++id;
+    replies.set(n, (reply) => (reply.error ? reject(new Error(`${method}: ${reply.error.message}`)) : resolve(reply.result)));
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: n, method }) }).catch(reject);
+  });
+  /** The newest engine worker's JS heap after a collection (its wasm memory is not in it). */
+  return async () => {
+    const session = workers.at(-1);
+    await send(session, 'HeapProfiler.collectGarbage');
+    return (await send(session, 'Runtime.getHeapUsage')).usedSize;
+  };
+}
+
+/** Byte counts after a collection: the page's JS heap, the engine worker's, its wasm memory. */
+async function memory(page, cdp, workerHeap) {
   await cdp.send('HeapProfiler.collectGarbage');
   const pageHeap = (await cdp.send('Runtime.getHeapUsage')).usedSize;
   const worker = page.workers().filter((w) => w.url().endsWith('/worker.js')).at(-1);
@@ -40,14 +66,8 @@ async function memory(page, cdp) {
     const mod = await import(`/pkg/${flavour}/wick.js`);
     return (await mod.default()).memory.buffer.byteLength;
   }, flavour);
-  const workerTotal = await page.evaluate(async () => {
-    const { breakdown } = await performance.measureUserAgentSpecificMemory();
-    return breakdown.filter((b) => b.attribution.some((a) => a.url?.endsWith('/worker.js')))
-      .reduce((sum, b) => sum + b.bytes, 0);
-  });
-  return { page: pageHeap, worker: workerTotal - wasm, wasm };
+  return { page: pageHeap, worker: await workerHeap(), wasm };
 }
-
 
 /**
  * Runs `requests` requests, switching between SmolLM2 and Gemma 3 every `switchEvery`; throws
@@ -56,12 +76,12 @@ async function memory(page, cdp) {
  */
 export async function runSoak({ requests, switchEvery, seed, log = () => {} }) {
   const server = await startServer();
-  // measureUserAgentSpecificMemory answers at once instead of at the next garbage collection.
-  const browser = await launchBrowser({ args: ['--enable-blink-features=ForceEagerMeasureMemory'] });
+  const browser = await launchBrowser();
   try {
     const page = await browser.newPage(`${server.url}test/api.html`);
     await page.waitForFunction(() => window.ready);
     const cdp = await page.context().newCDPSession(page);
+    const workerHeap = await workerHeaps(cdp);
     const random = rng(seed);
     const models = [SMOLLM2, GEMMA];
     let hasTemplate = true;
@@ -165,11 +185,11 @@ export async function runSoak({ requests, switchEvery, seed, log = () => {} }) {
         const outcome = await one(kind, random());
         assert.ok(expected[kind](outcome), `request ${start + i} (${kind}, ${model}): ${JSON.stringify(outcome)}`);
         counts[kind]++;
-        if (i + 1 === warmUp) life.warm = await memory(page, cdp);
+        if (i + 1 === warmUp) life.warm = await memory(page, cdp, workerHeap);
       }
       assert.equal(await page.evaluate(() => window.lost ?? null), null, 'the engine was lost');
       assert.deepEqual(await greedy(), reference, `${model}: greedy ids at the end of its life equal those at its start`);
-      life.end = await memory(page, cdp);
+      life.end = await memory(page, cdp, workerHeap);
       log(`soak: ${model}, requests ${start}-${start + length - 1}: after warm-up ${JSON.stringify(life.warm)}, at the end ${JSON.stringify(life.end)}`);
       assert.ok(life.end.wasm <= life.warm.wasm, `${model}: wasm memory grew from ${life.warm.wasm} to ${life.end.wasm}`);
       assert.ok(life.end.worker <= life.warm.worker + HEAP_SLACK, `${model}: the worker's JS heap grew from ${life.warm.worker} to ${life.end.worker}`);
