@@ -559,6 +559,15 @@ function continuesPart(res, from, state) {
 }
 
 /**
+ * Drops a response's body unread. Cancelling a body whose connection already failed rejects with
+ * that failure (a bare TypeError: network error), which must not replace the typed error the
+ * caller is about to throw, or end a download that is about to be requested again.
+ */
+async function discardBody(res) {
+  await res.body?.cancel().catch(() => {});
+}
+
+/**
  * Sends the request for a download, resuming the part when it came from the same URL and the
  * server still has the same file. Returns {res, from}: `from` is where the body's bytes start.
  */
@@ -574,19 +583,19 @@ async function openDownload(dir, id, url, stall, state) {
     if (res.status === 200) {
       from = 0; // If-Range did not match: the file changed, and this is all of it
     } else if (res.status === 416 || (res.status === 206 && !continuesPart(res, from, state))) {
-      await res.body?.cancel();
+      await discardBody(res);
       from = 0;
       res = await request(url, stall, 0, state);
     }
   }
   if (!res.ok || !res.body || (res.status === 206 && from === 0)) {
-    await res.body?.cancel();
+    await discardBody(res);
     // A server that will be back (5xx, 429) leaves a resumable part for the next try.
     if (from === 0 || !(res.status === 429 || res.status >= 500)) await discardPart(dir, id);
     throw new WickError('download', `HTTP ${res.status}${res.statusText ? ` ${res.statusText}` : ''} for ${url}`, { status: res.status });
   }
   if ((res.headers.get('content-type') ?? '').toLowerCase().startsWith('text/html')) {
-    await res.body.cancel();
+    await discardBody(res);
     await discardPart(dir, id);
     throw new WickError('invalid_model', 'the server sent an HTML page, not a GGUF file (is the URL right?)');
   }
@@ -641,7 +650,7 @@ async function download(dir, id, href, sha256, { signal, stall, onProgress, crea
     return await finish(dir, id, hasher, sha256, { name: fileNameOfUrl(href) || id, size, source: href });
   } finally {
     // Frees the connection when the body was not read to its end; a no-op otherwise.
-    await res.body.cancel().catch(() => {});
+    await discardBody(res);
   }
 }
 

@@ -176,6 +176,12 @@ export async function runSoak({ requests, switchEvery, seed, log = () => {} }) {
       const model = models[n % models.length];
       await load(model);
       const reference = await greedy();
+      // The KV cache and the workspace grow with the positions in use, up to the context: one
+      // request that fills it makes that growth part of the warm-up, not a leak after it.
+      const filled = await page.evaluate(async (context) => (await window.engine.completions.create({
+        prompt: 'word '.repeat(Math.floor(context * 0.75)), max_tokens: context, ignore_eos: true, temperature: 0.5,
+      })).choices[0].finish_reason, CONTEXT);
+      assert.equal(filled, 'length', `${model}: a request that fills the context`);
       const length = Math.min(switchEvery, requests - start);
       // Every kind twice in the warm-up (in order first); then at random.
       const warmUp = Math.min(length, kinds.length * 2);
