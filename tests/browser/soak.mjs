@@ -34,20 +34,33 @@ async function workerHeaps(cdp) {
   cdp.on('Target.attachedToTarget', ({ sessionId, targetInfo }) => {
     if (targetInfo.type === 'worker' && targetInfo.url.endsWith('/worker.js')) workers.push(sessionId);
   });
+  // An unloaded engine's worker goes away: never ask it again.
+  cdp.on('Target.detachedFromTarget', ({ sessionId }) => {
+    const i = workers.indexOf(sessionId);
+    if (i >= 0) workers.splice(i, 1);
+  });
   cdp.on('Target.receivedMessageFromTarget', ({ message }) => {
     const reply = JSON.parse(message);
     replies.get(reply.id)?.(reply);
     replies.delete(reply.id);
   });
   await cdp.send('Target.setAutoAttach', { autoAttach: true, waitForDebuggerOnStart: false, flatten: false });
+  // A reply that never comes fails the soak instead of hanging it.
   const send = (sessionId, method) => new Promise((resolve, reject) => {
     const n = ++id;
-    replies.set(n, (reply) => (reply.error ? reject(new Error(`${method}: ${reply.error.message}`)) : resolve(reply.result)));
-    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: n, method }) }).catch(reject);
+    const timer = setTimeout(() => reject(new Error(`${method}: no answer from the engine worker in 30 s`)), 30_000);
+    replies.set(n, (reply) => {
+      clearTimeout(timer);
+      if (reply.error) reject(new Error(`${method}: ${reply.error.message}`));
+      else resolve(reply.result);
+    });
+    cdp.send('Target.sendMessageToTarget', { sessionId, message: JSON.stringify({ id: n, method }) })
+      .catch((err) => { clearTimeout(timer); reject(err); });
   });
   /** The newest engine worker's JS heap after a collection (its wasm memory is not in it). */
   return async () => {
     const session = workers.at(-1);
+    if (!session) throw new Error('no engine worker is attached to DevTools');
     await send(session, 'HeapProfiler.collectGarbage');
     return (await send(session, 'Runtime.getHeapUsage')).usedSize;
   };
