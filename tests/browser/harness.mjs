@@ -6,6 +6,7 @@ import fsp from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { after, before } from 'node:test';
 import { chromium } from 'playwright-core';
 import { createServer, etagOf, resolveInside, sendFile } from '../../scripts/serve.mjs';
 
@@ -276,4 +277,21 @@ export async function launchBrowser({ webgpu = false, profileDir, args = [] } = 
     },
   };
   return browser;
+}
+
+/**
+ * The test server and a headless Chromium for the tests of the enclosing file or describe:
+ * started before them, closed after. Returns {server, browser}, filled in once they run.
+ */
+export function serverAndBrowser({ server: serverOptions, browser: browserOptions } = {}) {
+  const env = { server: null, browser: null };
+  before(async () => {
+    env.server = await startServer(serverOptions);
+    env.browser = await launchBrowser(browserOptions);
+  });
+  after(async () => {
+    await env.browser?.close();
+    await env.server?.close();
+  });
+  return env;
 }

@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { withStrings } from './gguf-edit.mjs';
-import { MODELS_DIR, SMOLLM2, launchBrowser, startServer } from './harness.mjs';
+import { MODELS_DIR, SMOLLM2, serverAndBrowser } from './harness.mjs';
 
 const PWN = (where) => `window.__pwned=(window.__pwned||[]).concat('${where}')`;
 const NAME = `<img src=x onerror="${PWN('name')}">\u202Efdp.exe`;
@@ -18,8 +18,7 @@ const LICENSE = `<script>${PWN('license')}</script><a href="javascript:${PWN('li
 // Does not parse (an unclosed for); its error message may quote it.
 const TEMPLATE = `<svg onload="${PWN('template')}">{% for m in messages %}{{ m.content }}`;
 
-let server;
-let browser;
+const env = serverAndBrowser();
 let dir;
 
 before(async () => {
@@ -27,17 +26,11 @@ before(async () => {
   await withStrings(path.join(MODELS_DIR, SMOLLM2), path.join(dir, 'report.gguf'), {
     'general.name': NAME, 'general.license': LICENSE, 'tokenizer.chat_template': TEMPLATE,
   });
-  server = await startServer();
-  browser = await launchBrowser();
 });
-after(async () => {
-  await browser?.close();
-  await server?.close();
-  await fsp.rm(dir, { recursive: true, force: true });
-});
+after(() => fsp.rm(dir, { recursive: true, force: true }));
 
 test('a GGUF with hostile metadata loads as text: nothing runs, the page reads in order, completion answers', async () => {
-  const page = await browser.newPage(server.url);
+  const page = await env.browser.newPage(env.server.url);
   const dialogs = [];
   page.on('dialog', (d) => { dialogs.push(d.message()); d.dismiss(); });
   await page.waitForSelector('[data-testid="status"][data-state="idle"]', { state: 'attached' });

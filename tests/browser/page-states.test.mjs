@@ -5,36 +5,26 @@
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
-import { after, before, describe, test } from 'node:test';
-import { REPO, launchBrowser, startServer } from './harness.mjs';
+import { before, describe, test } from 'node:test';
+import { REPO, serverAndBrowser } from './harness.mjs';
 
 const FAKE = fs.readFileSync(path.join(REPO, 'tests/browser/pages/fake-wick.js'), 'utf8');
 const SHOTS = process.env.WICK_SHOTS;
 
 describe('the chat page states', () => {
-  let server;
-  let browser;
+  const env = serverAndBrowser();
   let page;
-
-  before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
-  });
 
   /** A fresh page on the stand-in engine, `card` merged into its model card, the model loaded from `url`. */
   async function open({ card = {}, file = 'Fake-Model.gguf', width = 1280 } = {}) {
-    page = await browser.context.newPage();
+    page = await env.browser.context.newPage();
     await page.setViewportSize({ width, height: 860 });
     await page.route(/\/wick\.js$/, (route) => route.fulfill({ contentType: 'text/javascript', body: FAKE }));
-    await page.goto(server.url);
+    await page.goto(env.server.url);
     await page.waitForFunction(() => window.fakeWick && document.querySelector('[data-testid="status"]')?.dataset.state === 'idle');
     await page.evaluate((c) => Object.assign(window.fakeWick.card, c), card);
     if (width < 900) await page.getByTestId('menu-button').click();
-    await page.getByTestId('model-url').fill(`${server.url}models/${encodeURIComponent(file)}`);
+    await page.getByTestId('model-url').fill(`${env.server.url}models/${encodeURIComponent(file)}`);
     await page.getByTestId('load-button').click();
     await page.waitForSelector('[data-testid="status"][data-state="ready"]', { state: 'attached' });
   }

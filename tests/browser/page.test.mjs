@@ -3,24 +3,17 @@
 // see a typed error for a bad URL, and after a browser restart load the stored model with no
 // request for it. Run: node --test tests/browser/
 import assert from 'node:assert/strict';
-import { after, before, describe, test } from 'node:test';
-import { SMOLLM2, launchBrowser, startServer } from './harness.mjs';
+import { before, describe, test } from 'node:test';
+import { SMOLLM2, serverAndBrowser } from './harness.mjs';
 
 const LOAD_TIMEOUT = 120_000;
 
 describe('the chat page', () => {
-  let server;
-  let browser;
+  const env = serverAndBrowser();
   let page;
 
   before(async () => {
-    server = await startServer();
-    browser = await launchBrowser();
-    page = await browser.newPage(server.url);
-  });
-  after(async () => {
-    await browser?.close();
-    await server?.close();
+    page = await env.browser.newPage(env.server.url);
   });
 
   const byId = (id) => page.getByTestId(id);
@@ -71,14 +64,14 @@ describe('the chat page', () => {
     await byId('setting-temperature').fill('0');
     await byId('settings-toggle').click();
     // Nothing typed leaves the page: no request at all while chatting.
-    server.requests.length = 0;
+    env.server.requests.length = 0;
     const sent = [];
     const record = (r) => sent.push(r.url());
-    browser.context.on('request', record);
+    env.browser.context.on('request', record);
     const { lengths, state, answer } = await send('What is the capital of France? Answer in one sentence.');
-    browser.context.off('request', record);
+    env.browser.context.off('request', record);
     assert.deepEqual(sent, []);
-    assert.deepEqual(server.requests, []);
+    assert.deepEqual(env.server.requests, []);
     assert.equal(state, 'done');
     assert.ok(lengths.length >= 3, `the answer grew while streaming: ${lengths}`);
     assert.match(await answer.textContent(), /Paris/);
@@ -94,7 +87,7 @@ describe('the chat page', () => {
   });
 
   test('a bad URL shows a typed error, and the loaded model keeps working', async () => {
-    await byId('model-url').fill(`${server.url}fault/404/nothing.gguf`);
+    await byId('model-url').fill(`${env.server.url}fault/404/nothing.gguf`);
     await byId('load-button').click();
     const banner = byId('error-banner');
     await banner.waitFor({ state: 'visible' });
@@ -107,13 +100,13 @@ describe('the chat page', () => {
   });
 
   test('after a browser restart the stored model loads with no request for it', async () => {
-    await browser.reopen();
-    page = await browser.newPage(server.url);
+    await env.browser.reopen();
+    page = await env.browser.newPage(env.server.url);
     await page.waitForSelector(`[data-testid="model-select"] option[data-stored="true"]`, { state: 'attached' });
-    server.requests.length = 0;
+    env.server.requests.length = 0;
     await byId('load-button').click();
     await page.waitForSelector('[data-testid="status"][data-state="ready"]', { state: 'attached', timeout: LOAD_TIMEOUT });
-    assert.deepEqual(server.requests.filter((r) => r.path.includes(SMOLLM2)), []);
+    assert.deepEqual(env.server.requests.filter((r) => r.path.includes(SMOLLM2)), []);
     const { state } = await send('Hi!');
     assert.equal(state, 'done');
   });
