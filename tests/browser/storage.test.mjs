@@ -48,7 +48,8 @@ describe('in Chromium', () => {
     const page = await browser.newPage(`${server.url}test/storage.html`);
     await page.waitForFunction(() => window.ready);
     const rpc = (op, args) => page.evaluate(([o, a]) => window.rpc(o, a), [op, args]);
-    await rpc('clear');
+    const cleared = await rpc('clear');
+    assert.equal(cleared?.error, undefined, `the store empties: ${cleared?.error?.message}`);
     server.requests.length = 0;
     return { page, rpc };
   }

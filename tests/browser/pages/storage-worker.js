@@ -155,9 +155,19 @@ const ops = {
     sync.close();
   },
 
+  // Empties the store. A file the previous tab's worker still had open (a tab closes before its
+  // worker's handles do) cannot be removed at once; it is tried again for up to 10 s.
   async clear() {
     const dir = await opfsDir();
-    for await (const name of dir.keys()) await dir.removeEntry(name);
+    for (let tries = 0; ; tries++) {
+      try {
+        for await (const name of dir.keys()) await dir.removeEntry(name);
+        return;
+      } catch (err) {
+        if (tries >= 100) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+    }
   },
 
   // Storage that reports `free` bytes left, as a nearly full disk would.
@@ -168,7 +178,12 @@ const ops = {
 };
 
 onmessage = async ({ data: { seq, op, args } }) => {
-  // Without the wasm build every op fails, and says so, rather than hang the test.
-  const value = await wasmReady.then(() => ops[op](args ?? {}), (err) => ({ error: { kind: 'test', message: `www/pkg/simd did not load (scripts/build-wasm simd): ${err.message}` } }));
+  // Without the wasm build every op fails, and says so, rather than hang the test; so does an op
+  // that throws outside `outcome` (a file gone from under `files`, say): the page's rpc would
+  // otherwise wait for an answer that never comes.
+  const value = await wasmReady.then(
+    () => ops[op](args ?? {}),
+    (err) => ({ error: { kind: 'test', message: `www/pkg/simd did not load (scripts/build-wasm simd): ${err.message}` } }),
+  ).catch((err) => ({ error: { kind: 'test', name: err?.name, message: `op '${op}' threw: ${err?.message ?? err}` } }));
   postMessage({ seq, value });
 };
