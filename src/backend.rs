@@ -159,7 +159,7 @@ mod gpu_backend {
         /// Uploads `engine`'s model to `gpu` with a cache of `context` positions.
         pub fn new(gpu: Arc<Gpu>, engine: &Engine, context: usize) -> Result<Self> {
             Ok(Self {
-                model: GpuModel::new(gpu, &engine.model.plan(), context)?,
+                model: GpuModel::new(gpu, engine.model.plan(), context)?,
             })
         }
     }

@@ -1,7 +1,7 @@
 //! The MLP activations' own `exp` (vectorizable arithmetic, not libm) against f64 truth, and SiLU
 //! and GELU-tanh at their saturated ends.
 
-use wick::model::blocks::{exp, gelu_tanh, silu};
+use wick::model::ops::{exp, gelu_tanh, silu};
 
 /// Every 97th f32 bit pattern in [lo, hi] (about 10 million values for the full range).
 fn sweep(lo: f32, hi: f32) -> impl Iterator<Item = f32> {

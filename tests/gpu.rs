@@ -9,7 +9,7 @@ use rand::{Rng, SeedableRng};
 use wick::gguf::QType;
 use wick::gpu::{probe, Gpu, GpuOptions};
 use wick::kernels;
-use wick::model::blocks::{self, AttentionShape, RopeStyle, RopeTable};
+use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
 use wick::model::kv_cache::KvCache;
 use wick::model::plan::Activation;
 
@@ -185,7 +185,7 @@ fn rms_norm_matches_cpu_and_adds_into_the_residual() {
         let x = random(&mut rng, 3 * len);
         let g = random(&mut rng, len);
         let mut want = x.clone();
-        blocks::rms_norm(&mut want, &g, 1e-6);
+        ops::rms_norm(&mut want, &g, 1e-6);
         let got = pollster::block_on(probe::rms_norm(&gpu, &x, &g, 1e-6, None)).unwrap();
         close(&got, &want, 1e-5, "rms_norm");
         let residual = random(&mut rng, 3 * len);
@@ -256,7 +256,7 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
         for (t, row) in qkv.chunks_exact(q_dim + 2 * kv_dim).enumerate() {
             let mut row = row.to_vec();
             if biased {
-                blocks::add_rows(&mut row, &bias);
+                ops::add_rows(&mut row, &bias);
             }
             want_q.extend_from_slice(&row[..q_dim]);
             let at = (start + t) * kv_dim;
@@ -265,8 +265,8 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
         }
         let new_keys = start * kv_dim..(start + n) * kv_dim;
         if normed {
-            blocks::rms_norm(&mut want_q, &qn, 1e-6);
-            blocks::rms_norm(&mut want_k[new_keys.clone()], &kn, 1e-6);
+            ops::rms_norm(&mut want_q, &qn, 1e-6);
+            ops::rms_norm(&mut want_k[new_keys.clone()], &kn, 1e-6);
         }
         table.apply(&mut want_q, n, head_dim, style);
         table.apply(&mut want_k[new_keys], n, head_dim, style);
@@ -336,7 +336,7 @@ fn attention_matches_cpu_on(gpu: &Gpu) {
             let mut cache = KvCache::new(kv_dim, &[window], total, 256);
             cache.layers[0].write(0, &as_stored(gpu, &k), &as_stored(gpu, &v));
             let mut want = vec![0f32; q.len()];
-            blocks::attention(&q, &cache.layers[0], start, n, shape, &mut want);
+            ops::attention(&q, &cache.layers[0], start, n, shape, &mut want);
             let got = pollster::block_on(probe::attention(
                 gpu,
                 &q,
@@ -372,11 +372,11 @@ fn gated_activations_match_cpu() {
     gate[..4].copy_from_slice(&[60.0, -60.0, 0.0, -1e-3]);
     let up = random(&mut rng, 4096);
     for (act, f) in [
-        (Activation::Silu, blocks::silu as fn(f32) -> f32),
-        (Activation::GeluTanh, blocks::gelu_tanh),
+        (Activation::Silu, ops::silu as fn(f32) -> f32),
+        (Activation::GeluTanh, ops::gelu_tanh),
     ] {
         let mut want = gate.clone();
-        blocks::gated(&mut want, &up, f);
+        ops::gated(&mut want, &up, f);
         let got = pollster::block_on(probe::gated(&gpu, &gate, &up, act)).unwrap();
         close(&got, &want, 1e-5, &format!("{act:?}"));
     }

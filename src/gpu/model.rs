@@ -12,7 +12,7 @@ use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu, Op};
 use crate::backend::{Logits, Want};
 use crate::error::{Error, Result};
-use crate::model::blocks::{RopeStyle, RopeTable};
+use crate::model::ops::{RopeStyle, RopeTable};
 use crate::model::plan::{Activation, Plan, RopePlan};
 // Read only while profiling, which the browser never does (its clock is not std's).
 use std::time::Instant;
@@ -609,7 +609,7 @@ pub struct GpuModel {
 
 impl GpuModel {
     /// Uploads the model `plan` describes, with a KV cache of `context` positions.
-    pub fn new(gpu: std::sync::Arc<Gpu>, plan: &Plan<'_>, context: usize) -> Result<Self> {
+    pub fn new(gpu: std::sync::Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
         let context = context.clamp(1, plan.max_context);
         let (d, hd) = (plan.n_embd, plan.head_dim);
         let (q_dim, kv_dim) = (plan.n_head * hd, plan.n_kv_head * hd);
@@ -682,52 +682,53 @@ impl GpuModel {
         let upload =
             |name: &str, m: &crate::model::weights::Matrix| GpuMatrix::upload(&gpu, name, m);
         let norm = |v: &[f32]| gpu.storage_init("norm", &f32_bytes(v));
-        let embed = upload("token_embd", plan.embed)?;
+        let embed = upload("token_embd", &plan.embed)?;
         body.extend(b.embed(&embed, &bufs.ids, &bufs.x, plan.embed_scale));
         weights.push(embed);
         let style = plan.rope_style;
         for (i, l) in plan.layers.iter().enumerate() {
             let name = |s: &str| format!("blk.{i}.{s}");
             // Q, K and V in one matmul where their weights stack (same type and width).
-            let qkv = GpuMatrix::upload_stacked(&gpu, &name("attn_qkv"), &[l.wq, l.wk, l.wv])?;
+            let qkv = GpuMatrix::upload_stacked(&gpu, &name("attn_qkv"), &[&l.wq, &l.wk, &l.wv])?;
             let (attn_in, wo) = (
                 match qkv {
                     Some(m) => vec![(m, 0)],
                     None => vec![
-                        (upload(&name("attn_q"), l.wq)?, 0),
-                        (upload(&name("attn_k"), l.wk)?, q_dim),
-                        (upload(&name("attn_v"), l.wv)?, q_dim + kv_dim),
+                        (upload(&name("attn_q"), &l.wq)?, 0),
+                        (upload(&name("attn_k"), &l.wk)?, q_dim),
+                        (upload(&name("attn_v"), &l.wv)?, q_dim + kv_dim),
                     ],
                 },
-                upload(&name("attn_output"), l.wo)?,
+                upload(&name("attn_output"), &l.wo)?,
             );
             // Gate and up in one matmul where their weights stack.
             let ffn_in =
-                match GpuMatrix::upload_stacked(&gpu, &name("ffn_gate_up"), &[l.gate, l.up])? {
+                match GpuMatrix::upload_stacked(&gpu, &name("ffn_gate_up"), &[&l.gate, &l.up])? {
                     Some(m) => vec![(m, 0)],
                     None => vec![
-                        (upload(&name("ffn_gate"), l.gate)?, 0),
-                        (upload(&name("ffn_up"), l.up)?, plan.n_ff),
+                        (upload(&name("ffn_gate"), &l.gate)?, 0),
+                        (upload(&name("ffn_up"), &l.up)?, plan.n_ff),
                     ],
                 };
-            let down = upload(&name("ffn_down"), l.down)?;
+            let down = upload(&name("ffn_down"), &l.down)?;
             let cache_bytes = (context * kv_dim * gpu.kv_size()) as u64;
             let k_cache = gpu.storage(&name("k cache"), cache_bytes);
             let v_cache = gpu.storage(&name("v cache"), cache_bytes);
-            let attn_norm = norm(l.attn_norm);
-            let ffn_norm = norm(l.ffn_norm);
+            let attn_norm = norm(&l.attn_norm);
+            let ffn_norm = norm(&l.ffn_norm);
 
             // Attention: h = norm(x); q, k, v side by side in qkv; then rope (with the biases
             // and the heads' norms) moves q to its buffer and k, v into the cache.
             body.extend(b.norm_matmuls(
                 &bufs.x, &bufs.h, &attn_norm, d, plan.eps, &attn_in, &bufs.qkv, qkv_w,
             ));
-            let head_norms = match (l.q_norm, l.k_norm) {
+            let head_norms = match (l.q_norm.as_deref(), l.k_norm.as_deref()) {
                 (Some(qn), Some(kn)) => Some((norm(qn), norm(kn))),
                 _ => None,
             };
             let qkv_bias = l
                 .qkv_bias
+                .as_deref()
                 .map(|b| gpu.storage_init("qkv bias", &f32_bytes(b)));
             let rope = &plan.ropes[l.rope];
             body.push(b.rope(
@@ -760,7 +761,7 @@ impl GpuModel {
                 None,
             ));
             body.extend(b.prepare(&wo, &bufs.att, q_dim));
-            match l.post_attn_norm {
+            match l.post_attn_norm.as_deref() {
                 None => body.extend(b.matmul(&wo, &bufs.att, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {
                     let pn = norm(pn);
@@ -782,7 +783,7 @@ impl GpuModel {
                 plan.activation,
                 down.quantize_mode(),
             ));
-            match l.post_ffn_norm {
+            match l.post_ffn_norm.as_deref() {
                 None => body.extend(b.matmul(&down, &bufs.act, &bufs.x, 0, d, 0, true, false)),
                 Some(pn) => {
                     let pn = norm(pn);
@@ -797,16 +798,16 @@ impl GpuModel {
             cache.extend([k_cache, v_cache]);
         }
         // The output matrix is usually the embedding matrix (tied): upload it once.
-        let output_index = if std::ptr::eq(plan.output, plan.embed)
+        let output_index = if std::ptr::eq(&plan.output, &plan.embed)
             || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
         {
             0
         } else {
-            weights.push(upload("output", plan.output)?);
+            weights.push(upload("output", &plan.output)?);
             weights.len() - 1
         };
         let output = &weights[output_index];
-        let output_norm = norm(plan.output_norm);
+        let output_norm = norm(&plan.output_norm);
         body.push(b.norm_prepare(
             &bufs.x,
             &bufs.h,

@@ -6,7 +6,7 @@ use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu};
 use crate::error::Result;
 use crate::gguf::QType;
-use crate::model::blocks::RopeStyle;
+use crate::model::ops::RopeStyle;
 use crate::model::plan::Activation;
 
 struct Scratch {

@@ -1,14 +1,18 @@
-//! Model forward passes, one file per architecture family, assembled from [`blocks`].
+//! The models: a registry of families, each a loader from GGUF to a [`Plan`] (the network as
+//! data), and one CPU [`decoder`] that runs any Plan.
 //!
-//! A family implements [`Architecture`]: it reads its hyperparameters and weights from the GGUF
-//! (checking every shape) and runs a batch of tokens through the network, appending to the
-//! [`KvCache`]. [`Model`] adds what is common: validation of inputs against the context and the
-//! vocabulary, and splitting long inputs into batches.
+//! A family's file (`llama.rs`, `gemma3.rs`) reads its hyperparameters and weights from the GGUF,
+//! checking every shape, and returns a Plan; it holds no forward pass. [`Model`] adds what is
+//! common: validation of inputs against the context and the vocabulary, and splitting long
+//! inputs into batches. Adding a family: a loader file, a line in [`FAMILIES`], and a field in
+//! [`plan`] (read by `decoder.rs` and the GPU builders) for anything the Plan cannot say yet.
 
-pub mod blocks;
+pub mod decoder;
 pub mod gemma3;
+pub mod hparams;
 pub mod kv_cache;
 pub mod llama;
+pub mod ops;
 pub mod plan;
 pub mod weights;
 pub mod workspace;
@@ -16,24 +20,49 @@ pub mod workspace;
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
 pub use kv_cache::KvCache;
+use plan::Plan;
 
-pub const SUPPORTED_ARCHITECTURES: &[&str] = &["llama", "qwen2", "qwen3", "gemma3"];
+/// A supported GGUF architecture name (`general.architecture`) and how to read it into a Plan.
+pub struct Family {
+    pub arch: &'static str,
+    pub load: fn(&Gguf) -> Result<Plan>,
+}
+
+/// Every architecture wick runs: the one list that both names them (in errors, the model card)
+/// and dispatches loading.
+pub const FAMILIES: &[Family] = &[
+    Family {
+        arch: "llama",
+        load: |g| llama::load(g, llama::LLAMA),
+    },
+    Family {
+        arch: "qwen2",
+        load: |g| llama::load(g, llama::QWEN2),
+    },
+    Family {
+        arch: "qwen3",
+        load: |g| llama::load(g, llama::QWEN3),
+    },
+    Family {
+        arch: "gemma3",
+        load: gemma3::load,
+    },
+];
+
+/// The names of [`FAMILIES`], in order.
+pub const SUPPORTED_ARCHITECTURES: [&str; FAMILIES.len()] = {
+    let mut names = [""; FAMILIES.len()];
+    let mut i = 0;
+    while i < FAMILIES.len() {
+        names[i] = FAMILIES[i].arch;
+        i += 1;
+    }
+    names
+};
 
 /// The largest number of tokens one forward batch processes (bounds activation memory and the
 /// sliding-window ring size).
 pub const MAX_BATCH: usize = 256;
-
-pub trait Architecture: Send + Sync {
-    fn vocab_size(&self) -> usize;
-    /// The context length the model was trained for.
-    fn max_context(&self) -> usize;
-    fn new_cache(&self, context: usize) -> KvCache;
-    /// Runs `tokens` (at most [`MAX_BATCH`]) at positions `cache.len..`, appends them to the cache
-    /// and appends the logits that `out` asks for to its vector.
-    fn forward_batch(&self, tokens: &[u32], cache: &mut KvCache, out: LogitsOut<'_>);
-    /// The network as data, for other backends (the GPU).
-    fn plan(&self) -> plan::Plan<'_>;
-}
 
 /// Which logits a forward batch appends, and where.
 pub enum LogitsOut<'a> {
@@ -46,35 +75,43 @@ pub enum LogitsOut<'a> {
 }
 
 pub struct Model {
-    arch: Box<dyn Architecture>,
+    plan: Plan,
 }
 
 impl Model {
     pub fn load(gguf: &Gguf) -> Result<Self> {
         let name = gguf.architecture()?;
-        let arch: Box<dyn Architecture> = match (name, llama::variant(name)) {
-            (_, Some(variant)) => Box::new(llama::Llama::load(gguf, variant)?),
-            ("gemma3", None) => Box::new(gemma3::Gemma3::load(gguf)?),
-            (other, None) => return Err(Error::UnsupportedArchitecture(other.into())),
-        };
-        Ok(Self { arch })
+        let family = FAMILIES
+            .iter()
+            .find(|f| f.arch == name)
+            .ok_or_else(|| Error::UnsupportedArchitecture(name.into()))?;
+        Ok(Self {
+            plan: (family.load)(gguf)?,
+        })
     }
 
     pub fn vocab_size(&self) -> usize {
-        self.arch.vocab_size()
+        self.plan.vocab_size()
     }
 
+    /// The context length the model was trained for.
     pub fn max_context(&self) -> usize {
-        self.arch.max_context()
+        self.plan.max_context
     }
 
-    pub fn plan(&self) -> plan::Plan<'_> {
-        self.arch.plan()
+    /// The network as data, for other backends (the GPU).
+    pub fn plan(&self) -> &Plan {
+        &self.plan
     }
 
     /// A cache for `context` positions (clamped to the model's maximum).
     pub fn new_cache(&self, context: usize) -> KvCache {
-        self.arch.new_cache(context.clamp(1, self.max_context()))
+        KvCache::new(
+            self.plan.kv_dim(),
+            &self.plan.windows(),
+            context.clamp(1, self.max_context()),
+            MAX_BATCH,
+        )
     }
 
     /// Runs `tokens` after what the cache holds. Returns the last token's logits (`vocab` floats),
@@ -127,37 +164,9 @@ impl Model {
                 } else {
                     LogitsOut::Skip
                 };
-                self.arch.forward_batch(batch, cache, out);
+                decoder::forward_batch(&self.plan, batch, cache, out);
             }
         });
         Ok(())
     }
-}
-
-/// Final norm and output projection of the rows `out` asks for (prefill needs just the last;
-/// skipping the others saves a vocabulary-sized matmul per prompt token), appended to its vector.
-/// `normed` is scratch.
-#[allow(clippy::too_many_arguments)]
-fn output_logits(
-    x: &[f32],
-    n: usize,
-    d: usize,
-    norm: &[f32],
-    eps: f32,
-    output: &weights::Matrix,
-    normed: &mut Vec<f32>,
-    out: LogitsOut<'_>,
-) {
-    let (rows, logits) = match out {
-        LogitsOut::Skip => return,
-        LogitsOut::Last(l) => (&x[(n - 1) * d..], l),
-        LogitsOut::All(l) => (x, l),
-    };
-    normed.clear();
-    normed.extend_from_slice(rows);
-    blocks::rms_norm(normed, norm, eps);
-    let m = normed.len() / d;
-    let at = logits.len();
-    logits.resize(at + m * output.rows, 0.0);
-    output.matmul(normed, m, &mut logits[at..]);
 }

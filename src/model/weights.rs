@@ -5,6 +5,7 @@
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, QType, Tensor, TensorData};
 use crate::kernels;
+use super::plan::LayerPlan;
 
 /// A `rows x cols` weight matrix (`rows` outputs, each a dot product over `cols` inputs).
 #[derive(Clone, Debug)]
@@ -110,5 +111,44 @@ impl<'a> WeightLoader<'a> {
         let mut out = vec![0f32; len];
         kernels::dequantize_row(t.qtype, &t.data, &mut out);
         Ok(out)
+    }
+}
+
+/// The widths a layer's tensors are checked against.
+#[derive(Clone, Copy, Debug)]
+pub struct LayerShape {
+    pub n_embd: usize,
+    pub n_ff: usize,
+    /// `n_head * head_dim`.
+    pub q_dim: usize,
+    /// `n_kv_head * head_dim`.
+    pub kv_dim: usize,
+}
+
+impl WeightLoader<'_> {
+    /// Layer `i` of a pre-norm decoder under GGUF's standard tensor names (`blk.{i}.attn_norm`,
+    /// `attn_q`, `attn_k`, `attn_v`, `attn_output`, `ffn_norm`, `ffn_gate`, `ffn_up`,
+    /// `ffn_down`), every optional part absent, on the first rope and attending globally. A
+    /// family's loader then sets what its layers add (head norms, biases, post-norms, windows).
+    pub fn layer(&self, i: usize, s: LayerShape) -> Result<LayerPlan> {
+        let p = |t: &str| format!("blk.{i}.{t}.weight");
+        Ok(LayerPlan {
+            attn_norm: self.vector(&p("attn_norm"), s.n_embd)?,
+            wq: self.matrix(&p("attn_q"), s.q_dim, s.n_embd)?,
+            wk: self.matrix(&p("attn_k"), s.kv_dim, s.n_embd)?,
+            wv: self.matrix(&p("attn_v"), s.kv_dim, s.n_embd)?,
+            q_norm: None,
+            k_norm: None,
+            qkv_bias: None,
+            wo: self.matrix(&p("attn_output"), s.n_embd, s.q_dim)?,
+            post_attn_norm: None,
+            ffn_norm: self.vector(&p("ffn_norm"), s.n_embd)?,
+            gate: self.matrix(&p("ffn_gate"), s.n_ff, s.n_embd)?,
+            up: self.matrix(&p("ffn_up"), s.n_ff, s.n_embd)?,
+            down: self.matrix(&p("ffn_down"), s.n_embd, s.n_ff)?,
+            post_ffn_norm: None,
+            rope: 0,
+            window: None,
+        })
     }
 }

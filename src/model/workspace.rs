@@ -2,7 +2,7 @@
 //! since both belong to one session: after the first call of a given batch size, running the
 //! model allocates nothing (decode is the same size every token).
 
-use super::blocks::RopeTable;
+use super::ops::RopeTable;
 
 /// Buffers grow to the largest batch seen and are reused; their contents do not outlive a call.
 #[derive(Default)]
@@ -17,7 +17,7 @@ pub struct Workspace {
     gate: Vec<f32>,
     up: Vec<f32>,
     normed: Vec<f32>,
-    ropes: [RopeTable; 2],
+    ropes: Vec<RopeTable>,
 }
 
 /// One batch's buffers: activations `[n tokens][width]`, zero-filled, and the rest.
@@ -35,8 +35,9 @@ pub struct Activations<'a> {
     pub proj: &'a mut [f32],
     pub gate: &'a mut [f32],
     pub up: &'a mut [f32],
-    /// Rotary tables for the batch's positions (Gemma 3 has two: local and global layers).
-    pub ropes: &'a mut [RopeTable; 2],
+    /// Rotary tables for the batch's positions, one per [`RopePlan`](super::plan::RopePlan)
+    /// (Gemma 3 has two: local and global layers).
+    pub ropes: &'a mut [RopeTable],
     /// The final norm's output rows, before the output projection.
     pub normed: &'a mut Vec<f32>,
 }
@@ -56,8 +57,9 @@ fn zeroed(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 impl Workspace {
-    /// The buffers for a batch of `n` tokens.
-    pub fn batch(&mut self, n: usize, w: Widths) -> Activations<'_> {
+    /// The buffers for a batch of `n` tokens, with `ropes` rotary tables.
+    pub fn batch(&mut self, n: usize, w: Widths, ropes: usize) -> Activations<'_> {
+        self.ropes.resize_with(ropes, RopeTable::default);
         Activations {
             x: zeroed(&mut self.x, n * w.embd),
             h: zeroed(&mut self.h, n * w.embd),
@@ -68,7 +70,7 @@ impl Workspace {
             proj: zeroed(&mut self.proj, n * w.embd),
             gate: zeroed(&mut self.gate, n * w.ff),
             up: zeroed(&mut self.up, n * w.ff),
-            ropes: &mut self.ropes,
+            ropes: &mut self.ropes[..],
             normed: &mut self.normed,
         }
     }
