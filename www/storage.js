@@ -459,8 +459,23 @@ async function writePart({ dir, id, stream, from, total, hasher, report, signal,
     } catch {
       // the write already failed, and the error on its way says why
     }
-    sync.close();
+    // A handle whose file was cleared away is left open: see partStillThere.
+    if (await partStillThere(dir, id)) sync.close();
     if (!keep) await discardPart(dir, id);
+  }
+}
+
+// Whether the part file is still in the store. When the origin's storage is cleared under an open
+// sync handle (site data cleared during a download), Chromium's FileSystemSyncAccessHandle.close()
+// can block the worker for good (seen in storage.test.mjs: still blocked after 120 s, the engine
+// wedged with it). The file is gone from the store then, so the handle is left open instead: the
+// download fails with its typed error, and the path stays locked until this worker ends (a reload).
+async function partStillThere(dir, id) {
+  try {
+    await dir.getFileHandle(partName(id));
+    return true;
+  } catch {
+    return false;
   }
 }
 

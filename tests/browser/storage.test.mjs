@@ -348,18 +348,25 @@ describe('in Chromium', () => {
     await page.close();
   });
 
-  test('storage cleared mid-download fails that download; the next one stores the model', async () => {
+  test('storage cleared mid-download fails that download, typed, without wedging the worker; a fresh tab stores the model', async () => {
     const { page, rpc } = await openPage();
     const cdp = await browser.context.newCDPSession(page);
     await rpc('startDownload', { url: `/fault/stall/${SMOLLM2}?run=cleared`, stallTimeoutMs: 1500 });
     await cdp.send('Storage.clearDataForOrigin', { origin: server.url.slice(0, -1), storageTypes: 'file_systems' });
     const { error } = await rpc('finished');
-    assert.ok(error, 'the download failed');
+    assert.ok(error?.kind, `the download failed with a typed error (${error?.message})`);
     assert.deepEqual((await rpc('list')).value, []);
-    const { value: model } = await rpc('download', { url: MODEL_URL });
-    assert.equal(model?.sha256, SMOLLM2_SHA256);
-    assert.equal(await rpc('hashFile', { name: SMOLLM2 }), SMOLLM2_SHA256);
+    // Chromium's close() of a sync handle whose file was cleared away can block the worker for
+    // good, so storage.js leaves that handle open (partStillThere): the path stays locked in this
+    // tab, whose next download of the model then either works or fails typed, never hangs.
+    const again = await rpc('download', { url: MODEL_URL });
+    assert.ok(again.value?.sha256 === SMOLLM2_SHA256 || again.error?.kind, `stored, or a typed error (${again.error?.message})`);
     await page.close();
+    const fresh = await openPage();
+    const { value: model } = await fresh.rpc('download', { url: MODEL_URL });
+    assert.equal(model?.sha256, SMOLLM2_SHA256);
+    assert.equal(await fresh.rpc('hashFile', { name: SMOLLM2 }), SMOLLM2_SHA256);
+    await fresh.page.close();
   });
 
   test('an aborted download keeps its part and resumes', async () => {
