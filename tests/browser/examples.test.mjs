@@ -1,0 +1,71 @@
+// www/examples/: each one-idea page loaded once in headless Chromium and used as a person would,
+// on the real model and the real wasm build. Run: node --test tests/browser/examples.test.mjs
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { MODELS_DIR, SMOLLM2, nativeGreedy, serverAndBrowser } from './harness.mjs';
+
+describe('the examples', () => {
+  const env = serverAndBrowser();
+  const open = async (name) => {
+    const page = await env.browser.newPage(`${env.server.url}examples/${name}`);
+    return page;
+  };
+  const ready = (page) => page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Ready'), null, { timeout: 60_000 });
+
+  test('chat.html streams a reply to each of two turns', async () => {
+    const page = await open('chat.html');
+    await ready(page);
+    for (const [turn, question] of ['What is the capital of France?', 'And of Italy?'].entries()) {
+      await page.fill('#question', question);
+      await page.press('#question', 'Enter');
+      // The form is locked while the reply streams, and free again once it has ended.
+      await page.waitForFunction(() => document.getElementById('question').disabled);
+      await page.waitForFunction(() => !document.getElementById('question').disabled, null, { timeout: 60_000 });
+      const reply = await page.$$eval('#log .assistant', (ps) => ps.map((p) => p.textContent));
+      assert.equal(reply.length, turn + 1);
+      assert.ok(reply[turn].length > 0 && !reply[turn].startsWith('('), `a reply: ${reply[turn]}`);
+    }
+    const users = await page.$$eval('#log .user', (ps) => ps.map((p) => p.textContent));
+    assert.deepEqual(users, ['What is the capital of France?', 'And of Italy?']);
+    await page.close();
+  });
+
+  test('abort.html stops a long generation within a token, and the engine runs the next one', async () => {
+    const page = await open('abort.html');
+    await ready(page);
+    for (let run = 0; run < 2; run++) {
+      await page.click('#start');
+      await page.waitForFunction(() => document.getElementById('out').textContent.length > 20, null, { timeout: 60_000 });
+      await page.click('#stop');
+      await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Finished'), null, { timeout: 30_000 });
+      assert.equal(await page.textContent('#status'), 'Finished: aborted');
+    }
+    await page.close();
+  });
+
+  test('local-file.html stores a picked GGUF and chats with it; a file that is not a model is a typed error', async () => {
+    const page = await open('local-file.html');
+    await page.setInputFiles('#file', path.join(MODELS_DIR, SMOLLM2));
+    await page.waitForFunction(() => document.getElementById('out').textContent.length > 0, null, { timeout: 120_000 });
+    assert.match(await page.textContent('#status'), /^Loaded llama model ".+"; stored: .+/);
+    await page.setInputFiles('#file', { name: 'notes.gguf', mimeType: 'application/octet-stream', buffer: Buffer.from('not a model at all') });
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Could not'), null, { timeout: 30_000 });
+    assert.match(await page.textContent('#status'), /^Could not load it \(invalid_model\): /);
+    await page.close();
+  });
+
+  test('completion.html continues the prompt greedily, as the native CLI does', async () => {
+    const page = await open('completion.html');
+    await ready(page);
+    await page.click('#go');
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Done'), null, { timeout: 60_000 });
+    const added = await page.textContent('#out b');
+    assert.ok(added.length > 0, 'some text');
+    assert.match(await page.textContent('#status'), /^Done: \d+ tokens$/);
+    const native = nativeGreedy(path.join(MODELS_DIR, SMOLLM2), 'The three primary colours are', 40);
+    // Where llama.cpp-style greedy has a near tie, SIMD128 and AVX2 rounding may pick differently.
+    if (Math.min(...native.margins) >= 0.25) assert.ok(native.text.startsWith(added), `${JSON.stringify(added)} begins ${JSON.stringify(native.text)}`);
+    await page.close();
+  });
+});
