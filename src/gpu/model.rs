@@ -177,9 +177,16 @@ struct Layers<'a> {
     context: usize,
     /// Embedding through the last layer, and the final norm into `h`.
     body: Vec<Dispatch>,
+    kept: Kept,
+}
+
+/// What the dispatches' bind groups use, kept for the model's life.
+#[derive(Default)]
+struct Kept {
     /// The embedding first: a tied output projection is `weights[0]`.
     weights: Vec<GpuMatrix>,
     cache: Vec<wgpu::Buffer>,
+    /// Norms' weights and biases.
     norms: Vec<wgpu::Buffer>,
 }
 
@@ -204,9 +211,7 @@ impl<'a> Layers<'a> {
             w,
             context,
             body: Vec::new(),
-            weights: Vec::new(),
-            cache: Vec::new(),
-            norms: Vec::new(),
+            kept: Kept::default(),
         }
     }
 
@@ -217,7 +222,7 @@ impl<'a> Layers<'a> {
     /// A norm's (or bias's) weights on the GPU, kept for the model's life.
     fn floats(&mut self, label: &str, v: &[f32]) -> wgpu::Buffer {
         let buffer = self.gpu.storage_init(label, &f32_bytes(v));
-        self.norms.push(buffer.clone());
+        self.kept.norms.push(buffer.clone());
         buffer
     }
 
@@ -236,7 +241,7 @@ impl<'a> Layers<'a> {
         let (ids, x) = (&self.bufs.ids, &self.bufs.x);
         self.body
             .extend(self.b.embed(&embed, ids, x, self.plan.embed_scale));
-        self.weights.push(embed);
+        self.kept.weights.push(embed);
         Ok(())
     }
 
@@ -312,9 +317,11 @@ impl<'a> Layers<'a> {
         ));
         self.body.extend(b.prepare(&wo, &bufs.att, w.q_dim));
         self.residual_add(&wo, &bufs.att, l.post_attn_norm);
-        self.weights.extend(attn_in.into_iter().map(|(m, _)| m));
-        self.weights.push(wo);
-        self.cache.extend([k_cache, v_cache]);
+        self.kept
+            .weights
+            .extend(attn_in.into_iter().map(|(m, _)| m));
+        self.kept.weights.push(wo);
+        self.kept.cache.extend([k_cache, v_cache]);
         Ok(())
     }
 
@@ -348,8 +355,8 @@ impl<'a> Layers<'a> {
             down.quantize_format(),
         ));
         self.residual_add(&down, &bufs.act, l.post_ffn_norm);
-        self.weights.extend(ffn_in.into_iter().map(|(m, _)| m));
-        self.weights.push(down);
+        self.kept.weights.extend(ffn_in.into_iter().map(|(m, _)| m));
+        self.kept.weights.push(down);
         Ok(())
     }
 
@@ -386,13 +393,13 @@ impl<'a> Layers<'a> {
             0
         } else {
             let output = self.upload("output", plan.output)?;
-            self.weights.push(output);
-            self.weights.len() - 1
+            self.kept.weights.push(output);
+            self.kept.weights.len() - 1
         };
         let output_norm = self.floats("norm", plan.output_norm);
         let norm = self.norm(&output_norm);
         let (b, bufs) = (&self.b, self.bufs);
-        let output = &self.weights[output_index];
+        let output = &self.kept.weights[output_index];
         self.body
             .push(b.norm_prepare(&bufs.x, &bufs.h, norm, output.quantize_format()));
         let (h, logits) = (
@@ -436,10 +443,7 @@ pub struct GpuModel {
     len: usize,
     /// Times each dispatch when on (`wick bench --profile`).
     profiler: Option<Profiler>,
-    /// Kept alive for the bind groups that use them.
-    _weights: Vec<GpuMatrix>,
-    _cache: Vec<wgpu::Buffer>,
-    _norms: Vec<wgpu::Buffer>,
+    _kept: Kept,
 }
 
 impl GpuModel {
@@ -456,13 +460,7 @@ impl GpuModel {
             net.mlp(i, layer)?;
         }
         let head = net.head()?;
-        let Layers {
-            body,
-            weights,
-            cache,
-            norms,
-            ..
-        } = net;
+        let Layers { body, kept, .. } = net;
         Ok(Self {
             gpu,
             bufs,
@@ -474,9 +472,7 @@ impl GpuModel {
             context,
             len: 0,
             profiler: None,
-            _weights: weights,
-            _cache: cache,
-            _norms: norms,
+            _kept: kept,
         })
     }
 
