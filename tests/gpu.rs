@@ -7,7 +7,9 @@ use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use wick::gguf::QType;
-use wick::gpu::{probe, Gpu, GpuOptions};
+use wick::gpu::probe::{self, RopeCase};
+use wick::gpu::shader::QuantFormat;
+use wick::gpu::{Gpu, GpuOptions};
 use wick::kernels;
 use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
 use wick::model::kv_cache::KvCache;
@@ -207,20 +209,20 @@ fn fused_norm_quantize_matches_norm_then_quantize() {
     for (len, n) in [(576, 1), (640, 3), (1536, 2), (2048, 5)] {
         let x = random(&mut rng, n * len);
         let g = random(&mut rng, len);
-        for mode in [0, 1, 2] {
-            if mode == 2 && len % 256 != 0 {
+        for mode in [QuantFormat::Q8_0, QuantFormat::Q8_1, QuantFormat::Q8K] {
+            if mode == QuantFormat::Q8K && len % 256 != 0 {
                 continue;
             }
             let run = |fused| {
                 pollster::block_on(probe::norm_quantize(&gpu, &x, &g, 1e-6, mode, fused)).unwrap()
             };
             let (want, got) = (run(false), run(true));
-            assert_eq!(got.0, want.0, "{len} x {n}, mode {mode}: normed rows");
-            assert_eq!(got.1, want.1, "{len} x {n}, mode {mode}: xq");
-            assert_eq!(got.2, want.2, "{len} x {n}, mode {mode}: xm");
+            assert_eq!(got.0, want.0, "{len} x {n}, {mode:?}: normed rows");
+            assert_eq!(got.1, want.1, "{len} x {n}, {mode:?}: xq");
+            assert_eq!(got.2, want.2, "{len} x {n}, {mode:?}: xm");
             assert!(
                 got.1.iter().any(|&b| b != 0),
-                "{len} x {n}, mode {mode}: xq empty"
+                "{len} x {n}, {mode:?}: xq empty"
             );
         }
     }
@@ -271,19 +273,20 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
         table.apply(&mut want_q, n, head_dim, style);
         table.apply(&mut want_k[new_keys], n, head_dim, style);
         let norms = normed.then_some((&qn[..], &kn[..], 1e-6));
-        let [got_q, got_k, got_v] = pollster::block_on(probe::rope(
-            gpu,
-            &qkv,
-            (&k, &v),
+        let case = RopeCase {
+            qkv: &qkv,
+            k: &k,
+            v: &v,
             n,
             start,
-            (n_head, n_kv_head, head_dim),
-            (&table.cos, &table.sin),
+            heads: (n_head, n_kv_head, head_dim),
+            cos: &table.cos,
+            sin: &table.sin,
             style,
             norms,
-            biased.then_some(&bias[..]),
-        ))
-        .unwrap();
+            bias: biased.then_some(&bias[..]),
+        };
+        let [got_q, got_k, got_v] = pollster::block_on(probe::rope(gpu, &case)).unwrap();
         let what = format!(
             "rope {style:?} {head_dim} rotating {rot}, normed {normed}, biased {biased}, f16 {}",
             gpu.info.f16
@@ -337,20 +340,8 @@ fn attention_matches_cpu_on(gpu: &Gpu) {
             cache.layers[0].write(0, &as_stored(gpu, &k), &as_stored(gpu, &v));
             let mut want = vec![0f32; q.len()];
             ops::attention(&q, &cache.layers[0], start, n, shape, &mut want);
-            let got = pollster::block_on(probe::attention(
-                gpu,
-                &q,
-                &k,
-                &v,
-                start,
-                n,
-                n_head,
-                n_kv_head,
-                hd,
-                window,
-                shape.scale,
-            ))
-            .unwrap();
+            let got =
+                pollster::block_on(probe::attention(gpu, &q, &k, &v, start, n, shape)).unwrap();
             close(
                 &got,
                 &want,
@@ -392,13 +383,13 @@ fn fused_gated_quantize_matches_gated_then_quantize() {
         let gate = random(&mut rng, len);
         let up = random(&mut rng, len);
         for act in [Activation::Silu, Activation::GeluTanh] {
-            for mode in [0, 1, 2] {
+            for mode in [QuantFormat::Q8_0, QuantFormat::Q8_1, QuantFormat::Q8K] {
                 let run = |fused| {
                     pollster::block_on(probe::gated_quantize(&gpu, &gate, &up, act, mode, fused))
                         .unwrap()
                 };
                 let (want, got) = (run(false), run(true));
-                let what = format!("{len}, {act:?}, mode {mode}");
+                let what = format!("{len}, {act:?}, {mode:?}");
                 assert_eq!(got.0, want.0, "{what}: products");
                 assert_eq!(got.1, want.1, "{what}: xq");
                 assert_eq!(got.2, want.2, "{what}: xm");

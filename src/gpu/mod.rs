@@ -9,13 +9,21 @@
 //! - `shaders/`: one WGSL file per operation; `types/*.wgsl` decode each quant type into units
 //!   of 32 weights and are prepended to the matmul and embedding shaders.
 //! - [`weights`]: upload, padding blocks to whole words, splitting within binding limits.
+//! - [`shader`]: each shader's interface on the host: its `Params` uniform as a struct, its
+//!   binding slots by name, its modes as enums.
+//! - [`dispatch`]: `Builder`, which makes one prepared dispatch (pipeline, bind group, workgroup
+//!   count rule) per operation from typed arguments.
 //! - [`model`]: the forward pass of both architecture families from a [`crate::model::Plan`],
 //!   its buffers, KV cache and the top-k selection that keeps readbacks small.
+//! - `backend`: [`GpuBackend`], the [`crate::backend::Backend`] over a [`GpuModel`].
 //! - [`probe`]: one kernel at a time on host data, for the tests.
 
+mod backend;
+pub(crate) mod dispatch;
 pub mod model;
 pub mod probe;
 pub mod profile;
+pub mod shader;
 pub mod weights;
 
 use std::collections::HashMap;
@@ -24,6 +32,7 @@ use std::sync::{Arc, Mutex};
 use crate::error::{Error, Result};
 use crate::gguf::QType;
 
+pub use backend::GpuBackend;
 pub use model::GpuModel;
 
 /// What the device is, for `info()` and the CLI.
@@ -132,14 +141,20 @@ pub(crate) enum Op {
 
 impl Op {
     /// Binding numbers of the op's parameter uniform and of the per-pass step uniform
-    /// (`Step {n, start}`), as its WGSL declares them.
+    /// ([`shader::Step`]), as its WGSL declares them.
     pub(crate) fn uniform_slots(self) -> (u32, Option<u32>) {
+        use shader::*;
         match self {
-            Op::Matmul(_) | Op::Attention | Op::AttentionCombine => (4, Some(5)),
-            Op::Embed(_) | Op::Quantize | Op::NormQuantize | Op::GatedQuantize => (3, Some(4)),
-            Op::NormInto => (1, Some(2)),
-            Op::Rope | Op::Gated => (2, Some(3)),
-            Op::TopK => (4, None),
+            Op::Matmul(_) => (matmul::PARAMS, Some(matmul::STEP)),
+            Op::Attention | Op::AttentionCombine => (attention::PARAMS, Some(attention::STEP)),
+            Op::Embed(_) => (embed::PARAMS, Some(embed::STEP)),
+            Op::Quantize | Op::NormQuantize | Op::GatedQuantize => {
+                (quantize::PARAMS, Some(quantize::STEP))
+            }
+            Op::NormInto => (norm::PARAMS, Some(norm::STEP)),
+            Op::Rope => (rope::PARAMS, Some(rope::STEP)),
+            Op::Gated => (gated::PARAMS, Some(gated::STEP)),
+            Op::TopK => (topk::PARAMS, None),
         }
     }
 

@@ -1,19 +1,33 @@
 //! The forward pass on the GPU, for any model a [`Plan`] describes.
 //!
 //! Everything is prepared at load: weights, activation buffers for [`MAX_TOKENS`] tokens, the KV
-//! cache (f32, `context` positions per layer), and every dispatch with its bind group and
-//! constant parameters. A forward pass writes three small things (token ids, positions, RoPE
-//! tables), records the prepared dispatches into one command buffer and reads back either the
-//! top [`TOP_K`] candidates of the last token (decode: 512 bytes instead of the vocabulary) or
-//! whole logits rows.
+//! cache (`context` positions per layer, in f16 where the device has `shader-f16` and f32
+//! otherwise: [`Gpu::kv_size`]), and every dispatch with its bind group and constant parameters.
+//! [`GpuModel::new`] builds them as the network reads: the embedding, then per layer an
+//! attention block and an MLP block (`Layers`), then the head (final norm, output projection,
+//! top-k).
+//!
+//! A forward pass writes three small things (token ids, the step uniform, RoPE tables), records
+//! the prepared dispatches into command buffers of growing size (the first `FIRST_SEGMENT`
+//! dispatches, then twice as many each time), each submitted as soon as it is recorded so that
+//! the GPU starts on the first layers while the host records the rest; the last one also copies
+//! the result out. It reads back either the top [`TOP_K`] candidates of the last token (decode:
+//! 512 bytes instead of the vocabulary) or whole logits rows.
 
+pub use super::dispatch::TOP_K;
+use super::dispatch::{
+    attention_part_len, AttentionBuffers, Builder, Dispatch, Norm, Out, RopeBuffers, RopeSpec,
+    TOPK_GROUP,
+};
 use super::profile::Profiler;
+use super::shader::{Accumulate, Step, Tokens};
 use super::weights::GpuMatrix;
-use super::{f32s, read_back, words_bytes, Gpu, Op};
+use super::{f32s, read_back, words_bytes, Gpu};
 use crate::backend::{Logits, Want};
 use crate::error::{Error, Result};
-use crate::model::ops::{RopeStyle, RopeTable};
-use crate::model::plan::{Activation, Plan, RopePlan};
+use crate::model::ops::{AttentionShape, RopeTable};
+use crate::model::plan::{LayerPlan, Plan, RopePlan};
+use std::sync::Arc;
 // Read only while profiling, which the browser never does (its clock is not std's).
 use std::time::Instant;
 
@@ -21,537 +35,53 @@ use std::time::Instant;
 pub const MAX_TOKENS: usize = 64;
 /// Most tokens whose whole logits rows one forward pass returns.
 pub const MAX_LOGIT_ROWS: usize = 32;
-/// Candidates the GPU selects for sampling.
-pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 per group
-/// Workgroups along x before a dispatch wraps into y (WebGPU allows 65535).
-const WG_X: usize = 32768;
-/// Candidates one top-k workgroup sorts.
-const TOPK_GROUP: usize = 1024;
 /// Dispatches in the first command buffer of a pass (each later one holds twice as many).
 const FIRST_SEGMENT: usize = 32;
-/// Most chunks attention splits one query's keys into (each a workgroup, then combined).
-const MAX_CHUNKS: usize = 64;
 
-/// Keys per attention chunk in a layer whose last query sees `keys` keys: 16, or the power of
-/// two that makes at most [`MAX_CHUNKS`] chunks (attention.wgsl's `chunk_len` says the same).
-/// Few heads and a short cache would otherwise leave most of a GPU idle.
-pub(crate) fn attention_chunk(keys: usize) -> usize {
-    keys.div_ceil(MAX_CHUNKS).next_power_of_two().max(16)
-}
-
-/// Floats of attention's chunk records for `tokens` queries of `n_head` heads.
-pub(crate) fn attention_part_len(tokens: usize, n_head: usize, head_dim: usize) -> usize {
-    tokens * n_head * MAX_CHUNKS * (head_dim + 2)
-}
-
+/// The widths a plan implies, checked against what the kernels take.
 #[derive(Clone, Copy)]
-enum Size {
-    /// One thread per (token, item): `per_token` items.
-    Threads {
-        per_token: usize,
-    },
-    /// One workgroup per (token, row).
-    Rows {
-        per_token: usize,
-    },
-    /// Matmul: groups of 4 rows by tiles of 8 tokens (or just the last token).
-    Matmul {
-        rows: usize,
-        last_only: bool,
-    },
-    /// Attention's partial pass: (head, token, chunk of `chunk` keys) up to the keys the last
-    /// token sees.
-    Attention {
-        heads: usize,
-        window: Option<usize>,
-        /// Keys per chunk, if not [`attention_chunk`]'s (timing probes only).
-        chunk: Option<usize>,
-    },
-    /// One workgroup per (head, token).
-    Heads {
-        heads: usize,
-    },
-    Fixed(u32),
+struct Widths {
+    /// The residual stream (n_embd).
+    d: usize,
+    head_dim: usize,
+    /// All query heads, all key (or value) heads.
+    q_dim: usize,
+    kv_dim: usize,
+    /// Each token's q, k and v side by side.
+    qkv: usize,
+    n_ff: usize,
+    vocab: usize,
+    /// Floats per RoPE table (cos or sin): MAX_TOKENS * half of the widest.
+    rope_len: usize,
 }
 
-pub(crate) struct Dispatch {
-    /// What it computes, for profiles: the op, and a matmul's shape.
-    label: String,
-    pipeline: wgpu::ComputePipeline,
-    bind: wgpu::BindGroup,
-    size: Size,
-}
-
-impl Dispatch {
-    fn groups(&self, n: usize, start: usize) -> (u32, u32, u32) {
-        let wrap = |g: usize| {
-            if g <= WG_X {
-                (g as u32, 1)
-            } else {
-                (WG_X as u32, g.div_ceil(WG_X) as u32)
-            }
-        };
-        match self.size {
-            Size::Threads { per_token } => {
-                let (x, y) = wrap((n * per_token).div_ceil(64));
-                (x, y, 1)
-            }
-            Size::Rows { per_token } => {
-                let (x, y) = wrap(n * per_token);
-                (x, y, 1)
-            }
-            Size::Matmul { rows, last_only } => {
-                let (x, y) = wrap(rows.div_ceil(4));
-                (x, y, if last_only { 1 } else { n.div_ceil(8) as u32 })
-            }
-            Size::Attention {
-                heads,
-                window,
-                chunk,
-            } => {
-                let keys = (start + n).min(window.unwrap_or(usize::MAX));
-                let chunk = chunk.unwrap_or_else(|| attention_chunk(keys));
-                (heads as u32, n as u32, keys.div_ceil(chunk) as u32)
-            }
-            Size::Heads { heads } => (heads as u32, n as u32, 1),
-            Size::Fixed(x) => (x, 1, 1),
+impl Widths {
+    fn of(plan: &Plan) -> Result<Self> {
+        let (d, hd) = (plan.n_embd, plan.head_dim);
+        let (q_dim, kv_dim) = (plan.n_head * hd, plan.n_kv_head * hd);
+        if hd > 256 || hd % 4 != 0 || plan.n_head % plan.n_kv_head != 0 {
+            return Err(Error::Gpu(format!(
+                "attention heads of {hd} (a multiple of 4, at most 256 on the GPU)"
+            )));
         }
-    }
-
-    /// Records the dispatch for `n` tokens after `start` cached positions.
-    pub(crate) fn record(&self, pass: &mut wgpu::ComputePass<'_>, n: usize, start: usize) {
-        let (x, y, z) = self.groups(n, start);
-        pass.set_pipeline(&self.pipeline);
-        pass.set_bind_group(0, &self.bind, &[]);
-        pass.dispatch_workgroups(x, y, z);
-    }
-}
-
-fn f(v: f32) -> u32 {
-    v.to_bits()
-}
-
-/// Builds dispatches over buffers; `step` is the per-pass uniform (token count, first position).
-pub(crate) struct Builder<'a> {
-    pub gpu: &'a Gpu,
-    pub step: &'a wgpu::Buffer,
-    /// Quantized activations (xq words, xm vec4s), shared by every matmul.
-    pub xq: &'a wgpu::Buffer,
-    pub xm: &'a wgpu::Buffer,
-}
-
-impl Builder<'_> {
-    fn dispatch(
-        &self,
-        op: Op,
-        params: &[u32],
-        buffers: &[(u32, &wgpu::Buffer)],
-        size: Size,
-    ) -> Dispatch {
-        let pipeline = self.gpu.pipeline(op);
-        let uniform = self.gpu.uniform(&format!("{op:?}"), params);
-        let mut entries: Vec<(u32, wgpu::BindingResource<'_>)> = buffers
-            .iter()
-            .map(|(b, buf)| (*b, buf.as_entire_binding()))
-            .collect();
-        let (params_slot, step_slot) = op.uniform_slots();
-        entries.push((params_slot, uniform.as_entire_binding()));
-        if let Some(slot) = step_slot {
-            entries.push((slot, self.step.as_entire_binding()));
-        }
-        let bind = self.gpu.bind(&pipeline, &entries);
-        let label = match op {
-            Op::Matmul(_) => format!("{op:?} {}x{}", params[0], params[1] * 32),
-            _ => format!("{op:?}"),
-        };
-        Dispatch {
-            label,
-            pipeline,
-            bind,
-            size,
-        }
-    }
-
-    /// `x` (rows of `cols` floats from `in_offset`, `in_stride` apart) into the shared xq/xm in
-    /// the format `mode` (see quantize.wgsl).
-    pub fn quantize(
-        &self,
-        x: &wgpu::Buffer,
-        in_offset: usize,
-        in_stride: usize,
-        cols: usize,
-        mode: u32,
-    ) -> Dispatch {
-        let units = cols / 32;
-        let per_token = if mode == 2 { units / 8 } else { units };
-        self.dispatch(
-            Op::Quantize,
-            &[
-                units as u32,
-                mode,
-                in_offset as u32,
-                in_stride as u32,
-                0,
-                0,
-                0,
-                0,
-            ],
-            &[(0, x), (1, self.xq), (2, self.xm)],
-            Size::Threads { per_token },
-        )
-    }
-
-    /// RMSNorm of rows of `len` from `src` into `dst` (weights `g`), and for a matmul that
-    /// wants its input quantized (`mode`, as [`GpuMatrix::quantize_mode`] gives it), `dst`
-    /// quantized into xq/xm in the same dispatch.
-    pub fn norm_prepare(
-        &self,
-        src: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
-        g: &wgpu::Buffer,
-        len: usize,
-        eps: f32,
-        mode: Option<u32>,
-    ) -> Dispatch {
-        match mode {
-            None => self.norm_into(src, dst, g, len, 1, eps, false),
-            Some(mode) => self.dispatch(
-                Op::NormQuantize,
-                &[(len / 32) as u32, mode, 0, len as u32, f(eps), 0, 0, 0],
-                &[(0, dst), (1, self.xq), (2, self.xm), (5, src), (6, g)],
-                Size::Rows { per_token: 1 },
-            ),
-        }
-    }
-
-    /// `h = RMSNorm(x) * g` (rows of `len`), then each matrix of `mats` applied to `h` into
-    /// `out` at its offset (rows `out_w` floats apart): the quantizing for the first done by the
-    /// norm's dispatch, and again only where a later matrix wants another format.
-    #[allow(clippy::too_many_arguments)]
-    pub fn norm_matmuls(
-        &self,
-        x: &wgpu::Buffer,
-        h: &wgpu::Buffer,
-        g: &wgpu::Buffer,
-        len: usize,
-        eps: f32,
-        mats: &[(GpuMatrix, usize)],
-        out: &wgpu::Buffer,
-        out_w: usize,
-    ) -> Vec<Dispatch> {
-        let mut quantized = mats[0].0.quantize_mode();
-        let mut list = vec![self.norm_prepare(x, h, g, len, eps, quantized)];
-        for (m, offset) in mats {
-            if m.quantize_mode().is_some() && quantized != m.quantize_mode() {
-                list.extend(self.prepare(m, h, len));
-                quantized = m.quantize_mode();
-            }
-            list.extend(self.matmul(m, h, out, *offset, out_w, 0, false, false));
-        }
-        list
-    }
-
-    /// What `m`'s matmul needs done to its input `x` (rows of `cols` floats) first: quantizing
-    /// into xq/xm in `m`'s format, or nothing for float weights.
-    pub fn prepare(&self, m: &GpuMatrix, x: &wgpu::Buffer, cols: usize) -> Option<Dispatch> {
-        m.quantize_mode()
-            .map(|mode| self.quantize(x, 0, cols, cols, mode))
-    }
-
-    /// `out[out_offset + start * start_stride + t * out_stride + row] (+)= W x_t`: quantized
-    /// weights take the activations [`Builder::prepare`] put in xq/xm, float weights read `x`
-    /// (rows of `m.cols` floats); one dispatch per weight chunk.
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul(
-        &self,
-        m: &GpuMatrix,
-        x: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        out_offset: usize,
-        out_stride: usize,
-        start_stride: usize,
-        accumulate: bool,
-        last_only: bool,
-    ) -> Vec<Dispatch> {
-        let flags = accumulate as u32 | ((last_only as u32) << 1);
-        m.chunks
-            .iter()
-            .map(|c| {
-                self.dispatch(
-                    Op::Matmul(m.qtype),
-                    &[
-                        c.rows as u32,
-                        m.units() as u32,
-                        m.row_words as u32,
-                        c.first_row as u32,
-                        out_stride as u32,
-                        out_offset as u32,
-                        start_stride as u32,
-                        flags,
-                    ],
-                    &if super::is_float(m.qtype) {
-                        vec![(0, &c.buffer), (1, x), (3, out)]
-                    } else {
-                        vec![(0, &c.buffer), (1, self.xq), (2, self.xm), (3, out)]
-                    },
-                    Size::Matmul {
-                        rows: c.rows,
-                        last_only,
-                    },
-                )
-            })
-            .collect()
-    }
-
-    /// `x[t] = scale * row ids[t]` of `m`.
-    pub fn embed(
-        &self,
-        m: &GpuMatrix,
-        ids: &wgpu::Buffer,
-        x: &wgpu::Buffer,
-        scale: f32,
-    ) -> Vec<Dispatch> {
-        m.chunks
-            .iter()
-            .map(|c| {
-                self.dispatch(
-                    Op::Embed(m.qtype),
-                    &[
-                        c.rows as u32,
-                        m.units() as u32,
-                        m.row_words as u32,
-                        c.first_row as u32,
-                        f(scale),
-                        0,
-                        0,
-                        0,
-                    ],
-                    &[(0, &c.buffer), (1, ids), (2, x)],
-                    Size::Threads {
-                        per_token: m.units(),
-                    },
-                )
-            })
-            .collect()
-    }
-
-    /// RMSNorm of `rows_per_token` rows of `len` per token from `src` into `dst` (or added to it).
-    #[allow(clippy::too_many_arguments)]
-    pub fn norm_into(
-        &self,
-        src: &wgpu::Buffer,
-        dst: &wgpu::Buffer,
-        g: &wgpu::Buffer,
-        len: usize,
-        rows_per_token: usize,
-        eps: f32,
-        add: bool,
-    ) -> Dispatch {
-        self.dispatch(
-            Op::NormInto,
-            &[
-                len as u32,
-                rows_per_token as u32,
-                f(eps),
-                add as u32,
-                0,
-                0,
-                0,
-                0,
-            ],
-            &[(0, g), (3, dst), (4, src)],
-            Size::Rows {
-                per_token: rows_per_token,
-            },
-        )
-    }
-
-    /// From `qkv` (each token's q, k and v side by side, as the matmuls wrote them): RoPE on
-    /// the queries into `dst[0]` (rows of `n_head` heads), RoPE on the keys into the cache
-    /// `dst[1]` and the values into the cache `dst[2]` (rows of `n_kv_head` heads at the
-    /// batch's positions), using table `table` of `tables` (cos then sin, `table_len` floats
-    /// each); with `norms` (q and k weights, eps), each q and k head is RMS-normed first.
-    #[allow(clippy::too_many_arguments)]
-    pub fn rope(
-        &self,
-        qkv: &wgpu::Buffer,
-        dst: [&wgpu::Buffer; 3],
-        tables: &wgpu::Buffer,
-        norms: Option<(&wgpu::Buffer, &wgpu::Buffer, f32)>,
-        bias: Option<&wgpu::Buffer>,
-        n_head: usize,
-        n_kv_head: usize,
-        head_dim: usize,
-        half: usize,
-        style: RopeStyle,
-        table: usize,
-        table_len: usize,
-    ) -> Dispatch {
-        // Without norms or bias their bindings are unused by the work but still bound: the tables.
-        let (qn, kn, eps) = norms.unwrap_or((tables, tables, 0.0));
-        self.dispatch(
-            Op::Rope,
-            &[
-                n_head as u32,
-                n_kv_head as u32,
-                head_dim as u32,
-                half as u32,
-                (style == RopeStyle::Halves) as u32,
-                table as u32,
-                table_len as u32,
-                norms.is_some() as u32,
-                f(eps),
-                bias.is_some() as u32,
-                0,
-                0,
-            ],
-            &[
-                (0, qkv),
-                (1, tables),
-                (4, dst[0]),
-                (5, qn),
-                (6, kn),
-                (7, dst[1]),
-                (8, dst[2]),
-                (9, bias.unwrap_or(tables)),
-            ],
-            Size::Heads {
-                heads: n_head + 2 * n_kv_head,
-            },
-        )
-    }
-
-    /// Attention of the queries in `q` over the cache into `out`, as a partial pass over chunks
-    /// of keys into `part` ([`attention_part_len`] floats) and a combining pass; `chunk` forces
-    /// the chunk length (timing probes), else it follows the keys (`attention_chunk`).
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention(
-        &self,
-        q: &wgpu::Buffer,
-        k: &wgpu::Buffer,
-        v: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        part: &wgpu::Buffer,
-        n_head: usize,
-        n_kv_head: usize,
-        head_dim: usize,
-        window: Option<usize>,
-        scale: f32,
-        chunk: Option<usize>,
-    ) -> [Dispatch; 2] {
-        let params = [
-            n_head as u32,
-            n_kv_head as u32,
-            head_dim as u32,
-            window.unwrap_or(0) as u32,
-            f(scale),
-            MAX_CHUNKS as u32,
-            chunk.unwrap_or(0) as u32,
-            0,
-        ];
-        [
-            self.dispatch(
-                Op::Attention,
-                &params,
-                &[(0, q), (1, k), (2, v), (6, part)],
-                Size::Attention {
-                    heads: n_head,
-                    window,
-                    chunk,
-                },
-            ),
-            self.dispatch(
-                Op::AttentionCombine,
-                &params,
-                &[(3, out), (6, part)],
-                Size::Heads { heads: n_head },
-            ),
-        ]
-    }
-
-    /// [`Builder::gated`], and for a matmul that wants its input quantized (`mode`), `out`
-    /// quantized into xq/xm in the same dispatch.
-    pub fn gated_prepare(
-        &self,
-        gu: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        len: usize,
-        act: Activation,
-        mode: Option<u32>,
-    ) -> Dispatch {
-        match mode {
-            None => self.gated(gu, out, len, act),
-            Some(mode) => self.dispatch(
-                Op::GatedQuantize,
-                &[
-                    (len / 32) as u32,
-                    mode,
-                    0,
-                    len as u32,
-                    0,
-                    (act == Activation::GeluTanh) as u32,
-                    0,
-                    0,
-                ],
-                &[(0, out), (1, self.xq), (2, self.xm), (5, gu)],
-                Size::Rows { per_token: 1 },
-            ),
-        }
-    }
-
-    /// `out = act(gate) * up` for rows of `len`, from each token's gate and up side by side in
-    /// `gu`.
-    pub fn gated(
-        &self,
-        gu: &wgpu::Buffer,
-        out: &wgpu::Buffer,
-        len: usize,
-        act: Activation,
-    ) -> Dispatch {
-        self.dispatch(
-            Op::Gated,
-            &[len as u32, (act == Activation::GeluTanh) as u32, 0, 0],
-            &[(0, gu), (1, out)],
-            Size::Threads { per_token: len },
-        )
-    }
-
-    /// Rounds of top-k over `count` values of `vals` from `in_offset`, ping-ponging between
-    /// two candidate buffer pairs; returns the dispatches and which pair holds the final 64.
-    pub fn topk(
-        &self,
-        vals: &wgpu::Buffer,
-        in_offset: usize,
-        count: usize,
-        pairs: [(&wgpu::Buffer, &wgpu::Buffer); 2],
-    ) -> (Vec<Dispatch>, usize) {
-        let mut out = Vec::new();
-        let mut count = count;
-        let mut src: Option<usize> = None;
-        loop {
-            let groups = count.div_ceil(TOPK_GROUP);
-            let dst = src.map_or(0, |s| 1 - s);
-            let (in_vals, in_ids, offset, has_ids) = match src {
-                None => (vals, pairs[1].1, in_offset, 0),
-                Some(s) => (pairs[s].0, pairs[s].1, 0, 1),
-            };
-            out.push(self.dispatch(
-                Op::TopK,
-                &[count as u32, offset as u32, has_ids, 0],
-                &[
-                    (0, in_vals),
-                    (1, in_ids),
-                    (2, pairs[dst].0),
-                    (3, pairs[dst].1),
-                ],
-                Size::Fixed(groups as u32),
-            ));
-            count = groups * TOP_K;
-            src = Some(dst);
-            if groups == 1 {
-                return (out, dst);
+        for dims in [d, q_dim, plan.n_ff] {
+            if dims % 32 != 0 {
+                return Err(Error::Gpu(format!(
+                    "a width of {dims} is not a multiple of 32"
+                )));
             }
         }
+        let rope_half = plan.ropes.iter().map(|r| r.dims / 2).max().unwrap_or(0);
+        Ok(Self {
+            d,
+            head_dim: hd,
+            q_dim,
+            kv_dim,
+            qkv: q_dim + 2 * kv_dim,
+            n_ff: plan.n_ff,
+            vocab: plan.output.rows,
+            rope_len: MAX_TOKENS * rope_half.max(1),
+        })
     }
 }
 
@@ -580,18 +110,330 @@ struct Activations {
     staging: wgpu::Buffer,
 }
 
+impl Activations {
+    /// Room for [`MAX_TOKENS`] tokens ([`MAX_LOGIT_ROWS`] logits rows) of `plan`'s model.
+    fn new(gpu: &Gpu, plan: &Plan, w: Widths) -> Self {
+        let t = MAX_TOKENS as u64;
+        let (d, vocab) = (w.d as u64, w.vocab);
+        let widest = w.d.max(w.q_dim).max(w.n_ff) as u64;
+        let cand_len = (vocab.div_ceil(TOPK_GROUP) * TOP_K) as u64;
+        let staging_bytes = (MAX_LOGIT_ROWS * vocab * 4) as u64;
+        let cand = || {
+            (
+                gpu.storage("cand", cand_len * 4),
+                gpu.storage("cand ids", cand_len * 4),
+            )
+        };
+        Self {
+            ids: gpu.storage("ids", t * 4),
+            step: gpu.uniform("step", &Step::default().words()),
+            rope: gpu.storage("rope", (plan.ropes.len() * 2 * w.rope_len * 4) as u64),
+            x: gpu.storage("x", t * d * 4),
+            h: gpu.storage("h", t * d * 4),
+            proj: gpu.storage("proj", t * d * 4),
+            qkv: gpu.storage("qkv", t * w.qkv as u64 * 4),
+            q: gpu.storage("q", t * w.q_dim as u64 * 4),
+            att: gpu.storage("att", t * w.q_dim as u64 * 4),
+            part: gpu.storage(
+                "attention chunks",
+                attention_part_len(MAX_TOKENS, plan.n_head, w.head_dim) as u64 * 4,
+            ),
+            gu: gpu.storage("gate, up", t * 2 * w.n_ff as u64 * 4),
+            act: gpu.storage("act", t * w.n_ff as u64 * 4),
+            xq: gpu.storage("xq", t * widest / 32 * 8 * 4),
+            xm: gpu.storage("xm", t * widest / 32 * 16),
+            logits: gpu.storage("logits", (MAX_LOGIT_ROWS * vocab * 4) as u64),
+            cand: [cand(), cand()],
+            staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("staging"),
+                size: staging_bytes.max((TOP_K * 8) as u64),
+                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            }),
+        }
+    }
+}
+
+/// The output projection's dispatches, one list per [`Want`].
+struct Head {
+    /// Of the last token, then top-k; `top_pair` is the candidate pair holding the result.
+    top: Vec<Dispatch>,
+    top_pair: usize,
+    /// Of the last token only.
+    last: Vec<Dispatch>,
+    /// Of every token.
+    all: Vec<Dispatch>,
+}
+
+/// Builds the network's dispatches in order over the activation buffers, uploading each
+/// block's weights as it goes and keeping them (and the KV cache) alive.
+struct Layers<'a> {
+    gpu: &'a Gpu,
+    plan: &'a Plan,
+    bufs: &'a Activations,
+    b: Builder<'a>,
+    w: Widths,
+    /// Positions of the KV cache.
+    context: usize,
+    /// Embedding through the last layer, and the final norm into `h`.
+    body: Vec<Dispatch>,
+    kept: Kept,
+}
+
+/// What the dispatches' bind groups use, kept for the model's life.
+#[derive(Default)]
+struct Kept {
+    /// The embedding first: a tied output projection is `weights[0]`.
+    weights: Vec<GpuMatrix>,
+    cache: Vec<wgpu::Buffer>,
+    /// Norms' weights and biases.
+    norms: Vec<wgpu::Buffer>,
+}
+
+impl<'a> Layers<'a> {
+    fn new(
+        gpu: &'a Gpu,
+        plan: &'a Plan,
+        bufs: &'a Activations,
+        w: Widths,
+        context: usize,
+    ) -> Self {
+        Self {
+            gpu,
+            plan,
+            bufs,
+            b: Builder {
+                gpu,
+                step: &bufs.step,
+                xq: &bufs.xq,
+                xm: &bufs.xm,
+            },
+            w,
+            context,
+            body: Vec::new(),
+            kept: Kept::default(),
+        }
+    }
+
+    fn upload(&self, name: &str, m: &crate::model::weights::Matrix) -> Result<GpuMatrix> {
+        GpuMatrix::upload(self.gpu, name, m)
+    }
+
+    /// A norm's (or bias's) weights on the GPU, kept for the model's life.
+    fn floats(&mut self, label: &str, v: &[f32]) -> wgpu::Buffer {
+        let buffer = self.gpu.storage_init(label, &f32_bytes(v));
+        self.kept.norms.push(buffer.clone());
+        buffer
+    }
+
+    /// The RMSNorm of the residual stream with weights `g`.
+    fn norm<'n>(&self, g: &'n wgpu::Buffer) -> Norm<'n> {
+        Norm {
+            weight: g,
+            len: self.w.d,
+            eps: self.plan.eps,
+        }
+    }
+
+    /// `x = embed[ids] * embed_scale`.
+    fn embed(&mut self) -> Result<()> {
+        let embed = self.upload("token_embd", &self.plan.embed)?;
+        let (ids, x) = (&self.bufs.ids, &self.bufs.x);
+        self.body
+            .extend(self.b.embed(&embed, ids, x, self.plan.embed_scale));
+        self.kept.weights.push(embed);
+        Ok(())
+    }
+
+    /// `x += W_o attention(rope(W_{qkv} norm(x)))`, the keys and values of the batch going into
+    /// layer `i`'s cache: h = norm(x); q, k and v side by side in qkv (one matmul where their
+    /// weights stack); RoPE (after the biases and the heads' norms, where the layer has them)
+    /// moves q to its buffer and k, v into the cache; attention into att; the output projection
+    /// added to x (post-normed first where the layer has that norm).
+    fn attention(&mut self, i: usize, l: &LayerPlan) -> Result<()> {
+        let (plan, w) = (self.plan, self.w);
+        let name = |s: &str| format!("blk.{i}.{s}");
+        let attn_in =
+            match GpuMatrix::upload_stacked(self.gpu, &name("attn_qkv"), &[&l.wq, &l.wk, &l.wv])? {
+                Some(m) => vec![(m, 0)],
+                None => vec![
+                    (self.upload(&name("attn_q"), &l.wq)?, 0),
+                    (self.upload(&name("attn_k"), &l.wk)?, w.q_dim),
+                    (self.upload(&name("attn_v"), &l.wv)?, w.q_dim + w.kv_dim),
+                ],
+            };
+        let wo = self.upload(&name("attn_output"), &l.wo)?;
+        let cache_bytes = (self.context * w.kv_dim * self.gpu.kv_size()) as u64;
+        let k_cache = self.gpu.storage(&name("k cache"), cache_bytes);
+        let v_cache = self.gpu.storage(&name("v cache"), cache_bytes);
+        let attn_norm = self.floats("norm", &l.attn_norm);
+        let head_norms = match (l.q_norm.as_deref(), l.k_norm.as_deref()) {
+            (Some(qn), Some(kn)) => Some((self.floats("norm", qn), self.floats("norm", kn))),
+            _ => None,
+        };
+        let qkv_bias = l.qkv_bias.as_deref().map(|b| self.floats("qkv bias", b));
+
+        let norm = self.norm(&attn_norm);
+        let (b, bufs) = (&self.b, self.bufs);
+        self.body
+            .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &attn_in, &bufs.qkv, w.qkv));
+        let rope = &plan.ropes[l.rope];
+        self.body.push(b.rope(
+            RopeBuffers {
+                qkv: &bufs.qkv,
+                q: &bufs.q,
+                k_cache: &k_cache,
+                v_cache: &v_cache,
+                tables: &bufs.rope,
+                head_norms: head_norms.as_ref().map(|(qn, kn)| (qn, kn, plan.eps)),
+                bias: qkv_bias.as_ref(),
+            },
+            RopeSpec {
+                n_head: plan.n_head,
+                n_kv_head: plan.n_kv_head,
+                head_dim: w.head_dim,
+                half: rope.dims / 2,
+                style: plan.rope_style,
+                table: l.rope * 2 * w.rope_len,
+                table_len: w.rope_len,
+            },
+        ));
+        self.body.extend(b.attention(
+            AttentionBuffers {
+                q: &bufs.q,
+                k_cache: &k_cache,
+                v_cache: &v_cache,
+                out: &bufs.att,
+                part: &bufs.part,
+            },
+            AttentionShape {
+                n_head: plan.n_head,
+                n_kv_head: plan.n_kv_head,
+                head_dim: w.head_dim,
+                scale: plan.attn_scale,
+                window: l.window,
+            },
+            None,
+        ));
+        self.body.extend(b.prepare(&wo, &bufs.att, w.q_dim));
+        self.residual_add(&wo, &bufs.att, l.post_attn_norm.as_deref());
+        self.kept
+            .weights
+            .extend(attn_in.into_iter().map(|(m, _)| m));
+        self.kept.weights.push(wo);
+        self.kept.cache.extend([k_cache, v_cache]);
+        Ok(())
+    }
+
+    /// `x += W_down (act(W_gate h) * W_up h)` with h = norm(x): gate and up side by side in gu
+    /// (one matmul where their weights stack), the gated product into act (quantized for the
+    /// down matmul in the same dispatch), the down projection added to x (post-normed first
+    /// where the layer has that norm).
+    fn mlp(&mut self, i: usize, l: &LayerPlan) -> Result<()> {
+        let (plan, w) = (self.plan, self.w);
+        let name = |s: &str| format!("blk.{i}.{s}");
+        let ffn_in =
+            match GpuMatrix::upload_stacked(self.gpu, &name("ffn_gate_up"), &[&l.gate, &l.up])? {
+                Some(m) => vec![(m, 0)],
+                None => vec![
+                    (self.upload(&name("ffn_gate"), &l.gate)?, 0),
+                    (self.upload(&name("ffn_up"), &l.up)?, w.n_ff),
+                ],
+            };
+        let down = self.upload(&name("ffn_down"), &l.down)?;
+        let ffn_norm = self.floats("norm", &l.ffn_norm);
+
+        let norm = self.norm(&ffn_norm);
+        let (b, bufs) = (&self.b, self.bufs);
+        self.body
+            .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &ffn_in, &bufs.gu, 2 * w.n_ff));
+        self.body.push(b.gated_prepare(
+            &bufs.gu,
+            &bufs.act,
+            w.n_ff,
+            plan.activation,
+            down.quantize_format(),
+        ));
+        self.residual_add(&down, &bufs.act, l.post_ffn_norm.as_deref());
+        self.kept.weights.extend(ffn_in.into_iter().map(|(m, _)| m));
+        self.kept.weights.push(down);
+        Ok(())
+    }
+
+    /// `x += m a` (its input already prepared), or with a post-norm (Gemma) `x += norm(m a)`
+    /// through proj.
+    fn residual_add(&mut self, m: &GpuMatrix, a: &wgpu::Buffer, post_norm: Option<&[f32]>) {
+        let (d, bufs) = (self.w.d, self.bufs);
+        match post_norm {
+            None => {
+                let out = Out::rows(&bufs.x, d, Accumulate::Add);
+                self.body.extend(self.b.matmul(m, a, out, Tokens::All));
+            }
+            Some(g) => {
+                let g = self.floats("norm", g);
+                let out = Out::rows(&bufs.proj, d, Accumulate::Overwrite);
+                self.body.extend(self.b.matmul(m, a, out, Tokens::All));
+                let norm = self.norm(&g);
+                self.body.push(
+                    self.b
+                        .norm_into(&bufs.proj, &bufs.x, norm, 1, Accumulate::Add),
+                );
+            }
+        }
+    }
+
+    /// The final norm into h (the body's last dispatch), then the output projection into the
+    /// logits three ways: of the last token then top-k (sampling), of the last token, of every
+    /// token. The output matrix is usually the embedding matrix (tied): it is uploaded once.
+    fn head(&mut self) -> Result<Head> {
+        let plan = self.plan;
+        let output_index = if std::ptr::eq(&plan.output, &plan.embed)
+            || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
+        {
+            0
+        } else {
+            let output = self.upload("output", &plan.output)?;
+            self.kept.weights.push(output);
+            self.kept.weights.len() - 1
+        };
+        let output_norm = self.floats("norm", &plan.output_norm);
+        let norm = self.norm(&output_norm);
+        let (b, bufs) = (&self.b, self.bufs);
+        let output = &self.kept.weights[output_index];
+        self.body
+            .push(b.norm_prepare(&bufs.x, &bufs.h, norm, output.quantize_format()));
+        let (h, logits) = (
+            &bufs.h,
+            Out::rows(&bufs.logits, self.w.vocab, Accumulate::Overwrite),
+        );
+        let last = b.matmul(output, h, logits, Tokens::Last);
+        let all = b.matmul(output, h, logits, Tokens::All);
+        let mut top = b.matmul(output, h, logits, Tokens::Last);
+        let (topk, top_pair) = b.topk(
+            &bufs.logits,
+            0,
+            self.w.vocab,
+            [
+                (&bufs.cand[0].0, &bufs.cand[0].1),
+                (&bufs.cand[1].0, &bufs.cand[1].1),
+            ],
+        );
+        top.extend(topk);
+        Ok(Head {
+            top,
+            top_pair,
+            last,
+            all,
+        })
+    }
+}
+
 pub struct GpuModel {
-    gpu: std::sync::Arc<Gpu>,
+    gpu: Arc<Gpu>,
     bufs: Activations,
     /// Embedding through the last layer, and the final norm into `h`.
     body: Vec<Dispatch>,
-    /// Output projection of the last token, then top-k.
-    head_top: Vec<Dispatch>,
-    top_pair: usize,
-    /// Output projection of the last token only.
-    head_last: Vec<Dispatch>,
-    /// Output projection of every token.
-    head_all: Vec<Dispatch>,
+    head: Head,
     ropes: Vec<RopePlan>,
     /// Floats per RoPE table (cos or sin): MAX_TOKENS * half of the widest.
     rope_len: usize,
@@ -601,253 +443,36 @@ pub struct GpuModel {
     len: usize,
     /// Times each dispatch when on (`wick bench --profile`).
     profiler: Option<Profiler>,
-    /// Kept alive for the bind groups that use them.
-    _weights: Vec<GpuMatrix>,
-    _cache: Vec<wgpu::Buffer>,
-    _norms: Vec<wgpu::Buffer>,
+    _kept: Kept,
 }
 
 impl GpuModel {
-    /// Uploads the model `plan` describes, with a KV cache of `context` positions.
-    pub fn new(gpu: std::sync::Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
+    /// Uploads the model `plan` describes, with a KV cache of `context` positions: a pre-norm
+    /// decoder, embed, then per layer attention and MLP blocks, then the head.
+    pub fn new(gpu: Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
         let context = context.clamp(1, plan.max_context);
-        let (d, hd) = (plan.n_embd, plan.head_dim);
-        let (q_dim, kv_dim) = (plan.n_head * hd, plan.n_kv_head * hd);
-        let qkv_w = q_dim + 2 * kv_dim;
-        if hd > 256 || hd % 4 != 0 || plan.n_head % plan.n_kv_head != 0 {
-            return Err(Error::Gpu(format!(
-                "attention heads of {hd} (a multiple of 4, at most 256 on the GPU)"
-            )));
+        let w = Widths::of(plan)?;
+        let bufs = Activations::new(&gpu, plan, w);
+        let mut net = Layers::new(&gpu, plan, &bufs, w, context);
+        net.embed()?;
+        for (i, layer) in plan.layers.iter().enumerate() {
+            net.attention(i, layer)?;
+            net.mlp(i, layer)?;
         }
-        for dims in [d, q_dim, plan.n_ff] {
-            if dims % 32 != 0 {
-                return Err(Error::Gpu(format!(
-                    "a width of {dims} is not a multiple of 32"
-                )));
-            }
-        }
-        let vocab = plan.output.rows;
-        let t = MAX_TOKENS as u64;
-        let widest = d.max(q_dim).max(plan.n_ff) as u64;
-        let rope_half = plan.ropes.iter().map(|r| r.dims / 2).max().unwrap_or(0);
-        let rope_len = MAX_TOKENS * rope_half.max(1);
-        let cand_len = (vocab.div_ceil(TOPK_GROUP) * TOP_K) as u64;
-        let staging_bytes = (MAX_LOGIT_ROWS * vocab * 4) as u64;
-        let bufs = Activations {
-            ids: gpu.storage("ids", t * 4),
-            step: gpu.uniform("step", &[0, 0, 0, 0]),
-            rope: gpu.storage("rope", (plan.ropes.len() * 2 * rope_len * 4) as u64),
-            x: gpu.storage("x", t * d as u64 * 4),
-            h: gpu.storage("h", t * d as u64 * 4),
-            proj: gpu.storage("proj", t * d as u64 * 4),
-            qkv: gpu.storage("qkv", t * qkv_w as u64 * 4),
-            q: gpu.storage("q", t * q_dim as u64 * 4),
-            att: gpu.storage("att", t * q_dim as u64 * 4),
-            part: gpu.storage(
-                "attention chunks",
-                attention_part_len(MAX_TOKENS, plan.n_head, hd) as u64 * 4,
-            ),
-            gu: gpu.storage("gate, up", t * 2 * plan.n_ff as u64 * 4),
-            act: gpu.storage("act", t * plan.n_ff as u64 * 4),
-            xq: gpu.storage("xq", t * widest / 32 * 8 * 4),
-            xm: gpu.storage("xm", t * widest / 32 * 16),
-            logits: gpu.storage("logits", (MAX_LOGIT_ROWS * vocab * 4) as u64),
-            cand: [
-                (
-                    gpu.storage("cand", cand_len * 4),
-                    gpu.storage("cand ids", cand_len * 4),
-                ),
-                (
-                    gpu.storage("cand", cand_len * 4),
-                    gpu.storage("cand ids", cand_len * 4),
-                ),
-            ],
-            staging: gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("staging"),
-                size: staging_bytes.max((TOP_K * 8) as u64),
-                usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            }),
-        };
-        let b = Builder {
-            gpu: &gpu,
-            step: &bufs.step,
-            xq: &bufs.xq,
-            xm: &bufs.xm,
-        };
-        let mut weights = Vec::new();
-        let mut norms = Vec::new();
-        let mut cache = Vec::new();
-        let mut body = Vec::new();
-        let upload =
-            |name: &str, m: &crate::model::weights::Matrix| GpuMatrix::upload(&gpu, name, m);
-        let norm = |v: &[f32]| gpu.storage_init("norm", &f32_bytes(v));
-        let embed = upload("token_embd", &plan.embed)?;
-        body.extend(b.embed(&embed, &bufs.ids, &bufs.x, plan.embed_scale));
-        weights.push(embed);
-        let style = plan.rope_style;
-        for (i, l) in plan.layers.iter().enumerate() {
-            let name = |s: &str| format!("blk.{i}.{s}");
-            // Q, K and V in one matmul where their weights stack (same type and width).
-            let qkv = GpuMatrix::upload_stacked(&gpu, &name("attn_qkv"), &[&l.wq, &l.wk, &l.wv])?;
-            let (attn_in, wo) = (
-                match qkv {
-                    Some(m) => vec![(m, 0)],
-                    None => vec![
-                        (upload(&name("attn_q"), &l.wq)?, 0),
-                        (upload(&name("attn_k"), &l.wk)?, q_dim),
-                        (upload(&name("attn_v"), &l.wv)?, q_dim + kv_dim),
-                    ],
-                },
-                upload(&name("attn_output"), &l.wo)?,
-            );
-            // Gate and up in one matmul where their weights stack.
-            let ffn_in =
-                match GpuMatrix::upload_stacked(&gpu, &name("ffn_gate_up"), &[&l.gate, &l.up])? {
-                    Some(m) => vec![(m, 0)],
-                    None => vec![
-                        (upload(&name("ffn_gate"), &l.gate)?, 0),
-                        (upload(&name("ffn_up"), &l.up)?, plan.n_ff),
-                    ],
-                };
-            let down = upload(&name("ffn_down"), &l.down)?;
-            let cache_bytes = (context * kv_dim * gpu.kv_size()) as u64;
-            let k_cache = gpu.storage(&name("k cache"), cache_bytes);
-            let v_cache = gpu.storage(&name("v cache"), cache_bytes);
-            let attn_norm = norm(&l.attn_norm);
-            let ffn_norm = norm(&l.ffn_norm);
-
-            // Attention: h = norm(x); q, k, v side by side in qkv; then rope (with the biases
-            // and the heads' norms) moves q to its buffer and k, v into the cache.
-            body.extend(b.norm_matmuls(
-                &bufs.x, &bufs.h, &attn_norm, d, plan.eps, &attn_in, &bufs.qkv, qkv_w,
-            ));
-            let head_norms = match (l.q_norm.as_deref(), l.k_norm.as_deref()) {
-                (Some(qn), Some(kn)) => Some((norm(qn), norm(kn))),
-                _ => None,
-            };
-            let qkv_bias = l
-                .qkv_bias
-                .as_deref()
-                .map(|b| gpu.storage_init("qkv bias", &f32_bytes(b)));
-            let rope = &plan.ropes[l.rope];
-            body.push(b.rope(
-                &bufs.qkv,
-                [&bufs.q, &k_cache, &v_cache],
-                &bufs.rope,
-                head_norms.as_ref().map(|(qn, kn)| (qn, kn, plan.eps)),
-                qkv_bias.as_ref(),
-                plan.n_head,
-                plan.n_kv_head,
-                hd,
-                rope.dims / 2,
-                style,
-                l.rope * 2 * rope_len,
-                rope_len,
-            ));
-            norms.extend(head_norms.into_iter().flat_map(|(qn, kn)| [qn, kn]));
-            norms.extend(qkv_bias);
-            body.extend(b.attention(
-                &bufs.q,
-                &k_cache,
-                &v_cache,
-                &bufs.att,
-                &bufs.part,
-                plan.n_head,
-                plan.n_kv_head,
-                hd,
-                l.window,
-                plan.attn_scale,
-                None,
-            ));
-            body.extend(b.prepare(&wo, &bufs.att, q_dim));
-            match l.post_attn_norm.as_deref() {
-                None => body.extend(b.matmul(&wo, &bufs.att, &bufs.x, 0, d, 0, true, false)),
-                Some(pn) => {
-                    let pn = norm(pn);
-                    body.extend(b.matmul(&wo, &bufs.att, &bufs.proj, 0, d, 0, false, false));
-                    body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
-                    norms.push(pn);
-                }
-            }
-
-            // MLP: h = norm(x); gate and up side by side in gu; x += down(act(gate) * up).
-            let gu_w = 2 * plan.n_ff;
-            body.extend(b.norm_matmuls(
-                &bufs.x, &bufs.h, &ffn_norm, d, plan.eps, &ffn_in, &bufs.gu, gu_w,
-            ));
-            body.push(b.gated_prepare(
-                &bufs.gu,
-                &bufs.act,
-                plan.n_ff,
-                plan.activation,
-                down.quantize_mode(),
-            ));
-            match l.post_ffn_norm.as_deref() {
-                None => body.extend(b.matmul(&down, &bufs.act, &bufs.x, 0, d, 0, true, false)),
-                Some(pn) => {
-                    let pn = norm(pn);
-                    body.extend(b.matmul(&down, &bufs.act, &bufs.proj, 0, d, 0, false, false));
-                    body.push(b.norm_into(&bufs.proj, &bufs.x, &pn, d, 1, plan.eps, true));
-                    norms.push(pn);
-                }
-            }
-            weights.extend(attn_in.into_iter().chain(ffn_in).map(|(m, _)| m));
-            weights.extend([wo, down]);
-            norms.extend([attn_norm, ffn_norm]);
-            cache.extend([k_cache, v_cache]);
-        }
-        // The output matrix is usually the embedding matrix (tied): upload it once.
-        let output_index = if std::ptr::eq(&plan.output, &plan.embed)
-            || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
-        {
-            0
-        } else {
-            weights.push(upload("output", &plan.output)?);
-            weights.len() - 1
-        };
-        let output = &weights[output_index];
-        let output_norm = norm(&plan.output_norm);
-        body.push(b.norm_prepare(
-            &bufs.x,
-            &bufs.h,
-            &output_norm,
-            d,
-            plan.eps,
-            output.quantize_mode(),
-        ));
-        norms.push(output_norm);
-        let h = &bufs.h;
-        let head_last = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);
-        let head_all = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, false);
-        let mut head_top = b.matmul(output, h, &bufs.logits, 0, vocab, 0, false, true);
-        let (topk, top_pair) = b.topk(
-            &bufs.logits,
-            0,
-            vocab,
-            [
-                (&bufs.cand[0].0, &bufs.cand[0].1),
-                (&bufs.cand[1].0, &bufs.cand[1].1),
-            ],
-        );
-        head_top.extend(topk);
+        let head = net.head()?;
+        let Layers { body, kept, .. } = net;
         Ok(Self {
             gpu,
             bufs,
             body,
-            head_top,
-            top_pair,
-            head_last,
-            head_all,
+            head,
             ropes: plan.ropes.clone(),
-            rope_len,
-            vocab,
+            rope_len: w.rope_len,
+            vocab: w.vocab,
             context,
             len: 0,
             profiler: None,
-            _weights: weights,
-            _cache: cache,
-            _norms: norms,
+            _kept: kept,
         })
     }
 
@@ -916,11 +541,11 @@ impl GpuModel {
         let gpu = self.gpu.clone();
         let q = &gpu.queue;
         q.write_buffer(&self.bufs.ids, 0, &words_bytes(tokens));
-        q.write_buffer(
-            &self.bufs.step,
-            0,
-            &words_bytes(&[n as u32, start as u32, 0, 0]),
-        );
+        let step = Step {
+            n: n as u32,
+            start: start as u32,
+        };
+        q.write_buffer(&self.bufs.step, 0, &words_bytes(&step.words()));
         let mut tables = vec![0f32; self.ropes.len() * 2 * self.rope_len];
         for (i, r) in self.ropes.iter().enumerate() {
             let t = RopeTable::new(start, n, r.dims, r.base, r.scale, r.factors.as_deref());
@@ -934,9 +559,9 @@ impl GpuModel {
         // recorded, so that the GPU runs the first layers while the host records the rest
         // (recording costs a few microseconds per dispatch; a pass has hundreds).
         let head = match want {
-            Want::Sample => &self.head_top,
-            Want::Last => &self.head_last,
-            Want::All => &self.head_all,
+            Want::Sample => &self.head.top,
+            Want::Last => &self.head.last,
+            Want::All => &self.head.all,
         };
         let dispatches: Vec<&Dispatch> = self.body.iter().chain(head).collect();
         let mut rest = &dispatches[..];
@@ -970,7 +595,7 @@ impl GpuModel {
         }
         let bytes = match want {
             Want::Sample => {
-                let (vals, ids) = &self.bufs.cand[self.top_pair];
+                let (vals, ids) = &self.bufs.cand[self.head.top_pair];
                 let half = (TOP_K * 4) as u64;
                 enc.copy_buffer_to_buffer(vals, 0, &self.bufs.staging, 0, half);
                 enc.copy_buffer_to_buffer(ids, 0, &self.bufs.staging, half, half);

@@ -1,12 +1,16 @@
 //! Single kernels run on host data, so that tests can hold each one against the CPU code it must
 //! agree with (`tests/gpu.rs`). The forward pass uses the same [`Builder`] with its own buffers.
 
-use super::model::{attention_part_len, f32_bytes, Builder, Dispatch};
+use super::dispatch::{
+    attention_part_len, AttentionBuffers, Builder, Dispatch, Norm, Out, RopeBuffers, RopeSpec,
+};
+use super::model::f32_bytes;
+use super::shader::{Accumulate, QuantFormat, Step, Tokens};
 use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu};
 use crate::error::Result;
 use crate::gguf::QType;
-use crate::model::ops::RopeStyle;
+use crate::model::ops::{AttentionShape, RopeStyle};
 use crate::model::plan::Activation;
 
 struct Scratch {
@@ -17,7 +21,7 @@ struct Scratch {
 
 fn scratch(gpu: &Gpu, n: usize, cols: usize) -> Scratch {
     Scratch {
-        step: gpu.uniform("step", &[n as u32, 0, 0, 0]),
+        step: step(gpu, n, 0),
         xq: gpu.storage("xq", (n * cols / 32 * 32) as u64),
         xm: gpu.storage("xm", (n * cols / 32 * 16) as u64),
     }
@@ -27,10 +31,19 @@ fn scratch(gpu: &Gpu, n: usize, cols: usize) -> Scratch {
 /// `start` cached positions.
 fn scratch_at(gpu: &Gpu, n: usize, start: usize) -> Scratch {
     Scratch {
-        step: gpu.uniform("step", &[n as u32, start as u32, 0, 0]),
+        step: step(gpu, n, start),
         xq: gpu.storage("xq", 16),
         xm: gpu.storage("xm", 16),
     }
+}
+
+/// The step uniform for `n` tokens after `start` cached positions.
+fn step(gpu: &Gpu, n: usize, start: usize) -> wgpu::Buffer {
+    let step = Step {
+        n: n as u32,
+        start: start as u32,
+    };
+    gpu.uniform("step", &step.words())
 }
 
 fn builder<'a>(gpu: &'a Gpu, s: &'a Scratch) -> Builder<'a> {
@@ -99,7 +112,8 @@ pub async fn matmul(
     let xb = gpu.storage_init("x", &f32_bytes(x));
     let out = gpu.storage("out", (n * rows * 4) as u64);
     let mut d: Vec<Dispatch> = b.prepare(&m, &xb, cols).into_iter().collect();
-    d.extend(b.matmul(&m, &xb, &out, 0, rows, 0, false, false));
+    let to = Out::rows(&out, rows, Accumulate::Overwrite);
+    d.extend(b.matmul(&m, &xb, to, Tokens::All));
     Ok(f32s(&run(gpu, &d, n, &out, n * rows).await?))
 }
 
@@ -140,62 +154,85 @@ pub async fn rms_norm(
         gpu.storage_init("g", &f32_bytes(g)),
     );
     let out = gpu.storage_init("out", &f32_bytes(residual.unwrap_or(&vec![0.0; x.len()])));
-    let d = [b.norm_into(&xb, &out, &gb, g.len(), 1, eps, residual.is_some())];
+    let norm = Norm {
+        weight: &gb,
+        len: g.len(),
+        eps,
+    };
+    let accumulate = match residual {
+        Some(_) => Accumulate::Add,
+        None => Accumulate::Overwrite,
+    };
+    let d = [b.norm_into(&xb, &out, norm, 1, accumulate)];
     Ok(f32s(&run(gpu, &d, n, &out, x.len()).await?))
 }
 
-/// From `qkv` (`n` tokens' q, k and v side by side): RoPE on the queries, returned, and on
-/// the keys and the values written at positions `start..start + n` of the caches `k` and `v`
-/// (whose other rows stay), returned too; `bias` (q, k and v biases end to end) added first
-/// where given, and each q and k head RMS-normed where `norms` (q and k weights, eps) are.
-#[allow(clippy::too_many_arguments)]
-pub async fn rope(
-    gpu: &Gpu,
-    qkv: &[f32],
-    (k, v): (&[f32], &[f32]),
-    n: usize,
-    start: usize,
-    (n_head, n_kv_head, head_dim): (usize, usize, usize),
-    (cos, sin): (&[f32], &[f32]),
-    style: RopeStyle,
-    norms: Option<(&[f32], &[f32], f32)>,
-    bias: Option<&[f32]>,
-) -> Result<[Vec<f32>; 3]> {
-    let half = cos.len() / n;
+/// A RoPE probe's input: `n` tokens' q, k and v side by side in `qkv`, at positions
+/// `start..start + n`, over caches `k` and `v`; `heads` is (n_head, n_kv_head, head_dim).
+pub struct RopeCase<'a> {
+    pub qkv: &'a [f32],
+    pub k: &'a [f32],
+    pub v: &'a [f32],
+    pub n: usize,
+    pub start: usize,
+    pub heads: (usize, usize, usize),
+    /// The batch's tables (`n` rows of rotated pairs each).
+    pub cos: &'a [f32],
+    pub sin: &'a [f32],
+    pub style: RopeStyle,
+    /// q and k heads' RMSNorm weights, and eps.
+    pub norms: Option<(&'a [f32], &'a [f32], f32)>,
+    /// q, k and v biases end to end.
+    pub bias: Option<&'a [f32]>,
+}
+
+/// RoPE on the queries, returned, and on the keys and the values written at the case's
+/// positions of the caches (whose other rows stay), returned too; the biases added first where
+/// given, and each q and k head RMS-normed where the norms are.
+pub async fn rope(gpu: &Gpu, case: &RopeCase<'_>) -> Result<[Vec<f32>; 3]> {
+    let RopeCase { n, start, .. } = *case;
+    let (n_head, n_kv_head, head_dim) = case.heads;
+    let half = case.cos.len() / n;
     let s = scratch_at(gpu, n, start);
     let b = builder(gpu, &s);
-    let src = gpu.storage_init("qkv", &f32_bytes(qkv));
+    let src = gpu.storage_init("qkv", &f32_bytes(case.qkv));
     let q_len = n * n_head * head_dim;
     let qb = gpu.storage("q", (q_len * 4) as u64);
-    let kb = gpu.storage_init("k", &gpu.kv_bytes(k));
-    let vb = gpu.storage_init("v", &gpu.kv_bytes(v));
-    let tables = gpu.storage_init("rope", &f32_bytes(&[cos, sin].concat()));
-    let weights = norms.map(|(qn, kn, eps)| {
+    let kb = gpu.storage_init("k", &gpu.kv_bytes(case.k));
+    let vb = gpu.storage_init("v", &gpu.kv_bytes(case.v));
+    let tables = gpu.storage_init("rope", &f32_bytes(&[case.cos, case.sin].concat()));
+    let weights = case.norms.map(|(qn, kn, eps)| {
         (
             gpu.storage_init("qn", &f32_bytes(qn)),
             gpu.storage_init("kn", &f32_bytes(kn)),
             eps,
         )
     });
-    let bias = bias.map(|b| gpu.storage_init("bias", &f32_bytes(b)));
+    let bias = case.bias.map(|b| gpu.storage_init("bias", &f32_bytes(b)));
     let d = [b.rope(
-        &src,
-        [&qb, &kb, &vb],
-        &tables,
-        weights.as_ref().map(|(qn, kn, eps)| (qn, kn, *eps)),
-        bias.as_ref(),
-        n_head,
-        n_kv_head,
-        head_dim,
-        half,
-        style,
-        0,
-        cos.len(),
+        RopeBuffers {
+            qkv: &src,
+            q: &qb,
+            k_cache: &kb,
+            v_cache: &vb,
+            tables: &tables,
+            head_norms: weights.as_ref().map(|(qn, kn, eps)| (qn, kn, *eps)),
+            bias: bias.as_ref(),
+        },
+        RopeSpec {
+            n_head,
+            n_kv_head,
+            head_dim,
+            half,
+            style: case.style,
+            table: 0,
+            table_len: case.cos.len(),
+        },
     )];
     Ok([
         f32s(&run_at(gpu, &d, n, start, &qb, q_len).await?),
-        gpu.kv_values(&run_at(gpu, &[], n, start, &kb, cache_words(gpu, k)).await?),
-        gpu.kv_values(&run_at(gpu, &[], n, start, &vb, cache_words(gpu, v)).await?),
+        gpu.kv_values(&run_at(gpu, &[], n, start, &kb, cache_words(gpu, case.k)).await?),
+        gpu.kv_values(&run_at(gpu, &[], n, start, &vb, cache_words(gpu, case.v)).await?),
     ])
 }
 
@@ -204,14 +241,14 @@ fn cache_words(gpu: &Gpu, values: &[f32]) -> usize {
     values.len() * gpu.kv_size() / 4
 }
 
-/// RMSNorm of the rows of `x` (weights `g`) quantized in format `mode` (quantize.wgsl's), by
+/// RMSNorm of the rows of `x` (weights `g`) quantized in `mode`, by
 /// the fused dispatch (`fused`) or by a norm then a quantize: the normed rows, xq and xm.
 pub async fn norm_quantize(
     gpu: &Gpu,
     x: &[f32],
     g: &[f32],
     eps: f32,
-    mode: u32,
+    mode: QuantFormat,
     fused: bool,
 ) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
     let (len, n) = (g.len(), x.len() / g.len());
@@ -222,11 +259,16 @@ pub async fn norm_quantize(
         gpu.storage_init("g", &f32_bytes(g)),
     );
     let h = gpu.storage("h", (x.len() * 4) as u64);
+    let norm = Norm {
+        weight: &gb,
+        len,
+        eps,
+    };
     let d = if fused {
-        vec![b.norm_prepare(&xb, &h, &gb, len, eps, Some(mode))]
+        vec![b.norm_prepare(&xb, &h, norm, Some(mode))]
     } else {
         vec![
-            b.norm_into(&xb, &h, &gb, len, 1, eps, false),
+            b.norm_into(&xb, &h, norm, 1, Accumulate::Overwrite),
             b.quantize(&h, 0, len, len, mode),
         ]
     };
@@ -238,7 +280,6 @@ pub async fn norm_quantize(
 
 /// Causal attention of `n` queries at positions `start..start + n` over keys/values of
 /// positions `0..start + n` (`kv_dim` floats each).
-#[allow(clippy::too_many_arguments)]
 pub async fn attention(
     gpu: &Gpu,
     q: &[f32],
@@ -246,11 +287,7 @@ pub async fn attention(
     v: &[f32],
     start: usize,
     n: usize,
-    n_head: usize,
-    n_kv_head: usize,
-    head_dim: usize,
-    window: Option<usize>,
-    scale: f32,
+    shape: AttentionShape,
 ) -> Result<Vec<f32>> {
     let s = scratch_at(gpu, n, start);
     let b = builder(gpu, &s);
@@ -260,10 +297,18 @@ pub async fn attention(
         gpu.storage_init("v", &gpu.kv_bytes(v)),
     );
     let out = gpu.storage("out", (q.len() * 4) as u64);
-    let part = gpu.storage("chunks", attention_part_len(n, n_head, head_dim) as u64 * 4);
-    let d = b.attention(
-        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, scale, None,
+    let part = gpu.storage(
+        "chunks",
+        attention_part_len(n, shape.n_head, shape.head_dim) as u64 * 4,
     );
+    let io = AttentionBuffers {
+        q: &qb,
+        k_cache: &kb,
+        v_cache: &vb,
+        out: &out,
+        part: &part,
+    };
+    let d = b.attention(io, shape, None);
     Ok(f32s(&run_at(gpu, &d, n, start, &out, q.len()).await?))
 }
 
@@ -272,7 +317,6 @@ pub async fn attention(
 /// buffer, over `gpu`'s KV cache type; `chunk` forces the key-chunk length (else the forward
 /// pass's rule). For `wick bench-attention`, which compares chunkings and cache types.
 #[cfg(not(target_arch = "wasm32"))]
-#[allow(clippy::too_many_arguments)]
 pub async fn attention_time(
     gpu: &Gpu,
     (n_head, n_kv_head, head_dim): (usize, usize, usize),
@@ -296,9 +340,21 @@ pub async fn attention_time(
     );
     let out = gpu.storage("out", (n_head * head_dim * 4) as u64);
     let part = gpu.storage("chunks", attention_part_len(1, n_head, head_dim) as u64 * 4);
-    let d = b.attention(
-        &qb, &kb, &vb, &out, &part, n_head, n_kv_head, head_dim, window, 0.125, chunk,
-    );
+    let io = AttentionBuffers {
+        q: &qb,
+        k_cache: &kb,
+        v_cache: &vb,
+        out: &out,
+        part: &part,
+    };
+    let shape = AttentionShape {
+        n_head,
+        n_kv_head,
+        head_dim,
+        scale: 0.125,
+        window,
+    };
+    let d = b.attention(io, shape, chunk);
     let many: Vec<&Dispatch> = (0..reps).flat_map(|_| &d).collect();
     timed(gpu, &many[..2], start, &out).await?; // warm-up: pipelines, first touch
     let one = timed(gpu, &many[..2], start, &out).await?;
@@ -339,14 +395,14 @@ pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Resu
     Ok(f32s(&run(gpu, &d, 1, &out, gate.len()).await?))
 }
 
-/// `act(gate) * up` quantized in format `mode`, by the fused dispatch (`fused`) or by
+/// `act(gate) * up` quantized in `mode`, by the fused dispatch (`fused`) or by
 /// [`gated`]'s then a quantize: the products, xq and xm.
 pub async fn gated_quantize(
     gpu: &Gpu,
     gate: &[f32],
     up: &[f32],
     act: Activation,
-    mode: u32,
+    mode: QuantFormat,
     fused: bool,
 ) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
     let len = gate.len();

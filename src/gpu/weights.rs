@@ -2,6 +2,7 @@
 //! (WGSL reads words), split by rows into buffers no larger than one binding may be. Float
 //! matrices (F32, F16, BF16) go as they are (rows are whole units of 32 values, so whole words).
 
+use super::shader::QuantFormat;
 use super::Gpu;
 use crate::error::{Error, Result};
 use crate::gguf::{qtype_name, QType};
@@ -134,15 +135,15 @@ impl GpuMatrix {
         self.cols / 32
     }
 
-    /// The activation format its matmul wants: 0 Q8_0, 1 Q8_1, 2 Q8_K (quantize.wgsl's modes);
-    /// `None` for float weights, whose matmul reads the f32 activations.
-    pub fn quantize_mode(&self) -> Option<u32> {
+    /// The activation format its matmul wants (that of the CPU kernel for its type); `None`
+    /// for float weights, whose matmul reads the f32 activations.
+    pub fn quantize_format(&self) -> Option<QuantFormat> {
         use QType::*;
         match self.qtype {
             F32 | F16 | BF16 => None,
-            Q4_1 | Q5_1 => Some(1),
-            Q2K | Q3K | Q4K | Q5K | Q6K => Some(2),
-            _ => Some(0),
+            Q4_1 | Q5_1 => Some(QuantFormat::Q8_1),
+            Q2K | Q3K | Q4K | Q5K | Q6K => Some(QuantFormat::Q8K),
+            _ => Some(QuantFormat::Q8_0),
         }
     }
 }

@@ -1,0 +1,400 @@
+//! The host's side of each shader's interface: its `Params` uniform word for word, its binding
+//! slots by name, and its modes as enums. One module per WGSL file (or family of entry points that
+//! share a `Params`); a change to a shader's `struct Params` or `@binding` list is mirrored here
+//! and nowhere else.
+//!
+//! Every `Params` is a list of 32-bit words; `words()` writes the fields in the WGSL struct's
+//! order, floats as their bits, enums and switches as the values the shader tests, and the
+//! struct's padding (`_a`, `_b`, ...) as zeros, so that the uniform is a multiple of 16 bytes.
+
+use crate::model::ops::RopeStyle;
+use crate::model::plan::Activation;
+
+/// Whether a kernel overwrites its output or adds to it (a residual add): bit 0 of the `flags`
+/// of matmul_common.wgsl and norm.wgsl.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Accumulate {
+    Overwrite,
+    Add,
+}
+
+impl Accumulate {
+    fn bit(self) -> u32 {
+        (self == Accumulate::Add) as u32
+    }
+}
+
+/// Which tokens of the batch a matmul computes: bit 1 of matmul_common.wgsl's `flags`. `Last`
+/// writes only the batch's last token, as token 0 (the output projection before sampling).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tokens {
+    All,
+    Last,
+}
+
+/// The activation format a quantized matmul reads from xq/xm (quantize.wgsl's `mode`): the
+/// format of the CPU kernel that the weight type pairs with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum QuantFormat {
+    /// Mode 0: per 32 values an f16 scale.
+    Q8_0 = 0,
+    /// Mode 1: Q8_0 plus the unit's sum (for weights with a min: Q4_1, Q5_1).
+    Q8_1 = 1,
+    /// Mode 2: per 256 values an f32 scale and sums per 16 (the k-quants).
+    Q8K = 2,
+}
+
+impl QuantFormat {
+    /// Values one quantizing thread handles (`main`'s threads: one per unit, Q8_K one per 256).
+    pub(crate) fn values_per_thread(self) -> usize {
+        match self {
+            QuantFormat::Q8K => 256,
+            _ => 32,
+        }
+    }
+}
+
+/// activation.wgsl's `act`: 0 SiLU, 1 GELU (tanh).
+fn act_word(act: Activation) -> u32 {
+    (act == Activation::GeluTanh) as u32
+}
+
+/// Every kernel that runs per token but `topk.wgsl` binds this per-pass uniform
+/// (`struct Step { n, start, _a, _b }`): the batch's tokens and the cached positions before it.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Step {
+    pub n: u32,
+    pub start: u32,
+}
+
+impl Step {
+    pub fn words(&self) -> [u32; 4] {
+        [self.n, self.start, 0, 0]
+    }
+}
+
+/// matmul.wgsl (quantized weights) and matmul_float.wgsl (float weights), whose `Params` is
+/// matmul_common.wgsl's.
+pub mod matmul {
+    use super::{Accumulate, Tokens};
+
+    /// Weights (one chunk of rows).
+    pub const W: u32 = 0;
+    /// Quantized weights: the activations' packed bytes and scales (quantize.wgsl's output).
+    pub const XQ: u32 = 1;
+    pub const XM: u32 = 2;
+    /// Float weights: the f32 activations themselves.
+    pub const X: u32 = 1;
+    pub const OUT: u32 = 3;
+    pub const PARAMS: u32 = 4;
+    pub const STEP: u32 = 5;
+
+    /// `struct Params` of matmul_common.wgsl.
+    pub struct Params {
+        /// Rows in this weight chunk.
+        pub rows: u32,
+        /// Units of 32 weights per row.
+        pub units: u32,
+        pub row_words: u32,
+        /// This chunk's first row in the output.
+        pub row_offset: u32,
+        /// Floats between two tokens' outputs.
+        pub out_stride: u32,
+        pub out_offset: u32,
+        /// Added to out_offset per cached position (0: the forward pass never writes the cache
+        /// by matmul).
+        pub start_stride: u32,
+        /// `flags` bit 0.
+        pub accumulate: Accumulate,
+        /// `flags` bit 1.
+        pub tokens: Tokens,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 8] {
+            [
+                self.rows,
+                self.units,
+                self.row_words,
+                self.row_offset,
+                self.out_stride,
+                self.out_offset,
+                self.start_stride,
+                self.accumulate.bit() | (((self.tokens == Tokens::Last) as u32) << 1),
+            ]
+        }
+    }
+}
+
+/// embed.wgsl.
+pub mod embed {
+    /// The embedding matrix (one chunk of rows).
+    pub const W: u32 = 0;
+    pub const IDS: u32 = 1;
+    pub const X: u32 = 2;
+    pub const PARAMS: u32 = 3;
+    pub const STEP: u32 = 4;
+
+    /// `struct Params` of embed.wgsl.
+    pub struct Params {
+        pub rows: u32,
+        pub units: u32,
+        pub row_words: u32,
+        pub row_offset: u32,
+        pub scale: f32,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 8] {
+            let p = self;
+            [
+                p.rows,
+                p.units,
+                p.row_words,
+                p.row_offset,
+                p.scale.to_bits(),
+                0, // _a
+                0, // _b
+                0, // _c
+            ]
+        }
+    }
+}
+
+/// quantize.wgsl: entry points `main` (quantize x), `norm_quantize` (RMSNorm res into x, then
+/// quantize) and `gated_quantize` (act(gate) * up from res into x, then quantize).
+pub mod quantize {
+    use super::{act_word, QuantFormat};
+    use crate::model::plan::Activation;
+
+    /// The f32 rows quantized (written first by the fused entry points).
+    pub const X: u32 = 0;
+    pub const XQ: u32 = 1;
+    pub const XM: u32 = 2;
+    pub const PARAMS: u32 = 3;
+    pub const STEP: u32 = 4;
+    /// `norm_quantize`: the residual stream it norms; `gated_quantize`: each token's gate and
+    /// up side by side.
+    pub const RES: u32 = 5;
+    /// `norm_quantize`: the norm's weights.
+    pub const G: u32 = 6;
+
+    /// `struct Params` of quantize.wgsl.
+    pub struct Params {
+        /// Units of 32 per row.
+        pub units: u32,
+        pub mode: QuantFormat,
+        pub in_offset: u32,
+        /// Floats between rows of x.
+        pub in_stride: u32,
+        /// `norm_quantize` only.
+        pub eps: f32,
+        /// `gated_quantize` only.
+        pub act: Activation,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 8] {
+            let p = self;
+            [
+                p.units,
+                p.mode as u32,
+                p.in_offset,
+                p.in_stride,
+                p.eps.to_bits(),
+                act_word(p.act),
+                0, // _b
+                0, // _c
+            ]
+        }
+    }
+}
+
+/// norm.wgsl (entry point `into`).
+pub mod norm {
+    use super::Accumulate;
+
+    pub const G: u32 = 0;
+    pub const PARAMS: u32 = 1;
+    pub const STEP: u32 = 2;
+    pub const DST: u32 = 3;
+    pub const SRC: u32 = 4;
+
+    /// `struct Params` of norm.wgsl.
+    pub struct Params {
+        pub len: u32,
+        pub rows_per_token: u32,
+        pub eps: f32,
+        /// `flags` bit 0.
+        pub accumulate: Accumulate,
+        pub src_offset: u32,
+        pub dst_offset: u32,
+        pub start_stride: u32,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 8] {
+            let p = self;
+            [
+                p.len,
+                p.rows_per_token,
+                p.eps.to_bits(),
+                p.accumulate.bit(),
+                p.src_offset,
+                p.dst_offset,
+                p.start_stride,
+                0, // _a
+            ]
+        }
+    }
+}
+
+/// rope.wgsl.
+pub mod rope {
+    use super::RopeStyle;
+
+    /// Each token's q, k and v side by side.
+    pub const QKV: u32 = 0;
+    /// The cos and sin tables of every RoPE configuration.
+    pub const TABLES: u32 = 1;
+    pub const PARAMS: u32 = 2;
+    pub const STEP: u32 = 3;
+    pub const Q: u32 = 4;
+    /// Per-head RMSNorm weights of queries and keys (bound, unused, without `norm`).
+    pub const QN: u32 = 5;
+    pub const KN: u32 = 6;
+    pub const K_CACHE: u32 = 7;
+    pub const V_CACHE: u32 = 8;
+    /// q, k and v biases end to end (bound, unused, without `bias`).
+    pub const BIAS: u32 = 9;
+
+    /// `struct Params` of rope.wgsl.
+    pub struct Params {
+        pub n_head: u32,
+        pub n_kv_head: u32,
+        pub head_dim: u32,
+        /// Rotated pairs per head.
+        pub half: u32,
+        /// 0 adjacent pairs, 1 halves.
+        pub style: RopeStyle,
+        /// First float of this configuration's cos table (its sin follows `table_len` later).
+        pub table: u32,
+        pub table_len: u32,
+        /// RMSNorm each q and k head first.
+        pub norm: bool,
+        pub eps: f32,
+        /// Add the biases first.
+        pub bias: bool,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 12] {
+            let p = self;
+            [
+                p.n_head,
+                p.n_kv_head,
+                p.head_dim,
+                p.half,
+                (p.style == RopeStyle::Halves) as u32,
+                p.table,
+                p.table_len,
+                p.norm as u32,
+                p.eps.to_bits(),
+                p.bias as u32,
+                0, // _b
+                0, // _c
+            ]
+        }
+    }
+}
+
+/// attention.wgsl: entry points `partial` and `combine`, which share the bindings and `Params`.
+pub mod attention {
+    pub const Q: u32 = 0;
+    pub const K: u32 = 1;
+    pub const V: u32 = 2;
+    /// `combine`'s output.
+    pub const OUT: u32 = 3;
+    pub const PARAMS: u32 = 4;
+    pub const STEP: u32 = 5;
+    /// The per-chunk records `partial` writes and `combine` reads.
+    pub const PART: u32 = 6;
+
+    /// `struct Params` of attention.wgsl.
+    pub struct Params {
+        pub n_head: u32,
+        pub n_kv_head: u32,
+        pub head_dim: u32,
+        /// 0: no window.
+        pub window: u32,
+        pub scale: f32,
+        /// Chunk records per (token, head) in `part`.
+        pub max_chunks: u32,
+        /// Keys per chunk if not 0 (timing probes), else `chunk_len`'s.
+        pub chunk: u32,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 8] {
+            let p = self;
+            [
+                p.n_head,
+                p.n_kv_head,
+                p.head_dim,
+                p.window,
+                p.scale.to_bits(),
+                p.max_chunks,
+                p.chunk,
+                0, // _b
+            ]
+        }
+    }
+}
+
+/// gated.wgsl.
+pub mod gated {
+    use super::act_word;
+    use crate::model::plan::Activation;
+
+    /// Each token's gate and up side by side.
+    pub const GU: u32 = 0;
+    pub const OUT: u32 = 1;
+    pub const PARAMS: u32 = 2;
+    pub const STEP: u32 = 3;
+
+    /// `struct Params` of gated.wgsl.
+    pub struct Params {
+        pub len: u32,
+        pub act: Activation,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 4] {
+            [self.len, act_word(self.act), 0, 0] // _a, _b
+        }
+    }
+}
+
+/// topk.wgsl (no step uniform: its sizes are all in `Params`).
+pub mod topk {
+    pub const VALS: u32 = 0;
+    /// The candidates' ids (bound, unused, in the first round, where an id is the index).
+    pub const IDS: u32 = 1;
+    pub const OUT_VALS: u32 = 2;
+    pub const OUT_IDS: u32 = 3;
+    pub const PARAMS: u32 = 4;
+
+    /// `struct Params` of topk.wgsl.
+    pub struct Params {
+        pub count: u32,
+        pub in_offset: u32,
+        /// false: the id is the index.
+        pub has_ids: bool,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 4] {
+            [self.count, self.in_offset, self.has_ids as u32, 0] // _a
+        }
+    }
+}
