@@ -10,8 +10,8 @@
 use super::profile::Profiler;
 use super::weights::GpuMatrix;
 use super::{f32s, read_back, words_bytes, Gpu, Op};
-use crate::backend::{Logits, Want};
 use crate::error::{Error, Result};
+use crate::forward::{Logits, Want};
 use crate::model::blocks::{RopeStyle, RopeTable};
 use crate::model::plan::{Activation, Plan, RopePlan};
 // Read only while profiling, which the browser never does (its clock is not std's).
@@ -22,7 +22,7 @@ pub const MAX_TOKENS: usize = 64;
 /// Most tokens whose whole logits rows one forward pass returns.
 pub const MAX_LOGIT_ROWS: usize = 32;
 /// Candidates the GPU selects for sampling.
-pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 per group
+pub const TOP_K: usize = crate::forward::TOP_CANDIDATES; // topk.wgsl writes 64 per group
 /// Workgroups along x before a dispatch wraps into y (WebGPU allows 65535).
 const WG_X: usize = 32768;
 /// Candidates one top-k workgroup sorts.
