@@ -1,9 +1,10 @@
 //! Everything loaded from one GGUF file, ready to generate: the card, the model, the tokenizer,
 //! the chat template and the tokens that end generation.
 
+use crate::card::ModelCard;
 use crate::chat::{ChatMessage, ChatTemplate};
-use crate::error::{Error, Result};
-use crate::gguf::{Gguf, ModelCard};
+use crate::error::{Error, Result, UnknownArchitecture};
+use crate::gguf::Gguf;
 use crate::model::{Model, SUPPORTED_ARCHITECTURES};
 use crate::tokenizer::{self, Tokenizer};
 
@@ -97,5 +98,17 @@ impl Engine {
         let prompt = template.prompt(messages, true, &self.tokenizer)?;
         self.tokenizer
             .encode_with_literal(&prompt.text, true, &prompt.literal)
+    }
+}
+
+/// `Error::UnsupportedArchitecture(name.into())`, wherever it is raised (here and in
+/// `model::Model::load`), names the architectures wick runs. It lives here because `error` is a
+/// leaf and `model` only raises the error.
+impl From<&str> for UnknownArchitecture {
+    fn from(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            supported: &SUPPORTED_ARCHITECTURES,
+        }
     }
 }

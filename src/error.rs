@@ -1,6 +1,8 @@
 //! One error type for the engine. Every variant names what is wrong in words a person can act on;
 //! [`Error::kind`] gives the stable machine-readable category that crosses the worker boundary
 //! and the CLI's JSON output.
+//!
+//! This module is a leaf: it imports nothing from the crate, so every other module can use it.
 
 use thiserror::Error;
 
@@ -14,8 +16,8 @@ pub enum Error {
     Truncated(String),
     #[error("the GGUF file is corrupt: {0}")]
     Corrupt(String),
-    #[error("unsupported model architecture `{0}` (wick supports: {supported})", supported = crate::model::SUPPORTED_ARCHITECTURES.join(", "))]
-    UnsupportedArchitecture(String),
+    #[error("unsupported model architecture `{}` (wick supports: {})", .0.name, .0.supported.join(", "))]
+    UnsupportedArchitecture(UnknownArchitecture),
     #[error("tensor `{tensor}` uses quantization {qtype}, which wick does not support")]
     UnsupportedQuant { tensor: String, qtype: String },
     #[error("the GGUF file has no `{0}` metadata, which this model needs")]
@@ -50,6 +52,18 @@ pub enum Error {
     Aborted,
     #[error("I/O error: {0}")]
     Io(#[from] std::io::Error),
+}
+
+/// An architecture wick does not run, and the ones it does. The list travels as data so that
+/// this module needs nothing from `model`: `Error::UnsupportedArchitecture(name.into())` fills
+/// it in from `model::SUPPORTED_ARCHITECTURES` (the `From<&str>` impl is in `engine`, which
+/// sees both).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct UnknownArchitecture {
+    /// `general.architecture` as the file says it.
+    pub name: String,
+    /// Every architecture wick runs.
+    pub supported: &'static [&'static str],
 }
 
 impl Error {

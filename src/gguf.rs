@@ -1,4 +1,5 @@
-//! Opening and validating a GGUF file, and the [`ModelCard`] that describes it.
+//! Opening and validating a GGUF file, and typed access to its metadata. (What a person wants to
+//! know about it, the model card, is [`crate::card`], above this module and the tokenizer.)
 //!
 //! Parsing the header is candle's job (`gguf_file::Content`, which bounds every length against the
 //! file size). This module adds what an engine that runs untrusted files needs on top: every tensor
@@ -12,7 +13,6 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use candle_core::quantized::gguf_file::{Content, Value};
-use serde::Serialize;
 
 pub use candle_core::quantized::GgmlDType as QType;
 
@@ -69,13 +69,33 @@ impl Tensor {
     }
 }
 
-/// Tensor types the engine can run (matmul or plain lookup).
+/// The one list of tensor types the engine runs (matmul or plain lookup), as `QType::ALL`: a trait,
+/// because `QType` is candle's type. The floats first, then the quantized types in GGUF's order.
+pub trait QTypes {
+    const ALL: [QType; 13];
+}
+
+impl QTypes for QType {
+    const ALL: [QType; 13] = [
+        QType::F32,
+        QType::F16,
+        QType::BF16,
+        QType::Q4_0,
+        QType::Q4_1,
+        QType::Q5_0,
+        QType::Q5_1,
+        QType::Q8_0,
+        QType::Q2K,
+        QType::Q3K,
+        QType::Q4K,
+        QType::Q5K,
+        QType::Q6K,
+    ];
+}
+
+/// Tensor types the engine can run (matmul or plain lookup): those of [`QTypes::ALL`].
 pub fn is_supported_qtype(t: QType) -> bool {
-    use QType::*;
-    matches!(
-        t,
-        F32 | F16 | BF16 | Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 | Q2K | Q3K | Q4K | Q5K | Q6K
-    )
+    QType::ALL.contains(&t)
 }
 
 pub fn qtype_name(t: QType) -> &'static str {
@@ -247,7 +267,7 @@ pub fn get<'a>(md: &'a Metadata, key: &str) -> Result<&'a Value> {
         .ok_or_else(|| Error::MissingMetadata(key.into()))
 }
 
-fn invalid(key: &str, reason: impl Into<String>) -> Error {
+pub(crate) fn invalid(key: &str, reason: impl Into<String>) -> Error {
     Error::InvalidMetadata {
         key: key.into(),
         reason: reason.into(),
@@ -338,136 +358,13 @@ pub fn get_array<'a>(md: &'a Metadata, key: &str) -> Result<&'a [Value]> {
     }
 }
 
-fn value_kind(v: &Value) -> &'static str {
+/// How a metadata value reads in an error message ("a string", "an integer"...).
+pub(crate) fn value_kind(v: &Value) -> &'static str {
     match v {
         Value::String(_) => "a string",
         Value::Array(_) => "an array",
         Value::Bool(_) => "a bool",
         Value::F32(_) | Value::F64(_) => "a float",
         _ => "an integer",
-    }
-}
-
-// ---- the model card ------------------------------------------------------------------------
-
-/// What a person (or the page) wants to know about a model before running it.
-#[derive(Clone, Debug, Serialize)]
-pub struct ModelCard {
-    pub name: Option<String>,
-    pub architecture: String,
-    pub file_size: u64,
-    pub parameters: u64,
-    /// The file's declared type (`general.file_type`), e.g. "Q4_K_M", when it says.
-    pub file_type: Option<String>,
-    /// Bytes of tensor data per quantization type.
-    pub quant_types: BTreeMap<String, u64>,
-    pub context_length: usize,
-    pub embedding_length: usize,
-    pub block_count: usize,
-    pub head_count: usize,
-    pub head_count_kv: usize,
-    pub vocab_size: usize,
-    pub tokenizer_model: String,
-    pub bos_token: Option<SpecialToken>,
-    pub eos_token: Option<SpecialToken>,
-    pub eot_tokens: Vec<SpecialToken>,
-    pub add_bos: bool,
-    pub license: Option<String>,
-    pub has_chat_template: bool,
-    /// Why the chat template cannot be used (it does not parse, or is not a string), e.g.
-    /// "syntax error: unexpected end of block (in chat_template:1)"; `None` when it is fine or
-    /// absent. The model still does raw completion.
-    pub chat_template_error: Option<String>,
-}
-
-#[derive(Clone, Debug, Serialize)]
-pub struct SpecialToken {
-    pub id: u32,
-    pub text: String,
-}
-
-/// llama.cpp's `general.file_type` numbering (LLAMA_FTYPE_*).
-fn file_type_name(ft: usize) -> Option<&'static str> {
-    Some(match ft {
-        0 => "F32",
-        1 => "F16",
-        2 => "Q4_0",
-        3 => "Q4_1",
-        7 => "Q8_0",
-        8 => "Q5_0",
-        9 => "Q5_1",
-        10 => "Q2_K",
-        11 => "Q3_K_S",
-        12 => "Q3_K_M",
-        13 => "Q3_K_L",
-        14 => "Q4_K_S",
-        15 => "Q4_K_M",
-        16 => "Q5_K_S",
-        17 => "Q5_K_M",
-        18 => "Q6_K",
-        32 => "BF16",
-        _ => return None,
-    })
-}
-
-impl ModelCard {
-    /// Builds the card for a file whose architecture wick supports; hyperparameters are checked
-    /// by the model loader, the card only reports them.
-    pub fn from_gguf(g: &Gguf) -> Result<Self> {
-        let md = &g.metadata;
-        let arch = g.architecture()?.to_string();
-        let key = |k: &str| format!("{arch}.{k}");
-        let head_count = get_usize(md, &key("attention.head_count"))?;
-        let tokens = get_array(md, "tokenizer.ggml.tokens")?;
-        let token_text = |id: usize| -> Option<String> {
-            match tokens.get(id) {
-                Some(Value::String(s)) => Some(s.clone()),
-                _ => None,
-            }
-        };
-        let special = |k: &str| -> Result<Option<SpecialToken>> {
-            Ok(get_usize_opt(md, k)?.and_then(|id| {
-                token_text(id).map(|text| SpecialToken {
-                    id: id as u32,
-                    text,
-                })
-            }))
-        };
-        let mut quant_types = BTreeMap::new();
-        let mut parameters = 0u64;
-        for t in g.tensors() {
-            parameters += t.elem_count() as u64;
-            *quant_types
-                .entry(qtype_name(t.qtype).to_string())
-                .or_insert(0) += t.data.len() as u64;
-        }
-        Ok(Self {
-            name: get_str_opt(md, "general.name")?.map(str::to_string),
-            file_size: g.file_size,
-            parameters,
-            file_type: get_usize_opt(md, "general.file_type")?
-                .and_then(file_type_name)
-                .map(str::to_string),
-            quant_types,
-            context_length: get_usize(md, &key("context_length"))?,
-            embedding_length: get_usize(md, &key("embedding_length"))?,
-            block_count: get_usize(md, &key("block_count"))?,
-            head_count,
-            head_count_kv: get_usize_opt(md, &key("attention.head_count_kv"))?
-                .unwrap_or(head_count),
-            vocab_size: tokens.len(),
-            tokenizer_model: get_str(md, "tokenizer.ggml.model")?.to_string(),
-            bos_token: special("tokenizer.ggml.bos_token_id")?,
-            eos_token: special("tokenizer.ggml.eos_token_id")?,
-            eot_tokens: crate::tokenizer::end_of_generation_ids(md)
-                .into_iter()
-                .filter_map(|id| token_text(id as usize).map(|text| SpecialToken { id, text }))
-                .collect(),
-            add_bos: crate::tokenizer::adds_bos(md),
-            license: get_str_opt(md, "general.license")?.map(str::to_string),
-            has_chat_template: md.contains_key("tokenizer.chat_template"),
-            chat_template_error: crate::chat::template_problem(md),
-            architecture: arch,
-        })
     }
 }

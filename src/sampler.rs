@@ -4,12 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::Logits;
 use crate::error::{Error, Result};
-
-/// Candidates a backend may return instead of whole rows (the GPU's top-k); sampling with
-/// `top_k` up to this needs nothing else.
-pub const TOP_CANDIDATES: usize = 64;
+use crate::forward::Logits;
+pub use crate::forward::TOP_CANDIDATES;
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]

@@ -10,11 +10,12 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 
-use crate::backend::{now, Backend, CpuBackend, Logits, Want};
+use crate::backend::CpuBackend;
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::forward::{now, Backend, Logits, Want};
 use crate::sampler::{margin, Sampler, SamplingParams};
-use crate::tokenizer::DecodeStream;
+use crate::tokenizer::StreamDecoderState;
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
@@ -245,7 +246,7 @@ impl Session {
             ignore_eos: opts.ignore_eos,
             sampler,
             // Special tokens stay out of the visible text, as in llama.cpp's server.
-            decoder: DecodeStream::new(true),
+            decoder: StreamDecoderState::new(true),
             stops: StopScanner::new(opts.stop.clone()),
             prompt_left: prompt[reused..].to_vec(),
             logits: Logits::default(),
@@ -380,7 +381,7 @@ pub struct Request {
     max_tokens: usize,
     ignore_eos: bool,
     sampler: Sampler,
-    decoder: DecodeStream,
+    decoder: StreamDecoderState,
     stops: StopScanner,
     /// Prompt tokens not yet run through the model (prefill goes a chunk per step).
     prompt_left: Vec<u32>,

@@ -6,7 +6,7 @@
 use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use wick::gguf::QType;
+use wick::gguf::{QType, QTypes};
 use wick::gpu::probe::{self, RopeCase};
 use wick::gpu::shader::QuantFormat;
 use wick::gpu::{Gpu, GpuOptions};
@@ -102,22 +102,6 @@ fn random(rng: &mut SmallRng, n: usize) -> Vec<f32> {
         .collect()
 }
 
-const TYPES: [QType; 13] = [
-    QType::F32,
-    QType::F16,
-    QType::BF16,
-    QType::Q4_0,
-    QType::Q4_1,
-    QType::Q5_0,
-    QType::Q5_1,
-    QType::Q8_0,
-    QType::Q2K,
-    QType::Q3K,
-    QType::Q4K,
-    QType::Q5K,
-    QType::Q6K,
-];
-
 /// Every weight type's matmul kernel gives the CPU reference's numbers (same quantized
 /// activations, integer dots; for float weights the f32 activations as they are; only the float
 /// summation order differs), for decode (1 token), a partial token tile and several tiles; rows
@@ -127,7 +111,7 @@ const TYPES: [QType; 13] = [
 fn matmul_matches_cpu_for_every_type() {
     let gpu = gpu();
     let mut rng = SmallRng::seed_from_u64(7);
-    for (t, cols) in TYPES
+    for (t, cols) in QType::ALL
         .into_iter()
         .flat_map(|t| [(t, 512), (t, 896)])
         .filter(|&(t, cols)| cols % block(t).0 == 0)
@@ -157,7 +141,7 @@ fn matmul_matches_cpu_for_every_type() {
 fn embedding_rows_match_cpu_dequantization() {
     let gpu = gpu();
     let mut rng = SmallRng::seed_from_u64(8);
-    for t in TYPES {
+    for t in QType::ALL {
         let (rows, cols) = (9, 512);
         let w = random_weights(&mut rng, t, rows, cols);
         let ids = [3u32, 0, 8, 3];

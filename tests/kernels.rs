@@ -29,24 +29,8 @@ use candle_core::Device;
 use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use wick::gguf::QType;
+use wick::gguf::{QType, QTypes};
 use wick::kernels::{self, testing};
-
-const ALL: [QType; 13] = [
-    QType::F32,
-    QType::F16,
-    QType::BF16,
-    QType::Q4_0,
-    QType::Q4_1,
-    QType::Q5_0,
-    QType::Q5_1,
-    QType::Q8_0,
-    QType::Q2K,
-    QType::Q3K,
-    QType::Q4K,
-    QType::Q5K,
-    QType::Q6K,
-];
 
 /// Tight tolerance, as a fraction of `sum |w_i * x_i|`.
 const TIGHT: f64 = 1e-5;
@@ -203,7 +187,7 @@ fn quantization_bound(t: QType, w_row: &[u8], wd: &[f32], x: &[f32], s: &[f32]) 
 #[test]
 fn dequantize_matches_candle_bit_for_bit() {
     let mut rng = SmallRng::seed_from_u64(1);
-    for t in ALL {
+    for t in QType::ALL {
         let values = shape(t).0;
         for blocks in [1, 2, 7] {
             let cols = if values == 1 {
@@ -334,7 +318,7 @@ fn test_cols(t: QType) -> Vec<usize> {
 fn every_isa_vec_dot_matches_f64_truth() {
     let mut rng = SmallRng::seed_from_u64(4);
     for isa in testing::isas() {
-        for t in ALL {
+        for t in QType::ALL {
             for cols in test_cols(t) {
                 for _ in 0..4 {
                     let w = random_weights(&mut rng, t, 1, cols);
@@ -377,7 +361,7 @@ fn simd_vec_dot_matches_reference() {
     }
     let mut rng = SmallRng::seed_from_u64(5);
     for isa in &isas[1..] {
-        for t in ALL {
+        for t in QType::ALL {
             for cols in test_cols(t) {
                 let w = random_weights(&mut rng, t, 1, cols);
                 let x = random_activations(&mut rng, 1, cols, act_block(t));
@@ -443,7 +427,7 @@ fn check_matmul(
 fn every_isa_matmul_matches_truth() {
     let mut rng = SmallRng::seed_from_u64(6);
     for isa in testing::isas() {
-        for t in ALL {
+        for t in QType::ALL {
             let cols = if shape(t).0 == 1 { 45 } else { 512 };
             for rows in [1, 7, 129] {
                 let w = random_weights(&mut rng, t, rows, cols);
@@ -466,7 +450,7 @@ fn every_isa_matmul_matches_truth() {
 #[test]
 fn parallel_prefill_matches_decode() {
     let mut rng = SmallRng::seed_from_u64(7);
-    for t in ALL {
+    for t in QType::ALL {
         let cols = if shape(t).0 == 1 { 333 } else { 512 };
         let rows = 1031;
         let w = random_weights(&mut rng, t, rows, cols);
@@ -515,7 +499,7 @@ fn parallel_prefill_matches_decode() {
 #[test]
 fn extreme_blocks_do_not_overflow() {
     for isa in testing::isas() {
-        for t in ALL.into_iter().filter(|&t| shape(t).0 > 1) {
+        for t in QType::ALL.into_iter().filter(|&t| shape(t).0 > 1) {
             let (values, bytes) = shape(t);
             let cols = 2 * values.max(256);
             for pattern in [0x00u8, 0xFF, 0x80, 0x7F, 0x55, 0xAA] {
@@ -699,7 +683,7 @@ fn throughput() {
             .unwrap_or_else(|_| "(unavailable)".into())
             .trim()
     );
-    for t in ALL {
+    for t in QType::ALL {
         if only
             .as_deref()
             .is_some_and(|o| !o.split(',').any(|o| o == format!("{t:?}")))

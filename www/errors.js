@@ -1,7 +1,8 @@
 // Typed errors shared by the page, the worker and embedders. An error crosses the worker
 // boundary as data ({kind, message}) and becomes a WickError again on the other side.
 
-/** Every kind an embedder may see (see wick.d.ts for what each means). */
+/** Every kind an embedder may see (see wick.d.ts for what each means). tests/error_kinds.rs
+ *  holds this list, wick.d.ts's ErrorKind and the kinds the wasm engine emits to each other. */
 export const ERROR_KINDS = Object.freeze([
   'download',          // the model source failed: HTTP status, network, CORS, a short body
   'integrity',         // the bytes are not what was promised (SHA-256 mismatch, size mismatch)
@@ -18,6 +19,7 @@ export const ERROR_KINDS = Object.freeze([
   'gpu_unavailable',   // backend 'webgpu' asked for, but no usable WebGPU adapter
   'gpu_lost',          // the GPU failed while generating; the engine moved to the CPU: send again
   'worker',            // the worker died (out of memory, a crash): create a new engine
+  'busy',              // the engine was still running a step (a call not awaited first)
   'io',
 ]);
 

@@ -8,7 +8,7 @@
 export type ErrorKind =
   | 'download' | 'integrity' | 'quota' | 'storage' | 'invalid_model' | 'unsupported_model'
   | 'tokenizer' | 'chat_template' | 'context_overflow' | 'invalid_parameter' | 'aborted'
-  | 'unsupported_browser' | 'gpu_unavailable' | 'gpu_lost' | 'worker' | 'io';
+  | 'unsupported_browser' | 'gpu_unavailable' | 'gpu_lost' | 'worker' | 'busy' | 'io';
 
 /** Every failure of the API is a WickError: `kind` for code, `message` for people. */
 export class WickError extends Error {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use super::model::{MAX_LOGIT_ROWS, MAX_TOKENS};
 use super::{Gpu, GpuModel};
-use crate::backend::{Backend, Logits, Pending, Want};
+use crate::forward::{Backend, Logits, Pending, Want};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 

@@ -13,7 +13,7 @@ use crate::model::ops::{AttentionShape, RopeStyle};
 use crate::model::plan::Activation;
 
 /// Candidates the GPU selects for sampling.
-pub const TOP_K: usize = crate::sampler::TOP_CANDIDATES; // topk.wgsl writes 64 per group
+pub const TOP_K: usize = crate::forward::TOP_CANDIDATES; // topk.wgsl writes 64 per group
 /// Workgroups along x before a dispatch wraps into y (WebGPU allows 65535).
 const WG_X: usize = 32768;
 /// Candidates one top-k workgroup sorts.

@@ -15,7 +15,7 @@
 //!   count rule) per operation from typed arguments.
 //! - [`model`]: the forward pass of both architecture families from a [`crate::model::Plan`],
 //!   its buffers, KV cache and the top-k selection that keeps readbacks small.
-//! - `backend`: [`GpuBackend`], the [`crate::backend::Backend`] over a [`GpuModel`].
+//! - `backend`: [`GpuBackend`], the [`crate::forward::Backend`] over a [`GpuModel`].
 //! - [`probe`]: one kernel at a time on host data, for the tests.
 
 mod backend;

@@ -2,6 +2,7 @@
 //! streaming form of the same that never splits a UTF-8 character.
 
 use super::vocab::{attr, TokenizerKind, Vocab};
+use super::Tokenizer;
 use crate::error::{Error, Result};
 
 /// GPT-2's byte-to-character table, reversed: the byte a byte-level character stands for.
@@ -196,20 +197,91 @@ pub(crate) fn clean_spaces(input: &[u8]) -> Vec<u8> {
     t
 }
 
-/// State of a [`super::StreamDecoder`]: bytes waiting for the rest of their character, and (for
-/// vocabularies with `clean_spaces`) text waiting for the context that decides its spaces.
-#[derive(Default)]
-pub(crate) struct StreamState {
+/// The state of a [`super::StreamDecoder`] without the borrow of its tokenizer, for callers that
+/// keep a decode going across calls (a step-by-step generation owned by the browser glue): bytes
+/// waiting for the rest of their character, and (for vocabularies with `clean_spaces`) text
+/// waiting for the context that decides its spaces.
+pub struct StreamDecoderState {
+    skip_special: bool,
     /// Whether a token was pushed yet.
-    pub started: bool,
+    started: bool,
     /// Whether the next piece loses one leading space (llama.cpp's `remove_space`).
-    pub remove_space: bool,
+    remove_space: bool,
     /// Bytes of an unfinished UTF-8 character.
-    pub partial: Vec<u8>,
+    partial: Vec<u8>,
     /// Decoded text not yet released because later text can still change it (clean_spaces).
-    pub tail: String,
+    tail: String,
     /// An EOS held back: llama.cpp drops a final EOS when skipping special tokens.
-    pub held_eos: Option<u32>,
+    held_eos: Option<u32>,
+}
+
+impl StreamDecoderState {
+    pub fn new(skip_special: bool) -> Self {
+        Self {
+            skip_special,
+            started: false,
+            remove_space: false,
+            partial: Vec::new(),
+            tail: String::new(),
+            held_eos: None,
+        }
+    }
+
+    /// See [`super::StreamDecoder::push`]; `t` must be the same tokenizer every call.
+    pub fn push(&mut self, t: &Tokenizer, id: u32) -> Result<Option<String>> {
+        let vocab = &t.vocab;
+        let cfg = &vocab.cfg;
+        let special = !self.skip_special;
+        if !self.started {
+            self.started = true;
+            self.remove_space = cfg.add_space_prefix;
+            if self.skip_special && cfg.add_bos && Some(id) == cfg.bos {
+                // llama.cpp drops a leading BOS, and then keeps the next token's leading space.
+                self.remove_space = false;
+                return Ok(None);
+            }
+        }
+        let mut bytes = Vec::new();
+        if let Some(eos) = self.held_eos.take() {
+            vocab.push_piece(eos, special, self.remove_space, &mut bytes)?;
+            self.remove_space = false;
+        }
+        if self.skip_special && cfg.add_eos && Some(id) == cfg.eos {
+            // Dropped if it turns out to be the last token.
+            vocab.push_piece(id, special, false, &mut Vec::new())?;
+            self.held_eos = Some(id);
+        } else {
+            vocab.push_piece(id, special, self.remove_space, &mut bytes)?;
+            self.remove_space = false;
+        }
+        self.release(t, bytes, false)
+    }
+
+    fn release(&mut self, t: &Tokenizer, bytes: Vec<u8>, end: bool) -> Result<Option<String>> {
+        let mut text = String::new();
+        take_utf8(&mut self.partial, &bytes, &mut text);
+        if end && !self.partial.is_empty() {
+            text.push_str(&String::from_utf8_lossy(&self.partial));
+            self.partial.clear();
+        }
+        if t.vocab.cfg.clean_spaces {
+            self.tail.push_str(&text);
+            let cut = if end {
+                self.tail.len()
+            } else {
+                stable_prefix_len(&self.tail)
+            };
+            let ready: String = self.tail.drain(..cut).collect();
+            text = String::from_utf8_lossy(&clean_spaces(ready.as_bytes())).into_owned();
+        }
+        Ok(if text.is_empty() { None } else { Some(text) })
+    }
+
+    /// See [`super::StreamDecoder::finish`].
+    pub fn finish(&mut self, t: &Tokenizer) -> Result<String> {
+        self.held_eos = None;
+        Ok(self.release(t, Vec::new(), true)?.unwrap_or_default())
+    }
 }
 
 /// Appends to `out` the text of `bytes` that forms whole characters, keeping an unfinished

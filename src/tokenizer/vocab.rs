@@ -12,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::pretok::PreTokenizer;
 use crate::error::{Error, Result};
-use crate::gguf::Metadata;
+use crate::gguf::{invalid, value_kind, Metadata};
 
 /// Per-token attributes, llama.cpp's `llama_token_attr` bits.
 pub(crate) mod attr {
@@ -139,23 +139,6 @@ impl TokenIndex {
                 _ => i = (i + 1) & self.mask,
             }
         }
-    }
-}
-
-fn invalid(key: &str, reason: impl Into<String>) -> Error {
-    Error::InvalidMetadata {
-        key: key.into(),
-        reason: reason.into(),
-    }
-}
-
-fn value_kind(v: &Value) -> &'static str {
-    match v {
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Bool(_) => "a bool",
-        Value::F32(_) | Value::F64(_) => "a float",
-        _ => "an integer",
     }
 }
 

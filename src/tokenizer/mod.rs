@@ -42,11 +42,11 @@ use tokenizers::{
 
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
-use detok::StreamState;
 use special::{Fragment, SpecialMatcher};
 use spm::Spm;
 use vocab::{attr, Config, Header, TokenizerKind as Kind, Vocab};
 
+pub use detok::StreamDecoderState;
 pub use vocab::TokenizerKind;
 
 /// A tokenizer for one model, built from its GGUF metadata.
@@ -387,7 +387,7 @@ impl Tokenizer {
     pub fn stream_decoder(&self) -> StreamDecoder<'_> {
         StreamDecoder {
             t: self,
-            state: DecodeStream::new(false),
+            state: StreamDecoderState::new(false),
         }
     }
 
@@ -395,7 +395,7 @@ impl Tokenizer {
     pub fn stream_decoder_skip_special(&self) -> StreamDecoder<'_> {
         StreamDecoder {
             t: self,
-            state: DecodeStream::new(true),
+            state: StreamDecoderState::new(true),
         }
     }
 }
@@ -405,7 +405,7 @@ impl Tokenizer {
 /// ids; each token costs one piece lookup, never a re-decode of the sequence.
 pub struct StreamDecoder<'a> {
     t: &'a Tokenizer,
-    state: DecodeStream,
+    state: StreamDecoderState,
 }
 
 impl StreamDecoder<'_> {
@@ -420,80 +420,6 @@ impl StreamDecoder<'_> {
     /// U+FFFD, as in [`Tokenizer::decode`]).
     pub fn finish(&mut self) -> Result<String> {
         self.state.finish(self.t)
-    }
-}
-
-/// The state of a [`StreamDecoder`] without the borrow of its tokenizer, for callers that keep
-/// a decode going across calls (a step-by-step generation owned by the browser glue).
-pub struct DecodeStream {
-    skip_special: bool,
-    state: StreamState,
-}
-
-impl DecodeStream {
-    pub fn new(skip_special: bool) -> Self {
-        Self {
-            skip_special,
-            state: StreamState::default(),
-        }
-    }
-
-    /// See [`StreamDecoder::push`]; `t` must be the same tokenizer every call.
-    pub fn push(&mut self, t: &Tokenizer, id: u32) -> Result<Option<String>> {
-        let vocab = &t.vocab;
-        let cfg = &vocab.cfg;
-        let special = !self.skip_special;
-        let s = &mut self.state;
-        if !s.started {
-            s.started = true;
-            s.remove_space = cfg.add_space_prefix;
-            if self.skip_special && cfg.add_bos && Some(id) == cfg.bos {
-                // llama.cpp drops a leading BOS, and then keeps the next token's leading space.
-                s.remove_space = false;
-                return Ok(None);
-            }
-        }
-        let mut bytes = Vec::new();
-        if let Some(eos) = s.held_eos.take() {
-            vocab.push_piece(eos, special, s.remove_space, &mut bytes)?;
-            s.remove_space = false;
-        }
-        if self.skip_special && cfg.add_eos && Some(id) == cfg.eos {
-            // Dropped if it turns out to be the last token.
-            vocab.push_piece(id, special, false, &mut Vec::new())?;
-            s.held_eos = Some(id);
-        } else {
-            vocab.push_piece(id, special, s.remove_space, &mut bytes)?;
-            s.remove_space = false;
-        }
-        self.release(t, bytes, false)
-    }
-
-    fn release(&mut self, t: &Tokenizer, bytes: Vec<u8>, end: bool) -> Result<Option<String>> {
-        let s = &mut self.state;
-        let mut text = String::new();
-        detok::take_utf8(&mut s.partial, &bytes, &mut text);
-        if end && !s.partial.is_empty() {
-            text.push_str(&String::from_utf8_lossy(&s.partial));
-            s.partial.clear();
-        }
-        if t.vocab.cfg.clean_spaces {
-            s.tail.push_str(&text);
-            let cut = if end {
-                s.tail.len()
-            } else {
-                detok::stable_prefix_len(&s.tail)
-            };
-            let ready: String = s.tail.drain(..cut).collect();
-            text = String::from_utf8_lossy(&detok::clean_spaces(ready.as_bytes())).into_owned();
-        }
-        Ok(if text.is_empty() { None } else { Some(text) })
-    }
-
-    /// See [`StreamDecoder::finish`].
-    pub fn finish(&mut self, t: &Tokenizer) -> Result<String> {
-        self.state.held_eos = None;
-        Ok(self.release(t, Vec::new(), true)?.unwrap_or_default())
     }
 }
 
