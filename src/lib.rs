@@ -17,21 +17,69 @@
 //!
 //! The modules import each other without cycles; ARCHITECTURE.md's "Allowed imports" table says
 //! which may use which, and `tests/imports.rs` holds `src/` to it.
+//!
+//! ## Generating text
+//! Load a GGUF file into an [`Engine`] (model, tokenizer and chat template, shared between
+//! sessions), open a [`Session`] (a KV cache of some context on the CPU), and generate from the
+//! chat-formatted prompt, streaming each piece of text as it is sampled:
+//!
+//! ```
+//! use std::sync::Arc;
+//! use wick::chat::ChatMessage;
+//! use wick::sampler::SamplingParams;
+//! use wick::{Engine, Event, GenerateOptions, Session};
+//!
+//! # fn main() -> wick::Result<()> {
+//! let engine = Arc::new(Engine::open("models/SmolLM2-135M-Instruct.Q4_1.gguf".as_ref())?);
+//! let prompt = engine.chat_prompt(&[ChatMessage::new("user", "What is 2 + 2?")])?;
+//! let mut session = Session::new(engine, 1024);
+//! let options = GenerateOptions {
+//!     max_tokens: 16,
+//!     sampling: SamplingParams::greedy(), // the same text every run
+//!     ..Default::default()
+//! };
+//! let mut text = String::new();
+//! let done = session.generate(&prompt, &options, |event| {
+//!     if let Event::Token { text: piece, .. } = event {
+//!         text.push_str(piece); // a UI would show it now
+//!     }
+//!     true // returning false stops the generation
+//! })?;
+//! assert_eq!(done.text, text);
+//! assert!(!text.is_empty() && done.ids.len() <= 16);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Errors are [`Error`]s, whose [`Error::kind`] is a stable category (`context_overflow`,
+//! `unsupported_model`, ...). `examples/generate.rs` is the same as a program.
 
+#[warn(missing_docs)]
 pub mod backend;
+#[warn(missing_docs)]
 pub mod card;
+#[warn(missing_docs)]
 pub mod chat;
+#[warn(missing_docs)]
 pub mod engine;
+#[warn(missing_docs)]
 pub mod error;
+#[warn(missing_docs)]
 pub mod forward;
+#[warn(missing_docs)]
 pub mod gguf;
 #[cfg(not(target_os = "wasi"))]
 pub mod gpu;
+// Internal: public only for the kernel tests and benchmarks.
+#[doc(hidden)]
 pub mod kernels;
 pub mod model;
+#[doc(hidden)]
 pub mod parallel;
+#[warn(missing_docs)]
 pub mod sampler;
 mod scratch;
+#[warn(missing_docs)]
 pub mod session;
 pub mod tokenizer;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
