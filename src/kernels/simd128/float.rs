@@ -98,6 +98,9 @@ impl<F: FloatWeights> Rows for FloatRows<F> {
     type Act = f32;
     const BYTES_PER_ACT: usize = F::SIZE;
     const DECODE_ROWS: usize = 2;
+    // Inlined into the tile driver, as the per-type tile functions were: called across
+    // codegen units it would not inline, and its results would travel through memory.
+    #[inline(always)]
     unsafe fn rows<const R: usize, const T: usize>(
         w: [*const u8; R],
         rb: usize,

@@ -259,6 +259,9 @@ impl<K: KQuant> Rows for KRows<K> {
     type Act = BlockQ8K;
     const BYTES_PER_ACT: usize = K::BYTES;
     const DECODE_ROWS: usize = 1;
+    // Inlined into the tile driver, as the per-type tile functions were: called across
+    // codegen units it would not inline, and its results would travel through memory.
+    #[inline(always)]
     unsafe fn rows<const R: usize, const T: usize>(
         w: [*const u8; R],
         rb: usize,

@@ -200,6 +200,9 @@ impl<L: Legacy> Rows for LegacyRows<L> {
     type Act = BlockQ8;
     const BYTES_PER_ACT: usize = L::BYTES;
     const DECODE_ROWS: usize = if L::MIN { 2 } else { 4 };
+    // Inlined into the tile driver, as the per-type tile functions were: called across
+    // codegen units it would not inline, and its results would travel through memory.
+    #[inline(always)]
     unsafe fn rows<const R: usize, const T: usize>(
         w: [*const u8; R],
         rb: usize,

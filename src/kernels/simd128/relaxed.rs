@@ -113,6 +113,9 @@ impl<L: U7> Rows8 for RelaxedRows<L> {
     type Act8 = BlockQ8x8;
     const BYTES_PER_ACT: usize = L::BYTES;
     const PASS_ROWS: usize = 2;
+    // Inlined into the tile driver, as the per-type tile functions were: called across
+    // codegen units it would not inline, and its results would travel through memory.
+    #[inline(always)]
     unsafe fn rows8<const R: usize>(
         w: [*const u8; R],
         rb: usize,
