@@ -36,6 +36,16 @@ use wick::kernels::{self, testing};
 const TIGHT: f64 = 1e-5;
 
 /// `(values, bytes)` per block, written out here independently of the crate.
+/// `rows` x `cols` weights `w` of type `t`, as `testing::matmul_isa` takes them.
+fn mat(t: QType, w: &[u8], rows: usize, cols: usize) -> testing::QMatrix<'_> {
+    testing::QMatrix {
+        qtype: t,
+        w,
+        rows,
+        cols,
+    }
+}
+
 fn shape(t: QType) -> (usize, usize) {
     use QType::*;
     match t {
@@ -324,7 +334,7 @@ fn every_isa_vec_dot_matches_f64_truth() {
                     let w = random_weights(&mut rng, t, 1, cols);
                     let x = random_activations(&mut rng, 1, cols, act_block(t));
                     let mut out = [0f32];
-                    testing::matmul_isa(isa, t, &w, 1, cols, &x, 1, &mut out);
+                    testing::matmul_isa(isa, mat(t, &w, 1, cols), &x, 1, &mut out);
                     let (xq, s) = testing::quantized_activations(t, &x);
                     let wd = dequantize(t, &w, cols);
                     let (want, scale) = truth(t, &w, &wd, &xq, &s);
@@ -366,8 +376,8 @@ fn simd_vec_dot_matches_reference() {
                 let w = random_weights(&mut rng, t, 1, cols);
                 let x = random_activations(&mut rng, 1, cols, act_block(t));
                 let (mut a, mut r) = ([0f32], [0f32]);
-                testing::matmul_isa(isa, t, &w, 1, cols, &x, 1, &mut a);
-                testing::matmul_isa("reference", t, &w, 1, cols, &x, 1, &mut r);
+                testing::matmul_isa(isa, mat(t, &w, 1, cols), &x, 1, &mut a);
+                testing::matmul_isa("reference", mat(t, &w, 1, cols), &x, 1, &mut r);
                 let (xq, s) = testing::quantized_activations(t, &x);
                 let (_, scale) = truth(t, &w, &dequantize(t, &w, cols), &xq, &s);
                 let err = (a[0] as f64 - r[0] as f64).abs();
@@ -434,7 +444,7 @@ fn every_isa_matmul_matches_truth() {
                 for n in [1, 3, 8, 17] {
                     let x = random_activations(&mut rng, n, cols, act_block(t));
                     let mut out = vec![f32::NAN; n * rows];
-                    testing::matmul_isa(isa, t, &w, rows, cols, &x, n, &mut out);
+                    testing::matmul_isa(isa, mat(t, &w, rows, cols), &x, n, &mut out);
                     check_matmul(isa, t, &w, rows, cols, &x, n, &out);
                 }
             }
@@ -517,7 +527,7 @@ fn extreme_blocks_do_not_overflow() {
                         .collect();
                     for n in [1, n] {
                         let mut out = vec![f32::NAN; n];
-                        testing::matmul_isa(isa, t, &w, 1, cols, &x[..n * cols], n, &mut out);
+                        testing::matmul_isa(isa, mat(t, &w, 1, cols), &x[..n * cols], n, &mut out);
                         check_matmul(
                             &format!("{isa} pattern {pattern:#x}"),
                             t,
@@ -636,7 +646,13 @@ fn bench() {
             let mut line = format!("{t:?} {rows}x{cols} ({mb:.1} MB) {isa}:");
             for &threads in threads {
                 let dt = time(threads, || {
-                    testing::matmul_isa(isa, t, &w, rows, cols, &x[..cols], 1, &mut out[..rows])
+                    testing::matmul_isa(
+                        isa,
+                        mat(t, &w, rows, cols),
+                        &x[..cols],
+                        1,
+                        &mut out[..rows],
+                    )
                 });
                 line += &format!(
                     "  n=1 {threads}T {:.3} ms {:.2} GB/s",
@@ -645,7 +661,7 @@ fn bench() {
                 );
                 if prefill {
                     let dp = time(threads, || {
-                        testing::matmul_isa(isa, t, &w, rows, cols, &x, np, &mut out)
+                        testing::matmul_isa(isa, mat(t, &w, rows, cols), &x, np, &mut out)
                     });
                     let per_token = dp / np as f64;
                     line += &format!(

@@ -9,20 +9,8 @@
 
 use super::blocks::{self, Activation, BlockQ8, BlockQ8K};
 use super::{reference, select, Kernel, Tile, Tile8, TOKENS_PER_TILE};
-use crate::gguf::QType;
+use crate::gguf::{QType, QTypes};
 
-const TYPES: [QType; 10] = [
-    QType::Q4_0,
-    QType::Q4_1,
-    QType::Q5_0,
-    QType::Q5_1,
-    QType::Q8_0,
-    QType::Q2K,
-    QType::Q3K,
-    QType::Q4K,
-    QType::Q5K,
-    QType::Q6K,
-];
 const ROWS: usize = 6;
 const COLS: usize = 512;
 const TOKENS: usize = 8;
@@ -74,7 +62,11 @@ fn random_weights(rng: &mut Rng, t: QType, rows: usize, cols: usize) -> Vec<u8> 
 /// Runs the check: `Err` names the first type and shape whose kernel disagrees.
 pub fn self_check() -> Result<(), String> {
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
-    for t in TYPES {
+    // Every quantized type (the float kernels have no integer arithmetic to get wrong).
+    let quantized = QType::ALL
+        .into_iter()
+        .filter(|t| !matches!(t, QType::F32 | QType::F16 | QType::BF16));
+    for t in quantized {
         let rb = blocks::row_bytes(t, COLS);
         let w = random_weights(&mut rng, t, ROWS, COLS);
         let x: Vec<f32> = (0..TOKENS * COLS).map(|_| rng.unit()).collect();

@@ -9,10 +9,15 @@
 //! The pieces, one concern per file:
 //! - `blocks`: byte layouts, activation block structs and quantizers, scale unpacking.
 //! - `reference`: a scalar kernel for every type; the tests' truth and the portable fallback.
-//! - `avx2`: x86-64 AVX2+FMA kernels, chosen at run time.
-//! - `simd128`: wasm32 SIMD128 kernels, compiled in when the module is built with `+simd128`
+//! - `tile`: the tile driver both SIMD instruction sets share (the loops over rows and token
+//!   tiles), generic over a per-type row kernel ([`tile::Rows`], [`tile::Rows8`]).
+//! - `avx2/`: x86-64 AVX2+FMA kernels, chosen at run time.
+//! - `simd128/`: wasm32 SIMD128 kernels, compiled in when the module is built with `+simd128`
 //!   (wasm has no run-time feature detection; without it the reference runs), and with
-//!   `+relaxed-simd` relaxed prefill kernels for some types (the browser picks the build).
+//!   `+relaxed-simd` relaxed prefill kernels for some types (`simd128/relaxed.rs`; the browser
+//!   picks the build).
+//!   Both folders split the same way: `mod.rs` (kernel table), `ops` (vector helpers), `float`,
+//!   `legacy` (Q4_0..Q8_0), `kquant` (Q2_K..Q6_K), `prefill` (eight-token kernels).
 //! - `check`: the fastest kernels against the reference at run time, on random blocks.
 //! - this file: the public API, the choice of kernel, and the work split (`parallel`, token tiles).
 //!
@@ -24,13 +29,18 @@
 //! a block's scale is applied, once per block for all eight. That is what makes prefill a
 //! matrix-matrix product rather than repeated matrix-vector products.
 //!
-//! Kernels are picked once per call by a `match` on the type in each instruction-set file
-//! (`avx2::kernel`, `simd128::kernel`), so adding an instruction set is one file plus one
+//! Kernels are picked once per call by a `match` on the type in each instruction set's `mod.rs`
+//! (`avx2::kernel`, `simd128::kernel`), so adding an instruction set is one folder plus one
 //! line in [`select`].
 
 mod blocks;
 mod check;
 mod reference;
+#[cfg(any(
+    target_arch = "x86_64",
+    all(target_arch = "wasm32", target_feature = "simd128")
+))]
+mod tile;
 
 #[cfg(target_arch = "x86_64")]
 mod avx2;
@@ -126,7 +136,30 @@ pub fn matmul(
     n: usize,
     out: &mut [f32],
 ) {
-    matmul_with(select(qtype), qtype, w, rows, cols, x, n, out)
+    let m = QMatrix {
+        qtype,
+        w,
+        rows,
+        cols,
+    };
+    matmul_with(select(qtype), m, x, n, out)
+}
+
+/// A weight matrix: `rows` rows of `cols` values of `qtype`, in GGUF's block layout.
+#[derive(Clone, Copy)]
+pub struct QMatrix<'a> {
+    pub qtype: QType,
+    pub w: &'a [u8],
+    pub rows: usize,
+    pub cols: usize,
+}
+
+/// The weights as the work split sees them: `rows` rows of `rb` bytes.
+#[derive(Clone, Copy)]
+struct Weights<'a> {
+    w: &'a [u8],
+    rb: usize,
+    rows: usize,
 }
 
 /// Q5_0 blocks rewritten as Q8_0 blocks with the same values: each 5-bit `q` becomes the byte
@@ -145,17 +178,13 @@ pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
     reference::dequantize(qtype, row, out)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn matmul_with(
-    k: Kernel,
-    qtype: QType,
-    w: &[u8],
-    rows: usize,
-    cols: usize,
-    x: &[f32],
-    n: usize,
-    out: &mut [f32],
-) {
+fn matmul_with(k: Kernel, m: QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+    let QMatrix {
+        qtype,
+        w,
+        rows,
+        cols,
+    } = m;
     let rb = blocks::row_bytes(qtype, cols);
     assert_eq!(
         w.len(),
@@ -175,22 +204,20 @@ fn matmul_with(
         out.fill(0.0);
         return;
     }
+    let wt = Weights { w, rb, rows };
     match k {
-        Kernel::F32(k) => run(k, w, rb, rows, x, cols, n, out),
-        Kernel::Q8(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
-        Kernel::Q8K(k, k8) => run_quantized(k, k8, w, rb, rows, x, cols, n, out),
+        Kernel::F32(k) => run(k, wt, x, cols, n, out),
+        Kernel::Q8(k, k8) => run_quantized(k, k8, wt, x, cols, n, out),
+        Kernel::Q8K(k, k8) => run_quantized(k, k8, wt, x, cols, n, out),
     }
 }
 
 /// Quantizes the activations into `B` blocks, then runs the eight-token prefill kernel `k8` if
 /// there is one and enough tokens, else `k`.
-#[allow(clippy::too_many_arguments)]
 fn run_quantized<B: Activation>(
     k: Tile<B>,
     k8: Option<Tile8<B::X8>>,
-    w: &[u8],
-    rb: usize,
-    rows: usize,
+    wt: Weights,
     x: &[f32],
     cols: usize,
     n: usize,
@@ -218,11 +245,11 @@ fn run_quantized<B: Activation>(
                         for (g, o) in x8.chunks_mut(nb).enumerate() {
                             B::interleave(&xq[8 * g * nb..], (n - 8 * g).min(8), nb, o);
                         }
-                        run8(k8, w, rb, rows, x8, nb, n, out)
+                        run8(k8, wt, x8, nb, n, out)
                     },
                 )
             }
-            _ => run(k, w, rb, rows, xq, nb, n, out),
+            _ => run(k, wt, xq, nb, n, out),
         }
     })
 }
@@ -241,17 +268,8 @@ const MAX_TASK_BYTES: usize = 256 << 10;
 const PREFILL_TASK_BYTES: usize = 32 << 10;
 
 /// Runs kernel `k` over all rows and tokens, splitting rows across threads ([`parallel`]).
-#[allow(clippy::too_many_arguments)]
-fn run<A: Sync>(
-    k: Tile<A>,
-    w: &[u8],
-    rb: usize,
-    rows: usize,
-    x: &[A],
-    xs: usize,
-    n: usize,
-    out: &mut [f32],
-) {
+fn run<A: Sync>(k: Tile<A>, wt: Weights, x: &[A], xs: usize, n: usize, out: &mut [f32]) {
+    let Weights { w, rb, rows } = wt;
     let threads = parallel::threads();
     if n == 1 {
         // Decode: bound by streaming the weights. Row chunks write disjoint slices of `out`.
@@ -276,7 +294,7 @@ fn run<A: Sync>(
         return;
     }
 
-    prefill(w, rb, rows, n, TOKENS_PER_TILE, out, |t0, w, buf| {
+    prefill(wt, n, TOKENS_PER_TILE, out, |t0, w, buf| {
         let nt = TOKENS_PER_TILE.min(n - t0);
         unsafe {
             k(
@@ -292,18 +310,9 @@ fn run<A: Sync>(
 }
 
 /// Prefill with an eight-token kernel: `x8` holds ceil(n / 8) rows of `nb` eight-token blocks.
-#[allow(clippy::too_many_arguments)]
-fn run8<A: Sync>(
-    k: Tile8<A>,
-    w: &[u8],
-    rb: usize,
-    rows: usize,
-    x8: &[A],
-    nb: usize,
-    n: usize,
-    out: &mut [f32],
-) {
-    prefill(w, rb, rows, n, 8, out, |t0, w, buf| unsafe {
+fn run8<A: Sync>(k: Tile8<A>, wt: Weights, x8: &[A], nb: usize, n: usize, out: &mut [f32]) {
+    let rb = wt.rb;
+    prefill(wt, n, 8, out, |t0, w, buf| unsafe {
         k(w, rb, &x8[t0 / 8 * nb..(t0 / 8 + 1) * nb], buf)
     });
 }
@@ -311,17 +320,11 @@ fn run8<A: Sync>(
 /// The prefill work split: each task takes a block of rows small enough to stay in cache and runs
 /// every tile of `tile_tokens` tokens over it, so the weights are read from memory once.
 /// `tile(t0, rows_bytes, buf)` computes tokens `t0..` for those rows into `buf[t * nr + r]`.
-fn prefill<F>(
-    w: &[u8],
-    rb: usize,
-    rows: usize,
-    n: usize,
-    tile_tokens: usize,
-    out: &mut [f32],
-    tile: F,
-) where
+fn prefill<F>(wt: Weights, n: usize, tile_tokens: usize, out: &mut [f32], tile: F)
+where
     F: Fn(usize, &[u8], &mut [f32]) + Sync,
 {
+    let Weights { w, rb, rows } = wt;
     let threads = parallel::threads();
     let serial = threads == 1 || rows * rb * n < MIN_PARALLEL_BYTES;
     let mut per_task = PREFILL_TASK_BYTES.div_ceil(rb).max(4);
@@ -387,21 +390,14 @@ pub mod testing {
         }
     }
 
-    /// [`matmul`](super::matmul) with the kernels of instruction set `isa` (a name from [`isas`]).
-    #[allow(clippy::too_many_arguments)]
-    pub fn matmul_isa(
-        isa_name: &str,
-        qtype: QType,
-        w: &[u8],
-        rows: usize,
-        cols: usize,
-        x: &[f32],
-        n: usize,
-        out: &mut [f32],
-    ) {
-        let k = kernel_from(isa(isa_name), qtype)
-            .unwrap_or_else(|| panic!("{isa_name} cannot run {qtype:?}"));
-        matmul_with(k, qtype, w, rows, cols, x, n, out)
+    pub use super::QMatrix;
+
+    /// [`matmul`](super::matmul) of `m` with the kernels of instruction set `isa` (a name from
+    /// [`isas`]).
+    pub fn matmul_isa(isa_name: &str, m: QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
+        let k = kernel_from(isa(isa_name), m.qtype)
+            .unwrap_or_else(|| panic!("{isa_name} cannot run {:?}", m.qtype));
+        matmul_with(k, m, x, n, out)
     }
 
     /// The activation row `x` as the kernels for `qtype` see it after quantization: the

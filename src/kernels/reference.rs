@@ -19,32 +19,34 @@ pub(crate) fn kernel(t: QType) -> Kernel {
     use QType::*;
     match t {
         F32 => Kernel::F32(|w, rb, x, xs, nt, out| {
-            tile(dot_float::<4>, f32_elem, w, rb, x, xs, nt, out)
+            tile((dot_float::<4>, f32_elem), w, rb, x, xs, nt, out)
         }),
         F16 => Kernel::F32(|w, rb, x, xs, nt, out| {
-            tile(dot_float::<2>, f16_elem, w, rb, x, xs, nt, out)
+            tile((dot_float::<2>, f16_elem), w, rb, x, xs, nt, out)
         }),
         BF16 => Kernel::F32(|w, rb, x, xs, nt, out| {
-            tile(dot_float::<2>, bf16_elem, w, rb, x, xs, nt, out)
+            tile((dot_float::<2>, bf16_elem), w, rb, x, xs, nt, out)
         }),
         Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => Kernel::Q8(
-            |w, rb, x, xs, nt, out| tile(dot_legacy, (), w, rb, x, xs, nt, out),
+            |w, rb, x, xs, nt, out| tile((dot_legacy, ()), w, rb, x, xs, nt, out),
             None,
         ),
         Q2K | Q3K | Q4K | Q5K | Q6K => Kernel::Q8K(
-            |w, rb, x, xs, nt, out| tile(dot_k, (), w, rb, x, xs, nt, out),
+            |w, rb, x, xs, nt, out| tile((dot_k, ()), w, rb, x, xs, nt, out),
             None,
         ),
         Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
     }
 }
 
-/// Applies a one-row, one-token dot to every row of `w` and each of `nt` activation rows.
-/// The dot gets the type through the row length (every block type has its own byte size).
-#[allow(clippy::too_many_arguments)]
+/// A one-row, one-token dot product and the parameter it takes (an element reader, or nothing).
+type Dot<A, P> = (fn(&[u8], &[A], P) -> f32, P);
+
+/// Applies a one-row, one-token dot (with its parameter `p`) to every row of `w` and each of
+/// `nt` activation rows. The dot gets the type through the row length (every block type has its
+/// own byte size).
 fn tile<A, P: Copy>(
-    dot: fn(&[u8], &[A], P) -> f32,
-    p: P,
+    (dot, p): Dot<A, P>,
     w: &[u8],
     rb: usize,
     x: &[A],
