@@ -50,7 +50,8 @@ pub struct ChatMessage {
     /// Who speaks: usually "system", "user" or "assistant"; the template decides which it
     /// accepts.
     pub role: String,
-    /// What they say, as plain text (control-token text in it is not read as control tokens).
+    /// What they say. Through [`ChatTemplate::prompt`], control-token text in it stays text
+    /// rather than becoming control tokens.
     pub content: String,
 }
 

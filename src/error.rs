@@ -87,12 +87,12 @@ pub enum Error {
     /// `invalid_parameter`.
     #[error("invalid parameter: {0}")]
     InvalidParameter(String),
-    /// No GPU adapter, or one without the features or limits wick needs; `kind()`
+    /// No GPU adapter, or one whose limits are too small for wick; `kind()`
     /// `gpu_unavailable`. The CPU backend still works.
     #[error("no usable GPU: {0}")]
     GpuUnavailable(String),
-    /// The GPU failed while running (device lost, out of memory, a failed readback); `kind()`
-    /// `gpu`.
+    /// The GPU backend cannot run this model (shapes its shaders do not handle) or a GPU
+    /// operation failed (a lost device first); `kind()` `gpu`. The CPU backend may still work.
     #[error("GPU error: {0}")]
     Gpu(String),
     /// The caller stopped the work before it finished; `kind()` `aborted`.

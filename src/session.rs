@@ -82,8 +82,8 @@ pub struct Generation {
     pub prompt_tokens: usize,
     /// Prompt tokens whose KV entries were reused from the previous request.
     pub reused_tokens: usize,
-    /// The sampled tokens, without the end-of-generation token that stopped it (a stop
-    /// string's tokens are included).
+    /// The sampled tokens: an end-of-generation token that stopped the request is not among
+    /// them, the tokens of a stop string are.
     pub ids: Vec<u32>,
     /// For each of `ids`, the top-1/top-2 logit margin it was sampled from (see
     /// [`crate::sampler::top2_margin`]): where it is tiny, another engine may differ.
