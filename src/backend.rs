@@ -17,12 +17,14 @@ use crate::model::KvCache;
 
 pub use crate::forward::{now, Backend, Logits, Pending, Want};
 
+/// The forward pass on the CPU: the engine's [`crate::model::Model`] with a KV cache of its own.
 pub struct CpuBackend {
     engine: Arc<Engine>,
     cache: KvCache,
 }
 
 impl CpuBackend {
+    /// A backend with a cache for `context` tokens (clamped to the model's maximum).
     pub fn new(engine: Arc<Engine>, context: usize) -> Self {
         let cache = engine.model.new_cache(context);
         Self { engine, cache }

@@ -15,26 +15,47 @@ use crate::tokenizer;
 /// What a person (or the page) wants to know about a model before running it.
 #[derive(Clone, Debug, Serialize)]
 pub struct ModelCard {
+    /// `general.name`; `None` when the file does not say.
     pub name: Option<String>,
+    /// `general.architecture`, e.g. "llama" or "qwen2"; it prefixes the hyperparameter keys.
     pub architecture: String,
+    /// Size of the whole file in bytes.
     pub file_size: u64,
+    /// Weights counted over every tensor (elements, not bytes).
     pub parameters: u64,
     /// The file's declared type (`general.file_type`), e.g. "Q4_K_M", when it says.
     pub file_type: Option<String>,
     /// Bytes of tensor data per quantization type.
     pub quant_types: BTreeMap<String, u64>,
+    /// The longest context in tokens the model was trained for (`{arch}.context_length`); a
+    /// session's context is clamped to it.
     pub context_length: usize,
+    /// Width of the hidden state (`{arch}.embedding_length`).
     pub embedding_length: usize,
+    /// Number of transformer layers.
     pub block_count: usize,
+    /// Attention (query) heads per layer.
     pub head_count: usize,
+    /// Key/value heads per layer; equal to `head_count` when the file does not say (no grouped-query
+    /// attention).
     pub head_count_kv: usize,
+    /// Tokens in the vocabulary (`tokenizer.ggml.tokens`).
     pub vocab_size: usize,
+    /// `tokenizer.ggml.model`, e.g. "gpt2" (byte-level BPE) or "llama" (SentencePiece).
     pub tokenizer_model: String,
+    /// The beginning-of-sequence token; `None` when the file names none (or an id outside the
+    /// vocabulary).
     pub bos_token: Option<SpecialToken>,
+    /// The end-of-sequence token; `None` as for `bos_token`.
     pub eos_token: Option<SpecialToken>,
+    /// Every token that ends a generation (EOS, end-of-turn...), as the engine uses them.
     pub eot_tokens: Vec<SpecialToken>,
+    /// Whether the tokenizer puts `bos_token` in front of a prompt.
     pub add_bos: bool,
+    /// `general.license`; `None` when the file does not say.
     pub license: Option<String>,
+    /// Whether the file has a `tokenizer.chat_template`, usable or not (see
+    /// `chat_template_error`).
     pub has_chat_template: bool,
     /// Why the chat template cannot be used (it does not parse, or is not a string), e.g.
     /// "syntax error: unexpected end of block (in chat_template:1)"; `None` when it is fine or
@@ -42,9 +63,12 @@ pub struct ModelCard {
     pub chat_template_error: Option<String>,
 }
 
+/// A special token as the card shows it.
 #[derive(Clone, Debug, Serialize)]
 pub struct SpecialToken {
+    /// Its id in the vocabulary.
     pub id: u32,
+    /// Its text in the vocabulary, e.g. "<|im_end|>".
     pub text: String,
 }
 

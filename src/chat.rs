@@ -44,13 +44,19 @@ use crate::error::{Error, Result};
 use crate::gguf::Metadata;
 use crate::tokenizer::Tokenizer;
 
+/// One turn of a conversation, as chat templates expect it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct ChatMessage {
+    /// Who speaks: usually "system", "user" or "assistant"; the template decides which it
+    /// accepts.
     pub role: String,
+    /// What they say. Through [`ChatTemplate::prompt`], control-token text in it stays text
+    /// rather than becoming control tokens.
     pub content: String,
 }
 
 impl ChatMessage {
+    /// A message from `role` saying `content`.
     pub fn new(role: impl Into<String>, content: impl Into<String>) -> Self {
         Self {
             role: role.into(),
@@ -214,14 +220,17 @@ impl ChatTemplate {
         self.now = Some(unix_seconds);
     }
 
+    /// The text `{{ bos_token }}` renders as (empty when the model names no BOS token).
     pub fn bos_token(&self) -> &str {
         &self.bos_token
     }
 
+    /// The text `{{ eos_token }}` renders as (empty when the model names no EOS token).
     pub fn eos_token(&self) -> &str {
         &self.eos_token
     }
 
+    /// The template's Jinja source, as given.
     pub fn source(&self) -> &str {
         &self.source
     }
@@ -332,6 +341,7 @@ pub fn broken_template(problem: &str) -> Error {
 /// to be read as text (`Tokenizer::encode_with_literal`).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ChatPrompt {
+    /// The prompt as the template rendered it.
     pub text: String,
     /// Sorted, disjoint.
     pub literal: Vec<Range<usize>>,

@@ -8,9 +8,13 @@ use crate::gguf::Gguf;
 use crate::model::{Model, SUPPORTED_ARCHITECTURES};
 use crate::tokenizer::{self, Tokenizer};
 
+/// A loaded model, shared (through an `Arc`) by the sessions that generate with it.
 pub struct Engine {
+    /// What the file says about the model.
     pub card: ModelCard,
+    /// The weights (views into the file) and the CPU forward pass.
     pub model: Model,
+    /// Text to token ids and back, built from the file's metadata.
     pub tokenizer: Tokenizer,
     /// `None` when the model has none, or a broken one (then `card.chat_template_error` says
     /// why); raw completion works either way.
@@ -26,6 +30,9 @@ impl Engine {
         Self::load(&Gguf::open(path)?)
     }
 
+    /// Loads a model from a parsed file (in the browser, from its bytes). Fails with
+    /// [`Error::UnsupportedArchitecture`] for a family wick does not run, and when the
+    /// tokenizer's vocabulary and the output layer disagree in size.
     pub fn load(gguf: &Gguf) -> Result<Self> {
         let arch = gguf.architecture()?;
         if !SUPPORTED_ARCHITECTURES.contains(&arch) {

@@ -56,8 +56,12 @@ impl Logits {
     }
 }
 
+/// What [`Backend::forward`] returns: a future that resolves when the logits are in `out`
+/// (at once on the CPU; [`now`] takes its value there).
 pub type Pending<'a> = Pin<Box<dyn Future<Output = Result<()>> + 'a>>;
 
+/// Where forward passes run: owns a KV cache and turns tokens into logits. A
+/// [`crate::Session`] drives one.
 pub trait Backend {
     /// "cpu" or "gpu".
     fn name(&self) -> &'static str;

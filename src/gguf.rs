@@ -57,13 +57,18 @@ impl std::fmt::Debug for TensorData {
 /// One tensor: its type, its shape (row-major, the last dimension is GGUF's `ne[0]`) and its bytes.
 #[derive(Clone, Debug)]
 pub struct Tensor {
+    /// Its name in the file, e.g. "blk.0.attn_q.weight".
     pub name: String,
+    /// How its elements are stored (a float type or a quantization).
     pub qtype: QType,
+    /// Dimensions in elements, outermost first.
     pub shape: Vec<usize>,
+    /// Where its bytes lie in the file, quantized blocks as stored.
     pub data: TensorData,
 }
 
 impl Tensor {
+    /// Number of elements (weights), not bytes.
     pub fn elem_count(&self) -> usize {
         self.shape.iter().product()
     }
@@ -72,6 +77,7 @@ impl Tensor {
 /// The one list of tensor types the engine runs (matmul or plain lookup), as `QType::ALL`: a trait,
 /// because `QType` is candle's type. The floats first, then the quantized types in GGUF's order.
 pub trait QTypes {
+    /// Every type the engine runs, floats first.
     const ALL: [QType; 13];
 }
 
@@ -98,6 +104,7 @@ pub fn is_supported_qtype(t: QType) -> bool {
     QType::ALL.contains(&t)
 }
 
+/// The type's name as llama.cpp spells it, e.g. "Q4_K" (candle's variant is `Q4K`).
 pub fn qtype_name(t: QType) -> &'static str {
     use QType::*;
     match t {
@@ -124,8 +131,10 @@ pub type Metadata = HashMap<String, Value>;
 
 /// An opened, validated GGUF file.
 pub struct Gguf {
+    /// Every key/value pair of the header.
     pub metadata: Metadata,
     tensors: BTreeMap<String, Tensor>,
+    /// Size of the whole file in bytes.
     pub file_size: u64,
 }
 
@@ -226,14 +235,17 @@ impl Gguf {
         })
     }
 
+    /// The tensor called `name`; `None` when the file has none.
     pub fn tensor(&self, name: &str) -> Option<&Tensor> {
         self.tensors.get(name)
     }
 
+    /// Every tensor, in name order.
     pub fn tensors(&self) -> impl Iterator<Item = &Tensor> {
         self.tensors.values()
     }
 
+    /// `general.architecture`, e.g. "llama"; [`Error::MissingMetadata`] when absent.
     pub fn architecture(&self) -> Result<&str> {
         get_str(&self.metadata, "general.architecture")
     }
@@ -262,6 +274,7 @@ fn classify_candle_error(e: candle_core::Error) -> Error {
 
 // ---- typed metadata access -------------------------------------------------------------------
 
+/// The value at `key`, of any type; [`Error::MissingMetadata`] when absent.
 pub fn get<'a>(md: &'a Metadata, key: &str) -> Result<&'a Value> {
     md.get(key)
         .ok_or_else(|| Error::MissingMetadata(key.into()))
@@ -296,6 +309,8 @@ pub fn get_usize(md: &Metadata, key: &str) -> Result<usize> {
         .ok_or_else(|| invalid(key, format!("expected a non-negative integer, found {v:?}")))
 }
 
+/// As [`get_usize`], but `Ok(None)` when the key is absent (a value of the wrong type is
+/// still an error).
 pub fn get_usize_opt(md: &Metadata, key: &str) -> Result<Option<usize>> {
     if md.contains_key(key) {
         get_usize(md, key).map(Some)
@@ -304,6 +319,7 @@ pub fn get_usize_opt(md: &Metadata, key: &str) -> Result<Option<usize>> {
     }
 }
 
+/// A float (f32 or f64) or a non-negative integer, as `f32`.
 pub fn get_f32(md: &Metadata, key: &str) -> Result<f32> {
     match get(md, key)? {
         Value::F32(x) => Ok(*x),
@@ -314,6 +330,7 @@ pub fn get_f32(md: &Metadata, key: &str) -> Result<f32> {
     }
 }
 
+/// As [`get_f32`], but `Ok(None)` when the key is absent.
 pub fn get_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>> {
     if md.contains_key(key) {
         get_f32(md, key).map(Some)
@@ -322,6 +339,7 @@ pub fn get_f32_opt(md: &Metadata, key: &str) -> Result<Option<f32>> {
     }
 }
 
+/// A bool; `Ok(None)` when the key is absent.
 pub fn get_bool_opt(md: &Metadata, key: &str) -> Result<Option<bool>> {
     match md.get(key) {
         None => Ok(None),
@@ -330,6 +348,7 @@ pub fn get_bool_opt(md: &Metadata, key: &str) -> Result<Option<bool>> {
     }
 }
 
+/// A string; [`Error::InvalidMetadata`] when the value is of another type.
 pub fn get_str<'a>(md: &'a Metadata, key: &str) -> Result<&'a str> {
     match get(md, key)? {
         Value::String(s) => Ok(s),
@@ -340,6 +359,7 @@ pub fn get_str<'a>(md: &'a Metadata, key: &str) -> Result<&'a str> {
     }
 }
 
+/// As [`get_str`], but `Ok(None)` when the key is absent.
 pub fn get_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>> {
     if md.contains_key(key) {
         get_str(md, key).map(Some)
@@ -348,6 +368,8 @@ pub fn get_str_opt<'a>(md: &'a Metadata, key: &str) -> Result<Option<&'a str>> {
     }
 }
 
+/// An array (of any element type); [`Error::InvalidMetadata`] when the value is of another
+/// type.
 pub fn get_array<'a>(md: &'a Metadata, key: &str) -> Result<&'a [Value]> {
     match get(md, key)? {
         Value::Array(a) => Ok(a),

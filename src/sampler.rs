@@ -8,6 +8,7 @@ use crate::error::{Error, Result};
 use crate::forward::Logits;
 pub use crate::forward::TOP_CANDIDATES;
 
+/// How the next token is chosen; missing fields deserialize to llama.cpp's defaults.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct SamplingParams {
@@ -43,6 +44,7 @@ impl Default for SamplingParams {
 }
 
 impl SamplingParams {
+    /// Always the most likely token (temperature 0): deterministic without a seed.
     pub fn greedy() -> Self {
         Self {
             temperature: 0.0,
@@ -75,6 +77,8 @@ impl SamplingParams {
     }
 }
 
+/// Picks tokens from logits with fixed [`SamplingParams`] and its own random generator; one per
+/// request.
 pub struct Sampler {
     params: SamplingParams,
     rng: Rng,
@@ -85,6 +89,8 @@ pub struct Sampler {
 }
 
 impl Sampler {
+    /// Fails with [`Error::InvalidParameter`] when `params` do not validate; without a seed the
+    /// seed differs from one sampler to the next.
     pub fn new(params: SamplingParams) -> Result<Self> {
         params.validate()?;
         let seed = params.seed.unwrap_or_else(entropy_seed);

@@ -17,10 +17,14 @@ use crate::forward::{now, Backend, Logits, Want};
 use crate::sampler::{margin, Sampler, SamplingParams};
 use crate::tokenizer::StreamDecoderState;
 
+/// How one request generates. Missing fields deserialize to their defaults.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(default)]
 pub struct GenerateOptions {
+    /// The most tokens to sample (at least 1; default 256). Generation also stops when the
+    /// context is full.
     pub max_tokens: usize,
+    /// How each token is picked (default: [`SamplingParams::default`]).
     pub sampling: SamplingParams,
     /// Generation stops before the first occurrence of any of these strings.
     pub stop: Vec<String>,
@@ -39,6 +43,7 @@ impl Default for GenerateOptions {
     }
 }
 
+/// Why a request ended; serialized as `stop`, `length` or `aborted`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -54,21 +59,39 @@ pub enum FinishReason {
 #[derive(Debug)]
 pub enum Event<'a> {
     /// The prompt is in the cache; `reused` of its tokens were already there.
-    Prefilled { prompt_tokens: usize, reused: usize },
+    Prefilled {
+        /// Length of the prompt in tokens.
+        prompt_tokens: usize,
+        /// Of those, tokens whose KV entries were reused from the previous request.
+        reused: usize,
+    },
     /// A token was sampled; `text` is the new visible text it completes (may be empty).
-    Token { id: u32, text: &'a str },
+    Token {
+        /// The sampled token.
+        id: u32,
+        /// The visible text it completes; empty while a UTF-8 sequence or a possible stop
+        /// string is held back.
+        text: &'a str,
+    },
 }
 
+/// The result of one request.
 #[derive(Clone, Debug, Serialize)]
 pub struct Generation {
+    /// Length of the prompt in tokens.
     pub prompt_tokens: usize,
     /// Prompt tokens whose KV entries were reused from the previous request.
     pub reused_tokens: usize,
+    /// The sampled tokens: an end-of-generation token that stopped the request is not among
+    /// them, the tokens of a stop string are.
     pub ids: Vec<u32>,
     /// For each of `ids`, the top-1/top-2 logit margin it was sampled from (see
     /// [`crate::sampler::top2_margin`]): where it is tiny, another engine may differ.
     pub margins: Vec<f32>,
+    /// The text of `ids`, without the stop string (and what follows it); the concatenation of
+    /// the [`Event::Token`] texts.
     pub text: String,
+    /// Why generation ended.
     pub finish_reason: FinishReason,
 }
 
@@ -80,6 +103,8 @@ const SCORE_CHUNK: usize = 32;
 /// batched kernels stay efficient.
 const PREFILL_CHUNK: usize = 64;
 
+/// A conversation with a loaded model: a backend with its KV cache, and the tokens the cache
+/// holds so that the next request can reuse their common prefix.
 pub struct Session {
     engine: Arc<Engine>,
     backend: Box<dyn Backend>,
@@ -118,14 +143,17 @@ impl Session {
         self.backend.profile_report()
     }
 
+    /// The engine this session generates with.
     pub fn engine(&self) -> &Arc<Engine> {
         &self.engine
     }
 
+    /// The most tokens the cache holds, prompt and reply together.
     pub fn context(&self) -> usize {
         self.backend.context()
     }
 
+    /// Empties the cache: the next request prefills its whole prompt.
     pub fn reset(&mut self) {
         self.backend.rewind(0);
         self.tokens.clear();
