@@ -32,6 +32,10 @@ fn main() -> wick::Result<()> {
         }
         true // false would stop the generation here
     })?;
-    println!("\n[{} prompt tokens, {} generated]", done.prompt_tokens, done.ids.len());
+    println!(
+        "\n[{} prompt tokens, {} generated]",
+        done.prompt_tokens,
+        done.ids.len()
+    );
     Ok(())
 }

@@ -12,8 +12,18 @@ use common::*;
 /// `target/<profile>/examples/<name>`, next to this test's own `deps/` folder.
 fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
-    let path = exe.parent().unwrap().parent().unwrap().join("examples").join(name);
-    assert!(path.exists(), "{} is not built: run cargo test --all-targets", path.display());
+    let path = exe
+        .parent()
+        .unwrap()
+        .parent()
+        .unwrap()
+        .join("examples")
+        .join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run cargo test --all-targets",
+        path.display()
+    );
     path
 }
 
@@ -24,7 +34,11 @@ fn generate_streams_a_reply_and_counts_its_tokens() {
         .arg("Name three colours.")
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let stdout = String::from_utf8(out.stdout).unwrap();
     let (reply, summary) = stdout.trim_end().rsplit_once('\n').unwrap();
     assert!(reply.trim().len() > 10, "a reply: {reply:?}");
@@ -35,7 +49,10 @@ fn generate_streams_a_reply_and_counts_its_tokens() {
         .filter_map(|s| s.parse().ok())
         .collect();
     assert_eq!(counts.len(), 2, "{summary:?}");
-    assert!(counts[0] > 5 && (1..=200).contains(&counts[1]), "{summary:?}");
+    assert!(
+        counts[0] > 5 && (1..=200).contains(&counts[1]),
+        "{summary:?}"
+    );
 }
 
 #[test]

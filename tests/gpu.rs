@@ -11,8 +11,8 @@ use wick::gpu::probe::{self, RopeCase};
 use wick::gpu::shader::QuantFormat;
 use wick::gpu::{Gpu, GpuOptions};
 use wick::kernels;
-use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
 use wick::model::kv_cache::KvCache;
+use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
 use wick::model::plan::Activation;
 
 fn gpu() -> Gpu {

@@ -6,9 +6,9 @@ use std::sync::Arc;
 
 use super::model::{MAX_LOGIT_ROWS, MAX_TOKENS};
 use super::{Gpu, GpuModel};
-use crate::forward::{Backend, Logits, Pending, Want};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
+use crate::forward::{Backend, Logits, Pending, Want};
 
 pub struct GpuBackend {
     model: GpuModel,

@@ -191,13 +191,7 @@ struct Kept {
 }
 
 impl<'a> Layers<'a> {
-    fn new(
-        gpu: &'a Gpu,
-        plan: &'a Plan,
-        bufs: &'a Activations,
-        w: Widths,
-        context: usize,
-    ) -> Self {
+    fn new(gpu: &'a Gpu, plan: &'a Plan, bufs: &'a Activations, w: Widths, context: usize) -> Self {
         Self {
             gpu,
             plan,

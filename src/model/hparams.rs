@@ -47,7 +47,8 @@ impl<'a> Hparams<'a> {
             });
         }
         let head_dim = key_length.unwrap_or(n_embd / n_head);
-        let value_dim = gguf::get_usize_opt(md, &key("attention.value_length"))?.unwrap_or(head_dim);
+        let value_dim =
+            gguf::get_usize_opt(md, &key("attention.value_length"))?.unwrap_or(head_dim);
         if value_dim != head_dim {
             return Err(Error::InvalidMetadata {
                 key: key("attention.value_length"),
@@ -99,12 +100,14 @@ impl<'a> Hparams<'a> {
     /// Linear position scaling (`rope.scaling.factor` when the scaling type is linear or
     /// unnamed, as llama.cpp reads it; a factor of 0 means none); 1 otherwise.
     pub fn rope_linear_scale(&self) -> Result<f32> {
-        Ok(match gguf::get_str_opt(self.md, &self.key("rope.scaling.type"))? {
-            Some("linear") | None => self
-                .f32_opt("rope.scaling.factor")?
-                .filter(|&f| f != 0.0)
-                .unwrap_or(1.0),
-            Some(_) => 1.0,
-        })
+        Ok(
+            match gguf::get_str_opt(self.md, &self.key("rope.scaling.type"))? {
+                Some("linear") | None => self
+                    .f32_opt("rope.scaling.factor")?
+                    .filter(|&f| f != 0.0)
+                    .unwrap_or(1.0),
+                Some(_) => 1.0,
+            },
+        )
     }
 }

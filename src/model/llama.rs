@@ -7,9 +7,9 @@
 //!
 //! This file only reads and checks the GGUF; [`decoder`](super::decoder) runs the [`Plan`].
 
+use super::hparams::Hparams;
 use super::ops::RopeStyle;
 use super::plan::{Activation, Plan, RopePlan};
-use super::hparams::Hparams;
 use super::weights::WeightLoader;
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;

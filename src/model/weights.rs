@@ -2,10 +2,10 @@
 //! (no f32 expansion), except Q5_0 matrices, rewritten once at load as Q8_0 (lossless, faster);
 //! only the small norm vectors are read out as f32.
 
+use super::plan::LayerPlan;
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, QType, Tensor, TensorData};
 use crate::kernels;
-use super::plan::LayerPlan;
 
 /// A `rows x cols` weight matrix (`rows` outputs, each a dot product over `cols` inputs).
 #[derive(Clone, Debug)]
