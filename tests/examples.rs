@@ -1,6 +1,6 @@
 //! The Rust example runs as its header says, on a real model: a reply streams out and the run
-//! ends with its token counts. (`cargo test --all-targets`, which scripts/test runs, builds the
-//! examples before it runs any test.)
+//! ends with its token counts. It runs the program `cargo build --release --examples` builds
+//! (scripts/test does, first): `cargo test` builds examples only as test harnesses.
 
 mod common;
 
@@ -21,7 +21,7 @@ fn example(name: &str) -> PathBuf {
         .join(name);
     assert!(
         path.exists(),
-        "{} is not built: run cargo test --all-targets",
+        "{} is not built: run cargo build --release --examples",
         path.display()
     );
     path
