@@ -49,19 +49,6 @@ fn block(t: QType) -> (usize, usize) {
     (t.block_size(), t.type_size())
 }
 
-/// Byte offsets of the f16 scales inside a block (random bytes there could be inf/NaN).
-fn scale_offsets(t: QType) -> &'static [usize] {
-    use QType::*;
-    match t {
-        Q4_0 | Q5_0 | Q8_0 => &[0],
-        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
-        Q2K => &[80, 82],
-        Q3K => &[108],
-        Q6K => &[208],
-        _ => &[],
-    }
-}
-
 fn random_weights(rng: &mut SmallRng, t: QType, rows: usize, cols: usize) -> Vec<u8> {
     let floats = (0..rows * cols).map(|_| rng.random_range(-1f32..1.0));
     match t {
@@ -82,7 +69,7 @@ fn random_weights(rng: &mut SmallRng, t: QType, rows: usize, cols: usize) -> Vec
     let mut w = vec![0u8; rows * cols / values * bytes];
     rng.fill(&mut w[..]);
     for b in w.chunks_exact_mut(bytes) {
-        for &at in scale_offsets(t) {
+        for &at in kernels::testing::scale_offsets(t) {
             let s = f16::from_f32(rng.random_range(-0.05f32..0.05));
             b[at..at + 2].copy_from_slice(&s.to_le_bytes());
         }

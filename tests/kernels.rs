@@ -65,19 +65,6 @@ fn shape(t: QType) -> (usize, usize) {
     }
 }
 
-/// Byte offsets of the f16 scales (d, dmin, m) inside a block.
-fn scale_offsets(t: QType) -> &'static [usize] {
-    use QType::*;
-    match t {
-        Q4_0 | Q5_0 | Q8_0 => &[0],
-        Q4_1 | Q5_1 | Q4K | Q5K => &[0, 2],
-        Q2K => &[80, 82],
-        Q3K => &[108],
-        Q6K => &[208],
-        _ => &[],
-    }
-}
-
 fn is_q8_1(t: QType) -> bool {
     matches!(t, QType::Q4_1 | QType::Q5_1)
 }
@@ -111,7 +98,7 @@ fn random_weights(rng: &mut SmallRng, t: QType, rows: usize, cols: usize) -> Vec
         _ => {
             rng.fill(&mut w[..]);
             for block in w.chunks_exact_mut(bytes) {
-                for &at in scale_offsets(t) {
+                for &at in testing::scale_offsets(t) {
                     let s = f16::from_f32(rng.random_range(-0.05f32..0.05));
                     block[at..at + 2].copy_from_slice(&s.to_le_bytes());
                 }
@@ -515,7 +502,7 @@ fn extreme_blocks_do_not_overflow() {
             for pattern in [0x00u8, 0xFF, 0x80, 0x7F, 0x55, 0xAA] {
                 let mut w = vec![pattern; cols / values * bytes];
                 for block in w.chunks_exact_mut(bytes) {
-                    for (i, &at) in scale_offsets(t).iter().enumerate() {
+                    for (i, &at) in testing::scale_offsets(t).iter().enumerate() {
                         let v = if i == 0 { 0.01 } else { -0.02 };
                         block[at..at + 2].copy_from_slice(&f16::from_f32(v).to_le_bytes());
                     }

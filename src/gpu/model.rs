@@ -381,9 +381,7 @@ impl<'a> Layers<'a> {
     /// token. The output matrix is usually the embedding matrix (tied): it is uploaded once.
     fn head(&mut self) -> Result<Head> {
         let plan = self.plan;
-        let output_index = if std::ptr::eq(&plan.output, &plan.embed)
-            || plan.output.tensor.data.as_ptr() == plan.embed.tensor.data.as_ptr()
-        {
+        let output_index = if plan.output_tied() {
             0
         } else {
             let output = self.upload("output", &plan.output)?;

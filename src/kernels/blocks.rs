@@ -353,3 +353,16 @@ pub(crate) fn q5_0_as_q8_0(q5: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Byte offsets of the f16 scales (d, dmin) inside one weight block of type `t`: random test
+/// weights get finite values there (random bytes could be inf or NaN), random bytes elsewhere.
+pub fn f16_scale_offsets(t: QType) -> &'static [usize] {
+    match t {
+        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => &[0],
+        QType::Q4_1 | QType::Q5_1 | QType::Q4K | QType::Q5K => &[0, 2],
+        QType::Q2K => &[80, 82],
+        QType::Q3K => &[108],
+        QType::Q6K => &[208],
+        _ => &[],
+    }
+}

@@ -15,18 +15,6 @@ const ROWS: usize = 6;
 const COLS: usize = 512;
 const TOKENS: usize = 8;
 
-/// Byte offsets of a block's f16 scales, which get finite values (the rest is random).
-fn scale_offsets(t: QType) -> &'static [usize] {
-    match t {
-        QType::Q4_0 | QType::Q5_0 | QType::Q8_0 => &[0],
-        QType::Q4_1 | QType::Q5_1 | QType::Q4K | QType::Q5K => &[0, 2],
-        QType::Q2K => &[80, 82],
-        QType::Q3K => &[108],
-        QType::Q6K => &[208],
-        _ => &[],
-    }
-}
-
 /// xorshift64*: enough to vary every nibble, bit and scale byte.
 struct Rng(u64);
 
@@ -50,7 +38,7 @@ fn random_weights(rng: &mut Rng, t: QType, rows: usize, cols: usize) -> Vec<u8> 
         .map(|_| rng.next() as u8)
         .collect();
     for b in w.chunks_exact_mut(block) {
-        for &at in scale_offsets(t) {
+        for &at in blocks::f16_scale_offsets(t) {
             // f16 in about [-0.06, 0.06]: sign, exponent 2^-5 .. 2^-4, random mantissa.
             let h = ((rng.next() as u16) & 0x83FF) | 0x2800;
             b[at..at + 2].copy_from_slice(&h.to_le_bytes());

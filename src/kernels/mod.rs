@@ -392,6 +392,9 @@ pub mod testing {
 
     pub use super::QMatrix;
 
+    /// Where a block's f16 scales sit (random test weights get finite values there).
+    pub use super::blocks::f16_scale_offsets as scale_offsets;
+
     /// [`matmul`](super::matmul) of `m` with the kernels of instruction set `isa` (a name from
     /// [`isas`]).
     pub fn matmul_isa(isa_name: &str, m: QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
