@@ -37,6 +37,10 @@ pub enum Error {
         /// The type's name, e.g. "IQ2_XS".
         qtype: String,
     },
+    /// The architecture is supported, but this file uses a feature of it wick does not run
+    /// (mixture of experts, an unknown RoPE scaling type...); `kind()` `unsupported_model`.
+    #[error("this model uses {0}, which wick does not run")]
+    UnsupportedFeature(String),
     /// A metadata key the model needs is absent (the key is the payload); `kind()`
     /// `invalid_model`.
     #[error("the GGUF file has no `{0}` metadata, which this model needs")]
@@ -120,9 +124,9 @@ impl Error {
     pub fn kind(&self) -> &'static str {
         match self {
             Error::NotGguf(_) | Error::Truncated(_) | Error::Corrupt(_) => "invalid_model",
-            Error::UnsupportedArchitecture(_) | Error::UnsupportedQuant { .. } => {
-                "unsupported_model"
-            }
+            Error::UnsupportedArchitecture(_)
+            | Error::UnsupportedQuant { .. }
+            | Error::UnsupportedFeature(_) => "unsupported_model",
             Error::MissingMetadata(_)
             | Error::InvalidMetadata { .. }
             | Error::MissingTensor(_)

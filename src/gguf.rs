@@ -12,7 +12,9 @@ use std::io::Cursor;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use candle_core::quantized::gguf_file::{Content, Value};
+use candle_core::quantized::gguf_file::Content;
+/// A metadata value as candle's reader returns it.
+pub use candle_core::quantized::gguf_file::Value;
 
 pub use candle_core::quantized::GgmlDType as QType;
 
@@ -37,6 +39,16 @@ impl Deref for TensorData {
 }
 
 impl TensorData {
+    /// The bytes `start..start + len` of this view, sharing the file.
+    pub fn slice(&self, start: usize, len: usize) -> Self {
+        assert!(start + len <= self.len, "slice past the tensor's bytes");
+        Self {
+            file: self.file.clone(),
+            start: self.start + start,
+            len,
+        }
+    }
+
     /// Bytes made at load rather than read from the file (weights rewritten for faster kernels).
     pub fn owned(bytes: Vec<u8>) -> Self {
         let len = bytes.len();

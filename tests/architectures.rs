@@ -19,18 +19,30 @@ use std::sync::Arc;
 use common::*;
 use wick::{Engine, Session};
 
-/// Largest logit difference from llama.cpp allowed (the logits' standard deviation is 4.4).
+/// Largest logit difference from llama.cpp allowed (the logits' standard deviations are 3.5 to
+/// 5).
 const MAX_LOGIT_DIFF: f32 = 0.01;
 
-fn matches_llama_cpp(arch: &str) {
-    let tiny = tiny_model(arch);
+/// The same for the families with a GELU MLP (Gemma 2, GPT-2, Falcon, MPT). llama.cpp's CPU
+/// GELU looks its result up in a table indexed by the input rounded to f16, and stores the result
+/// as f16; wick computes it in f32. On these deliberately sensitive models that alone moves
+/// logits by up to 0.19 (measured: gemma2 0.16, gpt2 0.19, falcon 0.19, falcon_norm2 0.17, mpt
+/// 0.19). With wick's GELU made to round as the table does (an experiment, not kept), falcon
+/// and gpt2 agree to 1e-5 and gemma2 and mpt to 5e-6 at most positions, with a few jumps of up
+/// to 0.14 where one value falls on the other side of an f16 rounding boundary. The wiring
+/// errors this file guards against move logits by whole units.
+const GELU_MAX_LOGIT_DIFF: f32 = 0.3;
+
+fn matches_llama_cpp(name: &str) {
+    let tiny = tiny_model(name);
     // From bytes, as the browser loads a model, so that this runs under wasm too.
     let gguf = open_bytes(std::fs::read(&tiny.path).unwrap()).unwrap();
     let engine = Arc::new(Engine::load(&gguf).unwrap());
-    assert_eq!(engine.card.architecture, arch);
+    let engine_arch = engine.card.architecture.clone();
     let (ids, want) = (&tiny.ids, &tiny.logits);
     let mut got = Vec::new();
-    Session::new(engine, ids.len())
+    // The session's context is llama.cpp's: it chooses Phi-3's LongRoPE factors.
+    Session::new(engine, tiny.n_ctx)
         .score(ids, |_, logits| got.push(logits.to_vec()))
         .unwrap();
     assert_eq!(got.len(), want.len());
@@ -44,21 +56,62 @@ fn matches_llama_cpp(arch: &str) {
             .fold(max_diff, f32::max);
     }
     eprintln!(
-        "{arch}: {} positions, max logit difference from llama.cpp {max_diff:e}",
+        "{name}: {} positions, max logit difference from llama.cpp {max_diff:e}",
         got.len()
     );
-    assert!(
-        max_diff <= MAX_LOGIT_DIFF,
-        "{arch}: logits differ by {max_diff}"
-    );
+    let gelu = ["gemma2", "gpt2", "falcon", "mpt"].contains(&engine_arch.as_str());
+    let limit = if gelu {
+        GELU_MAX_LOGIT_DIFF
+    } else {
+        MAX_LOGIT_DIFF
+    };
+    assert!(max_diff <= limit, "{name}: logits differ by {max_diff}");
 }
 
-#[test]
-fn qwen3_matches_llama_cpp() {
-    matches_llama_cpp("qwen3");
+/// One test per fixture, named after it.
+macro_rules! fixtures {
+    ($($test:ident: $name:literal,)*) => {$(
+        #[test]
+        fn $test() {
+            matches_llama_cpp($name);
+        }
+    )*};
 }
 
+fixtures! {
+    qwen3_matches_llama_cpp: "qwen3",
+    qwen2_matches_llama_cpp: "qwen2",
+    qwen2_yarn_matches_llama_cpp: "qwen2_yarn",
+    llama_linear_scaling_matches_llama_cpp: "llama_linear",
+    llama_yarn_matches_llama_cpp: "llama_yarn",
+    llama_rope_freqs_matches_llama_cpp: "llama_rope_freqs",
+    phi3_short_factors_matches_llama_cpp: "phi3",
+    phi3_long_factors_matches_llama_cpp: "phi3_long",
+    gemma2_matches_llama_cpp: "gemma2",
+    smollm3_matches_llama_cpp: "smollm3",
+    granite_matches_llama_cpp: "granite",
+    olmo2_matches_llama_cpp: "olmo2",
+    stablelm_matches_llama_cpp: "stablelm",
+    stablelm_parallel_matches_llama_cpp: "stablelm_parallel",
+    gpt2_matches_llama_cpp: "gpt2",
+    falcon_matches_llama_cpp: "falcon",
+    falcon_norm2_matches_llama_cpp: "falcon_norm2",
+    mpt_matches_llama_cpp: "mpt",
+}
+
+/// Files wick must refuse by name, as `unsupported_model`, never as a broken file.
 #[test]
-fn qwen2_matches_llama_cpp() {
-    matches_llama_cpp("qwen2");
+fn mixture_of_experts_and_unknown_rope_scaling_are_refused_by_name() {
+    for (file, says) in [
+        ("llama_moe.gguf", "mixture of experts"),
+        ("llama_unknown_scaling.gguf", "RoPE scaling type"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/tiny")
+            .join(file);
+        let gguf = open_bytes(std::fs::read(&path).unwrap()).unwrap();
+        let err = Engine::load(&gguf).err().expect(file);
+        assert_eq!(err.kind(), "unsupported_model", "{file}: {err}");
+        assert!(err.to_string().contains(says), "{file}: {err}");
+    }
 }

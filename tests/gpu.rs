@@ -13,7 +13,7 @@ use wick::gpu::{Gpu, GpuOptions};
 use wick::kernels;
 use wick::model::kv_cache::KvCache;
 use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
-use wick::model::plan::Activation;
+use wick::model::plan::{Activation, RopePlan};
 
 fn gpu() -> Gpu {
     Gpu::new_blocking().expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
@@ -224,7 +224,7 @@ fn rope_matches_cpu_on(gpu: &Gpu) {
         let v = random(&mut rng, (start + n + 2) * kv_dim);
         let (qn, kn) = (random(&mut rng, head_dim), random(&mut rng, head_dim));
         let bias = random(&mut rng, q_dim + 2 * kv_dim);
-        let table = RopeTable::new(700, n, rot, 10_000.0, 1.0, None);
+        let table = RopeTable::new(700, n, &RopePlan::plain(rot, 10_000.0, 4096), 4096);
         let (mut want_q, mut want_k, mut want_v) = (Vec::new(), k.clone(), v.clone());
         for (t, row) in qkv.chunks_exact(q_dim + 2 * kv_dim).enumerate() {
             let mut row = row.to_vec();
@@ -306,6 +306,8 @@ fn attention_matches_cpu_on(gpu: &Gpu) {
                 head_dim: hd,
                 scale: 1.0 / (hd as f32).sqrt(),
                 window,
+                softcap: None,
+                alibi_max_bias: None,
             };
             let mut cache = KvCache::new(kv_dim, &[window], total, 256);
             cache.layers[0].write(0, &as_stored(gpu, &k), &as_stored(gpu, &v));

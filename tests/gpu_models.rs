@@ -301,7 +301,8 @@ fn tiny_model_matches_llama_cpp(arch: &str) {
     let tiny = tiny_model(arch);
     let engine = Arc::new(Engine::open(&tiny.path).unwrap());
     for (f16, tol) in [(false, 0.25f32), (true, 0.6)] {
-        let mut session = gpu_session_with(&engine, tiny.ids.len(), GpuOptions { f16 });
+        // llama.cpp's context, which picks Phi-3's LongRoPE factors.
+        let mut session = gpu_session_with(&engine, tiny.n_ctx, GpuOptions { f16 });
         let mut max_diff = 0f32;
         session
             .score(&tiny.ids, |i, logits| {
@@ -330,4 +331,46 @@ fn qwen2_tiny_model_matches_llama_cpp() {
 #[test]
 fn qwen3_tiny_model_matches_llama_cpp() {
     tiny_model_matches_llama_cpp("qwen3");
+}
+
+/// Phi-3 on the GPU: fused q/k/v and gate/up (split at load, stacked again for the GPU), partial
+/// rotary, and LongRoPE's short and long factors and attention factor (in the rope tables the
+/// host computes for both backends).
+#[test]
+fn phi3_tiny_model_matches_llama_cpp() {
+    tiny_model_matches_llama_cpp("phi3");
+    tiny_model_matches_llama_cpp("phi3_long");
+}
+
+/// Each RoPE scaling kind on the GPU: linear, YaRN (halves and pairs), Llama 3.1's factors.
+#[test]
+fn rope_scaling_tiny_models_match_llama_cpp() {
+    for name in [
+        "llama_linear",
+        "llama_yarn",
+        "qwen2_yarn",
+        "llama_rope_freqs",
+    ] {
+        tiny_model_matches_llama_cpp(name);
+    }
+}
+
+/// What the WebGPU backend does not build yet is refused by name when the session starts (the
+/// page then stays on the CPU, which runs every family), never run wrong.
+#[test]
+fn families_the_gpu_does_not_build_yet_are_refused_by_name() {
+    for (name, says) in [
+        ("gemma2", "soft-capping"),
+        ("gpt2", "LayerNorm"),
+        ("smollm3", "layers without RoPE"),
+        ("granite", "residual scaling"),
+        ("olmo2", "layers without a pre-norm"),
+    ] {
+        let tiny = tiny_model(name);
+        let engine = Arc::new(Engine::open(&tiny.path).unwrap());
+        let gpu = Arc::new(Gpu::open_blocking(GpuOptions { f16: false }).expect("lavapipe"));
+        let err = GpuBackend::new(gpu, &engine, 64).err().expect(name);
+        assert_eq!(err.kind(), "gpu", "{name}: {err}");
+        assert!(err.to_string().contains(says), "{name}: {err}");
+    }
 }

@@ -175,14 +175,19 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
   try {
     engine = wasm.WebEngine.load(buffer, context ?? 0); // consumes the buffer
   } catch (e) {
+    // A model this version cannot run (unsupported_model: an architecture, quantization or
+    // feature it lacks) always stays stored: a later version may run it.
     if (e?.kind !== 'invalid_model') throw e;
-    // Just stored and not a model wick can read: nothing unusable stays behind. What a person
-    // stored earlier stays, though: another version may run it, and only they may delete it.
-    if (fresh) {
+    // Just stored, not a model wick can read, and nobody vouched for these bytes: nothing
+    // unusable stays behind. Bytes whose SHA-256 the load named and verified are what the
+    // person asked for, and what a person stored earlier is theirs: both stay, and only they
+    // may delete them.
+    if (fresh && !sha256) {
       await deleteModel(mid);
       throw e;
     }
-    throw new WickError('invalid_model', `${e.message} (model "${mid}" was stored earlier and stays stored; delete it from the stored models, or with deleteModel("${mid}"), to free its space)`);
+    const why = fresh ? 'matched the SHA-256 it was loaded with' : 'was stored earlier';
+    throw new WickError('invalid_model', `${e.message} (model "${mid}" ${why} and stays stored; delete it from the stored models, or with deleteModel("${mid}"), to free its space)`);
   }
   await poolReady;
   const gpuState = await chooseGpu(backend, onProgress);

@@ -240,14 +240,26 @@ fn run(command: Command) -> anyhow::Result<()> {
             let gguf =
                 Gguf::open(&model).with_context(|| format!("opening {}", model.display()))?;
             let card = ModelCard::from_gguf(&gguf)?;
-            let supported =
-                wick::model::SUPPORTED_ARCHITECTURES.contains(&card.architecture.as_str());
+            // Whether this build runs it: the family's loader reads every hyperparameter and
+            // tensor (weights stay views into the file, so this is quick).
+            let runs = wick::model::Model::load(&gguf);
+            let supported = runs.is_ok();
             if json {
                 let mut v = serde_json::to_value(&card)?;
                 v["supported"] = json!(supported);
+                match &runs {
+                    Ok(m) => v["features"] = json!(m.plan().features()),
+                    Err(e) => {
+                        v["unsupported"] = json!({ "kind": e.kind(), "message": e.to_string() })
+                    }
+                }
                 println!("{v}");
             } else {
                 print_card(&card, supported);
+                match &runs {
+                    Ok(m) => println!("  family         {}", m.plan().features().join(", ")),
+                    Err(e) => println!("  cannot run     {} ({})", e, e.kind()),
+                }
             }
         }
         Command::Tokenize { model, text, json } => {
@@ -332,7 +344,7 @@ fn print_card(c: &ModelCard, supported: bool) {
         if supported {
             ""
         } else {
-            " (not supported by wick)"
+            " (this build cannot run it)"
         }
     );
     println!("  parameters     {:.1} M", c.parameters as f64 / 1e6);

@@ -26,7 +26,7 @@ use super::{f32s, read_back, words_bytes, Gpu};
 use crate::error::{Error, Result};
 use crate::forward::{Logits, Want};
 use crate::model::ops::{AttentionShape, RopeTable};
-use crate::model::plan::{LayerPlan, Plan, RopePlan};
+use crate::model::plan::{self, LayerPlan, Plan, RopePlan};
 use std::sync::Arc;
 // Read only while profiling, which the browser never does (its clock is not std's).
 use std::time::Instant;
@@ -260,9 +260,14 @@ impl<'a> Layers<'a> {
         let cache_bytes = (self.context * w.kv_dim * self.gpu.kv_size()) as u64;
         let k_cache = self.gpu.storage(&name("k cache"), cache_bytes);
         let v_cache = self.gpu.storage(&name("v cache"), cache_bytes);
-        let attn_norm = self.floats("norm", &l.attn_norm);
-        let head_norms = match (l.q_norm.as_deref(), l.k_norm.as_deref()) {
-            (Some(qn), Some(kn)) => Some((self.floats("norm", qn), self.floats("norm", kn))),
+        // `Plan::gpu_gaps` refused what this does not build: every layer here has a pre-norm,
+        // RoPE, and head norms (if any) shared by every head, without biases.
+        let attn_norm = self.floats("norm", &pre_norm(&l.attn_norm).weight);
+        let head_norms = match (&l.q_norm, &l.k_norm) {
+            (Some(qn), Some(kn)) => Some((
+                self.floats("norm", &qn.norm.weight),
+                self.floats("norm", &kn.norm.weight),
+            )),
             _ => None,
         };
         let qkv_bias = l.qkv_bias.as_deref().map(|b| self.floats("qkv bias", b));
@@ -271,7 +276,8 @@ impl<'a> Layers<'a> {
         let (b, bufs) = (&self.b, self.bufs);
         self.body
             .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &attn_in, &bufs.qkv, w.qkv));
-        let rope = &plan.ropes[l.rope];
+        let rope_index = l.rope.expect("gpu_gaps refuses layers without RoPE");
+        let rope = &plan.ropes[rope_index];
         self.body.push(b.rope(
             RopeBuffers {
                 qkv: &bufs.qkv,
@@ -288,7 +294,7 @@ impl<'a> Layers<'a> {
                 head_dim: w.head_dim,
                 half: rope.dims / 2,
                 style: plan.rope_style,
-                table: l.rope * 2 * w.rope_len,
+                table: rope_index * 2 * w.rope_len,
                 table_len: w.rope_len,
             },
         ));
@@ -306,11 +312,17 @@ impl<'a> Layers<'a> {
                 head_dim: w.head_dim,
                 scale: plan.attn_scale,
                 window: l.window,
+                softcap: None,
+                alibi_max_bias: None,
             },
             None,
         ));
         self.body.extend(b.prepare(&wo, &bufs.att, w.q_dim));
-        self.residual_add(&wo, &bufs.att, l.post_attn_norm.as_deref());
+        self.residual_add(
+            &wo,
+            &bufs.att,
+            l.post_attn_norm.as_ref().map(|n| &n.weight[..]),
+        );
         self.kept
             .weights
             .extend(attn_in.into_iter().map(|(m, _)| m));
@@ -326,16 +338,17 @@ impl<'a> Layers<'a> {
     fn mlp(&mut self, i: usize, l: &LayerPlan) -> Result<()> {
         let (plan, w) = (self.plan, self.w);
         let name = |s: &str| format!("blk.{i}.{s}");
+        let gate = l.gate.as_ref().expect("gpu_gaps refuses ungated MLPs");
         let ffn_in =
-            match GpuMatrix::upload_stacked(self.gpu, &name("ffn_gate_up"), &[&l.gate, &l.up])? {
+            match GpuMatrix::upload_stacked(self.gpu, &name("ffn_gate_up"), &[gate, &l.up])? {
                 Some(m) => vec![(m, 0)],
                 None => vec![
-                    (self.upload(&name("ffn_gate"), &l.gate)?, 0),
+                    (self.upload(&name("ffn_gate"), gate)?, 0),
                     (self.upload(&name("ffn_up"), &l.up)?, w.n_ff),
                 ],
             };
         let down = self.upload(&name("ffn_down"), &l.down)?;
-        let ffn_norm = self.floats("norm", &l.ffn_norm);
+        let ffn_norm = self.floats("norm", &pre_norm(&l.ffn_norm).weight);
 
         let norm = self.norm(&ffn_norm);
         let (b, bufs) = (&self.b, self.bufs);
@@ -348,7 +361,11 @@ impl<'a> Layers<'a> {
             plan.activation,
             down.quantize_format(),
         ));
-        self.residual_add(&down, &bufs.act, l.post_ffn_norm.as_deref());
+        self.residual_add(
+            &down,
+            &bufs.act,
+            l.post_ffn_norm.as_ref().map(|n| &n.weight[..]),
+        );
         self.kept.weights.extend(ffn_in.into_iter().map(|(m, _)| m));
         self.kept.weights.push(down);
         Ok(())
@@ -388,7 +405,7 @@ impl<'a> Layers<'a> {
             self.kept.weights.push(output);
             self.kept.weights.len() - 1
         };
-        let output_norm = self.floats("norm", &plan.output_norm);
+        let output_norm = self.floats("norm", &plan.output_norm.weight);
         let norm = self.norm(&output_norm);
         let (b, bufs) = (&self.b, self.bufs);
         let output = &self.kept.weights[output_index];
@@ -420,6 +437,12 @@ impl<'a> Layers<'a> {
     }
 }
 
+/// A layer's pre-norm, which `Plan::gpu_gaps` guarantees before anything is built.
+fn pre_norm(n: &Option<plan::Norm>) -> &plan::Norm {
+    n.as_ref()
+        .expect("gpu_gaps refuses layers without a pre-norm")
+}
+
 pub struct GpuModel {
     gpu: Arc<Gpu>,
     bufs: Activations,
@@ -443,6 +466,13 @@ impl GpuModel {
     /// decoder, embed, then per layer attention and MLP blocks, then the head.
     pub fn new(gpu: Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
         let context = context.clamp(1, plan.max_context);
+        let gaps = plan.gpu_gaps();
+        if !gaps.is_empty() {
+            return Err(Error::Gpu(format!(
+                "the WebGPU backend does not run {} yet (the CPU backend runs this model)",
+                gaps.join(", ")
+            )));
+        }
         let w = Widths::of(plan)?;
         let bufs = Activations::new(&gpu, plan, w);
         let mut net = Layers::new(&gpu, plan, &bufs, w, context);
@@ -540,7 +570,7 @@ impl GpuModel {
         q.write_buffer(&self.bufs.step, 0, &words_bytes(&step.words()));
         let mut tables = vec![0f32; self.ropes.len() * 2 * self.rope_len];
         for (i, r) in self.ropes.iter().enumerate() {
-            let t = RopeTable::new(start, n, r.dims, r.base, r.scale, r.factors.as_deref());
+            let t = RopeTable::new(start, n, r, self.context);
             let at = i * 2 * self.rope_len;
             tables[at..at + t.cos.len()].copy_from_slice(&t.cos);
             tables[at + self.rope_len..at + self.rope_len + t.sin.len()].copy_from_slice(&t.sin);

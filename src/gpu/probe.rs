@@ -353,6 +353,8 @@ pub async fn attention_time(
         head_dim,
         scale: 0.125,
         window,
+        softcap: None,
+        alibi_max_bias: None,
     };
     let d = b.attention(io, shape, chunk);
     let many: Vec<&Dispatch> = (0..reps).flat_map(|_| &d).collect();

@@ -21,20 +21,34 @@ pub fn forward_batch(p: &Plan, tokens: &[u32], cache: &mut KvCache, out: LogitsO
         kv: p.kv_dim(),
         ff: p.n_ff,
     };
-    let mut b = cache.work.batch(n, widths, p.ropes.len());
+    let parallel = p.layers.iter().any(|l| l.parallel);
+    let mut b = cache.work.batch(n, widths, p.ropes.len(), parallel);
     for (t, &id) in tokens.iter().enumerate() {
         let row = &mut b.x[t * d..(t + 1) * d];
         p.embed.row(id as usize, row);
         if p.embed_scale != 1.0 {
             row.iter_mut().for_each(|v| *v *= p.embed_scale);
         }
+        if let Some(pe) = &p.position_embed {
+            // The model's positions end at its trained context, which caps the session's.
+            pe.row(start + t, &mut b.h[..d]);
+            ops::add_assign(row, &b.h[..d]);
+        }
     }
     for (table, r) in b.ropes.iter_mut().zip(&p.ropes) {
-        table.fill(start, n, r.dims, r.base, r.scale, r.factors.as_deref());
+        table.fill(start, n, r, cache.context);
     }
     for (layer, lc) in p.layers.iter().zip(cache.layers.iter_mut()) {
-        attention_block(p, layer, &mut b, start, n, lc);
-        mlp_block(p, layer, &mut b, n);
+        if layer.parallel {
+            // Both blocks read the layer's input: the MLP's output waits in `par` while
+            // attention adds its own.
+            mlp_block(p, layer, &mut b, n, true);
+            attention_block(p, layer, &mut b, start, n, lc);
+            ops::add_assign(b.x, b.par);
+        } else {
+            attention_block(p, layer, &mut b, start, n, lc);
+            mlp_block(p, layer, &mut b, n, false);
+        }
     }
     output_logits(p, b.x, n, b.normed, out);
     cache.len = start + n;
@@ -50,7 +64,7 @@ fn attention_block(
     n: usize,
     lc: &mut super::kv_cache::LayerCache,
 ) {
-    ops::rms_norm_into(b.x, &layer.attn_norm, p.eps, b.h);
+    ops::norm_into(b.x, layer.attn_norm.as_ref(), p.norm_kind, p.eps, b.h);
     layer.wq.matmul(b.h, n, b.q);
     layer.wk.matmul(b.h, n, b.k);
     layer.wv.matmul(b.h, n, b.v);
@@ -61,15 +75,22 @@ fn attention_block(
         ops::add_rows(b.k, bk);
         ops::add_rows(b.v, bv);
     }
+    if let Some(c) = p.clamp_kqv {
+        ops::clamp(b.q, c);
+        ops::clamp(b.k, c);
+        ops::clamp(b.v, c);
+    }
     if let Some(qn) = &layer.q_norm {
-        ops::rms_norm(b.q, qn, p.eps);
+        ops::head_norm(b.q, qn, p.norm_kind, p.eps);
     }
     if let Some(kn) = &layer.k_norm {
-        ops::rms_norm(b.k, kn, p.eps);
+        ops::head_norm(b.k, kn, p.norm_kind, p.eps);
     }
-    let rope = &b.ropes[layer.rope];
-    rope.apply(b.q, n, p.head_dim, p.rope_style);
-    rope.apply(b.k, n, p.head_dim, p.rope_style);
+    if let Some(r) = layer.rope {
+        let rope = &b.ropes[r];
+        rope.apply(b.q, n, p.head_dim, p.rope_style);
+        rope.apply(b.k, n, p.head_dim, p.rope_style);
+    }
     lc.write(start, b.k, b.v);
     let shape = AttentionShape {
         n_head: p.n_head,
@@ -77,30 +98,74 @@ fn attention_block(
         head_dim: p.head_dim,
         scale: p.attn_scale,
         window: layer.window,
+        softcap: p.attn_softcap,
+        alibi_max_bias: p.alibi_max_bias,
     };
     ops::attention(b.q, lc, start, n, shape, b.att);
     layer.wo.matmul(b.att, n, b.proj);
-    if let Some(pn) = &layer.post_attn_norm {
-        ops::rms_norm(b.proj, pn, p.eps);
+    if let Some(bias) = &layer.wo_bias {
+        ops::add_rows(b.proj, bias);
     }
-    ops::add_assign(b.x, b.proj);
+    if let Some(pn) = &layer.post_attn_norm {
+        ops::norm(b.proj, pn, p.norm_kind, p.eps);
+    }
+    residual_add(p, b.x, b.proj);
 }
 
-/// `x += post_ffn_norm(down(act(gate(h)) * up(h)))` with `h = ffn_norm(x)`.
-fn mlp_block(p: &Plan, layer: &LayerPlan, b: &mut Activations<'_>, n: usize) {
-    ops::rms_norm_into(b.x, &layer.ffn_norm, p.eps, b.h);
-    layer.gate.matmul(b.h, n, b.gate);
+/// `x += post_ffn_norm(down(act(gate(h)) * up(h)))` (or `down(act(up(h)))` without a gate) with
+/// `h = ffn_norm(x)`. A parallel layer's MLP reads `x` before attention adds to it, normed by
+/// its own norm or else the attention's, and leaves its output in `par`.
+fn mlp_block(p: &Plan, layer: &LayerPlan, b: &mut Activations<'_>, n: usize, parallel: bool) {
+    let norm = match (&layer.ffn_norm, parallel) {
+        (None, true) => layer.attn_norm.as_ref(),
+        (n, _) => n.as_ref(),
+    };
+    ops::norm_into(b.x, norm, p.norm_kind, p.eps, b.h);
     layer.up.matmul(b.h, n, b.up);
-    // One monomorphized loop per activation, so it inlines and vectorizes.
-    match p.activation {
-        Activation::Silu => ops::gated(b.gate, b.up, ops::silu),
-        Activation::GeluTanh => ops::gated(b.gate, b.up, ops::gelu_tanh),
+    if let Some(bias) = &layer.up_bias {
+        ops::add_rows(b.up, bias);
     }
-    layer.down.matmul(b.gate, n, b.proj);
+    let act = match &layer.gate {
+        Some(gate) => {
+            gate.matmul(b.h, n, b.gate);
+            // One monomorphized loop per activation, so it inlines and vectorizes.
+            match p.activation {
+                Activation::Silu => ops::gated(b.gate, b.up, ops::silu),
+                Activation::GeluTanh => ops::gated(b.gate, b.up, ops::gelu_tanh),
+            }
+            &*b.gate
+        }
+        None => {
+            match p.activation {
+                Activation::Silu => ops::apply(b.up, ops::silu),
+                Activation::GeluTanh => ops::apply(b.up, ops::gelu_tanh),
+            }
+            &*b.up
+        }
+    };
+    layer.down.matmul(act, n, b.proj);
+    if let Some(bias) = &layer.down_bias {
+        ops::add_rows(b.proj, bias);
+    }
     if let Some(pn) = &layer.post_ffn_norm {
-        ops::rms_norm(b.proj, pn, p.eps);
+        ops::norm(b.proj, pn, p.norm_kind, p.eps);
     }
-    ops::add_assign(b.x, b.proj);
+    if parallel {
+        b.par.copy_from_slice(b.proj);
+        if p.residual_scale != 1.0 {
+            b.par.iter_mut().for_each(|v| *v *= p.residual_scale);
+        }
+    } else {
+        residual_add(p, b.x, b.proj);
+    }
+}
+
+/// `x += residual_scale * y`.
+fn residual_add(p: &Plan, x: &mut [f32], y: &mut [f32]) {
+    if p.residual_scale != 1.0 {
+        y.iter_mut().for_each(|v| *v *= p.residual_scale);
+    }
+    ops::add_assign(x, y);
 }
 
 /// Final norm and output projection of the rows `out` asks for (prefill needs just the last;
@@ -115,9 +180,19 @@ fn output_logits(p: &Plan, x: &[f32], n: usize, normed: &mut Vec<f32>, out: Logi
     };
     normed.clear();
     normed.extend_from_slice(rows);
-    ops::rms_norm(normed, &p.output_norm, p.eps);
+    ops::norm(normed, &p.output_norm, p.norm_kind, p.eps);
     let m = normed.len() / d;
     let at = logits.len();
     logits.resize(at + m * p.output.rows, 0.0);
-    p.output.matmul(normed, m, &mut logits[at..]);
+    let new = &mut logits[at..];
+    p.output.matmul(normed, m, new);
+    if let Some(bias) = &p.output_bias {
+        ops::add_rows(new, bias);
+    }
+    if p.logit_scale != 1.0 {
+        new.iter_mut().for_each(|v| *v *= p.logit_scale);
+    }
+    if let Some(cap) = p.final_softcap {
+        ops::softcap(new, cap);
+    }
 }

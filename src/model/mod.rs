@@ -1,14 +1,15 @@
 //! The models: a registry of families, each a loader from GGUF to a [`Plan`] (the network as
 //! data), and one CPU [`decoder`] that runs any Plan.
 //!
-//! A family's file (`llama.rs`, `gemma3.rs`) reads its hyperparameters and weights from the GGUF,
+//! A family's file (`llama.rs`, `gemma.rs`, `classic.rs`) reads its hyperparameters and weights from the GGUF,
 //! checking every shape, and returns a Plan; it holds no forward pass. [`Model`] adds what is
 //! common: validation of inputs against the context and the vocabulary, and splitting long
 //! inputs into batches. Adding a family: a loader file, a line in [`FAMILIES`], and a field in
 //! [`plan`] (read by `decoder.rs` and the GPU builders) for anything the Plan cannot say yet.
 
+pub mod classic;
 pub mod decoder;
-pub mod gemma3;
+pub mod gemma;
 pub mod hparams;
 pub mod kv_cache;
 pub mod llama;
@@ -44,8 +45,44 @@ pub const FAMILIES: &[Family] = &[
         load: |g| llama::load(g, llama::QWEN3),
     },
     Family {
+        arch: "smollm3",
+        load: |g| llama::load(g, llama::SMOLLM3),
+    },
+    Family {
+        arch: "granite",
+        load: |g| llama::load(g, llama::GRANITE),
+    },
+    Family {
+        arch: "olmo2",
+        load: |g| llama::load(g, llama::OLMO2),
+    },
+    Family {
+        arch: "phi3",
+        load: |g| llama::load(g, llama::PHI3),
+    },
+    Family {
+        arch: "gemma2",
+        load: |g| gemma::load(g, gemma::Generation::Gemma2),
+    },
+    Family {
         arch: "gemma3",
-        load: gemma3::load,
+        load: |g| gemma::load(g, gemma::Generation::Gemma3),
+    },
+    Family {
+        arch: "stablelm",
+        load: |g| classic::load(g, classic::Family::StableLm),
+    },
+    Family {
+        arch: "gpt2",
+        load: |g| classic::load(g, classic::Family::Gpt2),
+    },
+    Family {
+        arch: "falcon",
+        load: |g| classic::load(g, classic::Family::Falcon),
+    },
+    Family {
+        arch: "mpt",
+        load: |g| classic::load(g, classic::Family::Mpt),
     },
 ];
 

@@ -1,7 +1,8 @@
-//! The building blocks the architecture files assemble: normalization, rotary embeddings,
-//! attention over the KV cache, activations. Activations are row-major `[n tokens][width]`.
+//! The building blocks the decoder assembles: normalization, rotary embeddings, attention over
+//! the KV cache, activations. Activations are row-major `[n tokens][width]`.
 
 use super::kv_cache::LayerCache;
+use super::plan::{HeadNorm, Norm, NormKind, RopePlan, RopeScaling};
 use crate::parallel::{self, SharedMut};
 use crate::scratch::{self, Slot};
 
@@ -20,6 +21,75 @@ pub fn rms_norm(x: &mut [f32], w: &[f32], eps: f32) {
 pub fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     out.copy_from_slice(x);
     rms_norm(out, w, eps);
+}
+
+/// LayerNorm of each `w.len()`-wide row of `x`, in place: `(x - mean) / sqrt(var + eps) * w + b`.
+pub fn layer_norm(x: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
+    let n = w.len();
+    for row in x.chunks_exact_mut(n) {
+        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
+        let var = row
+            .iter()
+            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
+            .sum::<f64>()
+            / n as f64;
+        let scale = 1.0 / (var + eps as f64).sqrt();
+        for (i, v) in row.iter_mut().enumerate() {
+            let y = ((*v as f64 - mean) * scale) as f32 * w[i];
+            *v = match b {
+                Some(b) => y + b[i],
+                None => y,
+            };
+        }
+    }
+}
+
+/// A model's norm of each `n.weight.len()`-wide row of `x`, in place.
+pub fn norm(x: &mut [f32], n: &Norm, kind: NormKind, eps: f32) {
+    match kind {
+        NormKind::Rms => {
+            rms_norm(x, &n.weight, eps);
+            if let Some(b) = &n.bias {
+                add_rows(x, b);
+            }
+        }
+        NormKind::Layer => layer_norm(x, &n.weight, n.bias.as_deref(), eps),
+    }
+}
+
+/// [`norm`] from `x` into `out`, or a copy where there is no norm.
+pub fn norm_into(x: &[f32], n: Option<&Norm>, kind: NormKind, eps: f32, out: &mut [f32]) {
+    out.copy_from_slice(x);
+    if let Some(n) = n {
+        norm(out, n, kind, eps);
+    }
+}
+
+/// The norm of queries or keys: each `group`-wide part of every row, with the weights of that
+/// part (shared when they cover one group, else one set per group).
+pub fn head_norm(x: &mut [f32], hn: &HeadNorm, kind: NormKind, eps: f32) {
+    let (g, w) = (hn.group, &hn.norm.weight);
+    if w.len() == g {
+        return norm(x, &hn.norm, kind, eps);
+    }
+    for (i, part) in x.chunks_exact_mut(g).enumerate() {
+        let at = (i * g) % w.len();
+        let one = Norm {
+            weight: w[at..at + g].to_vec(),
+            bias: hn.norm.bias.as_ref().map(|b| b[at..at + g].to_vec()),
+        };
+        norm(part, &one, kind, eps);
+    }
+}
+
+/// Clamps every value to `[-c, c]`.
+pub fn clamp(x: &mut [f32], c: f32) {
+    x.iter_mut().for_each(|v| *v = v.clamp(-c, c));
+}
+
+/// `x = cap * tanh(x / cap)`.
+pub fn softcap(x: &mut [f32], cap: f32) {
+    x.iter_mut().for_each(|v| *v = cap * (*v / cap).tanh());
 }
 
 /// Adds `bias` to each row of `x` (rows of `bias.len()`).
@@ -49,43 +119,69 @@ pub struct RopeTable {
 }
 
 impl RopeTable {
-    /// The first `rot_dims` dimensions of each head are rotated by angles
-    /// `pos / scale * base^(-2i / rot_dims) / factors[i]`.
-    pub fn new(
-        start: usize,
-        n: usize,
-        rot_dims: usize,
-        base: f32,
-        scale: f32,
-        factors: Option<&[f32]>,
-    ) -> Self {
+    /// The table for positions `start..start + n` under `r`, in a session of `context`
+    /// positions (which picks LongRoPE's factors).
+    pub fn new(start: usize, n: usize, r: &RopePlan, context: usize) -> Self {
         let mut table = Self::default();
-        table.fill(start, n, rot_dims, base, scale, factors);
+        table.fill(start, n, r, context);
         table
     }
 
     /// [`RopeTable::new`] into this table's buffers (no allocation once they are large enough).
-    pub fn fill(
-        &mut self,
-        start: usize,
-        n: usize,
-        rot_dims: usize,
-        base: f32,
-        scale: f32,
-        factors: Option<&[f32]>,
-    ) {
-        let half = rot_dims / 2;
+    ///
+    /// As llama.cpp's `rope_yarn`: frequency `i`'s angle extrapolated is
+    /// `pos * base^(-2i / dims) / factor[i]`; interpolated, that times `1 / scale factor`. Linear
+    /// scaling takes the interpolated angle; YaRN mixes the two by a ramp over the frequencies
+    /// and scales the rotated values by `1 + 0.1 ln(factor)`; every kind then by `attn_factor`.
+    pub fn fill(&mut self, start: usize, n: usize, r: &RopePlan, context: usize) {
+        let (dims, base) = (r.dims, r.base as f64);
+        let half = dims / 2;
         self.half = half;
         self.cos.clear();
         self.sin.clear();
+        let factors = r.factors_for(context);
+        let (freq_scale, yarn) = match r.scaling {
+            RopeScaling::None => (1.0, None),
+            RopeScaling::Linear { factor } => (1.0 / factor as f64, None),
+            RopeScaling::Yarn {
+                factor,
+                beta_fast,
+                beta_slow,
+            } => {
+                // The frequencies that turn beta times over the original context bound the ramp.
+                let corr = |beta: f32| {
+                    dims as f64
+                        * (r.original_context as f64 / (beta as f64 * 2.0 * std::f64::consts::PI))
+                            .ln()
+                        / (2.0 * base.ln())
+                };
+                let low = corr(beta_fast).floor().max(0.0);
+                let high = corr(beta_slow).ceil().min(dims as f64 - 1.0);
+                (1.0 / factor as f64, Some((low, high)))
+            }
+        };
+        let mut mscale = r.attn_factor as f64;
+        if yarn.is_some() && freq_scale < 1.0 {
+            // YaRN's magnitude correction (llama.cpp cancels it for factors below 1).
+            mscale *= 1.0 + 0.1 * (1.0 / freq_scale).ln();
+        }
         for t in 0..n {
-            let p = (start + t) as f64 / scale as f64;
+            let p = (start + t) as f64;
             for i in 0..half {
                 let factor = factors.map_or(1.0, |f| f[i] as f64);
-                let inv_freq = (base as f64).powf(-2.0 * i as f64 / rot_dims as f64) / factor;
-                let (s, c) = (p * inv_freq).sin_cos();
-                self.cos.push(c as f32);
-                self.sin.push(s as f32);
+                let extrap = p * base.powf(-2.0 * i as f64 / dims as f64) / factor;
+                let interp = extrap * freq_scale;
+                let theta = match yarn {
+                    None => interp,
+                    Some((low, high)) => {
+                        let y = (i as f64 - low) / (high - low).max(0.001);
+                        let mix = 1.0 - y.clamp(0.0, 1.0);
+                        interp * (1.0 - mix) + extrap * mix
+                    }
+                };
+                let (s, c) = theta.sin_cos();
+                self.cos.push((c * mscale) as f32);
+                self.sin.push((s * mscale) as f32);
             }
         }
     }
@@ -121,6 +217,24 @@ pub struct AttentionShape {
     pub scale: f32,
     /// A query at position p sees keys at p - window + 1 ..= p (all keys when None).
     pub window: Option<usize>,
+    /// Scores become `cap * tanh(score / cap)` (Gemma 2).
+    pub softcap: Option<f32>,
+    /// ALiBi's maximum bias: head h adds `-slope(h) * (p - key position)` to its scores (MPT).
+    pub alibi_max_bias: Option<f32>,
+}
+
+/// ALiBi's slope for head `h` of `n_head`, as llama.cpp's softmax computes it: geometric in
+/// `2^(-max_bias / n)` over the largest power of two `n <= n_head`, the remaining heads taking
+/// the odd powers of `2^(-max_bias / 2n)`.
+pub fn alibi_slope(h: usize, n_head: usize, max_bias: f32) -> f32 {
+    let n = 1usize << (usize::BITS - 1 - n_head.leading_zeros());
+    let m0 = 2f32.powf(-max_bias / n as f32);
+    let m1 = 2f32.powf(-(max_bias / 2.0) / n as f32);
+    if h < n {
+        m0.powi(h as i32 + 1)
+    } else {
+        m1.powi(2 * (h - n) as i32 + 1)
+    }
 }
 
 /// Causal attention of the queries of positions `start..start+n` over the cache (which already
@@ -199,6 +313,20 @@ fn attend(
         let k = &cache.k[r..r + hd];
         for h in 0..group {
             scores[h * span + j] = dot(&qg[h * hd..(h + 1) * hd], k) * s.scale;
+        }
+    }
+    if s.softcap.is_some() || s.alibi_max_bias.is_some() {
+        for h in 0..group {
+            let sc = &mut scores[h * span..(h + 1) * span];
+            if let Some(cap) = s.softcap {
+                softcap(sc, cap);
+            }
+            if let Some(max_bias) = s.alibi_max_bias {
+                let slope = alibi_slope(g * group + h, s.n_head, max_bias);
+                for (j, x) in sc.iter_mut().enumerate() {
+                    *x -= slope * (pos - (first + j)) as f32;
+                }
+            }
         }
     }
     for h in 0..group {
@@ -299,6 +427,13 @@ pub fn gelu_tanh(x: f32) -> f32 {
 pub fn gated(gate: &mut [f32], up: &[f32], act: impl Fn(f32) -> f32) {
     for (g, &u) in gate.iter_mut().zip(up) {
         *g = act(*g) * u;
+    }
+}
+
+/// `x = act(x)`, elementwise.
+pub fn apply(x: &mut [f32], act: impl Fn(f32) -> f32) {
+    for v in x.iter_mut() {
+        *v = act(*v);
     }
 }
 

@@ -2,7 +2,7 @@
 //! (no f32 expansion), except Q5_0 matrices, rewritten once at load as Q8_0 (lossless, faster);
 //! only the small norm vectors are read out as f32.
 
-use super::plan::LayerPlan;
+use super::plan::{LayerPlan, Norm};
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, QType, Tensor, TensorData};
 use crate::kernels;
@@ -29,6 +29,20 @@ impl Matrix {
             n,
             out,
         );
+    }
+
+    /// Rows `first..first + rows` as a matrix of their own: a view of the same bytes (rows are
+    /// contiguous whole blocks). Splits fused projections (`attn_qkv`, Phi-3's gate and up).
+    pub fn rows(&self, first: usize, rows: usize) -> Matrix {
+        let row_bytes = self.cols / self.tensor.qtype.block_size() * self.tensor.qtype.type_size();
+        let mut tensor = self.tensor.clone();
+        tensor.data = tensor.data.slice(first * row_bytes, rows * row_bytes);
+        tensor.shape = vec![rows, self.cols];
+        Matrix {
+            tensor,
+            rows,
+            cols: self.cols,
+        }
     }
 
     /// Row `r` as f32 (an embedding lookup).
@@ -89,6 +103,32 @@ impl<'a> WeightLoader<'a> {
         Ok((embed, output))
     }
 
+    /// A vector when the file has it (an optional bias or norm).
+    pub fn vector_opt(&self, name: &str, len: usize) -> Result<Option<Vec<f32>>> {
+        if self.has(name) {
+            self.vector(name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    /// The norm `<name>.weight`, with `<name>.bias` where the file has one.
+    pub fn norm(&self, name: &str, len: usize) -> Result<Norm> {
+        Ok(Norm {
+            weight: self.vector(&format!("{name}.weight"), len)?,
+            bias: self.vector_opt(&format!("{name}.bias"), len)?,
+        })
+    }
+
+    /// [`WeightLoader::norm`] when the file has `<name>.weight`.
+    pub fn norm_opt(&self, name: &str, len: usize) -> Result<Option<Norm>> {
+        if self.has(&format!("{name}.weight")) {
+            self.norm(name, len).map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
     /// A small f32 vector of length `len` (norm weights), converted from whatever float type it has.
     pub fn vector(&self, name: &str, len: usize) -> Result<Vec<f32>> {
         let t = self.tensor(name)?;
@@ -126,28 +166,76 @@ pub struct LayerShape {
 }
 
 impl WeightLoader<'_> {
-    /// Layer `i` of a pre-norm decoder under GGUF's standard tensor names (`blk.{i}.attn_norm`,
-    /// `attn_q`, `attn_k`, `attn_v`, `attn_output`, `ffn_norm`, `ffn_gate`, `ffn_up`,
-    /// `ffn_down`), every optional part absent, on the first rope and attending globally. A
-    /// family's loader then sets what its layers add (head norms, biases, post-norms, windows).
+    /// Layer `i` of a pre-norm decoder under GGUF's standard tensor names: `attn_norm`, the
+    /// query, key and value projections (`attn_q`, `attn_k`, `attn_v`, or one fused `attn_qkv`
+    /// split here), `attn_output`, `ffn_norm`, `ffn_gate`, `ffn_up`, `ffn_down`; the biases and
+    /// norm biases the file has; sequential, on the first rope and attending globally. A
+    /// family's loader then sets what its layers add or lack (head norms, post-norms, windows...).
     pub fn layer(&self, i: usize, s: LayerShape) -> Result<LayerPlan> {
         let p = |t: &str| format!("blk.{i}.{t}.weight");
+        let b = |t: &str| format!("blk.{i}.{t}.bias");
+        let qkv = s.q_dim + 2 * s.kv_dim;
+        let (wq, wk, wv, qkv_bias) = if self.has(&p("attn_qkv")) {
+            let m = self.matrix(&p("attn_qkv"), qkv, s.n_embd)?;
+            let bias = self.vector_opt(&b("attn_qkv"), qkv)?;
+            (
+                m.rows(0, s.q_dim),
+                m.rows(s.q_dim, s.kv_dim),
+                m.rows(s.q_dim + s.kv_dim, s.kv_dim),
+                bias,
+            )
+        } else {
+            let bias = if self.has(&b("attn_q")) {
+                let mut v = self.vector(&b("attn_q"), s.q_dim)?;
+                v.extend(self.vector(&b("attn_k"), s.kv_dim)?);
+                v.extend(self.vector(&b("attn_v"), s.kv_dim)?);
+                Some(v)
+            } else {
+                None
+            };
+            (
+                self.matrix(&p("attn_q"), s.q_dim, s.n_embd)?,
+                self.matrix(&p("attn_k"), s.kv_dim, s.n_embd)?,
+                self.matrix(&p("attn_v"), s.kv_dim, s.n_embd)?,
+                bias,
+            )
+        };
+        let name = |t: &str| format!("blk.{i}.{t}");
+        // A gated MLP has `ffn_gate`, or (Phi-3) gate and up fused in one `ffn_up` of twice the
+        // rows, gate first; a plain MLP (GPT-2, Falcon, MPT) has neither.
+        let fused_up =
+            !self.has(&p("ffn_gate")) && self.tensor(&p("ffn_up"))?.shape == [2 * s.n_ff, s.n_embd];
+        let (gate, up) = if fused_up {
+            let m = self.matrix(&p("ffn_up"), 2 * s.n_ff, s.n_embd)?;
+            (Some(m.rows(0, s.n_ff)), m.rows(s.n_ff, s.n_ff))
+        } else if self.has(&p("ffn_gate")) {
+            (
+                Some(self.matrix(&p("ffn_gate"), s.n_ff, s.n_embd)?),
+                self.matrix(&p("ffn_up"), s.n_ff, s.n_embd)?,
+            )
+        } else {
+            (None, self.matrix(&p("ffn_up"), s.n_ff, s.n_embd)?)
+        };
         Ok(LayerPlan {
-            attn_norm: self.vector(&p("attn_norm"), s.n_embd)?,
-            wq: self.matrix(&p("attn_q"), s.q_dim, s.n_embd)?,
-            wk: self.matrix(&p("attn_k"), s.kv_dim, s.n_embd)?,
-            wv: self.matrix(&p("attn_v"), s.kv_dim, s.n_embd)?,
+            attn_norm: self.norm_opt(&name("attn_norm"), s.n_embd)?,
+            wq,
+            wk,
+            wv,
+            qkv_bias,
             q_norm: None,
             k_norm: None,
-            qkv_bias: None,
             wo: self.matrix(&p("attn_output"), s.n_embd, s.q_dim)?,
+            wo_bias: self.vector_opt(&b("attn_output"), s.n_embd)?,
             post_attn_norm: None,
-            ffn_norm: self.vector(&p("ffn_norm"), s.n_embd)?,
-            gate: self.matrix(&p("ffn_gate"), s.n_ff, s.n_embd)?,
-            up: self.matrix(&p("ffn_up"), s.n_ff, s.n_embd)?,
+            ffn_norm: self.norm_opt(&name("ffn_norm"), s.n_embd)?,
+            gate,
+            up,
+            up_bias: self.vector_opt(&b("ffn_up"), s.n_ff)?,
             down: self.matrix(&p("ffn_down"), s.n_embd, s.n_ff)?,
+            down_bias: self.vector_opt(&b("ffn_down"), s.n_embd)?,
             post_ffn_norm: None,
-            rope: 0,
+            parallel: false,
+            rope: Some(0),
             window: None,
         })
     }

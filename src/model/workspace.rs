@@ -17,6 +17,7 @@ pub struct Workspace {
     gate: Vec<f32>,
     up: Vec<f32>,
     normed: Vec<f32>,
+    par: Vec<f32>,
     ropes: Vec<RopeTable>,
 }
 
@@ -35,6 +36,8 @@ pub struct Activations<'a> {
     pub proj: &'a mut [f32],
     pub gate: &'a mut [f32],
     pub up: &'a mut [f32],
+    /// A parallel layer's MLP output, added after attention's (empty unless the plan has one).
+    pub par: &'a mut [f32],
     /// Rotary tables for the batch's positions, one per [`RopePlan`](super::plan::RopePlan)
     /// (Gemma 3 has two: local and global layers).
     pub ropes: &'a mut [RopeTable],
@@ -57,8 +60,9 @@ fn zeroed(v: &mut Vec<f32>, len: usize) -> &mut [f32] {
 }
 
 impl Workspace {
-    /// The buffers for a batch of `n` tokens, with `ropes` rotary tables.
-    pub fn batch(&mut self, n: usize, w: Widths, ropes: usize) -> Activations<'_> {
+    /// The buffers for a batch of `n` tokens, with `ropes` rotary tables (and room for a
+    /// parallel layer's MLP output when `parallel`).
+    pub fn batch(&mut self, n: usize, w: Widths, ropes: usize, parallel: bool) -> Activations<'_> {
         self.ropes.resize_with(ropes, RopeTable::default);
         Activations {
             x: zeroed(&mut self.x, n * w.embd),
@@ -70,6 +74,7 @@ impl Workspace {
             proj: zeroed(&mut self.proj, n * w.embd),
             gate: zeroed(&mut self.gate, n * w.ff),
             up: zeroed(&mut self.up, n * w.ff),
+            par: zeroed(&mut self.par, if parallel { n * w.embd } else { 0 }),
             ropes: &mut self.ropes[..],
             normed: &mut self.normed,
         }

@@ -219,10 +219,14 @@ pub struct TinyModel {
     pub ids: Vec<u32>,
     /// llama.cpp's logits after each prefix of `ids`, from one batch, with an f32 KV cache.
     pub logits: Vec<Vec<f32>>,
+    /// The context llama.cpp ran with (it picks LongRoPE's factors); the ids' count when the
+    /// fixture does not say.
+    pub n_ctx: usize,
 }
 
-pub fn tiny_model(arch: &str) -> TinyModel {
-    let fx = fixture("tiny", &format!("{arch}.json"));
+/// The fixture `tests/fixtures/tiny/<name>.json` and the GGUF it was recorded from.
+pub fn tiny_model(name: &str) -> TinyModel {
+    let fx = fixture("tiny", &format!("{name}.json"));
     let numbers = |v: &serde_json::Value| -> Vec<f64> {
         v.as_array()
             .unwrap()
@@ -233,7 +237,10 @@ pub fn tiny_model(arch: &str) -> TinyModel {
     TinyModel {
         path: PathBuf::from(env!("CARGO_MANIFEST_DIR"))
             .join("tests/fixtures/tiny")
-            .join(format!("{arch}.gguf")),
+            .join(fx["model"].as_str().unwrap()),
+        n_ctx: fx["n_ctx"]
+            .as_u64()
+            .map_or(fx["ids"].as_array().unwrap().len(), |n| n as usize),
         ids: numbers(&fx["ids"]).into_iter().map(|x| x as u32).collect(),
         logits: fx["logits"]
             .as_array()
