@@ -11,7 +11,7 @@
 
 use super::hparams::Hparams;
 use super::ops::RopeStyle;
-use super::plan::{Activation, HeadNorm, Norm, Plan, RopePlan};
+use super::plan::{Activation, Plan, RopePlan};
 use super::weights::WeightLoader;
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
@@ -59,14 +59,8 @@ pub fn load(g: &Gguf, gen: Generation) -> Result<Plan> {
             return Err(Error::MissingTensor(name("ffn_gate.weight")));
         }
         if gen == Generation::Gemma3 {
-            let norm = |s: &str| -> Result<HeadNorm> {
-                Ok(HeadNorm {
-                    norm: Norm::new(w.vector(&name(s), head_dim)?),
-                    group: head_dim,
-                })
-            };
-            layer.q_norm = Some(norm("attn_q_norm.weight")?);
-            layer.k_norm = Some(norm("attn_k_norm.weight")?);
+            layer.q_norm = Some(w.shared_head_norm(&name("attn_q_norm.weight"), head_dim)?);
+            layer.k_norm = Some(w.shared_head_norm(&name("attn_k_norm.weight"), head_dim)?);
         }
         layer.post_attn_norm = Some(w.norm(&name("post_attention_norm"), n_embd)?);
         layer.post_ffn_norm = Some(w.norm(&name("post_ffw_norm"), n_embd)?);

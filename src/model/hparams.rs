@@ -142,10 +142,12 @@ impl<'a> Hparams<'a> {
                 beta_fast: 32.0,
                 beta_slow: 1.0,
             },
-            Some(other) => return Err(Error::UnsupportedFeature(format!(
+            Some(other) => {
+                return Err(Error::UnsupportedFeature(format!(
                 "RoPE scaling type `{other}` (in {}; wick runs none, linear, yarn and longrope)",
                 self.key("rope.scaling.type")
-            ))),
+            )))
+            }
         })
     }
 

@@ -14,7 +14,7 @@
 
 use super::hparams::Hparams;
 use super::ops::RopeStyle;
-use super::plan::{HeadNorm, Norm, Plan};
+use super::plan::{HeadNorm, Plan};
 use super::weights::WeightLoader;
 use crate::error::{Error, Result};
 use crate::gguf::Gguf;
@@ -127,14 +127,8 @@ pub fn load(g: &Gguf, variant: Variant) -> Result<Plan> {
             return Err(Error::MissingTensor(name("ffn_gate.weight")));
         }
         if variant.head_norms {
-            let norm = |s: &str| -> Result<HeadNorm> {
-                Ok(HeadNorm {
-                    norm: Norm::new(w.vector(&name(s), head_dim)?),
-                    group: head_dim,
-                })
-            };
-            layer.q_norm = Some(norm("attn_q_norm.weight")?);
-            layer.k_norm = Some(norm("attn_k_norm.weight")?);
+            layer.q_norm = Some(w.shared_head_norm(&name("attn_q_norm.weight"), head_dim)?);
+            layer.k_norm = Some(w.shared_head_norm(&name("attn_k_norm.weight"), head_dim)?);
         }
         if variant.qkv_bias && layer.qkv_bias.is_none() {
             return Err(Error::MissingTensor(name("attn_q.bias")));

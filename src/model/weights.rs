@@ -2,7 +2,7 @@
 //! (no f32 expansion), except Q5_0 matrices, rewritten once at load as Q8_0 (lossless, faster);
 //! only the small norm vectors are read out as f32.
 
-use super::plan::{LayerPlan, Norm};
+use super::plan::{HeadNorm, LayerPlan, Norm};
 use crate::error::{Error, Result};
 use crate::gguf::{Gguf, QType, Tensor, TensorData};
 use crate::kernels;
@@ -117,6 +117,15 @@ impl<'a> WeightLoader<'a> {
         Ok(Norm {
             weight: self.vector(&format!("{name}.weight"), len)?,
             bias: self.vector_opt(&format!("{name}.bias"), len)?,
+        })
+    }
+
+    /// A norm of each query or key head, its `head_dim` weights shared by every head (Gemma 3,
+    /// Qwen 3).
+    pub fn shared_head_norm(&self, name: &str, head_dim: usize) -> Result<HeadNorm> {
+        Ok(HeadNorm {
+            norm: Norm::new(self.vector(name, head_dim)?),
+            group: head_dim,
         })
     }
 
