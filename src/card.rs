@@ -19,6 +19,10 @@ pub struct ModelCard {
     pub name: Option<String>,
     /// `general.architecture`, e.g. "llama" or "qwen2"; it prefixes the hyperparameter keys.
     pub architecture: String,
+    /// What sets the model apart within its family, in words ("partial RoPE (24 of 32
+    /// dimensions, halves)", "sliding window 4096 on 13 of 26 layers", ...), from the network
+    /// the engine built; empty on a card read from metadata alone.
+    pub features: Vec<String>,
     /// Size of the whole file in bytes.
     pub file_size: u64,
     /// Weights counted over every tensor (elements, not bytes).
@@ -154,6 +158,7 @@ impl ModelCard {
             has_chat_template: md.contains_key("tokenizer.chat_template"),
             chat_template_error: chat::template_problem(md),
             architecture: arch,
+            features: Vec::new(),
         })
     }
 }

@@ -38,9 +38,10 @@ impl Engine {
         if !SUPPORTED_ARCHITECTURES.contains(&arch) {
             return Err(Error::UnsupportedArchitecture(arch.into()));
         }
-        let card = ModelCard::from_gguf(gguf)?;
+        let mut card = ModelCard::from_gguf(gguf)?;
         let tokenizer = Tokenizer::from_metadata(&gguf.metadata)?;
         let model = Model::load(gguf)?;
+        card.features = model.plan().features();
         if tokenizer.vocab_size() != model.vocab_size() {
             return Err(Error::InvalidMetadata {
                 key: "tokenizer.ggml.tokens".into(),

@@ -81,6 +81,9 @@ export interface SpecialToken { id: number; text: string }
 export interface ModelCard {
   name: string | null;
   architecture: string;
+  /** What sets the model apart within its family, in words, e.g. "partial RoPE (24 of 32
+   * dimensions, halves)", "sliding window 4096 on 13 of 26 layers". */
+  features: string[];
   file_size: number;
   parameters: number;
   /** The file's declared type, e.g. "Q4_K_M", when it says. */

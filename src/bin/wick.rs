@@ -239,11 +239,14 @@ fn run(command: Command) -> anyhow::Result<()> {
         Command::Inspect { model, json } => {
             let gguf =
                 Gguf::open(&model).with_context(|| format!("opening {}", model.display()))?;
-            let card = ModelCard::from_gguf(&gguf)?;
+            let mut card = ModelCard::from_gguf(&gguf)?;
             // Whether this build runs it: the family's loader reads every hyperparameter and
             // tensor (weights stay views into the file, so this is quick).
             let runs = wick::model::Model::load(&gguf);
             let supported = runs.is_ok();
+            if let Ok(m) = &runs {
+                card.features = m.plan().features();
+            }
             if json {
                 let mut v = serde_json::to_value(&card)?;
                 v["supported"] = json!(supported);
@@ -257,7 +260,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             } else {
                 print_card(&card, supported);
                 match &runs {
-                    Ok(m) => println!("  family         {}", m.plan().features().join(", ")),
+                    Ok(_) => println!("  family         {}", card.features.join(", ")),
                     Err(e) => println!("  cannot run     {} ({})", e, e.kind()),
                 }
             }
