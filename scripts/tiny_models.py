@@ -395,8 +395,28 @@ def record(cfg):
               f"{len(ids)} positions, logit std {float(np.std(logits)):.3f}", file=sys.stderr)
 
 
+# Files llama.cpp's own quantizer writes from a tiny model: (output, source, llama_ftype). The
+# shapes are narrower than 256, so llama.cpp falls back to IQ4_NL for every matrix, as it does
+# for such rows in real IQ4_XS files: the header, the file type and the type mix are llama.cpp's.
+QUANTIZED = [('qwen2_iq4_xs', 'qwen2', 'LLAMA_FTYPE_MOSTLY_IQ4_XS')]
+
+
+def quantize(out_name, source, ftype):
+    params = llama_cpp.llama_model_quantize_default_params()
+    params.ftype = getattr(llama_cpp, ftype)
+    params.allow_requantize = True  # the source's matrices are Q8_0
+    src = os.path.join(OUT, source + '.gguf').encode()
+    dst = os.path.join(OUT, out_name + '.gguf')
+    rc = llama_cpp.llama_model_quantize(src, dst.encode(), ctypes.byref(params))
+    assert rc == 0, (out_name, rc)
+    print(f"{dst}: {os.path.getsize(dst)} bytes ({ftype})", file=sys.stderr)
+
+
 if __name__ == '__main__':
     only = sys.argv[1:]
     for cfg in MODELS:
         if not only or cfg.get('name', cfg['arch']) in only:
             record(cfg)
+    for out_name, source, ftype in QUANTIZED:
+        if not only or out_name in only:
+            quantize(out_name, source, ftype)

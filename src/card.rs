@@ -95,7 +95,26 @@ fn file_type_name(ft: usize) -> Option<&'static str> {
         16 => "Q5_K_S",
         17 => "Q5_K_M",
         18 => "Q6_K",
+        19 => "IQ2_XXS",
+        20 => "IQ2_XS",
+        21 => "Q2_K_S",
+        22 => "IQ3_XS",
+        23 => "IQ3_XXS",
+        24 => "IQ1_S",
+        25 => "IQ4_NL",
+        26 => "IQ3_S",
+        27 => "IQ3_M",
+        28 => "IQ2_S",
+        29 => "IQ2_M",
+        30 => "IQ4_XS",
+        31 => "IQ1_M",
         32 => "BF16",
+        36 => "TQ1_0",
+        37 => "TQ2_0",
+        38 => "MXFP4_MOE",
+        39 => "NVFP4",
+        40 => "Q1_0",
+        41 => "Q2_0",
         _ => return None,
     })
 }
@@ -130,6 +149,11 @@ impl ModelCard {
             *quant_types
                 .entry(qtype_name(t.qtype).to_string())
                 .or_insert(0) += t.data.len() as u64;
+        }
+        // Tensors of types wick does not run count too: the card describes the file.
+        for t in g.unrunnable() {
+            parameters += t.elements;
+            *quant_types.entry(t.type_name.clone()).or_insert(0) += t.bytes;
         }
         Ok(Self {
             name: get_str_opt(md, "general.name")?.map(str::to_string),

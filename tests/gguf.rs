@@ -163,14 +163,58 @@ fn a_huge_tensor_offset_is_rejected() {
 
 #[test]
 fn unsupported_quant_type_is_named() {
-    let mut bytes = Tiny::default().bytes();
-    // ggml type 16 is IQ2_XXS, which wick does not run.
-    let at = find(&bytes, b"token_embd.weight") + "token_embd.weight".len() + 4 + 16;
-    bytes[at..at + 4].copy_from_slice(&16u32.to_le_bytes());
-    assert!(matches!(
-        open_bytes(bytes),
-        Err(Error::UnsupportedQuant { .. })
-    ));
+    // ggml type 20 is IQ4_NL, which wick does not run yet; 99 is no type at all. Either way the
+    // file opens and has a card that counts the tensor; loading names the tensor and the type.
+    for (id, name) in [(20u32, "IQ4_NL"), (99, "type 99")] {
+        let mut bytes = Tiny::default().bytes();
+        let at = find(&bytes, b"token_embd.weight") + "token_embd.weight".len() + 4 + 16;
+        bytes[at..at + 4].copy_from_slice(&id.to_le_bytes());
+        let g = open_bytes(bytes).unwrap();
+        let card = wick::ModelCard::from_gguf(&g).unwrap();
+        assert!(
+            card.quant_types.contains_key(name),
+            "{:?}",
+            card.quant_types
+        );
+        match Engine::load(&g) {
+            Err(e @ Error::UnsupportedQuant { .. }) => {
+                assert_eq!(e.kind(), "unsupported_model");
+                assert!(e.to_string().contains("token_embd.weight"), "{e}");
+                assert!(e.to_string().contains(name), "{e}");
+            }
+            other => panic!("{:?}", other.err()),
+        }
+    }
+}
+
+/// A file llama.cpp's own quantizer wrote (scripts/tiny_models.py: the tiny Qwen 2 model to
+/// IQ4_XS; its rows are narrower than 256, so llama.cpp falls back to IQ4_NL, as real IQ files
+/// do for such rows): wick's reader opens it, the card says what it holds, and loading it is a
+/// typed refusal naming a tensor and its type.
+#[test]
+fn a_llama_cpp_iq_file_has_a_card_and_a_typed_refusal() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tiny/qwen2_iq4_xs.gguf");
+    let g = open_bytes(std::fs::read(&path).unwrap()).unwrap();
+    let card = wick::ModelCard::from_gguf(&g).unwrap();
+    assert_eq!(card.file_type.as_deref(), Some("IQ4_XS"));
+    assert_eq!(
+        card.quant_types.keys().collect::<Vec<_>>(),
+        ["F32", "IQ4_NL", "Q8_0"]
+    );
+    assert_eq!(card.architecture, "qwen2");
+    assert_eq!(card.vocab_size, 262);
+    // 14 matrices of IQ4_NL: 18 bytes per 32 weights.
+    let iq: u64 = g.unrunnable().iter().map(|t| t.bytes).sum();
+    let weights: u64 = g.unrunnable().iter().map(|t| t.elements).sum();
+    assert_eq!(g.unrunnable().len(), 14);
+    assert_eq!(iq, weights / 32 * 18);
+    let err = Engine::load(&g).err().unwrap();
+    assert_eq!(err.kind(), "unsupported_model");
+    assert!(
+        err.to_string().contains("IQ4_NL") && err.to_string().contains("blk.0."),
+        "{err}"
+    );
 }
 
 #[test]

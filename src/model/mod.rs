@@ -118,6 +118,7 @@ pub struct Model {
 impl Model {
     pub fn load(gguf: &Gguf) -> Result<Self> {
         let name = gguf.architecture()?;
+        gguf.check_runnable()?;
         let family = FAMILIES
             .iter()
             .find(|f| f.arch == name)

@@ -1,19 +1,21 @@
 //! Opening and validating a GGUF file, and typed access to its metadata. (What a person wants to
 //! know about it, the model card, is [`crate::card`], above this module and the tokenizer.)
 //!
-//! Parsing the header is candle's job (`gguf_file::Content`, which bounds every length against the
-//! file size). This module adds what an engine that runs untrusted files needs on top: every tensor
-//! must lie inside the file with a size that matches its shape and type, and every type must be one
-//! our kernels run. The tensor bytes are never copied: [`TensorData`] is a view into the file's
-//! bytes (an mmap natively, wasm memory in the browser).
+//! The header is read by wick's own reader ([`reader`]: every ggml type known, every length
+//! bounded by the file's size). This module adds what an engine that runs untrusted files needs
+//! on top: every tensor must lie inside the file with a size that matches its shape and type.
+//! Tensors of a type wick does not run are kept aside ([`Gguf::unrunnable`]): the file still
+//! opens and has a model card, and loading the model names the tensor and its type. The tensor
+//! bytes are never copied: [`TensorData`] is a view into the file's bytes (an mmap natively, wasm
+//! memory in the browser).
+
+pub mod reader;
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Cursor;
 use std::ops::Deref;
 use std::sync::Arc;
 
-use candle_core::quantized::gguf_file::Content;
-/// A metadata value as candle's reader returns it.
+/// A metadata value (candle's type, which wick's reader fills).
 pub use candle_core::quantized::gguf_file::Value;
 
 pub use candle_core::quantized::GgmlDType as QType;
@@ -141,11 +143,48 @@ pub fn qtype_name(t: QType) -> &'static str {
 /// Metadata values, keyed as in the file (`general.architecture`, `llama.block_count`, ...).
 pub type Metadata = HashMap<String, Value>;
 
+/// A tensor of a type wick does not run: what the model card needs to know of it.
+#[derive(Clone, Debug)]
+pub struct ForeignTensor {
+    /// Its name in the file.
+    pub name: String,
+    /// llama.cpp's name for its type ("IQ4_XS"), or "type N" for an id ggml does not define.
+    pub type_name: String,
+    /// Its elements (0 when the type is unknown).
+    pub elements: u64,
+    /// Its bytes (0 when the type is unknown).
+    pub bytes: u64,
+}
+
+/// The engine's type for a GGUF type id, when the engine runs that type (the types of
+/// [`QTypes::ALL`]).
+fn runnable_qtype(id: u32) -> Option<QType> {
+    let t = match id {
+        0 => QType::F32,
+        1 => QType::F16,
+        30 => QType::BF16,
+        2 => QType::Q4_0,
+        3 => QType::Q4_1,
+        6 => QType::Q5_0,
+        7 => QType::Q5_1,
+        8 => QType::Q8_0,
+        10 => QType::Q2K,
+        11 => QType::Q3K,
+        12 => QType::Q4K,
+        13 => QType::Q5K,
+        14 => QType::Q6K,
+        _ => return None,
+    };
+    debug_assert!(is_supported_qtype(t));
+    Some(t)
+}
+
 /// An opened, validated GGUF file.
 pub struct Gguf {
     /// Every key/value pair of the header.
     pub metadata: Metadata,
     tensors: BTreeMap<String, Tensor>,
+    unrunnable: Vec<ForeignTensor>,
     /// Size of the whole file in bytes.
     pub file_size: u64,
 }
@@ -184,33 +223,36 @@ impl Gguf {
                 "the file does not start with the GGUF magic{hint}"
             )));
         }
-        let content = Content::read(&mut Cursor::new(bytes)).map_err(classify_candle_error)?;
-        let data_offset = content.tensor_data_offset;
+        let header = reader::read_header(bytes)?;
+        let data_offset = header.data_offset;
         let mut tensors = BTreeMap::new();
-        for (name, info) in &content.tensor_infos {
-            let qtype = info.ggml_dtype;
-            if !is_supported_qtype(qtype) {
-                return Err(Error::UnsupportedQuant {
-                    tensor: name.clone(),
-                    qtype: qtype_name(qtype).into(),
+        let mut unrunnable = Vec::new();
+        for info in header.tensors {
+            let name = info.name;
+            let shape = info.shape;
+            let Some(ty) = reader::ggml_type(info.type_id) else {
+                unrunnable.push(ForeignTensor {
+                    name,
+                    type_name: format!("type {}", info.type_id),
+                    elements: 0,
+                    bytes: 0,
                 });
-            }
-            let shape = info.shape.dims().to_vec();
+                continue;
+            };
             let elems = shape
                 .iter()
                 .try_fold(1usize, |acc, &d| acc.checked_mul(d))
                 .ok_or_else(|| {
                     Error::Corrupt(format!("tensor `{name}` shape {shape:?} overflows"))
                 })?;
-            let block = qtype.block_size();
             let row = *shape.last().unwrap_or(&1);
-            if shape.is_empty() || elems == 0 || row % block != 0 {
+            if elems == 0 || row % ty.block != 0 {
                 return Err(Error::Corrupt(format!(
-                    "tensor `{name}` has shape {shape:?}, not a whole number of {} blocks of {block} per row",
-                    qtype_name(qtype)
+                    "tensor `{name}` has shape {shape:?}, not a whole number of {} blocks of {} per row",
+                    ty.name, ty.block
                 )));
             }
-            let len = elems / block * qtype.type_size();
+            let len = elems / ty.block * ty.bytes;
             let start = data_offset
                 .checked_add(info.offset)
                 .filter(|&s| s <= file_size)
@@ -225,6 +267,15 @@ impl Gguf {
                     "tensor `{name}` needs {len} bytes at offset {start}, but the file has only {file_size} bytes"
                 )));
             }
+            let Some(qtype) = runnable_qtype(info.type_id) else {
+                unrunnable.push(ForeignTensor {
+                    name,
+                    type_name: ty.name.into(),
+                    elements: elems as u64,
+                    bytes: len as u64,
+                });
+                continue;
+            };
             let data = TensorData {
                 file: file.clone(),
                 start: start as usize,
@@ -233,7 +284,7 @@ impl Gguf {
             tensors.insert(
                 name.clone(),
                 Tensor {
-                    name: name.clone(),
+                    name,
                     qtype,
                     shape,
                     data,
@@ -241,10 +292,28 @@ impl Gguf {
             );
         }
         Ok(Self {
-            metadata: content.metadata,
+            metadata: header.metadata,
             tensors,
+            unrunnable,
             file_size,
         })
+    }
+
+    /// The tensors of types wick does not run (IQ, TQ, MXFP4...), in file order; a model with
+    /// any of them fails to load with [`Error::UnsupportedQuant`] naming the first.
+    pub fn unrunnable(&self) -> &[ForeignTensor] {
+        &self.unrunnable
+    }
+
+    /// [`Error::UnsupportedQuant`] for the first tensor of a type wick does not run.
+    pub fn check_runnable(&self) -> Result<()> {
+        match self.unrunnable.first() {
+            Some(t) => Err(Error::UnsupportedQuant {
+                tensor: t.name.clone(),
+                qtype: t.type_name.clone(),
+            }),
+            None => Ok(()),
+        }
     }
 
     /// The tensor called `name`; `None` when the file has none.
@@ -260,27 +329,6 @@ impl Gguf {
     /// `general.architecture`, e.g. "llama"; [`Error::MissingMetadata`] when absent.
     pub fn architecture(&self) -> Result<&str> {
         get_str(&self.metadata, "general.architecture")
-    }
-}
-
-fn classify_candle_error(e: candle_core::Error) -> Error {
-    let msg = e.to_string();
-    if msg.contains("unknown dtype") {
-        return Error::UnsupportedQuant {
-            tensor: "(header)".into(),
-            qtype: msg,
-        };
-    }
-    let truncated = msg.contains("remaining")
-        || msg.contains("failed to fill whole buffer")
-        || msg.contains("UnexpectedEof")
-        || msg.contains("unexpected end of file");
-    if truncated {
-        Error::Truncated(msg)
-    } else if msg.contains("magic") {
-        Error::NotGguf(msg)
-    } else {
-        Error::Corrupt(msg)
     }
 }
 
