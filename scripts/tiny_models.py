@@ -264,12 +264,12 @@ def layout(cfg, n_vocab):
     return t
 
 
-def write_model(cfg, path):
+def write_model(cfg, path, split_max_tensors=0):
     rng = np.random.default_rng(cfg['seed'])
     tokens, types, merges = vocab()
     n_vocab, d, hd, ff = len(tokens), cfg['n_embd'], cfg['head_dim'], cfg['n_ff']
     arch = cfg['arch']
-    w = gguf.GGUFWriter(path, arch)
+    w = gguf.GGUFWriter(path, arch, split_max_tensors=split_max_tensors)
     # (A general.name containing "phi3" or "phi-3" makes llama.cpp's vocab look up "</s>".)
     w.add_name(cfg.get('general_name', f"tiny random {cfg.get('name', arch)} (wick tests)"))
     w.add_context_length(cfg['context'])
@@ -395,6 +395,34 @@ def record(cfg):
               f"{len(ids)} positions, logit std {float(np.std(logits)):.3f}", file=sys.stderr)
 
 
+def split(name, max_tensors):
+    """The model `name` again, the same bytes of every tensor, as gguf-py splits files
+    (convert_hf_to_gguf.py --split-max-tensors): <name>-0000i-of-0000n.gguf in tiny/split/, each
+    shard a GGUF with `split.no`, `split.count` and `split.tensors.count`, the first holding the
+    metadata. llama.cpp, given the first shard, must load them all and give the single file's
+    logits (checked here, so the fixture is known good)."""
+    cfg = next(c for c in MODELS if c.get('name', c['arch']) == name)
+    folder = os.path.join(OUT, 'split')
+    os.makedirs(folder, exist_ok=True)
+    for f in os.listdir(folder):
+        if f.startswith(name + '-'):
+            os.remove(os.path.join(folder, f))
+    write_model(cfg, os.path.join(folder, name + '.gguf'), split_max_tensors=max_tensors)
+    shards = sorted(f for f in os.listdir(folder) if f.startswith(name + '-'))
+    single = json.load(open(os.path.join(OUT, name + '.json')))
+    llama_cpp.llama_log_set(F._QUIET_LOG, ctypes.c_void_p(0))
+    ctx = F.Ctx(os.path.join(folder, shards[0]), n_ctx=single.get('n_ctx', 256), n_batch=64, kv_f32=True)
+    logits = ctx.decode(single['ids'], 0, True)
+    ctx.free()
+    diff = float(np.max(np.abs(np.array(logits) - np.array(single['logits']))))
+    assert diff < 1e-4, (name, diff)
+    print(f"{folder}: {shards}, llama.cpp's logits from the shards within {diff:.1e} of the single file",
+          file=sys.stderr)
+
+
+# (model, most tensors per shard)
+SPLITS = [('qwen3', 10)]
+
 # Files llama.cpp's own quantizer writes from a tiny model: (output, source, llama_ftype). The
 # shapes are narrower than 256, so llama.cpp falls back to IQ4_NL for every matrix, as it does
 # for such rows in real IQ4_XS files: the header, the file type and the type mix are llama.cpp's.
@@ -420,3 +448,6 @@ if __name__ == '__main__':
     for out_name, source, ftype in QUANTIZED:
         if not only or out_name in only:
             quantize(out_name, source, ftype)
+    for name, max_tensors in SPLITS:
+        if not only or 'split' in only:
+            split(name, max_tensors)

@@ -41,6 +41,16 @@ pub enum Error {
     /// (mixture of experts, an unknown RoPE scaling type...); `kind()` `unsupported_model`.
     #[error("this model uses {0}, which wick does not run")]
     UnsupportedFeature(String),
+    /// The file is one shard of a split model, which is not a model alone; `kind()`
+    /// `unsupported_model` (the browser does not load split models yet; natively, opening the
+    /// first shard's path opens them all).
+    #[error("this file is shard {shard} of {count} of a split model: open all {count} shards together (natively, the first shard's path opens them all; the browser does not load split models yet)")]
+    SplitShard {
+        /// Which shard, from 1.
+        shard: usize,
+        /// How many there are.
+        count: usize,
+    },
     /// A metadata key the model needs is absent (the key is the payload); `kind()`
     /// `invalid_model`.
     #[error("the GGUF file has no `{0}` metadata, which this model needs")]
@@ -126,7 +136,8 @@ impl Error {
             Error::NotGguf(_) | Error::Truncated(_) | Error::Corrupt(_) => "invalid_model",
             Error::UnsupportedArchitecture(_)
             | Error::UnsupportedQuant { .. }
-            | Error::UnsupportedFeature(_) => "unsupported_model",
+            | Error::UnsupportedFeature(_)
+            | Error::SplitShard { .. } => "unsupported_model",
             Error::MissingMetadata(_)
             | Error::InvalidMetadata { .. }
             | Error::MissingTensor(_)

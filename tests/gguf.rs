@@ -217,6 +217,66 @@ fn a_llama_cpp_iq_file_has_a_card_and_a_typed_refusal() {
     );
 }
 
+/// A split model (gguf-py's `split_max_tensors`, llama.cpp's shard format and naming; the script
+/// checked that llama.cpp loads the shards to the single file's logits): the first shard's path
+/// opens all three, and the model scores as the single file does. One shard alone, shards out of
+/// order and a missing shard are typed errors.
+#[test]
+fn a_split_model_opens_from_its_first_shard() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny");
+    let shard = |i: usize| dir.join(format!("split/qwen3-{i:05}-of-00003.gguf"));
+    let split = Engine::open(&shard(1)).unwrap();
+    let single = Engine::open(&dir.join("qwen3.gguf")).unwrap();
+    assert_eq!(split.card.architecture, "qwen3");
+    assert_eq!(split.card.parameters, single.card.parameters);
+    let ids: Vec<u32> = (0..24).map(|i| (i * 37 % 250) as u32).collect();
+    let logits = |e: Engine| {
+        let mut rows = Vec::new();
+        wick::Session::new(std::sync::Arc::new(e), 64)
+            .score(&ids, |_, l| rows.push(l.to_vec()))
+            .unwrap();
+        rows
+    };
+    assert_eq!(
+        logits(split),
+        logits(single),
+        "the same weights, the same logits"
+    );
+
+    let bytes = |i: usize| -> wick::gguf::FileBytes {
+        std::sync::Arc::new(std::fs::read(shard(i)).unwrap())
+    };
+    let alone = wick::Gguf::from_bytes(bytes(1)).err().unwrap();
+    assert_eq!(alone.kind(), "unsupported_model");
+    assert!(alone.to_string().contains("shard 1 of 3"), "{alone}");
+    let swapped = wick::Gguf::from_shards(vec![bytes(1), bytes(3), bytes(2)])
+        .err()
+        .unwrap();
+    assert!(
+        matches!(swapped, Error::InvalidMetadata { .. }),
+        "{swapped}"
+    );
+    let short = wick::Gguf::from_shards(vec![bytes(1), bytes(2)])
+        .err()
+        .unwrap();
+    assert!(short.to_string().contains("3, but 2 files"), "{short}");
+
+    let tmp = std::env::temp_dir().join(format!("wick-split-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    for i in 1..=2 {
+        std::fs::copy(shard(i), tmp.join(format!("qwen3-{i:05}-of-00003.gguf"))).unwrap();
+    }
+    let missing = wick::Gguf::open(&tmp.join("qwen3-00001-of-00003.gguf"))
+        .err()
+        .unwrap();
+    std::fs::remove_dir_all(&tmp).unwrap();
+    assert_eq!(missing.kind(), "io");
+    assert!(
+        missing.to_string().contains("qwen3-00003-of-00003.gguf"),
+        "{missing}"
+    );
+}
+
 #[test]
 fn unsupported_architecture_is_named() {
     let t = Tiny::default();

@@ -191,17 +191,109 @@ pub struct Gguf {
 
 impl Gguf {
     /// Opens a file natively by memory-mapping it (the weights stay in the page cache, not in
-    /// our heap).
+    /// our heap). The first shard of a split model (`name-00001-of-00003.gguf`) opens every
+    /// shard beside it, as llama.cpp does.
     #[cfg(not(target_arch = "wasm32"))]
     pub fn open(path: &std::path::Path) -> Result<Self> {
-        let file = std::fs::File::open(path)?;
-        // SAFETY: the map is read-only; wick never writes model files while they are open.
-        let map = unsafe { memmap2::Mmap::map(&file)? };
-        Self::from_bytes(Arc::new(map))
+        let map = |p: &std::path::Path| -> Result<FileBytes> {
+            let file = std::fs::File::open(p)?;
+            // SAFETY: the map is read-only; wick never writes model files while they are open.
+            Ok(Arc::new(unsafe { memmap2::Mmap::map(&file)? }))
+        };
+        match split_siblings(path) {
+            Some(paths) => {
+                let mut shards = Vec::with_capacity(paths.len());
+                for p in &paths {
+                    shards.push(map(p).map_err(|e| match e {
+                        Error::Io(io) if io.kind() == std::io::ErrorKind::NotFound => {
+                            Error::Io(std::io::Error::new(
+                                io.kind(),
+                                format!("shard {} of the split model is missing", p.display()),
+                            ))
+                        }
+                        e => e,
+                    })?);
+                }
+                Self::from_shards(shards)
+            }
+            None => Self::from_bytes(map(path)?),
+        }
     }
 
-    /// Parses and validates a GGUF held in memory.
+    /// A split model (gguf-split, or convert_hf_to_gguf.py `--split-max-tensors`) from all its
+    /// shards in order: the first holds the metadata, each holds some tensors, and every shard
+    /// says its number (`split.no`, from 0), the count (`split.count`) and the total number of
+    /// tensors (`split.tensors.count`). One shard alone is a model as [`Gguf::from_bytes`] reads.
+    pub fn from_shards(files: Vec<FileBytes>) -> Result<Self> {
+        let count = files.len();
+        let mut shards = files.into_iter().map(Self::parse);
+        let Some(first) = shards.next() else {
+            return Err(Error::InvalidParameter("no shards to open".into()));
+        };
+        let mut model = first?;
+        let info = split_info(&model.metadata)?;
+        let (no, declared, total) = info.unwrap_or((0, 1, model.tensors.len()));
+        if no != 0 || declared != count {
+            return Err(Error::InvalidMetadata {
+                key: "split.count".into(),
+                reason: format!(
+                    "the first file given is shard {} of {declared}, but {count} files were given",
+                    no + 1
+                ),
+            });
+        }
+        for (i, shard) in shards.enumerate() {
+            let shard = shard?;
+            let i = i + 1;
+            match split_info(&shard.metadata)? {
+                Some((no, declared, _)) if no == i && declared == count => {}
+                other => {
+                    return Err(Error::InvalidMetadata {
+                        key: "split.no".into(),
+                        reason: format!(
+                            "file {} of {count} says it is {}",
+                            i + 1,
+                            other.map_or("no shard".into(), |(no, c, _)| format!(
+                                "shard {} of {c}",
+                                no + 1
+                            ))
+                        ),
+                    })
+                }
+            }
+            for (name, t) in shard.tensors {
+                if model.tensors.insert(name.clone(), t).is_some() {
+                    return Err(Error::Corrupt(format!("tensor `{name}` is in two shards")));
+                }
+            }
+            model.unrunnable.extend(shard.unrunnable);
+            model.file_size += shard.file_size;
+        }
+        let found = model.tensors.len() + model.unrunnable.len();
+        if found != total {
+            return Err(Error::InvalidMetadata {
+                key: "split.tensors.count".into(),
+                reason: format!("{total} tensors declared, {found} found in the shards"),
+            });
+        }
+        Ok(model)
+    }
+
+    /// Parses and validates a GGUF held in memory. One shard of a split model is refused by
+    /// name (it is not a model alone): see [`Gguf::from_shards`].
     pub fn from_bytes(file: FileBytes) -> Result<Self> {
+        let g = Self::parse(file)?;
+        match split_info(&g.metadata)? {
+            Some((shard, count, _)) if count > 1 => Err(Error::SplitShard {
+                shard: shard + 1,
+                count,
+            }),
+            _ => Ok(g),
+        }
+    }
+
+    /// [`Gguf::from_bytes`] without the split check.
+    fn parse(file: FileBytes) -> Result<Self> {
         let bytes: &[u8] = (*file).as_ref();
         let file_size = bytes.len() as u64;
         if bytes.len() < 8 {
@@ -330,6 +422,39 @@ impl Gguf {
     pub fn architecture(&self) -> Result<&str> {
         get_str(&self.metadata, "general.architecture")
     }
+}
+
+/// A split model's `(split.no, split.count, split.tensors.count)`, when the file has them.
+fn split_info(md: &Metadata) -> Result<Option<(usize, usize, usize)>> {
+    let Some(count) = get_usize_opt(md, "split.count")? else {
+        return Ok(None);
+    };
+    let no = get_usize_opt(md, "split.no")?.unwrap_or(0);
+    let total = get_usize(md, "split.tensors.count")?;
+    if count == 0 || no >= count {
+        return Err(invalid("split.no", format!("shard {no} of {count}")));
+    }
+    Ok(Some((no, count, total)))
+}
+
+/// The paths of every shard when `path` names the first shard of a split model
+/// (`<name>-00001-of-<NNNNN>.gguf`, llama.cpp's naming).
+#[cfg(not(target_arch = "wasm32"))]
+fn split_siblings(path: &std::path::Path) -> Option<Vec<std::path::PathBuf>> {
+    let file = path.file_name()?.to_str()?;
+    let stem = file.strip_suffix(".gguf")?;
+    let (head, count) = stem.rsplit_once("-of-")?;
+    let (prefix, no) = head.rsplit_once('-')?;
+    let digits = |s: &str| s.len() == 5 && s.bytes().all(|b| b.is_ascii_digit());
+    if !digits(no) || !digits(count) || no != "00001" {
+        return None;
+    }
+    let count: usize = count.parse().ok().filter(|&c| c > 1)?;
+    Some(
+        (1..=count)
+            .map(|i| path.with_file_name(format!("{prefix}-{i:05}-of-{count:05}.gguf")))
+            .collect(),
+    )
 }
 
 // ---- typed metadata access -------------------------------------------------------------------
