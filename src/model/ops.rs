@@ -23,19 +23,22 @@ pub fn rms_norm_into(x: &[f32], w: &[f32], eps: f32, out: &mut [f32]) {
     rms_norm(out, w, eps);
 }
 
-/// LayerNorm of each `w.len()`-wide row of `x`, in place: `(x - mean) / sqrt(var + eps) * w + b`.
+/// LayerNorm of each `w.len()`-wide row of `x`, in place: `(x - mean) / sqrt(var + eps) * w + b`,
+/// with ggml's precision (sums in f64, the centred values and the scale in f32), so that a
+/// norm over few values (a 16-wide head) rounds as llama.cpp's does.
 pub fn layer_norm(x: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
     let n = w.len();
     for row in x.chunks_exact_mut(n) {
-        let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n as f64;
-        let var = row
-            .iter()
-            .map(|&v| (v as f64 - mean) * (v as f64 - mean))
-            .sum::<f64>()
-            / n as f64;
-        let scale = 1.0 / (var + eps as f64).sqrt();
+        let mean = (row.iter().map(|&v| v as f64).sum::<f64>() / n as f64) as f32;
+        let mut sum2 = 0f64;
+        for v in row.iter_mut() {
+            *v -= mean;
+            sum2 += (*v * *v) as f64;
+        }
+        let var = (sum2 / n as f64) as f32;
+        let scale = 1.0 / (var + eps).sqrt();
         for (i, v) in row.iter_mut().enumerate() {
-            let y = ((*v as f64 - mean) * scale) as f32 * w[i];
+            let y = *v * scale * w[i];
             *v = match b {
                 Some(b) => y + b[i],
                 None => y,
