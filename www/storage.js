@@ -2,8 +2,10 @@
 //
 // Layout, in the directory `wick-models/`:
 //   <id>                the model's bytes
-//   <id>.manifest.json  {id, name, size, sha256, xxh3, source, storedAt}, written last: a model is
-//                       complete only when its manifest exists and the file has the size it records
+//   <id>.manifest.json  {id, name, size, sha256, xxh3, source, storedAt[, unsupported]}, written
+//                       last: a model is complete only when its manifest exists and the file has
+//                       the size it records. unsupported: {reason, at}, recorded when a load found
+//                       that this version of the engine cannot run the model (recordUnsupported)
 //   <id>.part           a download or copy in progress
 //   <id>.part.json      {url, total, etag, lastModified}: what an interrupted download resumes from
 // Everything lives in OPFS, so a download resumes after a reload or a browser restart.
@@ -218,8 +220,12 @@ async function completeManifest(dir, id) {
 async function completeModel(dir, id) {
   const manifest = await completeManifest(dir, id);
   if (!manifest) return null;
-  const { name, size, sha256, source, storedAt } = manifest;
-  return { id, name, size, sha256, source, storedAt };
+  const { name, size, sha256, source, storedAt, unsupported } = manifest;
+  const model = { id, name, size, sha256, source, storedAt };
+  if (typeof unsupported?.reason === 'string' && unsupported.reason) {
+    model.unsupported = { reason: unsupported.reason, at: String(unsupported.at ?? '') };
+  }
+  return model;
 }
 
 /** The complete models in storage, sorted by name. */
@@ -769,6 +775,38 @@ async function readInto(dir, id, size, alloc, hasher, onProgress) {
     return size;
   } finally {
     sync.close();
+  }
+}
+
+// How long recordUnsupported waits for a model that another tab reads or writes.
+const RECORD_WAIT_MS = 10_000;
+
+/**
+ * Records on a stored model's manifest why this version of the engine cannot run it: `reason`,
+ * the message of the load's unsupported_model error (listModels shows it as `unsupported`, and
+ * the page says so instead of offering the model as if it worked), or clears that record
+ * (`reason` null) once a load has run the model (a later version that runs it). Only the bytes
+ * the load read count: `sha256` must still be the manifest's (the model may have been replaced
+ * in between). Best effort: it waits RECORD_WAIT_MS at most for the model's lock, and resolves
+ * to whether the manifest now says what was asked; it never throws, so the load's own error
+ * (or success) stands. Page or worker.
+ */
+export async function recordUnsupported(id, reason, { sha256 } = {}) {
+  try {
+    checkId(id);
+    const dir = await modelsDir();
+    requireLocks();
+    const signal = AbortSignal.timeout(RECORD_WAIT_MS);
+    return await navigator.locks.request(lockName(id), { mode: 'exclusive', signal }, async () => {
+      const manifest = await completeManifest(dir, id);
+      if (!manifest || (sha256 && manifest.sha256 !== String(sha256).toLowerCase())) return false;
+      const { unsupported, ...rest } = manifest;
+      if (reason ? unsupported?.reason === reason : !unsupported) return true;
+      await writeJson(dir, manifestName(id), reason ? { ...rest, unsupported: { reason: String(reason), at: new Date().toISOString() } } : rest);
+      return true;
+    });
+  } catch {
+    return false; // not recorded: the next load of the model tries again
   }
 }
 

@@ -243,9 +243,18 @@ export interface StoredModel {
   /** The URL it came from, or "file:<name>" for a local file. */
   source: string;
   storedAt: string; // ISO date
+  /**
+   * Present when a load found that this version of wick cannot run the model (an
+   * `unsupported_model` error: an architecture, quantization or feature it lacks). `reason` is
+   * that error's message, `at` when it was recorded (ISO date). The model stays stored (a later
+   * version may run it; deleteModel frees its space), and a load that runs it clears this.
+   */
+  unsupported?: { reason: string; at: string };
 }
 export interface StorageEstimate { usage: number; quota: number; persisted: boolean }
 
+/** The complete models in browser storage, sorted by name; those this version cannot run
+ *  included, with `unsupported` saying why. */
 export function listModels(): Promise<StoredModel[]>;
 export function deleteModel(id: string): Promise<void>;
 export function storageEstimate(): Promise<StorageEstimate>;

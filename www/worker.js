@@ -12,7 +12,7 @@
 //                 {type:'error', id, error:{kind, message}}
 
 import { WickError } from './errors.js';
-import { downloadModel, storeFile, storedModel, deleteModel, readModel, modelIdFor } from './storage.js';
+import { downloadModel, storeFile, storedModel, deleteModel, readModel, modelIdFor, recordUnsupported } from './storage.js';
 
 let wasm = null;          // the wasm-bindgen module of the chosen build
 let build = null;         // 'threads' | 'simd'
@@ -176,7 +176,12 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
     engine = wasm.WebEngine.load(buffer, context ?? 0); // consumes the buffer
   } catch (e) {
     // A model this version cannot run (unsupported_model: an architecture, quantization or
-    // feature it lacks) always stays stored: a later version may run it.
+    // feature it lacks) always stays stored: a later version may run it. Its manifest records
+    // why, so the stored models list says so (listModels: `unsupported`) across reloads.
+    if (e?.kind === 'unsupported_model') {
+      await recordUnsupported(mid, e.message, { sha256: stored.sha256 });
+      throw e;
+    }
     if (e?.kind !== 'invalid_model') throw e;
     // Just stored, not a model wick can read, and nobody vouched for these bytes: nothing
     // unusable stays behind. Bytes whose SHA-256 the load named and verified are what the
@@ -189,6 +194,8 @@ async function load({ id, source, threads, backend = 'auto', context, sha256, re
     const why = fresh ? 'matched the SHA-256 it was loaded with' : 'was stored earlier';
     throw new WickError('invalid_model', `${e.message} (model "${mid}" ${why} and stays stored; delete it from the stored models, or with deleteModel("${mid}"), to free its space)`);
   }
+  // This version runs it: a record that an earlier one could not goes.
+  if (stored.unsupported) await recordUnsupported(mid, null, { sha256: stored.sha256 });
   await poolReady;
   const gpuState = await chooseGpu(backend, onProgress);
   onProgress({ phase: 'ready', loaded: size, total: size });

@@ -17,12 +17,26 @@ const PAGES_DIR = path.join(REPO, 'tests/browser/pages');
 export const SMOLLM2 = 'SmolLM2-135M-Instruct.Q4_1.gguf';
 export const SMOLLM2_SHA256 = 'b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53';
 
+export const TINY_DIR = path.join(REPO, 'tests/fixtures/tiny');
+
 /** `wick run` natively (the release CLI that `cargo test` built) on the model file at
- * `modelPath`: greedy ids and the top-1/top-2 margin of every step. */
-export function nativeGreedy(modelPath, prompt, maxTokens) {
+ * `modelPath`: greedy ids and the top-1/top-2 margin of every step. `ctx`: the context size
+ * (default: the CLI's, as createEngine's). */
+export function nativeGreedy(modelPath, prompt, maxTokens, { ctx } = {}) {
   const out = execFileSync(path.join(REPO, 'target/release/wick'), ['run', modelPath, '--prompt', prompt,
-    '--max-tokens', String(maxTokens), '--temperature', '0', '--ignore-eos', '--json'], { encoding: 'utf8' });
+    '--max-tokens', String(maxTokens), '--temperature', '0', '--ignore-eos', '--json',
+    ...(ctx ? ['--ctx', String(ctx)] : [])], { encoding: 'utf8' });
   return JSON.parse(out);
+}
+
+/** An extraRoutes for startServer: tests/fixtures/tiny/ (the tiny random-weight models) at /tiny/. */
+export async function tinyRoute(req, res) {
+  const urlPath = (req.url ?? '/').split('?')[0];
+  if (!urlPath.startsWith('/tiny/')) return false;
+  const file = resolveInside(TINY_DIR, urlPath.slice('/tiny/'.length));
+  if (!file) plain(res, 400, 'bad path');
+  else await sendFile(req, res, file, { 'Cache-Control': 'no-store' });
+  return true;
 }
 
 export const CHROMIUM = process.env.WICK_CHROMIUM ?? '/usr/bin/chromium';

@@ -9,7 +9,7 @@ const ADVICE = {
   quota: ['Not enough storage', 'Delete stored models in Storage, or free disk space, then load the model again.'],
   storage: ['Browser storage failed', 'Private windows and some settings block storage, and another wick tab may be using the file. Close other wick tabs and try again.'],
   invalid_model: ['Not a GGUF file', 'wick loads GGUF model files (.gguf), the format llama.cpp uses. The file may also be incomplete.'],
-  unsupported_model: ['Model not supported', 'wick runs Llama-family and Gemma 3 models in F32, F16, BF16, Q4_0–Q8_0 and K-quant formats.'],
+  unsupported_model: ['Model not supported', 'This version of wick cannot run this model (the message says why). It stays stored, marked in Storage, where you can delete it; a later version may run it.'],
   tokenizer: ['Tokenizer problem', "The model's tokenizer could not be built from its file. Try another model."],
   chat_template: ['Chat template problem', "This model's chat template could not be used. Switch to Complete mode to use it as plain text completion."],
   context_overflow: ['The conversation is too long', 'Start a new chat, lower Max tokens, or load the model with a larger context in Settings.'],

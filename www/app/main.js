@@ -2,7 +2,8 @@
 // the chat / completion views to the wick API (../wick.js).
 //
 // Stable selectors for automated tests (data-testid):
-//   model-select (options carry data-stored="true|false"), model-hint, model-url, model-url-error,
+//   model-select (options carry data-stored="true|false" and data-runnable="true|false": false
+//   for a stored model this version cannot run), model-hint, model-url, model-url-error,
 //   model-file (the file input), load-button, cancel-button, unload-button,
 //   progress (data-phase="download|store|load|ready", aria-valuenow 0-100), progress-detail,
 //   status (data-state="idle|loading|ready|error|lost"),
@@ -13,13 +14,14 @@
 //   document, segment (completion mode; same data-role / data-state), document-stats, document-flag,
 //   error-banner (data-kind=<WickError kind>), error-title, error-message, error-dismiss,
 //   error-action (a button in the banner: load the model again), empty-lead,
-//   model-card, card-name, card-architecture, card-parameters, card-file-size, card-quantization,
+//   model-card, card-name, card-architecture, card-features, card-parameters, card-file-size, card-quantization,
 //   card-quant-types, card-context, card-vocab, card-chat-template, card-license, card-backend,
 //   card-build, card-threads, card-isolated, card-load-time, isolation-note,
 //   settings-toggle, settings, setting-<name> for every setting (inputs also carry name=<name>:
 //   temperature, top_p, top_k, min_p, repetition_penalty, max_tokens, seed, stop, system_prompt,
 //   context, threads), setting-<name>-error, settings-reset,
-//   storage-toggle, storage-panel, storage-list, storage-row (data-model-id), delete-model
+//   storage-toggle, storage-panel, storage-list, storage-row (data-model-id, data-runnable),
+//   storage-unsupported (why this version cannot run it), delete-model
 //   (data-model-id), storage-usage, persist-button, persist-status, drop-overlay.
 import { ChatView } from './chat.js';
 import { CompletionView } from './completion.js';

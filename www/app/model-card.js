@@ -35,6 +35,8 @@ export function renderModelCard(root, info, fileLabel) {
     Number.isFinite(card.embedding_length) && `width ${formatCount(card.embedding_length)}`,
     Number.isFinite(card.head_count) && `${card.head_count} heads${card.head_count_kv && card.head_count_kv !== card.head_count ? ` (${card.head_count_kv} KV)` : ''}`,
   ].filter(Boolean);
+  // What sets the network apart within its family ("partial RoPE (24 of 32 dimensions, halves)").
+  const features = Array.isArray(card.features) ? card.features.filter((f) => typeof f === 'string' && f) : [];
   const mix = quantMix(card.quant_types);
   const build = [info.build === 'threads' ? 'multi-threaded' : info.build === 'simd' ? 'single-threaded' : info.build, info.simd].filter(Boolean).join(', ');
   const loaded = Number.isFinite(info.readMs) && info.readMs > 0 ? `${formatMs(info.loadMs)} (${formatMs(info.readMs)} reading storage)` : formatMs(info.loadMs);
@@ -42,6 +44,14 @@ export function renderModelCard(root, info, fileLabel) {
   const parts = [
     h('p', { class: 'card-title', 'data-testid': 'card-name', text: plainName(title) }),
     fileLabel && fileLabel !== title ? h('p', { class: 'card-file', text: plainName(fileLabel) }) : null,
+    // One wrapping line of chips: the network's features, in the engine's words.
+    features.length
+      ? h(
+          'ul',
+          { class: 'card-features', 'data-testid': 'card-features', 'aria-label': 'Features of the network' },
+          features.map((f) => h('li', { text: plainName(f) })),
+        )
+      : null,
     h(
       'dl',
       { class: 'card-list' },

@@ -117,12 +117,12 @@ export class ModelPicker {
       const copy = storedById.get(id);
       // A stored file of the same name only counts when it is the same file.
       const stored = Boolean(copy) && (!m.sha256 || !copy.sha256 || copy.sha256.toLowerCase() === m.sha256);
-      return { key: `server:${m.name}`, id, name: m.name, size: m.size ?? copy?.size ?? null, url: m.url, sha256: m.sha256, stored };
+      return { key: `server:${m.name}`, id, name: m.name, size: m.size ?? copy?.size ?? null, url: m.url, sha256: m.sha256, stored, unsupported: stored ? copy.unsupported?.reason ?? null : null };
     });
     const claimed = new Set(server.filter((e) => e.stored).map((e) => e.id));
     const local = this.stored
       .filter((m) => !claimed.has(m.id))
-      .map((m) => ({ key: `stored:${m.id}`, id: m.id, name: m.name, size: m.size, source: m.source, stored: true }));
+      .map((m) => ({ key: `stored:${m.id}`, id: m.id, name: m.name, size: m.size, source: m.source, stored: true, unsupported: m.unsupported?.reason ?? null }));
     this.entries = [...server, ...local];
 
     const previous = this.select.value || loadJson(CHOICE_KEY);
@@ -130,7 +130,10 @@ export class ModelPicker {
       h('option', {
         value: e.key,
         'data-stored': e.stored ? 'true' : 'false',
-        text: `${modelLabel(e.name)}${e.stored ? ' (stored)' : ''}`,
+        // A stored model this version cannot run is listed (to say why, and to delete it) but
+        // not as if it worked.
+        'data-runnable': e.unsupported ? 'false' : 'true',
+        text: `${modelLabel(e.name)}${e.unsupported ? " (stored, can't run)" : e.stored ? ' (stored)' : ''}`,
         title: `${plainName(e.name)}${e.size ? ` · ${formatBytes(e.size)}` : ''}`,
       });
     const groups = [];
@@ -153,9 +156,13 @@ export class ModelPicker {
 
   #describe() {
     const entry = this.#selected();
-    this.hint.classList.remove('is-error');
+    this.hint.classList.remove('is-error', 'is-unsupported');
+    this.#setLoadLabel();
     if (!entry) {
       this.hint.textContent = 'This server lists no models: paste a URL or open a .gguf file.';
+    } else if (entry.unsupported) {
+      this.hint.classList.add('is-unsupported');
+      this.hint.textContent = `This version of wick cannot run this model: ${plainName(entry.unsupported)}. It stays stored; delete it under Storage to free ${entry.size ? formatBytes(entry.size) : 'its space'}.`;
     } else if (entry.stored) {
       const from = entry.source?.startsWith('file:') ? 'from a local file' : entry.source ? `from ${hostOf(entry.source)}` : '';
       const size = entry.size ? `${formatBytes(entry.size)}, stored` : 'Stored';
@@ -165,9 +172,15 @@ export class ModelPicker {
     }
   }
 
+  /** "Load URL" for a typed address, "Try again" for a stored model this version cannot run. */
+  #setLoadLabel() {
+    const hasUrl = this.url.value.trim() !== '';
+    this.load.textContent = hasUrl ? 'Load URL' : this.#selected()?.unsupported ? 'Try again' : 'Load';
+  }
+
   #urlChanged() {
     const hasUrl = this.url.value.trim() !== '';
-    this.load.textContent = hasUrl ? 'Load URL' : 'Load';
+    this.#setLoadLabel();
     this.select.classList.toggle('is-overridden', hasUrl);
     this.url.setAttribute('aria-invalid', 'false');
     this.urlError.hidden = true;

@@ -1,5 +1,6 @@
 // The Storage panel: models kept in this browser (with Delete), how much space they use, and
-// the request to keep them persistently.
+// the request to keep them persistently. A model this version of wick cannot run (its load failed
+// with unsupported_model: listModels' `unsupported`) is marked so, with the reason.
 import { h } from './dom.js';
 import { formatBytes, plainName } from './format.js';
 
@@ -51,9 +52,10 @@ export class StoragePanel {
           title: loaded ? 'This model is loaded: unload it first' : 'Delete it from this browser',
         });
         remove.addEventListener('click', () => this.#delete(m, remove));
+        const reason = m.unsupported?.reason;
         return h(
           'li',
-          { class: 'storage-row', 'data-testid': 'storage-row', 'data-model-id': m.id },
+          { class: `storage-row${reason ? ' is-unsupported' : ''}`, 'data-testid': 'storage-row', 'data-model-id': m.id, 'data-runnable': reason ? 'false' : 'true' },
           h(
             'div',
             { class: 'storage-main' },
@@ -65,7 +67,11 @@ export class StoragePanel {
             ),
           ),
           loaded ? h('span', { class: 'tag', text: 'loaded' }) : null,
+          reason ? h('span', { class: 'tag warn', text: "can't run" }) : null,
           remove,
+          reason
+            ? h('p', { class: 'storage-unsupported', 'data-testid': 'storage-unsupported', text: `This version of wick cannot run it: ${plainName(reason)}` })
+            : null,
         );
       });
     this.list.replaceChildren(...rows);
