@@ -4,6 +4,7 @@
 // caught before it runs. Needs www/pkg (scripts/build-wasm) and models/ (scripts/fetch-models).
 // Run: node --test tests/browser/storage-engine.test.mjs
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { SMOLLM2, SMOLLM2_SHA256, launchBrowser, startServer } from './harness.mjs';
 
@@ -83,6 +84,15 @@ describe('stored models and the engine', () => {
     const fresh = await load(page, { model: { url: '/fault/corrupt/fresh.gguf', id: 'fresh-corrupt.gguf' } });
     assert.equal(fresh.error?.kind, 'invalid_model');
     assert.equal(await stored(page, 'fresh-corrupt.gguf'), null);
+    // Unless the load named its SHA-256 and the bytes matched: they are what the person asked
+    // for, so they stay (a later version may read them), and the message says so.
+    const vouchedUrl = '/fault/corrupt/vouched.gguf?size=65536';
+    const body = Buffer.from(await (await fetch(`${server.url}${vouchedUrl.slice(1)}`)).arrayBuffer());
+    const sha256 = createHash('sha256').update(body).digest('hex');
+    const vouched = await load(page, { model: { url: vouchedUrl, id: 'vouched-corrupt.gguf' }, sha256 });
+    assert.equal(vouched.error?.kind, 'invalid_model');
+    assert.match(vouched.error.message, /\(model "vouched-corrupt\.gguf" matched the SHA-256 it was loaded with and stays stored;/);
+    assert.ok(await stored(page, 'vouched-corrupt.gguf'), 'kept');
     await page.close();
   });
 
