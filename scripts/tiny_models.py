@@ -423,21 +423,48 @@ def split(name, max_tensors):
 # (model, most tensors per shard)
 SPLITS = [('qwen3', 10)]
 
-# Files llama.cpp's own quantizer writes from a tiny model: (output, source, llama_ftype). The
-# shapes are narrower than 256, so llama.cpp falls back to IQ4_NL for every matrix, as it does
-# for such rows in real IQ4_XS files: the header, the file type and the type mix are llama.cpp's.
-QUANTIZED = [('qwen2_iq4_xs', 'qwen2', 'LLAMA_FTYPE_MOSTLY_IQ4_XS')]
+# Files llama.cpp's own quantizer writes from a tiny model, with llama.cpp's logits for them:
+# (output, source config, llama_ftype). The Qwen 2 fixture's rows are narrower than 256, so
+# llama.cpp falls back to IQ4_NL for every matrix (as it does for such rows in real IQ4_XS
+# files); QWEN2_WIDE's rows are 256 wide, so its matrices are IQ4_XS proper. The source is written
+# to a temporary folder: only the quantized file and its logits are fixtures.
+QWEN2_WIDE = dict(arch='qwen2', name='qwen2_wide', n_embd=256, n_layer=1, n_head=4, n_kv_head=2,
+                  head_dim=64, n_ff=256, rope_base=10000.0, eps=1e-6, context=256, seed=40,
+                  head_norms=False, qkv_bias=True, records=[])
+QUANTIZED = [('qwen2_iq4_xs', QWEN2, 'LLAMA_FTYPE_MOSTLY_IQ4_XS'),
+             ('qwen2_wide_iq4_xs', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ4_XS')]
 
 
-def quantize(out_name, source, ftype):
-    params = llama_cpp.llama_model_quantize_default_params()
-    params.ftype = getattr(llama_cpp, ftype)
-    params.allow_requantize = True  # the source's matrices are Q8_0
-    src = os.path.join(OUT, source + '.gguf').encode()
-    dst = os.path.join(OUT, out_name + '.gguf')
-    rc = llama_cpp.llama_model_quantize(src, dst.encode(), ctypes.byref(params))
-    assert rc == 0, (out_name, rc)
-    print(f"{dst}: {os.path.getsize(dst)} bytes ({ftype})", file=sys.stderr)
+def quantize(out_name, cfg, ftype):
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        src = os.path.join(tmp, 'source.gguf')
+        n_vocab = write_model(cfg, src)
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, ftype)
+        params.allow_requantize = True  # the source's matrices are Q8_0
+        dst = os.path.join(OUT, out_name + '.gguf')
+        rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
+        assert rc == 0, (out_name, rc)
+    rng = np.random.default_rng(cfg['seed'] + 1000)
+    ids = [int(t) for t in rng.integers(0, n_vocab - 3, POSITIONS)]
+    llama_cpp.llama_log_set(F._QUIET_LOG, ctypes.c_void_p(0))
+    ctx = F.Ctx(dst, n_ctx=256, n_batch=POSITIONS, kv_f32=True)
+    logits = ctx.decode(ids, 0, True)
+    ctx.free()
+    F.dump(os.path.join(OUT, out_name + '.json'), {
+        'model': os.path.basename(dst),
+        'sha256': F.sha256(dst),
+        'llama_cpp_python': llama_cpp.__version__,
+        'kv_cache': 'f32',
+        'arch': cfg['arch'],
+        'n_ctx': 256,
+        'config': dict(cfg, quantized=ftype),
+        'ids': ids,
+        'logits': [[round(float(v), 5) for v in row] for row in logits],
+    })
+    print(f"{dst}: {os.path.getsize(dst)} bytes ({ftype}), logit std {float(np.std(logits)):.3f}",
+          file=sys.stderr)
 
 
 if __name__ == '__main__':
@@ -445,9 +472,9 @@ if __name__ == '__main__':
     for cfg in MODELS:
         if not only or cfg.get('name', cfg['arch']) in only:
             record(cfg)
-    for out_name, source, ftype in QUANTIZED:
+    for out_name, cfg, ftype in QUANTIZED:
         if not only or out_name in only:
-            quantize(out_name, source, ftype)
+            quantize(out_name, cfg, ftype)
     for name, max_tensors in SPLITS:
         if not only or 'split' in only:
             split(name, max_tensors)

@@ -154,7 +154,17 @@ pub struct ForeignTensor {
     pub elements: u64,
     /// Its bytes (0 when the type is unknown).
     pub bytes: u64,
+    /// Its GGUF type id.
+    pub type_id: u32,
+    /// Dimensions outermost first.
+    pub shape: Vec<usize>,
+    /// Its bytes in the file, when the type is one ggml defines (checked to lie inside it).
+    pub data: Option<TensorData>,
 }
+
+/// Types wick runs by rewriting them at load into one it has kernels for, losslessly or nearly
+/// (`model::weights` does it): IQ4_NL (20) and IQ4_XS (23) become Q8_0.
+pub const CONVERTED_AT_LOAD: [u32; 2] = [20, 23];
 
 /// The engine's type for a GGUF type id, when the engine runs that type (the types of
 /// [`QTypes::ALL`]).
@@ -328,6 +338,9 @@ impl Gguf {
                     type_name: format!("type {}", info.type_id),
                     elements: 0,
                     bytes: 0,
+                    type_id: info.type_id,
+                    shape,
+                    data: None,
                 });
                 continue;
             };
@@ -359,19 +372,22 @@ impl Gguf {
                     "tensor `{name}` needs {len} bytes at offset {start}, but the file has only {file_size} bytes"
                 )));
             }
+            let data = TensorData {
+                file: file.clone(),
+                start: start as usize,
+                len,
+            };
             let Some(qtype) = runnable_qtype(info.type_id) else {
                 unrunnable.push(ForeignTensor {
                     name,
                     type_name: ty.name.into(),
                     elements: elems as u64,
                     bytes: len as u64,
+                    type_id: info.type_id,
+                    shape,
+                    data: Some(data),
                 });
                 continue;
-            };
-            let data = TensorData {
-                file: file.clone(),
-                start: start as usize,
-                len,
             };
             tensors.insert(
                 name.clone(),
@@ -391,15 +407,26 @@ impl Gguf {
         })
     }
 
-    /// The tensors of types wick does not run (IQ, TQ, MXFP4...), in file order; a model with
-    /// any of them fails to load with [`Error::UnsupportedQuant`] naming the first.
+    /// The tensors of types the kernels do not run (IQ, TQ, MXFP4...), in file order. Those of
+    /// [`CONVERTED_AT_LOAD`] types still run (rewritten at load); a model with any other fails to
+    /// load with [`Error::UnsupportedQuant`] naming the first.
     pub fn unrunnable(&self) -> &[ForeignTensor] {
         &self.unrunnable
     }
 
-    /// [`Error::UnsupportedQuant`] for the first tensor of a type wick does not run.
+    /// The tensor `name` among [`Gguf::unrunnable`].
+    pub fn foreign(&self, name: &str) -> Option<&ForeignTensor> {
+        self.unrunnable.iter().find(|t| t.name == name)
+    }
+
+    /// [`Error::UnsupportedQuant`] for the first tensor of a type wick does not run, even by
+    /// rewriting it at load.
     pub fn check_runnable(&self) -> Result<()> {
-        match self.unrunnable.first() {
+        let stuck = self
+            .unrunnable
+            .iter()
+            .find(|t| !CONVERTED_AT_LOAD.contains(&t.type_id));
+        match stuck {
             Some(t) => Err(Error::UnsupportedQuant {
                 tensor: t.name.clone(),
                 qtype: t.type_name.clone(),

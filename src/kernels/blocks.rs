@@ -354,6 +354,53 @@ pub(crate) fn q5_0_as_q8_0(q5: &[u8]) -> Vec<u8> {
     out
 }
 
+/// IQ4_NL's 16 levels (llama.cpp's `kvalues_iq4nl`): a 4-bit index picks one, times the block's
+/// scale.
+const IQ4_LEVELS: [i8; 16] = [
+    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
+];
+
+/// The 32 levels of one IQ4 group of 16 bytes, in order: low nibbles, then high nibbles.
+fn iq4_group(qs: &[u8], out: &mut Vec<u8>) {
+    out.extend(qs.iter().map(|&b| IQ4_LEVELS[(b & 0xF) as usize] as u8));
+    out.extend(qs.iter().map(|&b| IQ4_LEVELS[(b >> 4) as usize] as u8));
+}
+
+/// IQ4_NL blocks (f16 scale, 32 four-bit indices into [`IQ4_LEVELS`]) rewritten as Q8_0 blocks
+/// with the same values: each index becomes its level as a byte under the same scale, so nothing
+/// is rounded, and the Q8_0 kernels of every backend run them (for 34 bytes instead of 18).
+pub(crate) fn iq4_nl_as_q8_0(iq4: &[u8]) -> Vec<u8> {
+    assert!(iq4.len() % 18 == 0, "kernels: not whole IQ4_NL blocks");
+    let mut out = Vec::with_capacity(iq4.len() / 18 * 34);
+    for b in iq4.chunks_exact(18) {
+        out.extend_from_slice(&b[0..2]);
+        iq4_group(&b[2..18], &mut out);
+    }
+    out
+}
+
+/// IQ4_XS super-blocks (an f16 scale, eight 6-bit group scales, 256 four-bit indices into
+/// [`IQ4_LEVELS`]) rewritten as eight Q8_0 blocks each: a group's scale `d * (ls - 32)` becomes
+/// its block's f16 scale (rounded to f16: at most 2^-12 relative, where llama.cpp keeps it in
+/// f32), and each index its level as a byte.
+pub(crate) fn iq4_xs_as_q8_0(iq4: &[u8]) -> Vec<u8> {
+    assert!(iq4.len() % 136 == 0, "kernels: not whole IQ4_XS blocks");
+    let mut out = Vec::with_capacity(iq4.len() / 136 * 8 * 34);
+    for b in iq4.chunks_exact(136) {
+        let d = half::f16::from_le_bytes([b[0], b[1]]).to_f32();
+        let scales_h = u16::from_le_bytes([b[2], b[3]]);
+        let (scales_l, qs) = (&b[4..8], &b[8..136]);
+        for g in 0..8 {
+            let low = (scales_l[g / 2] >> (4 * (g % 2))) & 0xF;
+            let high = ((scales_h >> (2 * g)) & 3) as u8;
+            let ls = (low | high << 4) as i32 - 32;
+            out.extend_from_slice(&half::f16::from_f32(d * ls as f32).to_le_bytes());
+            iq4_group(&qs[16 * g..16 * (g + 1)], &mut out);
+        }
+    }
+    out
+}
+
 /// Byte offsets of the f16 scales (d, dmin) inside one weight block of type `t`: random test
 /// weights get finite values there (random bytes could be inf or NaN), random bytes elsewhere.
 pub fn f16_scale_offsets(t: QType) -> &'static [usize] {

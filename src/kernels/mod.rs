@@ -169,6 +169,16 @@ pub fn q5_0_as_q8_0(q5: &[u8]) -> Vec<u8> {
     blocks::q5_0_as_q8_0(q5)
 }
 
+/// IQ4_NL blocks as Q8_0 blocks of the same values (see `blocks::iq4_nl_as_q8_0`).
+pub fn iq4_nl_as_q8_0(iq4: &[u8]) -> Vec<u8> {
+    blocks::iq4_nl_as_q8_0(iq4)
+}
+
+/// IQ4_XS super-blocks as Q8_0 blocks (see `blocks::iq4_xs_as_q8_0`).
+pub fn iq4_xs_as_q8_0(iq4: &[u8]) -> Vec<u8> {
+    blocks::iq4_xs_as_q8_0(iq4)
+}
+
 /// Dequantizes one row (`out.len()` values) of `qtype` blocks.
 pub fn dequantize_row(qtype: QType, row: &[u8], out: &mut [f32]) {
     assert!(

@@ -64,15 +64,26 @@ impl<'a> WeightLoader<'a> {
     pub fn tensor(&self, name: &str) -> Result<&'a Tensor> {
         self.gguf
             .tensor(name)
-            .ok_or_else(|| Error::MissingTensor(name.into()))
+            .ok_or_else(|| match self.gguf.foreign(name) {
+                Some(f) => Error::UnsupportedQuant {
+                    tensor: name.into(),
+                    qtype: f.type_name.clone(),
+                },
+                None => Error::MissingTensor(name.into()),
+            })
     }
 
     pub fn has(&self, name: &str) -> bool {
-        self.gguf.tensor(name).is_some()
+        self.gguf.tensor(name).is_some() || self.gguf.foreign(name).is_some()
     }
 
     /// A matrix with `rows` outputs and `cols` inputs (GGUF stores it as ne = [cols, rows]).
     pub fn matrix(&self, name: &str, rows: usize, cols: usize) -> Result<Matrix> {
+        if self.gguf.tensor(name).is_none() {
+            if let Some(f) = self.gguf.foreign(name) {
+                return converted(f, rows, cols);
+            }
+        }
         let t = self.tensor(name)?;
         if t.shape != [rows, cols] {
             return Err(Error::TensorShape {
@@ -161,6 +172,38 @@ impl<'a> WeightLoader<'a> {
         kernels::dequantize_row(t.qtype, &t.data, &mut out);
         Ok(out)
     }
+}
+
+/// A matrix of a type the kernels do not run, rewritten as Q8_0 (IQ4_NL exactly; IQ4_XS with its
+/// group scales rounded to f16), or [`Error::UnsupportedQuant`].
+fn converted(f: &crate::gguf::ForeignTensor, rows: usize, cols: usize) -> Result<Matrix> {
+    if f.shape != [rows, cols] {
+        return Err(Error::TensorShape {
+            name: f.name.clone(),
+            got: f.shape.clone(),
+            expected: vec![rows, cols],
+        });
+    }
+    let bytes = match (f.type_id, &f.data) {
+        (20, Some(d)) => kernels::iq4_nl_as_q8_0(d),
+        (23, Some(d)) => kernels::iq4_xs_as_q8_0(d),
+        _ => {
+            return Err(Error::UnsupportedQuant {
+                tensor: f.name.clone(),
+                qtype: f.type_name.clone(),
+            })
+        }
+    };
+    Ok(Matrix {
+        tensor: Tensor {
+            name: f.name.clone(),
+            qtype: QType::Q8_0,
+            shape: f.shape.clone(),
+            data: TensorData::owned(bytes),
+        },
+        rows,
+        cols,
+    })
 }
 
 /// The widths a layer's tensors are checked against.
