@@ -23,6 +23,14 @@ use wick::{Engine, Session};
 /// 5).
 const MAX_LOGIT_DIFF: f32 = 0.01;
 
+/// Under wasm32 + SIMD128. The SIMD128 kernels sum a row's block products in another order than
+/// AVX2 (and llama.cpp's x86 kernels) do; on a value that sits on an 8-bit rounding boundary of
+/// the next layer's activation quantization, that flips one rounding, which these sensitive models
+/// turn into a jump: measured 0.21 on smollm3, 0.19 on phi3_long, 0.11 on llama_rope_freqs (the
+/// GPU backend, which also sums in its own order, shows the same 0.112 there), 5e-6 on the other
+/// non-GELU fixtures. The results are deterministic; wiring errors still cost units.
+const WASM_MAX_LOGIT_DIFF: f32 = 0.3;
+
 /// The same for the families with a GELU MLP (Gemma 2, GPT-2, Falcon, MPT). llama.cpp's CPU
 /// GELU looks its result up in a table indexed by the input rounded to f16, and stores the result
 /// as f16; wick computes it in f32. On these deliberately sensitive models that alone moves
@@ -64,6 +72,11 @@ fn matches_llama_cpp(name: &str) {
         GELU_MAX_LOGIT_DIFF
     } else {
         MAX_LOGIT_DIFF
+    };
+    let limit = if cfg!(target_arch = "wasm32") {
+        limit.max(WASM_MAX_LOGIT_DIFF)
+    } else {
+        limit
     };
     assert!(max_diff <= limit, "{name}: logits differ by {max_diff}");
 }
