@@ -70,6 +70,12 @@ PHI3 = dict(arch='phi3', name='phi3', n_embd=64, n_layer=2, n_head=2, n_kv_head=
 GEMMA2 = dict(arch='gemma2', name='gemma2', n_embd=64, n_layer=4, n_head=4, n_kv_head=2, head_dim=32,
               n_ff=128, rope_base=10000.0, eps=1e-6, context=256, seed=21, norm='rms',
               sliding_window=16, attn_softcap=2.0, final_softcap=8.0, records=[('gemma2', 256, 64)])
+# Gemma 3: Gemma 2's block without soft-caps, plus a per-head RMSNorm of queries and keys; five
+# sliding-window layers (rope base 10 000) per global one (the file's rope base), as llama.cpp's
+# default pattern of 6 says.
+GEMMA3 = dict(arch='gemma3', name='gemma3', n_embd=64, n_layer=6, n_head=4, n_kv_head=2, head_dim=32,
+              n_ff=128, rope_base=1000000.0, eps=1e-6, context=256, seed=37, norm='rms',
+              head_norms=True, sliding_window=16, records=[('gemma3', 256, 64)])
 # SmolLM 3: the llama block (interleaved RoPE) with no RoPE on every fourth layer (3 and 7);
 # llama.cpp hardcodes the step (no gguf key), tied output.
 SMOLLM3 = dict(arch='smollm3', name='smollm3', n_embd=64, n_layer=8, n_head=4, n_kv_head=2,
@@ -141,7 +147,7 @@ LLAMA_MOE = dict(_LLAMA, name='llama_moe', seed=35, n_expert=4, n_expert_used=2,
 LLAMA_UNKNOWN_SCALING = dict(_LLAMA, name='llama_unknown_scaling', seed=36, rope_scaling='dynamic',
                              rope_factor=2.0, records=[])
 
-MODELS = (QWEN2, QWEN3, PHI3, GEMMA2, SMOLLM3, GRANITE, OLMO2, STABLELM, STABLELM_PARALLEL, GPT2,
+MODELS = (QWEN2, QWEN3, PHI3, GEMMA2, GEMMA3, SMOLLM3, GRANITE, OLMO2, STABLELM, STABLELM_PARALLEL, GPT2,
           FALCON, FALCON_NORM2, MPT, LLAMA_LINEAR, LLAMA_YARN, LLAMA_ROPE_FREQS, QWEN2_YARN,
           LLAMA_MOE, LLAMA_UNKNOWN_SCALING)
 # The original two: their json carries neither n_ctx nor arch, so their bytes stay as they were.
@@ -231,7 +237,7 @@ def layout(cfg, n_vocab):
         t.append(('mat', p + 'attn_output.weight', (d, q_dim), og))
         if arch == 'gpt2':
             t.append(('bias', p + 'attn_output.bias', d))
-        if arch in ('gemma2', 'olmo2'):
+        if arch in ('gemma2', 'gemma3', 'olmo2'):
             t.append(('norm', p + 'post_attention_norm.weight', d))
         if arch not in ('olmo2', 'falcon') and not get(cfg, 'parallel'):
             norm(p + 'ffn_norm', d)
@@ -255,7 +261,7 @@ def layout(cfg, n_vocab):
             t.append(('mat', p + 'ffn_gate.weight', (ff, d), 1.0))
             t.append(('mat', p + 'ffn_up.weight', (ff, d), 1.0))
             t.append(('mat', p + 'ffn_down.weight', (d, ff), og))
-        if arch in ('gemma2', 'olmo2'):
+        if arch in ('gemma2', 'gemma3', 'olmo2'):
             t.append(('norm', p + 'post_ffw_norm.weight', d))
     norm('output_norm', d)
     if not get(cfg, 'tied'):

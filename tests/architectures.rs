@@ -31,15 +31,15 @@ const MAX_LOGIT_DIFF: f32 = 0.01;
 /// non-GELU fixtures. The results are deterministic; wiring errors still cost units.
 const WASM_MAX_LOGIT_DIFF: f32 = 0.3;
 
-/// The same for the families with a GELU MLP (Gemma 2, GPT-2, Falcon, MPT). llama.cpp's CPU
+/// The same for the families with a GELU MLP (Gemma 2 and 3, GPT-2, Falcon, MPT). llama.cpp's CPU
 /// GELU looks its result up in a table indexed by the input rounded to f16, and stores the result
 /// as f16; wick computes it in f32. On these deliberately sensitive models that alone moves
-/// logits by up to 0.19 (measured: gemma2 0.16, gpt2 0.19, falcon 0.19, falcon_norm2 0.17, mpt
-/// 0.19). With wick's GELU made to round as the table does (an experiment, not kept), falcon
-/// and gpt2 agree to 1e-5 and gemma2 and mpt to 5e-6 at most positions, with a few jumps of up
-/// to 0.14 where one value falls on the other side of an f16 rounding boundary. The wiring
-/// errors this file guards against move logits by whole units.
-const GELU_MAX_LOGIT_DIFF: f32 = 0.3;
+/// logits by up to a quarter (measured: gemma3 0.26 over six layers, gpt2 0.19, falcon 0.19, mpt
+/// 0.19, falcon_norm2 0.17, gemma2 0.16). With wick's GELU made to round as the table does (an
+/// experiment, not kept), gemma3, falcon and gpt2 agree to 6e-6 and gemma2 and mpt to 5e-6 at
+/// most positions, with a few jumps of up to 0.14 where one value falls on the other side of an
+/// f16 rounding boundary. The wiring errors this file guards against move logits by whole units.
+const GELU_MAX_LOGIT_DIFF: f32 = 0.4;
 
 fn matches_llama_cpp(name: &str) {
     let tiny = tiny_model(name);
@@ -67,7 +67,7 @@ fn matches_llama_cpp(name: &str) {
         "{name}: {} positions, max logit difference from llama.cpp {max_diff:e}",
         got.len()
     );
-    let gelu = ["gemma2", "gpt2", "falcon", "mpt"].contains(&engine_arch.as_str());
+    let gelu = ["gemma2", "gemma3", "gpt2", "falcon", "mpt"].contains(&engine_arch.as_str());
     let limit = if gelu {
         GELU_MAX_LOGIT_DIFF
     } else {
@@ -101,6 +101,7 @@ fixtures! {
     phi3_short_factors_matches_llama_cpp: "phi3",
     phi3_long_factors_matches_llama_cpp: "phi3_long",
     gemma2_matches_llama_cpp: "gemma2",
+    gemma3_matches_llama_cpp: "gemma3",
     smollm3_matches_llama_cpp: "smollm3",
     granite_matches_llama_cpp: "granite",
     olmo2_matches_llama_cpp: "olmo2",
