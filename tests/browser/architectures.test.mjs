@@ -31,10 +31,9 @@ const TOKENS = 12;
 const MARGIN_TOL = 0.05;
 const MARGIN_TOL_F16_CACHE = 0.6;
 
-// The families README "What runs" lists for the CPU: every one must have a fixture here, but
-// Gemma 3, which has none (engine.test.mjs holds the real Gemma 3 270M to the native engine).
+// The families README "What runs" lists for the CPU: every one must have a fixture here.
 const ARCHITECTURES = ['llama', 'qwen2', 'qwen3', 'smollm3', 'granite', 'olmo2', 'phi3', 'gemma2',
-  'stablelm', 'gpt2', 'falcon', 'mpt'];
+  'gemma3', 'stablelm', 'gpt2', 'falcon', 'mpt'];
 
 /** {name, file, arch, context} for every fixture record (tests/fixtures/tiny/<name>.json). */
 function fixtureCases() {
