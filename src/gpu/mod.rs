@@ -136,6 +136,7 @@ pub(crate) enum Op {
     Attention,
     AttentionCombine,
     Gated,
+    Affine,
     TopK,
 }
 
@@ -154,6 +155,7 @@ impl Op {
             Op::NormInto => (norm::PARAMS, Some(norm::STEP)),
             Op::Rope => (rope::PARAMS, Some(rope::STEP)),
             Op::Gated => (gated::PARAMS, Some(gated::STEP)),
+            Op::Affine => (affine::PARAMS, Some(affine::STEP)),
             Op::TopK => (topk::PARAMS, None),
         }
     }
@@ -215,6 +217,7 @@ impl Op {
                 format!("{ACTIVATION}\n{}", include_str!("shaders/gated.wgsl")),
                 "main",
             ),
+            Op::Affine => (include_str!("shaders/affine.wgsl").into(), "main"),
             Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
         }
     }

@@ -2,7 +2,8 @@
 //! agree with (`tests/gpu.rs`). The forward pass uses the same [`Builder`] with its own buffers.
 
 use super::dispatch::{
-    attention_part_len, AttentionBuffers, Builder, Dispatch, Norm, Out, RopeBuffers, RopeSpec,
+    attention_part_len, AttentionBuffers, Builder, Dispatch, HeadNormSpec, MlpAct, Norm, Out,
+    RopeBuffers, RopeSpec,
 };
 use super::model::f32_bytes;
 use super::shader::{Accumulate, QuantFormat, Step, Tokens};
@@ -154,11 +155,7 @@ pub async fn rms_norm(
         gpu.storage_init("g", &f32_bytes(g)),
     );
     let out = gpu.storage_init("out", &f32_bytes(residual.unwrap_or(&vec![0.0; x.len()])));
-    let norm = Norm {
-        weight: &gb,
-        len: g.len(),
-        eps,
-    };
+    let norm = Norm::rms(&gb, g.len(), eps);
     let accumulate = match residual {
         Some(_) => Accumulate::Add,
         None => Accumulate::Overwrite,
@@ -227,6 +224,8 @@ pub async fn rope(gpu: &Gpu, case: &RopeCase<'_>) -> Result<[Vec<f32>; 3]> {
             style: case.style,
             table: 0,
             table_len: case.cos.len(),
+            norm: HeadNormSpec::default(),
+            clamp: None,
         },
     )];
     Ok([
@@ -259,11 +258,7 @@ pub async fn norm_quantize(
         gpu.storage_init("g", &f32_bytes(g)),
     );
     let h = gpu.storage("h", (x.len() * 4) as u64);
-    let norm = Norm {
-        weight: &gb,
-        len,
-        eps,
-    };
+    let norm = Norm::rms(&gb, len, eps);
     let d = if fused {
         vec![b.norm_prepare(&xb, &h, norm, Some(mode))]
     } else {
@@ -393,7 +388,7 @@ pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Resu
     let b = builder(gpu, &s);
     let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
     let out = gpu.storage("out", (gate.len() * 4) as u64);
-    let d = [b.gated(&gu, &out, gate.len(), act)];
+    let d = [b.gated(&gu, &out, gate.len(), MlpAct::gated(act))];
     Ok(f32s(&run(gpu, &d, 1, &out, gate.len()).await?))
 }
 
@@ -413,10 +408,10 @@ pub async fn gated_quantize(
     let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
     let out = gpu.storage("out", (len * 4) as u64);
     let d = if fused {
-        vec![b.gated_prepare(&gu, &out, len, act, Some(mode))]
+        vec![b.gated_prepare(&gu, &out, len, MlpAct::gated(act), Some(mode))]
     } else {
         vec![
-            b.gated(&gu, &out, len, act),
+            b.gated(&gu, &out, len, MlpAct::gated(act)),
             b.quantize(&out, 0, len, len, mode),
         ]
     };
