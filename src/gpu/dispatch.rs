@@ -131,19 +131,6 @@ pub(crate) struct Norm<'a> {
     pub eps: f32,
 }
 
-impl<'a> Norm<'a> {
-    /// An RMSNorm without bias.
-    pub fn rms(weight: &'a wgpu::Buffer, len: usize, eps: f32) -> Self {
-        Self {
-            kind: NormKind::Rms,
-            weight,
-            bias: None,
-            len,
-            eps,
-        }
-    }
-}
-
 /// Where a matmul writes: token t's row r at `buffer[offset + t * stride + r]`, overwritten or
 /// added to.
 #[derive(Clone, Copy)]

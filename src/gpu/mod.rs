@@ -13,7 +13,7 @@
 //!   binding slots by name, its modes as enums.
 //! - [`dispatch`]: `Builder`, which makes one prepared dispatch (pipeline, bind group, workgroup
 //!   count rule) per operation from typed arguments.
-//! - [`model`]: the forward pass of both architecture families from a [`crate::model::Plan`],
+//! - [`model`]: the forward pass of every family from a [`crate::model::Plan`],
 //!   its buffers, KV cache and the top-k selection that keeps readbacks small.
 //! - `backend`: [`GpuBackend`], the [`crate::forward::Backend`] over a [`GpuModel`].
 //! - [`probe`]: one kernel at a time on host data, for the tests.

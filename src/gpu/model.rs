@@ -597,8 +597,9 @@ pub struct GpuModel {
 }
 
 impl GpuModel {
-    /// Uploads the model `plan` describes, with a KV cache of `context` positions: a pre-norm
-    /// decoder, embed, then per layer attention and MLP blocks, then the head.
+    /// Uploads the model `plan` describes, with a KV cache of `context` positions: embed, then
+    /// per layer attention and MLP blocks (the MLP first into par in a parallel layer), then the
+    /// head. A plan with [`Plan::gpu_gaps`] is refused by name.
     pub fn new(gpu: Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
         let context = context.clamp(1, plan.max_context);
         let gaps = plan.gpu_gaps();
