@@ -410,9 +410,8 @@ fn layer_norm_tiny_models_match_llama_cpp() {
 
 /// Every tiny fixture's family builds on the GPU (none has a gap left), and what the WebGPU
 /// backend still does not build is refused by name when the session starts (the page then stays
-/// on the CPU, which runs every plan), never run wrong: q/k norms with biases, or over groups
-/// other than a head or the whole vector. No file here has those, so the test adds them to a
-/// loaded plan.
+/// on the CPU, which runs every plan), never run wrong: q/k norms over groups other than a head
+/// or the whole vector. No file here has those, so the test makes them in a loaded plan.
 #[test]
 fn every_fixture_builds_and_the_remaining_gaps_are_refused_by_name() {
     let gpu = Arc::new(Gpu::open_blocking(GpuOptions { f16: false }).expect("lavapipe"));
@@ -443,14 +442,6 @@ fn every_fixture_builds_and_the_remaining_gaps_are_refused_by_name() {
         assert_eq!(err.kind(), "gpu", "{err}");
         assert!(err.to_string().contains(says), "{err}");
     };
-    // StableLM 2 12B's per-head q/k LayerNorms, given biases.
-    let mut p = plan("stablelm_parallel");
-    for l in &mut p.layers {
-        for hn in [&mut l.q_norm, &mut l.k_norm].into_iter().flatten() {
-            hn.norm.bias = Some(vec![0.5; hn.norm.weight.len()]);
-        }
-    }
-    refused(&p, "q/k norm biases");
     // Qwen 3's per-head RMSNorms over half heads.
     let mut p = plan("qwen3");
     for hn in p
@@ -463,6 +454,48 @@ fn every_fixture_builds_and_the_remaining_gaps_are_refused_by_name() {
         hn.norm.weight.truncate(hn.group);
     }
     refused(&p, "q/k norms over other groups");
+}
+
+/// q/k norms with biases (no file here has them: the test gives StableLM 2 12B's per-head
+/// LayerNorms and Qwen 3's shared RMSNorms some) run on the GPU as the CPU decoder runs the same
+/// plan. The biases ride after the weights in the norms' buffers; dropping them moves these
+/// logits by whole units.
+#[test]
+fn q_k_norm_biases_match_the_cpu() {
+    use wick::model::decoder::forward_batch;
+    use wick::model::{KvCache, LogitsOut, MAX_BATCH};
+    let gpu = Arc::new(Gpu::open_blocking(GpuOptions { f16: false }).expect("lavapipe"));
+    for name in ["stablelm_parallel", "qwen3"] {
+        let tiny = tiny_model(name);
+        let gguf = Gguf::open(&tiny.path).unwrap();
+        let arch = gguf.architecture().unwrap().to_string();
+        let family = FAMILIES.iter().find(|f| f.arch == arch).unwrap();
+        let mut p = (family.load)(&gguf).unwrap();
+        for (i, l) in p.layers.iter_mut().enumerate() {
+            for (j, hn) in [&mut l.q_norm, &mut l.k_norm].into_iter().enumerate() {
+                let hn = hn.as_mut().unwrap();
+                let len = hn.norm.weight.len();
+                let bias = (0..len).map(|k| ((i + j + k) % 7) as f32 * 0.25 - 0.75);
+                hn.norm.bias = Some(bias.collect());
+            }
+        }
+        assert_eq!(p.gpu_gaps(), Vec::<&str>::new(), "{name}");
+        let ids = &tiny.ids[..16];
+        let mut cache = KvCache::new(p.kv_dim(), &p.windows(), 64, MAX_BATCH);
+        let mut cpu = Vec::new();
+        forward_batch(&p, ids, &mut cache, LogitsOut::All(&mut cpu));
+        let mut model = GpuModel::new(gpu.clone(), &p, 64).unwrap();
+        let Logits::Full(got) = pollster::block_on(model.forward(ids, Want::All)).unwrap() else {
+            panic!("{name}: no logits");
+        };
+        let max_diff = got
+            .iter()
+            .zip(&cpu)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        eprintln!("{name} with q/k norm biases: GPU vs CPU max logit difference {max_diff:e}");
+        assert!(max_diff <= 0.25, "{name}: logits differ by {max_diff}");
+    }
 }
 
 /// The output's soft-cap (Gemma 2) and logit scale (Granite) apply before the GPU's top-k: the

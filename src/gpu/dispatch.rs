@@ -200,6 +200,8 @@ pub(crate) struct HeadNormSpec {
     pub kind: NormKind,
     pub whole: bool,
     pub per_head: bool,
+    /// The weights' buffers hold a bias after the weights.
+    pub bias: bool,
 }
 
 impl Default for HeadNormSpec {
@@ -209,6 +211,7 @@ impl Default for HeadNormSpec {
             kind: NormKind::Rms,
             whole: false,
             per_head: false,
+            bias: false,
         }
     }
 }
@@ -560,6 +563,7 @@ impl Builder<'_> {
             clamp: spec.clamp,
             norm_whole: spec.norm.whole,
             norm_per_head: spec.norm.per_head,
+            norm_bias: spec.norm.bias,
         };
         self.dispatch(
             Op::Rope,

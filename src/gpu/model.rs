@@ -280,20 +280,29 @@ impl<'a> Layers<'a> {
         let k_cache = self.gpu.storage(&name("k cache"), cache_bytes);
         let v_cache = self.gpu.storage(&name("v cache"), cache_bytes);
         // `Plan::gpu_gaps` refused what this does not build: q/k norms (both or neither) over a
-        // head or the whole vector, without biases.
+        // head or the whole vector. Their biases (zeros for one without, where the other has
+        // one) follow the weights in the same buffer: rope.wgsl has no binding to spare.
         let attn_norm = l.attn_norm.as_ref().map(|n| self.norm_buffers(n));
         let (head_norms, head_norm_spec) = match (&l.q_norm, &l.k_norm) {
-            (Some(qn), Some(kn)) => (
-                Some((
-                    self.floats("norm", &qn.norm.weight),
-                    self.floats("norm", &kn.norm.weight),
-                )),
-                HeadNormSpec {
+            (Some(qn), Some(kn)) => {
+                let bias = qn.norm.bias.is_some() || kn.norm.bias.is_some();
+                let mut packed = |n: &plan::Norm| {
+                    let mut v = n.weight.clone();
+                    if bias {
+                        let zeros = vec![0.0; n.weight.len()];
+                        v.extend_from_slice(n.bias.as_deref().unwrap_or(&zeros));
+                    }
+                    self.floats("norm", &v)
+                };
+                let buffers = (packed(&qn.norm), packed(&kn.norm));
+                let spec = HeadNormSpec {
                     kind: plan.norm_kind,
                     whole: qn.group != w.head_dim,
                     per_head: qn.norm.weight.len() != qn.group || qn.group != w.head_dim,
-                },
-            ),
+                    bias,
+                };
+                (Some(buffers), spec)
+            }
             _ => (None, HeadNormSpec::default()),
         };
         let qkv_bias = l.qkv_bias.as_deref().map(|b| self.floats("qkv bias", b));

@@ -280,7 +280,8 @@ pub mod rope {
     pub const PARAMS: u32 = 2;
     pub const STEP: u32 = 3;
     pub const Q: u32 = 4;
-    /// Per-head RMSNorm weights of queries and keys (bound, unused, without `norm`).
+    /// The q and k norms' weights, then their biases where they have them (bound, unused,
+    /// without `norm`).
     pub const QN: u32 = 5;
     pub const KN: u32 = 6;
     pub const K_CACHE: u32 = 7;
@@ -311,6 +312,8 @@ pub mod rope {
         pub norm_whole: bool,
         /// The norm's weights are one set per head, not one shared.
         pub norm_per_head: bool,
+        /// The norms have biases, right after the weights in their buffers.
+        pub norm_bias: bool,
     }
 
     impl Params {
@@ -332,7 +335,7 @@ pub mod rope {
                 p.eps.to_bits(),
                 p.bias as u32,
                 p.clamp.unwrap_or(0.0).to_bits(),
-                p.norm_whole as u32 | (p.norm_per_head as u32) << 1,
+                p.norm_whole as u32 | (p.norm_per_head as u32) << 1 | (p.norm_bias as u32) << 2,
             ]
         }
     }

@@ -337,7 +337,7 @@ impl Plan {
                 (None, None) => {}
                 (Some(qn), Some(kn)) => {
                     // rope.wgsl norms each head (weights shared, or one set per head) or the
-                    // whole q and k vectors (one weight per value).
+                    // whole q and k vectors (one weight per value), biases or not.
                     let heads = qn.group == hd && kn.group == hd;
                     let whole = qn.group == q_dim && kn.group == kv_dim;
                     let (qw, kw) = (qn.norm.weight.len(), kn.norm.weight.len());
@@ -346,10 +346,6 @@ impl Plan {
                     need(
                         !(heads && (shared || each)) && !(whole && each),
                         "q/k norms over other groups",
-                    );
-                    need(
-                        qn.norm.bias.is_some() || kn.norm.bias.is_some(),
-                        "q/k norm biases",
                     );
                 }
                 _ => need(true, "a query norm without a key norm"),

@@ -5,7 +5,7 @@
 // a clamp to [-clamp, clamp] (MPT), the q/k norm (RMSNorm or LayerNorm, by `norm`) over each
 // head (Gemma 3, Qwen 3, StableLM 2 12B) or over the whole q or k vector (OLMo 2, `norm_flags`
 // bit 0: each workgroup sums its whole vector itself), with weights shared by every head or one
-// set per head (bit 1). A layer without RoPE (SmolLM3's every fourth, GPT-2, MPT) has half 0.
+// set per head (bit 1), and a bias (bit 2: stored in qn / kn right after the weights). A layer without RoPE (SmolLM3's every fourth, GPT-2, MPT) has half 0.
 // The cos/sin tables were computed by the CPU in f64 for this batch's positions (the same
 // numbers the CPU path uses). The cache holds `kv` values (f16 under shader-f16, else f32; the
 // host prefixes the alias and `to_kv`). style 0 rotates adjacent pairs (2i, 2i+1), style 1 halves
@@ -22,7 +22,7 @@ struct Params {
     eps: f32,
     bias: u32,       // 1: add bias (q, k and v biases end to end) to each head first
     clamp: f32,      // 0: none
-    norm_flags: u32, // bit 0: norm over the whole vector; bit 1: weights per head
+    norm_flags: u32, // bit 0: norm over the whole vector; bit 1: weights per head; bit 2: bias
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
@@ -67,17 +67,30 @@ fn normed(is_k: bool, row: u32, first: u32, j: u32, mean: f32, scale: f32) -> f3
         return v;
     }
     var w = j;
+    var len = p.head_dim; // weights (the bias follows them)
     if ((p.norm_flags & 2u) != 0u) {
         // One set per head: the head's place within q (or k).
         w = first + j;
+        len = p.n_head * p.head_dim;
         if (is_k) {
-            w -= p.n_head * p.head_dim;
+            w -= len;
+            len = p.n_kv_head * p.head_dim;
         }
     }
+    var y: f32;
+    var b = 0.0;
     if (is_k) {
-        return (v - mean) * scale * kn[w];
+        y = (v - mean) * scale * kn[w];
+        if ((p.norm_flags & 4u) != 0u) {
+            b = kn[len + w];
+        }
+    } else {
+        y = (v - mean) * scale * qn[w];
+        if ((p.norm_flags & 4u) != 0u) {
+            b = qn[len + w];
+        }
     }
-    return (v - mean) * scale * qn[w];
+    return y + b;
 }
 
 @compute @workgroup_size(64)
