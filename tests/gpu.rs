@@ -13,7 +13,7 @@ use wick::gpu::{Gpu, GpuOptions};
 use wick::kernels;
 use wick::model::kv_cache::KvCache;
 use wick::model::ops::{self, AttentionShape, RopeStyle, RopeTable};
-use wick::model::plan::{Activation, RopePlan};
+use wick::model::plan::{Activation, NormKind, RopePlan};
 
 fn gpu() -> Gpu {
     Gpu::new_blocking().expect("a GPU adapter (lavapipe: apt-get install mesa-vulkan-drivers)")
@@ -168,9 +168,40 @@ fn rms_norm_matches_cpu_and_adds_into_the_residual() {
     }
 }
 
-/// RoPE from the q/k/v matmuls' output into q and the KV cache, in both pairings, with partial
-/// rotation, and with Gemma 3's per-head RMSNorm before it: the CPU's norm then rotation, and
-/// the values copied; the cache's other positions untouched.
+/// LayerNorm (GPT-2, Falcon, StableLM...) with and without a bias, into a buffer and added to
+/// the residual, as the CPU computes it (in f64 there, f32 here).
+#[test]
+fn layer_norm_matches_cpu_with_and_without_bias() {
+    let gpu = gpu();
+    let mut rng = SmallRng::seed_from_u64(19);
+    for (len, biased) in [(64, true), (96, false), (640, true)] {
+        // Rows off centre, so that a skipped mean shows.
+        let x: Vec<f32> = random(&mut rng, 3 * len).iter().map(|v| v + 2.0).collect();
+        let g = random(&mut rng, len);
+        let bias = random(&mut rng, len);
+        let bias = biased.then_some(&bias[..]);
+        let mut want = x.clone();
+        ops::layer_norm(&mut want, &g, bias, 1e-5);
+        let w = probe::NormWeights {
+            kind: NormKind::Layer,
+            g: &g,
+            bias,
+            eps: 1e-5,
+        };
+        let got = pollster::block_on(probe::norm(&gpu, &x, w, None)).unwrap();
+        close(
+            &got,
+            &want,
+            1e-5,
+            &format!("layer_norm {len}, bias {biased}"),
+        );
+        let residual = random(&mut rng, 3 * len);
+        let added: Vec<f32> = residual.iter().zip(&want).map(|(r, y)| r + y).collect();
+        let got = pollster::block_on(probe::norm(&gpu, &x, w, Some(&residual))).unwrap();
+        close(&got, &added, 1e-5, &format!("layer_norm {len} add"));
+    }
+}
+
 /// The fused norm-and-quantize dispatch writes exactly what a norm then a quantize write, in
 /// each activation format, for a decode row and a batch.
 #[test]
@@ -197,6 +228,24 @@ fn fused_norm_quantize_matches_norm_then_quantize() {
             );
         }
     }
+    // LayerNorm with a bias (the LayerNorm families' pre-norms) fuses the same way.
+    let (len, n) = (640, 3);
+    let x = random(&mut rng, n * len);
+    let (g, bias) = (random(&mut rng, len), random(&mut rng, len));
+    let w = probe::NormWeights {
+        kind: NormKind::Layer,
+        g: &g,
+        bias: Some(&bias),
+        eps: 1e-5,
+    };
+    let mode = QuantFormat::Q8_0;
+    let run =
+        |fused| pollster::block_on(probe::norm_quantize_with(&gpu, &x, w, mode, fused)).unwrap();
+    let (want, got) = (run(false), run(true));
+    assert_eq!(got, want, "LayerNorm {len} x {n}");
+    let mut normed = x.clone();
+    ops::layer_norm(&mut normed, &g, Some(&bias), 1e-5);
+    close(&got.0, &normed, 1e-5, "fused LayerNorm");
 }
 
 #[test]
@@ -293,7 +342,14 @@ fn attention_matches_cpu() {
 
 fn attention_matches_cpu_on(gpu: &Gpu) {
     let mut rng = SmallRng::seed_from_u64(11);
-    for (n_head, n_kv_head, hd, window) in [(9, 3, 64, None), (4, 1, 256, Some(50))] {
+    // Gemma 2's soft-capped scores (with a window, as on its local layers) and MPT's ALiBi over
+    // a head count that is not a power of two (both of ops::alibi_slope's slope series).
+    for (n_head, n_kv_head, hd, window, softcap, alibi) in [
+        (9, 3, 64, None, None, None),
+        (4, 1, 256, Some(50), None, None),
+        (4, 2, 64, Some(50), Some(2.0), None),
+        (6, 6, 16, None, None, Some(8.0)),
+    ] {
         for (start, n) in [(130, 7), (700, 1), (1400, 1), (3000, 1), (5000, 1)] {
             let kv_dim = n_kv_head * hd;
             let total = start + n;
@@ -306,8 +362,8 @@ fn attention_matches_cpu_on(gpu: &Gpu) {
                 head_dim: hd,
                 scale: 1.0 / (hd as f32).sqrt(),
                 window,
-                softcap: None,
-                alibi_max_bias: None,
+                softcap,
+                alibi_max_bias: alibi,
             };
             let mut cache = KvCache::new(kv_dim, &[window], total, 256);
             cache.layers[0].write(0, &as_stored(gpu, &k), &as_stored(gpu, &v));
@@ -320,7 +376,7 @@ fn attention_matches_cpu_on(gpu: &Gpu) {
                 &want,
                 1e-5,
                 &format!(
-                    "attention {n_head}x{hd} window {window:?}, {n} at {start}, f16 {}",
+                    "attention {n_head}x{hd} window {window:?} softcap {softcap:?} alibi {alibi:?}, {n} at {start}, f16 {}",
                     gpu.info.f16
                 ),
             );

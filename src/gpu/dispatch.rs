@@ -5,12 +5,13 @@
 //! ([`super::probe`]) both build with it.
 
 use super::shader::{
-    attention, embed, gated, matmul, norm, quantize, rope, topk, Accumulate, QuantFormat, Tokens,
+    affine, attention, embed, gated, matmul, norm, quantize, rope, topk, Accumulate, QuantFormat,
+    Tokens,
 };
 use super::weights::GpuMatrix;
 use super::{Gpu, Op};
 use crate::model::ops::{AttentionShape, RopeStyle};
-use crate::model::plan::Activation;
+use crate::model::plan::{Activation, NormKind};
 
 /// Candidates the GPU selects for sampling.
 pub const TOP_K: usize = crate::forward::TOP_CANDIDATES; // topk.wgsl writes 64 per group
@@ -120,10 +121,12 @@ impl Dispatch {
     }
 }
 
-/// An RMSNorm's weights, over rows of `len` floats.
+/// A norm (RMSNorm or LayerNorm) over rows of `len` floats: its weights and bias.
 #[derive(Clone, Copy)]
 pub(crate) struct Norm<'a> {
+    pub kind: NormKind,
     pub weight: &'a wgpu::Buffer,
+    pub bias: Option<&'a wgpu::Buffer>,
     pub len: usize,
     pub eps: f32,
 }
@@ -166,7 +169,7 @@ pub(crate) struct RopeBuffers<'a> {
     pub v_cache: &'a wgpu::Buffer,
     /// Cos then sin tables of every configuration.
     pub tables: &'a wgpu::Buffer,
-    /// Per-head RMSNorm of q and k first: their weights and eps.
+    /// The norm of q and k first ([`RopeSpec::norm`]): their weights and eps.
     pub head_norms: Option<(&'a wgpu::Buffer, &'a wgpu::Buffer, f32)>,
     /// q, k and v biases end to end, added first.
     pub bias: Option<&'a wgpu::Buffer>,
@@ -184,6 +187,53 @@ pub(crate) struct RopeSpec {
     /// First float of the table's cos in the tables buffer (its sin follows `table_len` later).
     pub table: usize,
     pub table_len: usize,
+    /// The q/k norms' kind, whether each covers the whole q (or k) vector rather than one head,
+    /// and whether its weights are one set per head rather than shared (where there are norms).
+    pub norm: HeadNormSpec,
+    /// q, k and v clamped to `[-c, c]` after the biases (MPT).
+    pub clamp: Option<f32>,
+}
+
+/// How [`RopeSpec`]'s q/k norms apply.
+#[derive(Clone, Copy)]
+pub(crate) struct HeadNormSpec {
+    pub kind: NormKind,
+    pub whole: bool,
+    pub per_head: bool,
+    /// The weights' buffers hold a bias after the weights.
+    pub bias: bool,
+}
+
+impl Default for HeadNormSpec {
+    /// One RMSNorm per head with shared weights (Gemma 3, Qwen 3).
+    fn default() -> Self {
+        Self {
+            kind: NormKind::Rms,
+            whole: false,
+            per_head: false,
+            bias: false,
+        }
+    }
+}
+
+/// The MLP's activation step: which function, whether the MLP has a gate (else `act(up)`),
+/// and up's bias.
+#[derive(Clone, Copy)]
+pub(crate) struct MlpAct<'a> {
+    pub act: Activation,
+    pub gated: bool,
+    pub bias: Option<&'a wgpu::Buffer>,
+}
+
+impl MlpAct<'_> {
+    /// A gated MLP without biases.
+    pub fn gated(act: Activation) -> Self {
+        Self {
+            act,
+            gated: true,
+            bias: None,
+        }
+    }
 }
 
 /// Attention's buffers.
@@ -252,6 +302,9 @@ impl Builder<'_> {
             in_stride: in_stride as u32,
             eps: 0.0,
             act: Activation::Silu,
+            ungated: false,
+            layer_norm: false,
+            bias: false,
         };
         self.dispatch(
             Op::Quantize,
@@ -267,7 +320,7 @@ impl Builder<'_> {
         )
     }
 
-    /// RMSNorm of rows from `src` into `dst`, and for a matmul that wants its input quantized
+    /// The norm of rows from `src` into `dst`, and for a matmul that wants its input quantized
     /// (`format`, as [`GpuMatrix::quantize_format`] gives it), `dst` quantized into xq/xm in the
     /// same dispatch.
     pub fn norm_prepare(
@@ -287,6 +340,9 @@ impl Builder<'_> {
             in_stride: norm.len as u32,
             eps: norm.eps,
             act: Activation::Silu,
+            ungated: false,
+            layer_norm: norm.kind == NormKind::Layer,
+            bias: norm.bias.is_some(),
         };
         self.dispatch(
             Op::NormQuantize,
@@ -297,28 +353,34 @@ impl Builder<'_> {
                 (quantize::XM, self.xm),
                 (quantize::RES, src),
                 (quantize::G, norm.weight),
+                (quantize::BIAS, norm.bias.unwrap_or(norm.weight)),
             ],
             Size::Rows { per_token: 1 },
         )
     }
 
-    /// `h = RMSNorm(x) * g`, then each matrix of `mats` applied to `h` into `out` at its offset
+    /// `h = norm(x)`, then each matrix of `mats` applied to `h` into `out` at its offset
     /// (rows `out_w` floats apart): the quantizing for the first done by the norm's dispatch,
-    /// and again only where a later matrix wants another format.
+    /// and again only where a later matrix wants another format. Without a norm (OLMo 2) the
+    /// matrices read `x` itself.
     pub fn norm_matmuls(
         &self,
         x: &wgpu::Buffer,
         h: &wgpu::Buffer,
-        norm: Norm<'_>,
+        norm: Option<Norm<'_>>,
         mats: &[(GpuMatrix, usize)],
         out: &wgpu::Buffer,
         out_w: usize,
     ) -> Vec<Dispatch> {
+        let cols = mats[0].0.cols;
         let mut quantized = mats[0].0.quantize_format();
-        let mut list = vec![self.norm_prepare(x, h, norm, quantized)];
+        let (mut list, h) = match norm {
+            Some(norm) => (vec![self.norm_prepare(x, h, norm, quantized)], h),
+            None => (self.prepare(&mats[0].0, x, cols).into_iter().collect(), x),
+        };
         for (m, offset) in mats {
             if m.quantize_format().is_some() && quantized != m.quantize_format() {
-                list.extend(self.prepare(m, h, norm.len));
+                list.extend(self.prepare(m, h, cols));
                 quantized = m.quantize_format();
             }
             let to = Out::rows(out, out_w, Accumulate::Overwrite).at(*offset);
@@ -392,6 +454,22 @@ impl Builder<'_> {
         x: &wgpu::Buffer,
         scale: f32,
     ) -> Vec<Dispatch> {
+        self.embed_rows(m, Some(ids), x, scale)
+    }
+
+    /// `x[t] += row start + t` of `m` (learned position embeddings).
+    pub fn position_embed(&self, m: &GpuMatrix, x: &wgpu::Buffer) -> Vec<Dispatch> {
+        self.embed_rows(m, None, x, 1.0)
+    }
+
+    /// [`Builder::embed`] with `ids`, else [`Builder::position_embed`].
+    fn embed_rows(
+        &self,
+        m: &GpuMatrix,
+        ids: Option<&wgpu::Buffer>,
+        x: &wgpu::Buffer,
+        scale: f32,
+    ) -> Vec<Dispatch> {
         m.chunks
             .iter()
             .map(|c| {
@@ -401,7 +479,10 @@ impl Builder<'_> {
                     row_words: m.row_words as u32,
                     row_offset: c.first_row as u32,
                     scale,
+                    positions: ids.is_none(),
                 };
+                // Positions read no ids; the binding holds the weights (read-only too).
+                let ids = ids.unwrap_or(&c.buffer);
                 self.dispatch(
                     Op::Embed(m.qtype),
                     &params.words(),
@@ -414,7 +495,7 @@ impl Builder<'_> {
             .collect()
     }
 
-    /// RMSNorm of `rows_per_token` rows per token from `src` into `dst` (or added to it).
+    /// The norm of `rows_per_token` rows per token from `src` into `dst` (or added to it).
     pub fn norm_into(
         &self,
         src: &wgpu::Buffer,
@@ -423,19 +504,40 @@ impl Builder<'_> {
         rows_per_token: usize,
         accumulate: Accumulate,
     ) -> Dispatch {
+        self.norm_scaled_into(src, dst, norm, rows_per_token, accumulate, 1.0)
+    }
+
+    /// [`Builder::norm_into`] with the result multiplied by `scale` (a residual scale).
+    pub fn norm_scaled_into(
+        &self,
+        src: &wgpu::Buffer,
+        dst: &wgpu::Buffer,
+        norm: Norm<'_>,
+        rows_per_token: usize,
+        accumulate: Accumulate,
+        scale: f32,
+    ) -> Dispatch {
         let params = norm::Params {
             len: norm.len as u32,
             rows_per_token: rows_per_token as u32,
             eps: norm.eps,
             accumulate,
+            layer_norm: norm.kind == NormKind::Layer,
+            bias: norm.bias.is_some(),
             src_offset: 0,
             dst_offset: 0,
             start_stride: 0,
+            scale,
         };
         self.dispatch(
             Op::NormInto,
             &params.words(),
-            &[(norm::G, norm.weight), (norm::DST, dst), (norm::SRC, src)],
+            &[
+                (norm::G, norm.weight),
+                (norm::DST, dst),
+                (norm::SRC, src),
+                (norm::BIAS, norm.bias.unwrap_or(norm.weight)),
+            ],
             Size::Rows {
                 per_token: rows_per_token,
             },
@@ -443,7 +545,7 @@ impl Builder<'_> {
     }
 
     /// RoPE on the queries into `io.q` and on the keys into the cache, the values copied into
-    /// theirs; biases added and heads RMS-normed first where `io` has them.
+    /// theirs; biases added, values clamped and q and k normed first where `io` and `spec` say.
     pub fn rope(&self, io: RopeBuffers<'_>, spec: RopeSpec) -> Dispatch {
         // Without norms or bias their bindings are unused by the work but still bound: the tables.
         let (qn, kn, eps) = io.head_norms.unwrap_or((io.tables, io.tables, 0.0));
@@ -455,9 +557,13 @@ impl Builder<'_> {
             style: spec.style,
             table: spec.table as u32,
             table_len: spec.table_len as u32,
-            norm: io.head_norms.is_some(),
+            norm: io.head_norms.map(|_| spec.norm.kind),
             eps,
             bias: io.bias.is_some(),
+            clamp: spec.clamp,
+            norm_whole: spec.norm.whole,
+            norm_per_head: spec.norm.per_head,
+            norm_bias: spec.norm.bias,
         };
         self.dispatch(
             Op::Rope,
@@ -495,6 +601,8 @@ impl Builder<'_> {
             scale: shape.scale,
             max_chunks: MAX_CHUNKS as u32,
             chunk: chunk.unwrap_or(0) as u32,
+            softcap: shape.softcap,
+            alibi_max_bias: shape.alibi_max_bias,
         }
         .words();
         [
@@ -531,7 +639,7 @@ impl Builder<'_> {
         gu: &wgpu::Buffer,
         out: &wgpu::Buffer,
         len: usize,
-        act: Activation,
+        act: MlpAct<'_>,
         format: Option<QuantFormat>,
     ) -> Dispatch {
         let Some(format) = format else {
@@ -543,7 +651,10 @@ impl Builder<'_> {
             in_offset: 0,
             in_stride: len as u32,
             eps: 0.0,
-            act,
+            act: act.act,
+            ungated: !act.gated,
+            layer_norm: false,
+            bias: act.bias.is_some(),
         };
         self.dispatch(
             Op::GatedQuantize,
@@ -553,29 +664,77 @@ impl Builder<'_> {
                 (quantize::XQ, self.xq),
                 (quantize::XM, self.xm),
                 (quantize::RES, gu),
+                (quantize::BIAS, act.bias.unwrap_or(gu)),
             ],
             Size::Rows { per_token: 1 },
         )
     }
 
-    /// `out = act(gate) * up` for rows of `len`, from each token's gate and up side by side in
-    /// `gu`.
+    /// `out = act(gate) * (up + bias)` for rows of `len`, from each token's gate and up side by
+    /// side in `gu`; or without a gate `out = act(up + bias)` from rows of up alone.
     pub fn gated(
         &self,
         gu: &wgpu::Buffer,
         out: &wgpu::Buffer,
         len: usize,
-        act: Activation,
+        act: MlpAct<'_>,
     ) -> Dispatch {
         let params = gated::Params {
             len: len as u32,
-            act,
+            act: act.act,
+            ungated: !act.gated,
+            bias: act.bias.is_some(),
         };
         self.dispatch(
             Op::Gated,
             &params.words(),
-            &[(gated::GU, gu), (gated::OUT, out)],
+            &[
+                (gated::GU, gu),
+                (gated::OUT, out),
+                (gated::BIAS, act.bias.unwrap_or(gu)),
+            ],
             Size::Threads { per_token: len },
+        )
+    }
+
+    /// `dst (+)= cap(scale * (v + bias))` over rows of `len` of the batch's `tokens` (`Last`:
+    /// one row), v from `src` or, without one, dst's own values; `cap` soft-caps.
+    #[allow(clippy::too_many_arguments)]
+    pub fn affine(
+        &self,
+        dst: &wgpu::Buffer,
+        src: Option<&wgpu::Buffer>,
+        bias: Option<&wgpu::Buffer>,
+        len: usize,
+        accumulate: Accumulate,
+        tokens: Tokens,
+        scale: f32,
+        cap: Option<f32>,
+    ) -> Dispatch {
+        let params = affine::Params {
+            len: len as u32,
+            accumulate,
+            bias: bias.is_some(),
+            in_place: src.is_none(),
+            tokens,
+            scale,
+            cap,
+        };
+        // Unused bindings hold a read-only buffer that is not dst.
+        let spare = src.or(bias).unwrap_or(self.xm);
+        let size = match tokens {
+            Tokens::All => Size::Threads { per_token: len },
+            Tokens::Last => Size::Fixed(len.div_ceil(64) as u32),
+        };
+        self.dispatch(
+            Op::Affine,
+            &params.words(),
+            &[
+                (affine::DST, dst),
+                (affine::SRC, src.unwrap_or(spare)),
+                (affine::BIAS, bias.unwrap_or(spare)),
+            ],
+            size,
         )
     }
 

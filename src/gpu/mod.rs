@@ -13,7 +13,7 @@
 //!   binding slots by name, its modes as enums.
 //! - [`dispatch`]: `Builder`, which makes one prepared dispatch (pipeline, bind group, workgroup
 //!   count rule) per operation from typed arguments.
-//! - [`model`]: the forward pass of both architecture families from a [`crate::model::Plan`],
+//! - [`model`]: the forward pass of every family from a [`crate::model::Plan`],
 //!   its buffers, KV cache and the top-k selection that keeps readbacks small.
 //! - `backend`: [`GpuBackend`], the [`crate::forward::Backend`] over a [`GpuModel`].
 //! - [`probe`]: one kernel at a time on host data, for the tests.
@@ -136,6 +136,7 @@ pub(crate) enum Op {
     Attention,
     AttentionCombine,
     Gated,
+    Affine,
     TopK,
 }
 
@@ -154,6 +155,7 @@ impl Op {
             Op::NormInto => (norm::PARAMS, Some(norm::STEP)),
             Op::Rope => (rope::PARAMS, Some(rope::STEP)),
             Op::Gated => (gated::PARAMS, Some(gated::STEP)),
+            Op::Affine => (affine::PARAMS, Some(affine::STEP)),
             Op::TopK => (topk::PARAMS, None),
         }
     }
@@ -215,6 +217,7 @@ impl Op {
                 format!("{ACTIVATION}\n{}", include_str!("shaders/gated.wgsl")),
                 "main",
             ),
+            Op::Affine => (include_str!("shaders/affine.wgsl").into(), "main"),
             Op::TopK => (include_str!("shaders/topk.wgsl").into(), "main"),
         }
     }

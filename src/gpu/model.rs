@@ -16,8 +16,8 @@
 
 pub use super::dispatch::TOP_K;
 use super::dispatch::{
-    attention_part_len, AttentionBuffers, Builder, Dispatch, Norm, Out, RopeBuffers, RopeSpec,
-    TOPK_GROUP,
+    attention_part_len, AttentionBuffers, Builder, Dispatch, HeadNormSpec, MlpAct, Norm, Out,
+    RopeBuffers, RopeSpec, TOPK_GROUP,
 };
 use super::profile::Profiler;
 use super::shader::{Accumulate, Step, Tokens};
@@ -99,8 +99,10 @@ struct Activations {
     att: wgpu::Buffer,
     /// Attention's per-chunk records.
     part: wgpu::Buffer,
-    /// Each token's gate and up projections side by side.
+    /// Each token's gate and up projections side by side (up alone without a gate).
     gu: wgpu::Buffer,
+    /// A parallel layer's MLP output, added after attention's.
+    par: wgpu::Buffer,
     /// act(gate) * up.
     act: wgpu::Buffer,
     xq: wgpu::Buffer,
@@ -139,6 +141,7 @@ impl Activations {
                 attention_part_len(MAX_TOKENS, plan.n_head, w.head_dim) as u64 * 4,
             ),
             gu: gpu.storage("gate, up", t * 2 * w.n_ff as u64 * 4),
+            par: gpu.storage("par", t * d * 4),
             act: gpu.storage("act", t * w.n_ff as u64 * 4),
             xq: gpu.storage("xq", t * widest / 32 * 8 * 4),
             xm: gpu.storage("xm", t * widest / 32 * 16),
@@ -220,22 +223,38 @@ impl<'a> Layers<'a> {
         buffer
     }
 
-    /// The RMSNorm of the residual stream with weights `g`.
-    fn norm<'n>(&self, g: &'n wgpu::Buffer) -> Norm<'n> {
+    /// A norm's weights and bias on the GPU.
+    fn norm_buffers(&mut self, n: &plan::Norm) -> NormBuffers {
+        NormBuffers {
+            weight: self.floats("norm", &n.weight),
+            bias: n.bias.as_deref().map(|b| self.floats("norm bias", b)),
+        }
+    }
+
+    /// The model's norm of the residual stream with `n`'s weights.
+    fn norm<'n>(&self, n: &'n NormBuffers) -> Norm<'n> {
         Norm {
-            weight: g,
+            kind: self.plan.norm_kind,
+            weight: &n.weight,
+            bias: n.bias.as_ref(),
             len: self.w.d,
             eps: self.plan.eps,
         }
     }
 
-    /// `x = embed[ids] * embed_scale`.
+    /// `x = embed[ids] * embed_scale`, plus the learned position embeddings' rows where the
+    /// model has them (GPT-2).
     fn embed(&mut self) -> Result<()> {
         let embed = self.upload("token_embd", &self.plan.embed)?;
         let (ids, x) = (&self.bufs.ids, &self.bufs.x);
         self.body
             .extend(self.b.embed(&embed, ids, x, self.plan.embed_scale));
         self.kept.weights.push(embed);
+        if let Some(pe) = &self.plan.position_embed {
+            let pe = self.upload("position_embd", pe)?;
+            self.body.extend(self.b.position_embed(&pe, x));
+            self.kept.weights.push(pe);
+        }
         Ok(())
     }
 
@@ -260,24 +279,46 @@ impl<'a> Layers<'a> {
         let cache_bytes = (self.context * w.kv_dim * self.gpu.kv_size()) as u64;
         let k_cache = self.gpu.storage(&name("k cache"), cache_bytes);
         let v_cache = self.gpu.storage(&name("v cache"), cache_bytes);
-        // `Plan::gpu_gaps` refused what this does not build: every layer here has a pre-norm,
-        // RoPE, and head norms (if any) shared by every head, without biases.
-        let attn_norm = self.floats("norm", &pre_norm(&l.attn_norm).weight);
-        let head_norms = match (&l.q_norm, &l.k_norm) {
-            (Some(qn), Some(kn)) => Some((
-                self.floats("norm", &qn.norm.weight),
-                self.floats("norm", &kn.norm.weight),
-            )),
-            _ => None,
+        // `Plan::gpu_gaps` refused what this does not build: q/k norms (both or neither) over a
+        // head or the whole vector. Their biases (zeros for one without, where the other has
+        // one) follow the weights in the same buffer: rope.wgsl has no binding to spare.
+        let attn_norm = l.attn_norm.as_ref().map(|n| self.norm_buffers(n));
+        let (head_norms, head_norm_spec) = match (&l.q_norm, &l.k_norm) {
+            (Some(qn), Some(kn)) => {
+                let bias = qn.norm.bias.is_some() || kn.norm.bias.is_some();
+                let mut packed = |n: &plan::Norm| {
+                    let mut v = n.weight.clone();
+                    if bias {
+                        let zeros = vec![0.0; n.weight.len()];
+                        v.extend_from_slice(n.bias.as_deref().unwrap_or(&zeros));
+                    }
+                    self.floats("norm", &v)
+                };
+                let buffers = (packed(&qn.norm), packed(&kn.norm));
+                let spec = HeadNormSpec {
+                    kind: plan.norm_kind,
+                    whole: qn.group != w.head_dim,
+                    per_head: qn.norm.weight.len() != qn.group || qn.group != w.head_dim,
+                    bias,
+                };
+                (Some(buffers), spec)
+            }
+            _ => (None, HeadNormSpec::default()),
         };
         let qkv_bias = l.qkv_bias.as_deref().map(|b| self.floats("qkv bias", b));
+        let wo_bias = l.wo_bias.as_deref().map(|b| self.floats("bias", b));
+        let post_norm = l.post_attn_norm.as_ref().map(|n| self.norm_buffers(n));
 
-        let norm = self.norm(&attn_norm);
+        let norm = attn_norm.as_ref().map(|n| self.norm(n));
         let (b, bufs) = (&self.b, self.bufs);
         self.body
             .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &attn_in, &bufs.qkv, w.qkv));
-        let rope_index = l.rope.expect("gpu_gaps refuses layers without RoPE");
-        let rope = &plan.ropes[rope_index];
+        // A layer without RoPE rotates nothing (half 0): the dispatch still adds the biases,
+        // clamps, norms and moves q, k and v.
+        let (rope_index, half) = match l.rope {
+            Some(r) => (r, plan.ropes[r].dims / 2),
+            None => (0, 0),
+        };
         self.body.push(b.rope(
             RopeBuffers {
                 qkv: &bufs.qkv,
@@ -292,10 +333,12 @@ impl<'a> Layers<'a> {
                 n_head: plan.n_head,
                 n_kv_head: plan.n_kv_head,
                 head_dim: w.head_dim,
-                half: rope.dims / 2,
+                half,
                 style: plan.rope_style,
                 table: rope_index * 2 * w.rope_len,
                 table_len: w.rope_len,
+                norm: head_norm_spec,
+                clamp: plan.clamp_kqv,
             },
         ));
         self.body.extend(b.attention(
@@ -312,8 +355,8 @@ impl<'a> Layers<'a> {
                 head_dim: w.head_dim,
                 scale: plan.attn_scale,
                 window: l.window,
-                softcap: None,
-                alibi_max_bias: None,
+                softcap: plan.attn_softcap,
+                alibi_max_bias: plan.alibi_max_bias,
             },
             None,
         ));
@@ -321,7 +364,11 @@ impl<'a> Layers<'a> {
         self.residual_add(
             &wo,
             &bufs.att,
-            l.post_attn_norm.as_ref().map(|n| &n.weight[..]),
+            Post {
+                bias: wo_bias.as_ref(),
+                norm: post_norm.as_ref(),
+            },
+            (&bufs.x, Accumulate::Add),
         );
         self.kept
             .weights
@@ -331,64 +378,128 @@ impl<'a> Layers<'a> {
         Ok(())
     }
 
-    /// `x += W_down (act(W_gate h) * W_up h)` with h = norm(x): gate and up side by side in gu
-    /// (one matmul where their weights stack), the gated product into act (quantized for the
-    /// down matmul in the same dispatch), the down projection added to x (post-normed first
-    /// where the layer has that norm).
+    /// `x += W_down (act(W_gate h) * W_up h)` with h = norm(x) (or `act(W_up h)` without a
+    /// gate): gate and up side by side in gu (one matmul where their weights stack), the
+    /// activation into act (quantized for the down matmul in the same dispatch, with up's bias
+    /// added first where it has one), the down projection added to x (its bias added, post-normed
+    /// and scaled first where the layer has those). A parallel layer's MLP reads its own norm of
+    /// x or else attention's, and writes its output to par, which `parallel_add` adds to x after
+    /// attention.
     fn mlp(&mut self, i: usize, l: &LayerPlan) -> Result<()> {
         let (plan, w) = (self.plan, self.w);
         let name = |s: &str| format!("blk.{i}.{s}");
-        let gate = l.gate.as_ref().expect("gpu_gaps refuses ungated MLPs");
-        let ffn_in =
-            match GpuMatrix::upload_stacked(self.gpu, &name("ffn_gate_up"), &[gate, &l.up])? {
-                Some(m) => vec![(m, 0)],
-                None => vec![
-                    (self.upload(&name("ffn_gate"), gate)?, 0),
-                    (self.upload(&name("ffn_up"), &l.up)?, w.n_ff),
-                ],
-            };
+        let (ffn_in, gu_w) = match &l.gate {
+            Some(gate) => {
+                let mats = match GpuMatrix::upload_stacked(
+                    self.gpu,
+                    &name("ffn_gate_up"),
+                    &[gate, &l.up],
+                )? {
+                    Some(m) => vec![(m, 0)],
+                    None => vec![
+                        (self.upload(&name("ffn_gate"), gate)?, 0),
+                        (self.upload(&name("ffn_up"), &l.up)?, w.n_ff),
+                    ],
+                };
+                (mats, 2 * w.n_ff)
+            }
+            None => (vec![(self.upload(&name("ffn_up"), &l.up)?, 0)], w.n_ff),
+        };
         let down = self.upload(&name("ffn_down"), &l.down)?;
-        let ffn_norm = self.floats("norm", &pre_norm(&l.ffn_norm).weight);
+        let norm = match (&l.ffn_norm, l.parallel) {
+            (None, true) => l.attn_norm.as_ref(),
+            (n, _) => n.as_ref(),
+        };
+        let ffn_norm = norm.map(|n| self.norm_buffers(n));
+        let up_bias = l.up_bias.as_deref().map(|b| self.floats("bias", b));
+        let down_bias = l.down_bias.as_deref().map(|b| self.floats("bias", b));
+        let post_norm = l.post_ffn_norm.as_ref().map(|n| self.norm_buffers(n));
 
-        let norm = self.norm(&ffn_norm);
+        let norm = ffn_norm.as_ref().map(|n| self.norm(n));
         let (b, bufs) = (&self.b, self.bufs);
         self.body
-            .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &ffn_in, &bufs.gu, 2 * w.n_ff));
-        self.body.push(b.gated_prepare(
-            &bufs.gu,
-            &bufs.act,
-            w.n_ff,
-            plan.activation,
-            down.quantize_format(),
-        ));
+            .extend(b.norm_matmuls(&bufs.x, &bufs.h, norm, &ffn_in, &bufs.gu, gu_w));
+        let act = MlpAct {
+            act: plan.activation,
+            gated: l.gate.is_some(),
+            bias: up_bias.as_ref(),
+        };
+        self.body
+            .push(b.gated_prepare(&bufs.gu, &bufs.act, w.n_ff, act, down.quantize_format()));
+        let to = if l.parallel {
+            (&bufs.par, Accumulate::Overwrite)
+        } else {
+            (&bufs.x, Accumulate::Add)
+        };
         self.residual_add(
             &down,
             &bufs.act,
-            l.post_ffn_norm.as_ref().map(|n| &n.weight[..]),
+            Post {
+                bias: down_bias.as_ref(),
+                norm: post_norm.as_ref(),
+            },
+            to,
         );
         self.kept.weights.extend(ffn_in.into_iter().map(|(m, _)| m));
         self.kept.weights.push(down);
         Ok(())
     }
 
-    /// `x += m a` (its input already prepared), or with a post-norm (Gemma) `x += norm(m a)`
-    /// through proj.
-    fn residual_add(&mut self, m: &GpuMatrix, a: &wgpu::Buffer, post_norm: Option<&[f32]>) {
-        let (d, bufs) = (self.w.d, self.bufs);
-        match post_norm {
-            None => {
-                let out = Out::rows(&bufs.x, d, Accumulate::Add);
-                self.body.extend(self.b.matmul(m, a, out, Tokens::All));
-            }
-            Some(g) => {
-                let g = self.floats("norm", g);
-                let out = Out::rows(&bufs.proj, d, Accumulate::Overwrite);
-                self.body.extend(self.b.matmul(m, a, out, Tokens::All));
-                let norm = self.norm(&g);
-                self.body.push(
-                    self.b
-                        .norm_into(&bufs.proj, &bufs.x, norm, 1, Accumulate::Add),
-                );
+    /// `x += par`: a parallel layer's MLP output, after attention's.
+    fn parallel_add(&mut self) {
+        let bufs = self.bufs;
+        self.body.push(self.b.affine(
+            &bufs.x,
+            Some(&bufs.par),
+            None,
+            self.w.d,
+            Accumulate::Add,
+            Tokens::All,
+            1.0,
+            None,
+        ));
+    }
+
+    /// `dst (+)= residual_scale * post_norm(m a + bias)` (`a` already prepared): the matmul
+    /// straight into dst where there is no bias, post-norm or scale, else through proj.
+    fn residual_add(
+        &mut self,
+        m: &GpuMatrix,
+        a: &wgpu::Buffer,
+        post: Post<'_>,
+        (dst, accumulate): (&wgpu::Buffer, Accumulate),
+    ) {
+        let (d, bufs, b) = (self.w.d, self.bufs, &self.b);
+        let scale = self.plan.residual_scale;
+        if post.bias.is_none() && post.norm.is_none() && scale == 1.0 {
+            let out = Out::rows(dst, d, accumulate);
+            self.body.extend(b.matmul(m, a, out, Tokens::All));
+            return;
+        }
+        let out = Out::rows(&bufs.proj, d, Accumulate::Overwrite);
+        self.body.extend(b.matmul(m, a, out, Tokens::All));
+        let all = Tokens::All;
+        match post.norm {
+            None => self.body.push(b.affine(
+                dst,
+                Some(&bufs.proj),
+                post.bias,
+                d,
+                accumulate,
+                all,
+                scale,
+                None,
+            )),
+            Some(n) => {
+                if post.bias.is_some() {
+                    let over = Accumulate::Overwrite;
+                    let add_bias = b.affine(&bufs.proj, None, post.bias, d, over, all, 1.0, None);
+                    self.body.push(add_bias);
+                }
+                let norm = self.norm(n);
+                let b = &self.b;
+                self.body
+                    .push(b.norm_scaled_into(&bufs.proj, dst, norm, 1, accumulate, scale));
             }
         }
     }
@@ -405,7 +516,11 @@ impl<'a> Layers<'a> {
             self.kept.weights.push(output);
             self.kept.weights.len() - 1
         };
-        let output_norm = self.floats("norm", &plan.output_norm.weight);
+        let output_norm = self.norm_buffers(&plan.output_norm);
+        let output_bias = plan
+            .output_bias
+            .as_deref()
+            .map(|b| self.floats("output bias", b));
         let norm = self.norm(&output_norm);
         let (b, bufs) = (&self.b, self.bufs);
         let output = &self.kept.weights[output_index];
@@ -415,9 +530,32 @@ impl<'a> Layers<'a> {
             &bufs.h,
             Out::rows(&bufs.logits, self.w.vocab, Accumulate::Overwrite),
         );
-        let last = b.matmul(output, h, logits, Tokens::Last);
-        let all = b.matmul(output, h, logits, Tokens::All);
-        let mut top = b.matmul(output, h, logits, Tokens::Last);
+        // The output bias, logit scale and soft-cap on the logits in place, where the model has
+        // any of them (before top-k, which must rank what sampling would).
+        let vocab = self.w.vocab;
+        let finish = |tokens| {
+            let plain = output_bias.is_none() && plan.logit_scale == 1.0;
+            (!plain || plan.final_softcap.is_some()).then(|| {
+                b.affine(
+                    &bufs.logits,
+                    None,
+                    output_bias.as_ref(),
+                    vocab,
+                    Accumulate::Overwrite,
+                    tokens,
+                    plan.logit_scale,
+                    plan.final_softcap,
+                )
+            })
+        };
+        let projection = |tokens| {
+            let mut list = b.matmul(output, h, logits, tokens);
+            list.extend(finish(tokens));
+            list
+        };
+        let last = projection(Tokens::Last);
+        let all = projection(Tokens::All);
+        let mut top = projection(Tokens::Last);
         let (topk, top_pair) = b.topk(
             &bufs.logits,
             0,
@@ -437,10 +575,16 @@ impl<'a> Layers<'a> {
     }
 }
 
-/// A layer's pre-norm, which `Plan::gpu_gaps` guarantees before anything is built.
-fn pre_norm(n: &Option<plan::Norm>) -> &plan::Norm {
-    n.as_ref()
-        .expect("gpu_gaps refuses layers without a pre-norm")
+/// A norm's weights and bias on the GPU.
+struct NormBuffers {
+    weight: wgpu::Buffer,
+    bias: Option<wgpu::Buffer>,
+}
+
+/// What follows a block's output projection before the residual add: its bias, its post-norm.
+struct Post<'a> {
+    bias: Option<&'a wgpu::Buffer>,
+    norm: Option<&'a NormBuffers>,
 }
 
 pub struct GpuModel {
@@ -462,8 +606,9 @@ pub struct GpuModel {
 }
 
 impl GpuModel {
-    /// Uploads the model `plan` describes, with a KV cache of `context` positions: a pre-norm
-    /// decoder, embed, then per layer attention and MLP blocks, then the head.
+    /// Uploads the model `plan` describes, with a KV cache of `context` positions: embed, then
+    /// per layer attention and MLP blocks (the MLP first into par in a parallel layer), then the
+    /// head. A plan with [`Plan::gpu_gaps`] is refused by name.
     pub fn new(gpu: Arc<Gpu>, plan: &Plan, context: usize) -> Result<Self> {
         let context = context.clamp(1, plan.max_context);
         let gaps = plan.gpu_gaps();
@@ -478,8 +623,15 @@ impl GpuModel {
         let mut net = Layers::new(&gpu, plan, &bufs, w, context);
         net.embed()?;
         for (i, layer) in plan.layers.iter().enumerate() {
-            net.attention(i, layer)?;
-            net.mlp(i, layer)?;
+            if layer.parallel {
+                // Both blocks read the layer's input: the MLP's output waits in par.
+                net.mlp(i, layer)?;
+                net.attention(i, layer)?;
+                net.parallel_add();
+            } else {
+                net.attention(i, layer)?;
+                net.mlp(i, layer)?;
+            }
         }
         let head = net.head()?;
         let Layers { body, kept, .. } = net;

@@ -2,7 +2,8 @@
 //! agree with (`tests/gpu.rs`). The forward pass uses the same [`Builder`] with its own buffers.
 
 use super::dispatch::{
-    attention_part_len, AttentionBuffers, Builder, Dispatch, Norm, Out, RopeBuffers, RopeSpec,
+    attention_part_len, AttentionBuffers, Builder, Dispatch, HeadNormSpec, MlpAct, Norm, Out,
+    RopeBuffers, RopeSpec,
 };
 use super::model::f32_bytes;
 use super::shader::{Accumulate, QuantFormat, Step, Tokens};
@@ -11,7 +12,7 @@ use super::{f32s, read_back, words_bytes, Gpu};
 use crate::error::Result;
 use crate::gguf::QType;
 use crate::model::ops::{AttentionShape, RopeStyle};
-use crate::model::plan::Activation;
+use crate::model::plan::{Activation, NormKind};
 
 struct Scratch {
     step: wgpu::Buffer,
@@ -138,6 +139,15 @@ pub async fn embed(
     ))
 }
 
+/// A norm's weights as a probe takes them.
+#[derive(Clone, Copy)]
+pub struct NormWeights<'a> {
+    pub kind: NormKind,
+    pub g: &'a [f32],
+    pub bias: Option<&'a [f32]>,
+    pub eps: f32,
+}
+
 /// RMSNorm of `x`'s rows of `g.len()`: into a fresh buffer, or added to `residual` when given.
 pub async fn rms_norm(
     gpu: &Gpu,
@@ -146,18 +156,37 @@ pub async fn rms_norm(
     eps: f32,
     residual: Option<&[f32]>,
 ) -> Result<Vec<f32>> {
-    let n = x.len() / g.len();
+    let w = NormWeights {
+        kind: NormKind::Rms,
+        g,
+        bias: None,
+        eps,
+    };
+    norm(gpu, x, w, residual).await
+}
+
+/// The norm `w` of `x`'s rows of `w.g.len()`: into a fresh buffer, or added to `residual`.
+pub async fn norm(
+    gpu: &Gpu,
+    x: &[f32],
+    w: NormWeights<'_>,
+    residual: Option<&[f32]>,
+) -> Result<Vec<f32>> {
+    let n = x.len() / w.g.len();
     let s = scratch(gpu, n, 32);
     let b = builder(gpu, &s);
     let (xb, gb) = (
         gpu.storage_init("x", &f32_bytes(x)),
-        gpu.storage_init("g", &f32_bytes(g)),
+        gpu.storage_init("g", &f32_bytes(w.g)),
     );
+    let bias = w.bias.map(|v| gpu.storage_init("bias", &f32_bytes(v)));
     let out = gpu.storage_init("out", &f32_bytes(residual.unwrap_or(&vec![0.0; x.len()])));
     let norm = Norm {
+        kind: w.kind,
         weight: &gb,
-        len: g.len(),
-        eps,
+        bias: bias.as_ref(),
+        len: w.g.len(),
+        eps: w.eps,
     };
     let accumulate = match residual {
         Some(_) => Accumulate::Add,
@@ -227,6 +256,8 @@ pub async fn rope(gpu: &Gpu, case: &RopeCase<'_>) -> Result<[Vec<f32>; 3]> {
             style: case.style,
             table: 0,
             table_len: case.cos.len(),
+            norm: HeadNormSpec::default(),
+            clamp: None,
         },
     )];
     Ok([
@@ -251,18 +282,38 @@ pub async fn norm_quantize(
     mode: QuantFormat,
     fused: bool,
 ) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
-    let (len, n) = (g.len(), x.len() / g.len());
+    let w = NormWeights {
+        kind: NormKind::Rms,
+        g,
+        bias: None,
+        eps,
+    };
+    norm_quantize_with(gpu, x, w, mode, fused).await
+}
+
+/// [`norm_quantize`] with the norm `w` (RMSNorm or LayerNorm, with a bias or not).
+pub async fn norm_quantize_with(
+    gpu: &Gpu,
+    x: &[f32],
+    w: NormWeights<'_>,
+    mode: QuantFormat,
+    fused: bool,
+) -> Result<(Vec<f32>, Vec<u8>, Vec<u8>)> {
+    let (len, n) = (w.g.len(), x.len() / w.g.len());
     let s = scratch(gpu, n, len);
     let b = builder(gpu, &s);
     let (xb, gb) = (
         gpu.storage_init("x", &f32_bytes(x)),
-        gpu.storage_init("g", &f32_bytes(g)),
+        gpu.storage_init("g", &f32_bytes(w.g)),
     );
+    let bias = w.bias.map(|v| gpu.storage_init("bias", &f32_bytes(v)));
     let h = gpu.storage("h", (x.len() * 4) as u64);
     let norm = Norm {
+        kind: w.kind,
         weight: &gb,
+        bias: bias.as_ref(),
         len,
-        eps,
+        eps: w.eps,
     };
     let d = if fused {
         vec![b.norm_prepare(&xb, &h, norm, Some(mode))]
@@ -393,7 +444,7 @@ pub async fn gated(gpu: &Gpu, gate: &[f32], up: &[f32], act: Activation) -> Resu
     let b = builder(gpu, &s);
     let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
     let out = gpu.storage("out", (gate.len() * 4) as u64);
-    let d = [b.gated(&gu, &out, gate.len(), act)];
+    let d = [b.gated(&gu, &out, gate.len(), MlpAct::gated(act))];
     Ok(f32s(&run(gpu, &d, 1, &out, gate.len()).await?))
 }
 
@@ -413,10 +464,10 @@ pub async fn gated_quantize(
     let gu = gpu.storage_init("gate, up", &f32_bytes(&[gate, up].concat()));
     let out = gpu.storage("out", (len * 4) as u64);
     let d = if fused {
-        vec![b.gated_prepare(&gu, &out, len, act, Some(mode))]
+        vec![b.gated_prepare(&gu, &out, len, MlpAct::gated(act), Some(mode))]
     } else {
         vec![
-            b.gated(&gu, &out, len, act),
+            b.gated(&gu, &out, len, MlpAct::gated(act)),
             b.quantize(&out, 0, len, len, mode),
         ]
     };

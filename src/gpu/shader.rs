@@ -142,6 +142,8 @@ pub mod embed {
         pub row_words: u32,
         pub row_offset: u32,
         pub scale: f32,
+        /// Row `start + t` (learned positions) added to x, instead of row `ids[t]` written.
+        pub positions: bool,
     }
 
     impl Params {
@@ -153,7 +155,7 @@ pub mod embed {
                 p.row_words,
                 p.row_offset,
                 p.scale.to_bits(),
-                0, // _a
+                p.positions as u32,
                 0, // _b
                 0, // _c
             ]
@@ -178,6 +180,9 @@ pub mod quantize {
     pub const RES: u32 = 5;
     /// `norm_quantize`: the norm's weights.
     pub const G: u32 = 6;
+    /// `norm_quantize`: the norm's bias; `gated_quantize`: the up projection's (bound, unused,
+    /// without `bias`).
+    pub const BIAS: u32 = 7;
 
     /// `struct Params` of quantize.wgsl.
     pub struct Params {
@@ -191,6 +196,12 @@ pub mod quantize {
         pub eps: f32,
         /// `gated_quantize` only.
         pub act: Activation,
+        /// `gated_quantize`: no gate (res holds rows of up alone).
+        pub ungated: bool,
+        /// `norm_quantize`: LayerNorm instead of RMSNorm.
+        pub layer_norm: bool,
+        /// Add the bias binding (the norm's, or up's).
+        pub bias: bool,
     }
 
     impl Params {
@@ -202,8 +213,8 @@ pub mod quantize {
                 p.in_offset,
                 p.in_stride,
                 p.eps.to_bits(),
-                act_word(p.act),
-                0, // _b
+                act_word(p.act) | (p.ungated as u32) << 1,
+                p.layer_norm as u32 | (p.bias as u32) << 1,
                 0, // _c
             ]
         }
@@ -219,6 +230,8 @@ pub mod norm {
     pub const STEP: u32 = 2;
     pub const DST: u32 = 3;
     pub const SRC: u32 = 4;
+    /// The norm's bias (bound, unused, without `bias`).
+    pub const BIAS: u32 = 5;
 
     /// `struct Params` of norm.wgsl.
     pub struct Params {
@@ -227,9 +240,15 @@ pub mod norm {
         pub eps: f32,
         /// `flags` bit 0.
         pub accumulate: Accumulate,
+        /// `flags` bit 1: LayerNorm instead of RMSNorm.
+        pub layer_norm: bool,
+        /// `flags` bit 2: add the bias.
+        pub bias: bool,
         pub src_offset: u32,
         pub dst_offset: u32,
         pub start_stride: u32,
+        /// Multiplies the result (a residual scale; else 1).
+        pub scale: f32,
     }
 
     impl Params {
@@ -239,11 +258,11 @@ pub mod norm {
                 p.len,
                 p.rows_per_token,
                 p.eps.to_bits(),
-                p.accumulate.bit(),
+                p.accumulate.bit() | (p.layer_norm as u32) << 1 | (p.bias as u32) << 2,
                 p.src_offset,
                 p.dst_offset,
                 p.start_stride,
-                0, // _a
+                p.scale.to_bits(),
             ]
         }
     }
@@ -252,6 +271,7 @@ pub mod norm {
 /// rope.wgsl.
 pub mod rope {
     use super::RopeStyle;
+    use crate::model::plan::NormKind;
 
     /// Each token's q, k and v side by side.
     pub const QKV: u32 = 0;
@@ -260,7 +280,8 @@ pub mod rope {
     pub const PARAMS: u32 = 2;
     pub const STEP: u32 = 3;
     pub const Q: u32 = 4;
-    /// Per-head RMSNorm weights of queries and keys (bound, unused, without `norm`).
+    /// The q and k norms' weights, then their biases where they have them (bound, unused,
+    /// without `norm`).
     pub const QN: u32 = 5;
     pub const KN: u32 = 6;
     pub const K_CACHE: u32 = 7;
@@ -273,18 +294,26 @@ pub mod rope {
         pub n_head: u32,
         pub n_kv_head: u32,
         pub head_dim: u32,
-        /// Rotated pairs per head.
+        /// Rotated pairs per head (0: a layer without RoPE, which only moves q, k and v).
         pub half: u32,
         /// 0 adjacent pairs, 1 halves.
         pub style: RopeStyle,
         /// First float of this configuration's cos table (its sin follows `table_len` later).
         pub table: u32,
         pub table_len: u32,
-        /// RMSNorm each q and k head first.
-        pub norm: bool,
+        /// Norm q and k first, of this kind.
+        pub norm: Option<NormKind>,
         pub eps: f32,
         /// Add the biases first.
         pub bias: bool,
+        /// Clamp q, k and v to `[-c, c]` after the biases.
+        pub clamp: Option<f32>,
+        /// The norm's statistics cover the whole q (or k) vector, not one head.
+        pub norm_whole: bool,
+        /// The norm's weights are one set per head, not one shared.
+        pub norm_per_head: bool,
+        /// The norms have biases, right after the weights in their buffers.
+        pub norm_bias: bool,
     }
 
     impl Params {
@@ -298,11 +327,15 @@ pub mod rope {
                 (p.style == RopeStyle::Halves) as u32,
                 p.table,
                 p.table_len,
-                p.norm as u32,
+                match p.norm {
+                    None => 0,
+                    Some(NormKind::Rms) => 1,
+                    Some(NormKind::Layer) => 2,
+                },
                 p.eps.to_bits(),
                 p.bias as u32,
-                0, // _b
-                0, // _c
+                p.clamp.unwrap_or(0.0).to_bits(),
+                p.norm_whole as u32 | (p.norm_per_head as u32) << 1 | (p.norm_bias as u32) << 2,
             ]
         }
     }
@@ -332,11 +365,27 @@ pub mod attention {
         pub max_chunks: u32,
         /// Keys per chunk if not 0 (timing probes), else `chunk_len`'s.
         pub chunk: u32,
+        /// Scores become `cap * tanh(score / cap)` (Gemma 2).
+        pub softcap: Option<f32>,
+        /// ALiBi's maximum bias (MPT): each head's slope as `ops::alibi_slope` gives it.
+        pub alibi_max_bias: Option<f32>,
     }
 
     impl Params {
-        pub fn words(&self) -> [u32; 8] {
+        pub fn words(&self) -> [u32; 12] {
             let p = self;
+            // ops::alibi_slope's terms: n the largest power of two <= n_head, m0 and m1.
+            let (m0, m1, n) = match p.alibi_max_bias {
+                Some(b) => {
+                    let n = 1u32 << (31 - p.n_head.leading_zeros());
+                    (
+                        2f32.powf(-b / n as f32),
+                        2f32.powf(-(b / 2.0) / n as f32),
+                        n,
+                    )
+                }
+                None => (0.0, 0.0, 0),
+            };
             [
                 p.n_head,
                 p.n_kv_head,
@@ -345,7 +394,11 @@ pub mod attention {
                 p.scale.to_bits(),
                 p.max_chunks,
                 p.chunk,
-                0, // _b
+                p.softcap.unwrap_or(0.0).to_bits(),
+                m0.to_bits(),
+                m1.to_bits(),
+                n,
+                0, // _c
             ]
         }
     }
@@ -361,16 +414,72 @@ pub mod gated {
     pub const OUT: u32 = 1;
     pub const PARAMS: u32 = 2;
     pub const STEP: u32 = 3;
+    /// The up projection's bias (bound, unused, without `bias`).
+    pub const BIAS: u32 = 4;
 
     /// `struct Params` of gated.wgsl.
     pub struct Params {
         pub len: u32,
         pub act: Activation,
+        /// No gate: gu holds rows of up alone, and out = act(up).
+        pub ungated: bool,
+        /// Add the bias to up first.
+        pub bias: bool,
     }
 
     impl Params {
         pub fn words(&self) -> [u32; 4] {
-            [self.len, act_word(self.act), 0, 0] // _a, _b
+            let p = self;
+            [
+                p.len,
+                act_word(p.act) | (p.ungated as u32) << 1,
+                p.bias as u32,
+                0, // _b
+            ]
+        }
+    }
+}
+
+/// affine.wgsl: `y = cap(scale * (v + bias))` into or added to dst.
+pub mod affine {
+    use super::{Accumulate, Tokens};
+
+    pub const DST: u32 = 0;
+    /// The values (bound, unused, `in_place`).
+    pub const SRC: u32 = 1;
+    /// Bound, unused, without `bias`.
+    pub const BIAS: u32 = 2;
+    pub const PARAMS: u32 = 3;
+    pub const STEP: u32 = 4;
+
+    /// `struct Params` of affine.wgsl.
+    pub struct Params {
+        pub len: u32,
+        /// `flags` bit 0.
+        pub accumulate: Accumulate,
+        /// Bit 1: add the bias.
+        pub bias: bool,
+        /// Bit 2: the values are dst's own.
+        pub in_place: bool,
+        /// Bit 3: only the batch's last token, as row 0.
+        pub tokens: Tokens,
+        pub scale: f32,
+        /// Soft-cap (Gemma 2's logits).
+        pub cap: Option<f32>,
+    }
+
+    impl Params {
+        pub fn words(&self) -> [u32; 4] {
+            let p = self;
+            [
+                p.len,
+                p.accumulate.bit()
+                    | (p.bias as u32) << 1
+                    | (p.in_place as u32) << 2
+                    | ((p.tokens == Tokens::Last) as u32) << 3,
+                p.scale.to_bits(),
+                p.cap.unwrap_or(0.0).to_bits(),
+            ]
         }
     }
 }

@@ -331,43 +331,24 @@ impl Plan {
                 gaps.push(what);
             }
         };
-        need(self.norm_kind == NormKind::Layer, "LayerNorm");
-        need(self.attn_softcap.is_some(), "attention soft-capping");
-        need(self.final_softcap.is_some(), "logit soft-capping");
-        need(self.alibi_max_bias.is_some(), "ALiBi");
-        need(self.clamp_kqv.is_some(), "clamped q/k/v");
-        need(self.position_embed.is_some(), "learned position embeddings");
-        need(self.residual_scale != 1.0, "residual scaling");
-        need(self.logit_scale != 1.0, "logit scaling");
-        need(self.output_bias.is_some(), "an output bias");
-        need(self.output_norm.bias.is_some(), "norm biases");
+        let (hd, q_dim, kv_dim) = (self.head_dim, self.q_dim(), self.kv_dim());
         for l in &self.layers {
-            need(l.attn_norm.is_none(), "layers without a pre-norm");
-            need(l.ffn_norm.is_none(), "layers without a pre-norm");
-            need(l.gate.is_none(), "an ungated MLP");
-            need(l.parallel, "parallel attention and MLP");
-            need(l.rope.is_none(), "layers without RoPE");
-            need(
-                l.wo_bias.is_some() || l.up_bias.is_some() || l.down_bias.is_some(),
-                "output and MLP biases",
-            );
-            for hn in [&l.q_norm, &l.k_norm].into_iter().flatten() {
-                need(
-                    hn.group != self.head_dim || hn.norm.weight.len() != hn.group,
-                    "q/k norms other than one shared per head",
-                );
-                need(hn.norm.bias.is_some(), "norm biases");
-            }
-            for n in [
-                &l.attn_norm,
-                &l.ffn_norm,
-                &l.post_attn_norm,
-                &l.post_ffn_norm,
-            ]
-            .into_iter()
-            .flatten()
-            {
-                need(n.bias.is_some(), "norm biases");
+            match (&l.q_norm, &l.k_norm) {
+                (None, None) => {}
+                (Some(qn), Some(kn)) => {
+                    // rope.wgsl norms each head (weights shared, or one set per head) or the
+                    // whole q and k vectors (one weight per value), biases or not.
+                    let heads = qn.group == hd && kn.group == hd;
+                    let whole = qn.group == q_dim && kn.group == kv_dim;
+                    let (qw, kw) = (qn.norm.weight.len(), kn.norm.weight.len());
+                    let shared = qw == qn.group && kw == kn.group;
+                    let each = qw == q_dim && kw == kv_dim;
+                    need(
+                        !(heads && (shared || each)) && !(whole && each),
+                        "q/k norms over other groups",
+                    );
+                }
+                _ => need(true, "a query norm without a key norm"),
             }
         }
         gaps

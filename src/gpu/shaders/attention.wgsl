@@ -19,7 +19,10 @@ struct Params {
     scale: f32,
     max_chunks: u32, // chunk records per (token, head) in `part`
     chunk: u32,      // keys per chunk if not 0 (timing probes), else chunk_len's
-    _b: u32,
+    softcap: f32,    // scores become softcap * tanh(score / softcap) (Gemma 2); 0: none
+    alibi_m0: f32,   // ALiBi (MPT): head h < alibi_n has slope alibi_m0^(h + 1), a later one
+    alibi_m1: f32,   // alibi_m1^(2 (h - alibi_n) + 1) (ops::alibi_slope); alibi_n 0: no ALiBi
+    alibi_n: u32,
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 
@@ -65,6 +68,31 @@ fn chunk_len() -> u32 {
     return c;
 }
 
+// Head h's ALiBi slope (0 without ALiBi).
+fn alibi_slope(h: u32) -> f32 {
+    if (p.alibi_n == 0u) {
+        return 0.0;
+    }
+    if (h < p.alibi_n) {
+        return pow(p.alibi_m0, f32(h + 1u));
+    }
+    return pow(p.alibi_m1, f32(2u * (h - p.alibi_n) + 1u));
+}
+
+// A scaled score with the model's adjustments, in the CPU's order: the soft-cap, then ALiBi's
+// bias of -slope * (query position - key position). Both are uniform branches, free when off.
+fn adjust(s: f32, slope: f32, distance: u32) -> f32 {
+    var x = s;
+    if (p.softcap != 0.0) {
+        // tanh's argument is clamped: some implementations compute it from exp and overflow.
+        x = p.softcap * tanh(clamp(x / p.softcap, -15.0, 15.0));
+    }
+    if (p.alibi_n != 0u) {
+        x -= slope * f32(distance);
+    }
+    return x;
+}
+
 fn record(t: u32, h: u32, c: u32) -> u32 {
     return ((t * p.n_head + h) * p.max_chunks + c) * (p.head_dim + 2u);
 }
@@ -92,6 +120,8 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
     workgroupBarrier();
     let kv_dim = row4 * 4u;
     let kv_off = kv_off4 * 4u;
+    let slope = alibi_slope(h);
+    let pos = st.start + t;
     var acc = array<f32, 4>(0.0, 0.0, 0.0, 0.0);
     var m = NONE;
     var l = 0.0;
@@ -114,7 +144,7 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
         var sc = NONE;
         if (tpk == 1u) {
             if (valid) {
-                sc = (d.x + d.y + d.z + d.w) * p.scale;
+                sc = adjust((d.x + d.y + d.z + d.w) * p.scale, slope, pos - (c0 + li));
             }
         } else {
             dots[li] = d.x + d.y + d.z + d.w;
@@ -124,7 +154,7 @@ fn partial(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id) wid:
                 for (var j = 0u; j < tpk; j++) {
                     s += dots[li * tpk + j];
                 }
-                sc = s * p.scale;
+                sc = adjust(s * p.scale, slope, pos - (c0 + li));
             }
         }
         let m_new = max(m, max_all(li, sc));

@@ -1,4 +1,5 @@
-// x[t] = scale * (row ids[t] of the embedding matrix), its values decoded by `load4`. One thread
+// x[t] = scale * (row ids[t] of the embedding matrix), or with `positions` x[t] += row start + t
+// (GPT-2's learned positions), its values decoded by `load4`. One thread
 // per (token, unit of 32). A matrix split into chunks runs once per chunk; a thread whose token's
 // row lies in another chunk does nothing. Prefixed by one types/*.wgsl: a float type's, or a
 // quantized type's with common.wgsl and types/unit_values.wgsl.
@@ -8,7 +9,7 @@ struct Params {
     row_words: u32,
     row_offset: u32, // this chunk's first row
     scale: f32,
-    _a: u32,
+    positions: u32,  // 1: row st.start + t (learned positions, GPT-2) added to x; else row ids[t]
     _b: u32,
     _c: u32,
 }
@@ -28,7 +29,10 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     if (t >= st.n) {
         return;
     }
-    let id = ids[t];
+    var id = ids[t];
+    if (p.positions != 0u) {
+        id = st.start + t;
+    }
     if (id < p.row_offset || id >= p.row_offset + p.rows) {
         return;
     }
@@ -37,7 +41,11 @@ fn main(@builtin(global_invocation_id) gid: vec3<u32>) {
     for (var k = 0u; k < 8u; k++) {
         let v = load4(row, u, k) * p.scale;
         for (var j = 0u; j < 4u; j++) {
-            x[o + 4u * k + j] = v[j];
+            if (p.positions != 0u) {
+                x[o + 4u * k + j] += v[j];
+            } else {
+                x[o + 4u * k + j] = v[j];
+            }
         }
     }
 }

@@ -6,8 +6,8 @@
 //   mode 1, Q8_1: as Q8_0, s0 = f16(sum(q) * amax / 127) for the whole unit.
 //   mode 2, Q8_K (one thread per 256): d = 1 / (-127 / max) with max the first value of largest
 //           magnitude, q = min(round_half_even(x * -127 / max), 127); s0/s1 = d * sum(q) per 16.
-// Entry `main` quantizes x. `norm_quantize` first writes x = RMSNorm(res) * g (the arithmetic of
-// norm.wgsl), `gated_quantize` x = act(gate) * up from res = each token's gate and up side by
+// Entry `main` quantizes x. `norm_quantize` first writes x = norm(res) * g (+ b) (the arithmetic of
+// norm.wgsl), `gated_quantize` x = act(gate) * up (or act(up) without a gate) from res = each token's gate and up side by
 // side (gated.wgsl's), one workgroup per token, and quantizes that: a dispatch saved before each
 // matmul that follows a norm or the MLP's activation. Prefixed by reduce.wgsl and activation.wgsl.
 struct Params {
@@ -16,8 +16,8 @@ struct Params {
     in_offset: u32,
     in_stride: u32,  // floats between rows of x
     eps: f32,        // norm_quantize only
-    act: u32,        // gated_quantize only
-    _b: u32,
+    act: u32,        // gated_quantize only: bit 0 GELU (else SiLU), bit 1 ungated (res holds up)
+    flags: u32,      // bit 0: LayerNorm (norm_quantize); bit 1: add `b` (the norm's bias, or up's)
     _c: u32,
 }
 struct Step { n: u32, start: u32, _a: u32, _b: u32 }
@@ -35,6 +35,8 @@ struct Step { n: u32, start: u32, _a: u32, _b: u32 }
 // norm_quantize: the residual stream it norms, and the norm's weights; gated_quantize: gate, up.
 @group(0) @binding(5) var<storage, read> res: array<f32>;
 @group(0) @binding(6) var<storage, read> g: array<f32>;
+// norm_quantize: the norm's bias; gated_quantize: the up projection's (flags bit 1).
+@group(0) @binding(7) var<storage, read> b: array<f32>;
 
 // a * b for a, b < 2^24 as the (hi, lo) words of the 48-bit product, in 12-bit limbs so that no
 // partial sum overflows 32 bits.
@@ -214,14 +216,26 @@ fn norm_quantize(@builtin(local_invocation_index) li: u32, @builtin(workgroup_id
     let len = p.units * 32u;
     let rbase = t * len;
     let xbase = p.in_offset + t * p.in_stride;
+    var mean = 0.0;
+    if ((p.flags & 1u) != 0u) {
+        var s = 0.0;
+        for (var i = li; i < len; i += 64u) {
+            s += res[rbase + i];
+        }
+        mean = sum_all(li, s) / f32(len);
+    }
     var ss = 0.0;
     for (var i = li; i < len; i += 64u) {
-        let v = res[rbase + i];
+        let v = res[rbase + i] - mean;
         ss += v * v;
     }
     let scale = 1.0 / sqrt(sum_all(li, ss) / f32(len) + p.eps);
     for (var i = li; i < len; i += 64u) {
-        x[xbase + i] = res[rbase + i] * scale * g[i];
+        var y = (res[rbase + i] - mean) * scale * g[i];
+        if ((p.flags & 2u) != 0u) {
+            y += b[i];
+        }
+        x[xbase + i] = y;
     }
     quantize_row(li, t);
 }
@@ -233,12 +247,25 @@ fn gated_quantize(@builtin(local_invocation_index) li: u32, @builtin(workgroup_i
         return;
     }
     let len = p.units * 32u;
-    let gbase = t * 2u * len;
     let xbase = p.in_offset + t * p.in_stride;
     for (var i = li; i < len; i += 64u) {
-        x[xbase + i] = gated_value(res[gbase + i], res[gbase + len + i], p.act);
+        x[xbase + i] = mlp_value(t, i, len);
     }
     quantize_row(li, t);
+}
+
+// Value i of token t's MLP activation from res: act(gate) * (up + b) with each token's gate and
+// up side by side, or act(up + b) where the MLP has no gate (act bit 1: rows of up alone).
+fn mlp_value(t: u32, i: u32, len: u32) -> f32 {
+    var bias = 0.0;
+    if ((p.flags & 2u) != 0u) {
+        bias = b[i];
+    }
+    if ((p.act & 2u) != 0u) {
+        return act_value(res[t * len + i] + bias, p.act & 1u);
+    }
+    let at = t * 2u * len + i;
+    return gated_value(res[at], res[at + len] + bias, p.act & 1u);
 }
 
 // Quantizes token t's row of x, which the whole workgroup just wrote.
