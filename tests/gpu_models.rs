@@ -304,12 +304,12 @@ fn bench_profile_times_each_kind_of_dispatch() {
 /// units (a skipped attention soft-cap: 2.4). The GELU families (Gemma 2, GPT-2, Falcon, MPT)
 /// start 0.19 away on the CPU already, as llama.cpp's GELU rounds through an f16 table
 /// (tests/architectures.rs): measured on the GPU 0.16 to 0.19 with the f32 cache, 0.17 to 0.22
-/// with f16; their f32 limit is architectures.rs's GELU limit, 0.3.
+/// with f16 (gemma3, six layers: 0.26 and 0.28); their f32 limit is architectures.rs's GELU limit, 0.4.
 fn tiny_model_matches_llama_cpp(arch: &str) {
     let tiny = tiny_model(arch);
     let engine = Arc::new(Engine::open(&tiny.path).unwrap());
     let gelu = engine.model.plan().activation == Activation::GeluTanh;
-    let f32_tol = if gelu { 0.3 } else { 0.25 };
+    let f32_tol = if gelu { 0.4 } else { 0.25 };
     for (f16, tol) in [(false, f32_tol), (true, 0.6)] {
         // llama.cpp's context, which picks Phi-3's LongRoPE factors.
         let mut session = gpu_session_with(&engine, tiny.n_ctx, GpuOptions { f16 });
@@ -370,6 +370,14 @@ fn rope_scaling_tiny_models_match_llama_cpp() {
 #[test]
 fn gemma2_tiny_model_matches_llama_cpp() {
     tiny_model_matches_llama_cpp("gemma2");
+}
+
+/// Gemma 3 (per-head norms, five sliding layers per global one) and IQ4_NL weights (rewritten at
+/// load as Q8_0, so the GPU runs them with its Q8_0 kernels).
+#[test]
+fn gemma3_and_iq4_nl_tiny_models_match_llama_cpp() {
+    tiny_model_matches_llama_cpp("gemma3");
+    tiny_model_matches_llama_cpp("qwen2_iq4_xs");
 }
 
 /// SmolLM3: every fourth layer without RoPE (the rope dispatch only moves q, k and v there).
