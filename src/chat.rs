@@ -184,6 +184,9 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        // transformers replaces jinja's `tojson` by `json.dumps(ensure_ascii=False, ...)`: no HTML
+        // escaping, Python's separators, and its `indent` / `separators` / `sort_keys` options.
+        env.add_filter("tojson", json::tojson);
         let source = source.into();
         env.add_template_owned(NAME, source.clone())
             .map_err(template_error)?;
@@ -238,8 +241,66 @@ impl ChatTemplate {
     /// Renders the conversation exactly as the template writes it.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         validate(messages)?;
+        self.render_value(
+            minijinja::Value::from_serialize(messages),
+            messages.len(),
+            minijinja::Value::from(()),
+            add_generation_prompt,
+        )
+    }
+
+    /// Renders OpenAI-shaped messages given as JSON text (an array of objects with `role`,
+    /// `content`, and whatever else the template reads: `tool_calls`, `reasoning_content`,
+    /// `tool_call_id`, `name`...) and optional tool definitions (a JSON array), as transformers'
+    /// `apply_chat_template(messages, tools=tools)` renders them: `tools` and `documents` are
+    /// `none` when not given, object keys keep their order. Returns the template's exact output
+    /// (nothing stripped).
+    pub fn render_json(
+        &self,
+        messages: &str,
+        tools: Option<&str>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let messages = json::parse(messages)
+            .map_err(|e| Error::InvalidParameter(format!("the messages are not JSON: {e}")))?;
+        let n = match messages.kind() {
+            minijinja::value::ValueKind::Seq => messages.len().unwrap_or(0),
+            _ => {
+                return Err(Error::InvalidParameter(
+                    "the messages must be a JSON array of message objects".into(),
+                ))
+            }
+        };
+        if n == 0 {
+            return Err(Error::InvalidParameter(
+                "the conversation has no messages".into(),
+            ));
+        }
+        let tools = match tools {
+            None => minijinja::Value::from(()),
+            Some(t) => {
+                let v = json::parse(t)
+                    .map_err(|e| Error::InvalidParameter(format!("the tools are not JSON: {e}")))?;
+                if v.kind() != minijinja::value::ValueKind::Seq {
+                    return Err(Error::InvalidParameter(
+                        "the tools must be a JSON array of tool definitions".into(),
+                    ));
+                }
+                v
+            }
+        };
+        self.render_value(messages, n, tools, add_generation_prompt)
+    }
+
+    fn render_value(
+        &self,
+        messages: minijinja::Value,
+        n_messages: usize,
+        tools: minijinja::Value,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         // The fuel depends on the conversation; a clone of the environment shares its templates.
-        let fuel = FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(messages.len() as u64));
+        let fuel = FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(n_messages as u64));
         let mut env = self.env.clone();
         env.set_fuel(Some(fuel));
         let tmpl = env.get_template(NAME).map_err(template_error)?;
@@ -248,6 +309,8 @@ impl ChatTemplate {
         let rendered = tmpl.render_captured_to(
             minijinja::context! {
                 messages => messages,
+                tools => tools,
+                documents => (),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
@@ -259,9 +322,8 @@ impl ChatTemplate {
             Ok(_) => out.into_string(),
             Err(_) if out.overflowed => Err(self.too_much_output()),
             Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(Error::ChatTemplate(format!(
-                "the chat template ran too long (over {fuel} steps for {} messages); \
-                 it is broken or hostile",
-                messages.len()
+                "the chat template ran too long (over {fuel} steps for {n_messages} messages); \
+                 it is broken or hostile"
             ))),
             Err(e) => Err(template_error(e)),
         }
@@ -591,6 +653,304 @@ pub fn strftime(unix_seconds: i64, format: &str) -> String {
         }
     }
     out
+}
+
+/// JSON for templates as transformers gives it: objects that keep their key order (minijinja's own
+/// maps sort keys without its `preserve_order` feature), and a `tojson` filter that writes what
+/// Python's `json.dumps(x, ensure_ascii=False, ...)` writes.
+mod json {
+    use std::fmt::Write as _;
+    use std::sync::Arc;
+
+    use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, ValueKind};
+    use minijinja::{Error, ErrorKind, Value};
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// A JSON object in its written key order.
+    #[derive(Debug)]
+    struct OrderedMap(Vec<(String, Value)>);
+
+    impl Object for OrderedMap {
+        fn repr(self: &Arc<Self>) -> ObjectRepr {
+            ObjectRepr::Map
+        }
+
+        fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+            let key = key.as_str()?;
+            self.0
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        }
+
+        fn enumerate(self: &Arc<Self>) -> Enumerator {
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<Value> = self
+                .0
+                .iter()
+                .filter(|(k, _)| seen.insert(k.as_str()))
+                .map(|(k, _)| Value::from(k.as_str()))
+                .collect();
+            Enumerator::Values(keys)
+        }
+    }
+
+    struct Json(Value);
+
+    impl<'de> Deserialize<'de> for Json {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(JsonVisitor)
+        }
+    }
+
+    struct JsonVisitor;
+
+    impl<'de> Visitor<'de> for JsonVisitor {
+        type Value = Json;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Json, E> {
+            Ok(Json(Value::from(())))
+        }
+        fn visit_none<E>(self) -> Result<Json, E> {
+            Ok(Json(Value::from(())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Json(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(Json(Value::from(items)))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+            let mut entries = Vec::new();
+            while let Some((k, Json(v))) = map.next_entry::<String, Json>()? {
+                entries.push((k, v));
+            }
+            Ok(Json(Value::from_object(OrderedMap(entries))))
+        }
+    }
+
+    /// Parses JSON text into template values, object keys in their written order.
+    pub(super) fn parse(text: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str::<Json>(text).map(|j| j.0)
+    }
+
+    /// transformers' `tojson`: `json.dumps(x, ensure_ascii=False, indent=None, separators=None,
+    /// sort_keys=False)`.
+    pub(super) fn tojson(value: Value, kwargs: Kwargs) -> Result<String, Error> {
+        let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+        let indent: Option<Value> = kwargs.get("indent")?;
+        let separators: Option<Value> = kwargs.get("separators")?;
+        let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+        kwargs.assert_all_used()?;
+        let indent = match indent {
+            None => None,
+            Some(v) if v.is_none() => None,
+            Some(v) => Some(match v.as_str() {
+                Some(s) => s.to_string(),
+                None => {
+                    let n = i64::try_from(v.clone())
+                        .map_err(|_| bad(format!("tojson: indent {v} is not a number")))?;
+                    " ".repeat(n.max(0) as usize)
+                }
+            }),
+        };
+        let (item_sep, key_sep) = match separators {
+            Some(v) if !v.is_none() => {
+                let parts: Vec<Value> = v
+                    .try_iter()
+                    .map_err(|_| bad("tojson: separators must be a pair of strings".into()))?
+                    .collect();
+                match parts.as_slice() {
+                    [a, b] if a.as_str().is_some() && b.as_str().is_some() => (
+                        a.as_str().unwrap_or_default().to_string(),
+                        b.as_str().unwrap_or_default().to_string(),
+                    ),
+                    _ => return Err(bad("tojson: separators must be a pair of strings".into())),
+                }
+            }
+            _ if indent.is_some() => (",".to_string(), ": ".to_string()),
+            _ => (", ".to_string(), ": ".to_string()),
+        };
+        let opts = Opts {
+            ensure_ascii: ensure_ascii.unwrap_or(false),
+            indent,
+            item_sep,
+            key_sep,
+            sort_keys: sort_keys.unwrap_or(false),
+        };
+        let mut out = String::new();
+        write(&mut out, &value, &opts, 0)?;
+        Ok(out)
+    }
+
+    struct Opts {
+        ensure_ascii: bool,
+        indent: Option<String>,
+        item_sep: String,
+        key_sep: String,
+        sort_keys: bool,
+    }
+
+    fn bad(msg: String) -> Error {
+        Error::new(ErrorKind::InvalidOperation, msg)
+    }
+
+    fn newline(out: &mut String, opts: &Opts, depth: usize) {
+        if let Some(ind) = &opts.indent {
+            out.push('\n');
+            for _ in 0..depth {
+                out.push_str(ind);
+            }
+        }
+    }
+
+    fn write(out: &mut String, v: &Value, opts: &Opts, depth: usize) -> Result<(), Error> {
+        if depth > 500 {
+            return Err(bad("tojson: nested too deeply".into()));
+        }
+        match v.kind() {
+            ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+            ValueKind::Number => {
+                if v.is_integer() {
+                    let _ = write!(out, "{v}");
+                } else {
+                    let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+                    if f.is_nan() {
+                        out.push_str("NaN");
+                    } else if f.is_infinite() {
+                        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+                    } else {
+                        out.push_str(&python_float(f));
+                    }
+                }
+            }
+            ValueKind::String => string(out, v.as_str().unwrap_or_default(), opts.ensure_ascii),
+            ValueKind::Seq | ValueKind::Iterable => {
+                let items: Vec<Value> = v.try_iter()?.collect();
+                if items.is_empty() {
+                    out.push_str("[]");
+                    return Ok(());
+                }
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&opts.item_sep);
+                    }
+                    newline(out, opts, depth + 1);
+                    write(out, item, opts, depth + 1)?;
+                }
+                newline(out, opts, depth);
+                out.push(']');
+            }
+            ValueKind::Map => {
+                let mut keys: Vec<Value> = v.try_iter()?.collect();
+                if keys.is_empty() {
+                    out.push_str("{}");
+                    return Ok(());
+                }
+                if opts.sort_keys {
+                    keys.sort();
+                }
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&opts.item_sep);
+                    }
+                    newline(out, opts, depth + 1);
+                    match k.kind() {
+                        ValueKind::String => {
+                            string(out, k.as_str().unwrap_or_default(), opts.ensure_ascii)
+                        }
+                        _ => {
+                            let mut key = String::new();
+                            write(&mut key, k, opts, depth + 1)?;
+                            string(out, &key, opts.ensure_ascii)
+                        }
+                    }
+                    out.push_str(&opts.key_sep);
+                    write(out, &v.get_item(k)?, opts, depth + 1)?;
+                }
+                newline(out, opts, depth);
+                out.push('}');
+            }
+            _ => {
+                return Err(bad(format!(
+                    "tojson: object of type {} is not JSON serializable",
+                    v.kind()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Python's `repr(float)`: the shortest round-tripping digits, exponent form outside
+    /// 1e-4 <= |x| < 1e16.
+    fn python_float(f: f64) -> String {
+        let a = f.abs();
+        if a != 0.0 && !(1e-4..1e16).contains(&a) {
+            let s = format!("{f:e}");
+            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let mant = if mant.contains('.') {
+                mant.to_string()
+            } else {
+                format!("{mant}.0").replace(".0", "")
+            };
+            format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        } else {
+            format!("{f:?}")
+        }
+    }
+
+    fn string(out: &mut String, s: &str, ensure_ascii: bool) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c if ensure_ascii && !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        let _ = write!(out, "\\u{u:04x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
 }
 
 #[cfg(test)]
