@@ -187,8 +187,13 @@ impl ChatTemplate {
         // transformers replaces jinja's `tojson` by `json.dumps(ensure_ascii=False, ...)`: no HTML
         // escaping, Python's separators, and its `indent` / `separators` / `sort_keys` options.
         env.add_filter("tojson", json::tojson);
+        // jinja2 finds nothing to iterate in `none` (`tools is iterable` is false when no tools are
+        // given); minijinja iterates it as an empty sequence.
+        env.add_test("iterable", |v: minijinja::Value| {
+            !v.is_none() && !v.is_undefined() && v.try_iter().is_ok()
+        });
         let source = source.into();
-        env.add_template_owned(NAME, source.clone())
+        env.add_template_owned(NAME, without_generation_tags(&source))
             .map_err(template_error)?;
         Ok(Self {
             env,
@@ -544,6 +549,46 @@ impl std::io::Write for CappedBuffer {
     }
 }
 
+/// transformers' `{% generation %}` ... `{% endgeneration %}` marks the assistant's text for
+/// training masks and renders its body unchanged; minijinja has no such tag. Each becomes a block
+/// tag minijinja knows that renders its body unchanged (`{% if true %}` ... `{% endif %}`), with
+/// the same whitespace control, so `trim_blocks` / `lstrip_blocks` treat it the same.
+fn without_generation_tags(source: &str) -> String {
+    if !source.contains("generation") {
+        return source.to_string();
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find("{%") {
+        out.push_str(&rest[..i]);
+        let tag = &rest[i..];
+        let Some(end) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..end];
+        let (open, body) = match inner.strip_prefix(['-', '+']) {
+            Some(b) => (&inner[..1], b),
+            None => ("", inner),
+        };
+        let (body, close) = match body.strip_suffix(['-', '+']) {
+            Some(b) => (b, &body[b.len()..]),
+            None => (body, ""),
+        };
+        let replacement = match body.trim() {
+            "generation" => Some("if true"),
+            "endgeneration" => Some("endif"),
+            _ => None,
+        };
+        match replacement {
+            Some(r) => out.push_str(&format!("{{%{open} {r} {close}%}}")),
+            None => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn validate(messages: &[ChatMessage]) -> Result<()> {
     if messages.is_empty() {
         return Err(Error::InvalidParameter(
@@ -684,6 +729,12 @@ mod json {
                 .map(|(_, v)| v.clone())
         }
 
+        fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut out = String::new();
+            py_repr(&Value::from_dyn_object(self.clone()), &mut out, 0);
+            f.write_str(&out)
+        }
+
         fn enumerate(self: &Arc<Self>) -> Enumerator {
             let mut seen = std::collections::HashSet::new();
             let keys: Vec<Value> = self
@@ -694,6 +745,106 @@ mod json {
                 .collect();
             Enumerator::Values(keys)
         }
+    }
+
+    /// A JSON array; printed as Python prints a list.
+    #[derive(Debug)]
+    struct PySeq(Vec<Value>);
+
+    impl Object for PySeq {
+        fn repr(self: &Arc<Self>) -> ObjectRepr {
+            ObjectRepr::Seq
+        }
+
+        fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+            self.0.get(key.as_usize()?).cloned()
+        }
+
+        fn enumerate(self: &Arc<Self>) -> Enumerator {
+            Enumerator::Seq(self.0.len())
+        }
+
+        fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut out = String::new();
+            py_repr(&Value::from_dyn_object(self.clone()), &mut out, 0);
+            f.write_str(&out)
+        }
+    }
+
+    /// Python's `repr` of a JSON value (what jinja2 prints for a dict or a list: `{'a': [1, True,
+    /// None]}`).
+    fn py_repr(v: &Value, out: &mut String, depth: usize) {
+        if depth > 500 {
+            out.push_str("...");
+            return;
+        }
+        match v.kind() {
+            ValueKind::None | ValueKind::Undefined => out.push_str("None"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
+            ValueKind::Number if !v.is_integer() => {
+                let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+                out.push_str(&if f.is_nan() {
+                    "nan".to_string()
+                } else if f.is_infinite() {
+                    if f > 0.0 { "inf" } else { "-inf" }.to_string()
+                } else {
+                    python_float(f)
+                });
+            }
+            ValueKind::String => py_str(v.as_str().unwrap_or_default(), out),
+            ValueKind::Seq => {
+                out.push('[');
+                for (i, item) in v.try_iter().into_iter().flatten().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    py_repr(&item, out, depth + 1);
+                }
+                out.push(']');
+            }
+            ValueKind::Map => {
+                out.push('{');
+                for (i, k) in v.try_iter().into_iter().flatten().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    py_repr(&k, out, depth + 1);
+                    out.push_str(": ");
+                    py_repr(&v.get_item(&k).unwrap_or_default(), out, depth + 1);
+                }
+                out.push('}');
+            }
+            _ => {
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
+
+    /// Python's `repr(str)`.
+    fn py_str(s: &str, out: &mut String) {
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        out.push(quote);
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c == quote => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push(quote);
     }
 
     struct Json(Value);
@@ -741,7 +892,7 @@ mod json {
             while let Some(Json(v)) = seq.next_element()? {
                 items.push(v);
             }
-            Ok(Json(Value::from(items)))
+            Ok(Json(Value::from_object(PySeq(items))))
         }
         fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
             let mut entries = Vec::new();

@@ -18,8 +18,36 @@ use wick::chat::ChatTemplate;
 /// 2024-07-26 12:00:00 UTC, the time the fixtures were rendered at (`strftime_now`).
 const NOW: i64 = 1_721_995_200;
 
-/// `(template, case or "*")`: where wick and transformers differ, and why.
-const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[];
+const NONE_ITER: &str = "jinja2 raises TypeError iterating `tools` = None (no tools given); minijinja iterates none as empty";
+const ADJACENT: &str = "`loop.nextitem` / `loop.previtem` are undefined: minijinja's `adjacent_loop_items` feature is off in Cargo.toml";
+
+/// `(template, case or "*")`: where wick and transformers differ, and why. A listed case must
+/// differ (so a fix shows up); with `"*"` any case of the template may.
+const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
+    (
+        "NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
+        "tools/gen",
+        ADJACENT,
+    ),
+    (
+        "NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
+        "tools/nogen",
+        ADJACENT,
+    ),
+    ("CohereForAI-c4ai-command-r-plus-tool_use", "*", NONE_ITER),
+    ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "*", NONE_ITER),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "*", NONE_ITER),
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/gen", ADJACENT),
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/nogen", ADJACENT),
+    ("Qwen3-Coder", "tools/gen", ADJACENT),
+    ("Qwen3-Coder", "tools/nogen", ADJACENT),
+    ("Qwen3.5-4B", "tools/gen", ADJACENT),
+    ("Qwen3.5-4B", "tools/nogen", ADJACENT),
+    ("llama-cpp-deepseek-r1", "tools/gen", "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence"),
+    ("llama-cpp-deepseek-r1", "tools/nogen", "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence"),
+    ("meetkai-functionary-medium-v3.1", "tools/gen", "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates"),
+    ("meetkai-functionary-medium-v3.1", "tools/nogen", "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates"),
+];
 
 #[derive(Deserialize)]
 struct Fixture {
@@ -59,6 +87,12 @@ fn known(template: &str, case: &str) -> Option<&'static str> {
         .iter()
         .find(|(t, c, _)| *t == template && (*c == "*" || *c == case))
         .map(|(_, _, why)| *why)
+}
+
+fn known_everywhere(template: &str) -> bool {
+    KNOWN_DIFFERENCES
+        .iter()
+        .any(|(t, c, _)| *t == template && *c == "*")
 }
 
 /// The first place two texts differ, with some context.
@@ -140,6 +174,7 @@ fn real_templates_match_transformers() {
                 };
                 match (problem, known(name, &case)) {
                     (None, None) => same += 1,
+                    (None, Some(_)) if known_everywhere(name) => same += 1,
                     (None, Some(_)) => {
                         same += 1;
                         failures.push(format!(
