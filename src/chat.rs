@@ -170,6 +170,20 @@ impl ChatTemplate {
         Ok(t)
     }
 
+    /// `source` as the chat template, with the special tokens (`bos_token`, `eos_token`) of the
+    /// model whose metadata is `md` (`wick apply-template --template`).
+    pub fn with_source(md: &Metadata, source: impl Into<String>) -> Result<Self> {
+        let sp = crate::tokenizer::special_texts(md);
+        let mut t = Self::new(
+            source,
+            sp.bos.unwrap_or_default(),
+            sp.eos.unwrap_or_default(),
+        )?;
+        t.strip_bos = sp.adds_bos;
+        t.strip_eos = sp.adds_eos;
+        Ok(t)
+    }
+
     /// A template from source, with the texts `bos_token` / `eos_token` stand for. Syntax errors
     /// are reported here. [`ChatTemplate::render_prompt`] strips nothing unless told with
     /// [`ChatTemplate::with_tokenizer_adds`].
