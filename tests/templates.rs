@@ -21,32 +21,31 @@ const NOW: i64 = 1_721_995_200;
 const NONE_ITER: &str = "jinja2 raises TypeError iterating `tools` = None (no tools given); minijinja iterates none as empty";
 const ADJACENT: &str = "`loop.nextitem` / `loop.previtem` are undefined: minijinja's `adjacent_loop_items` feature is off in Cargo.toml";
 
-/// `(template, case or "*")`: where wick and transformers differ, and why. A listed case must
-/// differ (so a fix shows up); with `"*"` any case of the template may.
+const GENERATOR: &str = "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence";
+const MARKUP: &str = "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates";
+
+/// `(template, case pattern, why)`: where wick and transformers differ. A case pattern is a case
+/// (`tools/gen`), a conversation (`tools/*`: both cases) or `"*"` (any case of the template). The
+/// cases a case or conversation pattern names must differ, so a fix shows up; with `"*"` any case
+/// may agree.
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
-    (
-        "NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
-        "tools/gen",
-        ADJACENT,
-    ),
-    (
-        "NousResearch-Hermes-3-Llama-3.1-8B-tool_use",
-        "tools/nogen",
-        ADJACENT,
-    ),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "tools/*", ADJACENT),
+    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "parallel_tool_calls/*", ADJACENT),
     ("CohereForAI-c4ai-command-r-plus-tool_use", "*", NONE_ITER),
     ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "*", NONE_ITER),
     ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "*", NONE_ITER),
-    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/gen", ADJACENT),
-    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/nogen", ADJACENT),
-    ("Qwen3-Coder", "tools/gen", ADJACENT),
-    ("Qwen3-Coder", "tools/nogen", ADJACENT),
-    ("Qwen3.5-4B", "tools/gen", ADJACENT),
-    ("Qwen3.5-4B", "tools/nogen", ADJACENT),
-    ("llama-cpp-deepseek-r1", "tools/gen", "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence"),
-    ("llama-cpp-deepseek-r1", "tools/nogen", "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence"),
-    ("meetkai-functionary-medium-v3.1", "tools/gen", "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates"),
-    ("meetkai-functionary-medium-v3.1", "tools/nogen", "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates"),
+    ("LFM2.5-8B-A1B", "parallel_tool_calls/*", "jinja2 raises TypeError iterating an assistant message's `content: null`; minijinja iterates none as empty"),
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/*", ADJACENT),
+    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "parallel_tool_calls/*", ADJACENT),
+    ("Qwen3-Coder", "tools/*", ADJACENT),
+    ("Qwen3-Coder", "parallel_tool_calls/*", ADJACENT),
+    ("Qwen3.5-4B", "tools/*", ADJACENT),
+    ("Qwen3.5-4B", "parallel_tool_calls/*", ADJACENT),
+    ("Spark2.5", "parallel_tool_calls/*", ADJACENT),
+    ("llama-cpp-deepseek-r1", "tools/*", GENERATOR),
+    ("llama-cpp-deepseek-r1", "parallel_tool_calls/*", GENERATOR),
+    ("meetkai-functionary-medium-v3.1", "tools/*", MARKUP),
+    ("meetkai-functionary-medium-v3.1", "parallel_tool_calls/*", MARKUP),
 ];
 
 #[derive(Deserialize)]
@@ -85,7 +84,12 @@ fn dir() -> std::path::PathBuf {
 fn known(template: &str, case: &str) -> Option<&'static str> {
     KNOWN_DIFFERENCES
         .iter()
-        .find(|(t, c, _)| *t == template && (*c == "*" || *c == case))
+        .find(|(t, c, _)| {
+            *t == template
+                && (*c == "*"
+                    || *c == case
+                    || c.strip_suffix('*').is_some_and(|p| case.starts_with(p)))
+        })
         .map(|(_, _, why)| *why)
 }
 
