@@ -170,6 +170,20 @@ impl ChatTemplate {
         Ok(t)
     }
 
+    /// `source` as the chat template, with the special tokens (`bos_token`, `eos_token`) of the
+    /// model whose metadata is `md` (`wick apply-template --template`).
+    pub fn with_source(md: &Metadata, source: impl Into<String>) -> Result<Self> {
+        let sp = crate::tokenizer::special_texts(md);
+        let mut t = Self::new(
+            source,
+            sp.bos.unwrap_or_default(),
+            sp.eos.unwrap_or_default(),
+        )?;
+        t.strip_bos = sp.adds_bos;
+        t.strip_eos = sp.adds_eos;
+        Ok(t)
+    }
+
     /// A template from source, with the texts `bos_token` / `eos_token` stand for. Syntax errors
     /// are reported here. [`ChatTemplate::render_prompt`] strips nothing unless told with
     /// [`ChatTemplate::with_tokenizer_adds`].
@@ -184,8 +198,16 @@ impl ChatTemplate {
         env.set_unknown_method_callback(minijinja_contrib::pycompat::unknown_method_callback);
         env.add_function("raise_exception", raise_exception);
         env.add_function("strftime_now", strftime_now);
+        // transformers replaces jinja's `tojson` by `json.dumps(ensure_ascii=False, ...)`: no HTML
+        // escaping, Python's separators, and its `indent` / `separators` / `sort_keys` options.
+        env.add_filter("tojson", json::tojson);
+        // jinja2 finds nothing to iterate in `none` (`tools is iterable` is false when no tools are
+        // given); minijinja iterates it as an empty sequence.
+        env.add_test("iterable", |v: minijinja::Value| {
+            !v.is_none() && !v.is_undefined() && v.try_iter().is_ok()
+        });
         let source = source.into();
-        env.add_template_owned(NAME, source.clone())
+        env.add_template_owned(NAME, without_generation_tags(&source))
             .map_err(template_error)?;
         Ok(Self {
             env,
@@ -238,8 +260,66 @@ impl ChatTemplate {
     /// Renders the conversation exactly as the template writes it.
     pub fn render(&self, messages: &[ChatMessage], add_generation_prompt: bool) -> Result<String> {
         validate(messages)?;
+        self.render_value(
+            minijinja::Value::from_serialize(messages),
+            messages.len(),
+            minijinja::Value::from(()),
+            add_generation_prompt,
+        )
+    }
+
+    /// Renders OpenAI-shaped messages given as JSON text (an array of objects with `role`,
+    /// `content`, and whatever else the template reads: `tool_calls`, `reasoning_content`,
+    /// `tool_call_id`, `name`...) and optional tool definitions (a JSON array), as transformers'
+    /// `apply_chat_template(messages, tools=tools)` renders them: `tools` and `documents` are
+    /// `none` when not given, object keys keep their order. Returns the template's exact output
+    /// (nothing stripped).
+    pub fn render_json(
+        &self,
+        messages: &str,
+        tools: Option<&str>,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
+        let messages = json::parse(messages)
+            .map_err(|e| Error::InvalidParameter(format!("the messages are not JSON: {e}")))?;
+        let n = match messages.kind() {
+            minijinja::value::ValueKind::Seq => messages.len().unwrap_or(0),
+            _ => {
+                return Err(Error::InvalidParameter(
+                    "the messages must be a JSON array of message objects".into(),
+                ))
+            }
+        };
+        if n == 0 {
+            return Err(Error::InvalidParameter(
+                "the conversation has no messages".into(),
+            ));
+        }
+        let tools = match tools {
+            None => minijinja::Value::from(()),
+            Some(t) => {
+                let v = json::parse(t)
+                    .map_err(|e| Error::InvalidParameter(format!("the tools are not JSON: {e}")))?;
+                if v.kind() != minijinja::value::ValueKind::Seq {
+                    return Err(Error::InvalidParameter(
+                        "the tools must be a JSON array of tool definitions".into(),
+                    ));
+                }
+                v
+            }
+        };
+        self.render_value(messages, n, tools, add_generation_prompt)
+    }
+
+    fn render_value(
+        &self,
+        messages: minijinja::Value,
+        n_messages: usize,
+        tools: minijinja::Value,
+        add_generation_prompt: bool,
+    ) -> Result<String> {
         // The fuel depends on the conversation; a clone of the environment shares its templates.
-        let fuel = FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(messages.len() as u64));
+        let fuel = FUEL_BASE.saturating_add(FUEL_PER_MESSAGE.saturating_mul(n_messages as u64));
         let mut env = self.env.clone();
         env.set_fuel(Some(fuel));
         let tmpl = env.get_template(NAME).map_err(template_error)?;
@@ -248,6 +328,8 @@ impl ChatTemplate {
         let rendered = tmpl.render_captured_to(
             minijinja::context! {
                 messages => messages,
+                tools => tools,
+                documents => (),
                 add_generation_prompt => add_generation_prompt,
                 bos_token => &self.bos_token,
                 eos_token => &self.eos_token,
@@ -259,9 +341,8 @@ impl ChatTemplate {
             Ok(_) => out.into_string(),
             Err(_) if out.overflowed => Err(self.too_much_output()),
             Err(e) if e.kind() == ErrorKind::OutOfFuel => Err(Error::ChatTemplate(format!(
-                "the chat template ran too long (over {fuel} steps for {} messages); \
-                 it is broken or hostile",
-                messages.len()
+                "the chat template ran too long (over {fuel} steps for {n_messages} messages); \
+                 it is broken or hostile"
             ))),
             Err(e) => Err(template_error(e)),
         }
@@ -482,6 +563,46 @@ impl std::io::Write for CappedBuffer {
     }
 }
 
+/// transformers' `{% generation %}` ... `{% endgeneration %}` marks the assistant's text for
+/// training masks and renders its body unchanged; minijinja has no such tag. Each becomes a block
+/// tag minijinja knows that renders its body unchanged (`{% if true %}` ... `{% endif %}`), with
+/// the same whitespace control, so `trim_blocks` / `lstrip_blocks` treat it the same.
+fn without_generation_tags(source: &str) -> String {
+    if !source.contains("generation") {
+        return source.to_string();
+    }
+    let mut out = String::with_capacity(source.len());
+    let mut rest = source;
+    while let Some(i) = rest.find("{%") {
+        out.push_str(&rest[..i]);
+        let tag = &rest[i..];
+        let Some(end) = tag.find("%}") else {
+            break;
+        };
+        let inner = &tag[2..end];
+        let (open, body) = match inner.strip_prefix(['-', '+']) {
+            Some(b) => (&inner[..1], b),
+            None => ("", inner),
+        };
+        let (body, close) = match body.strip_suffix(['-', '+']) {
+            Some(b) => (b, &body[b.len()..]),
+            None => (body, ""),
+        };
+        let replacement = match body.trim() {
+            "generation" => Some("if true"),
+            "endgeneration" => Some("endif"),
+            _ => None,
+        };
+        match replacement {
+            Some(r) => out.push_str(&format!("{{%{open} {r} {close}%}}")),
+            None => out.push_str(&tag[..end + 2]),
+        }
+        rest = &tag[end + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
 fn validate(messages: &[ChatMessage]) -> Result<()> {
     if messages.is_empty() {
         return Err(Error::InvalidParameter(
@@ -591,6 +712,410 @@ pub fn strftime(unix_seconds: i64, format: &str) -> String {
         }
     }
     out
+}
+
+/// JSON for templates as transformers gives it: objects that keep their key order (minijinja's own
+/// maps sort keys without its `preserve_order` feature), and a `tojson` filter that writes what
+/// Python's `json.dumps(x, ensure_ascii=False, ...)` writes.
+mod json {
+    use std::fmt::Write as _;
+    use std::sync::Arc;
+
+    use minijinja::value::{Enumerator, Kwargs, Object, ObjectRepr, ValueKind};
+    use minijinja::{Error, ErrorKind, Value};
+    use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+    /// A JSON object in its written key order.
+    #[derive(Debug)]
+    struct OrderedMap(Vec<(String, Value)>);
+
+    impl Object for OrderedMap {
+        fn repr(self: &Arc<Self>) -> ObjectRepr {
+            ObjectRepr::Map
+        }
+
+        fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+            let key = key.as_str()?;
+            self.0
+                .iter()
+                .rev()
+                .find(|(k, _)| k == key)
+                .map(|(_, v)| v.clone())
+        }
+
+        fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut out = String::new();
+            py_repr(&Value::from_dyn_object(self.clone()), &mut out, 0);
+            f.write_str(&out)
+        }
+
+        fn enumerate(self: &Arc<Self>) -> Enumerator {
+            let mut seen = std::collections::HashSet::new();
+            let keys: Vec<Value> = self
+                .0
+                .iter()
+                .filter(|(k, _)| seen.insert(k.as_str()))
+                .map(|(k, _)| Value::from(k.as_str()))
+                .collect();
+            Enumerator::Values(keys)
+        }
+    }
+
+    /// A JSON array; printed as Python prints a list.
+    #[derive(Debug)]
+    struct PySeq(Vec<Value>);
+
+    impl Object for PySeq {
+        fn repr(self: &Arc<Self>) -> ObjectRepr {
+            ObjectRepr::Seq
+        }
+
+        fn get_value(self: &Arc<Self>, key: &Value) -> Option<Value> {
+            self.0.get(key.as_usize()?).cloned()
+        }
+
+        fn enumerate(self: &Arc<Self>) -> Enumerator {
+            Enumerator::Seq(self.0.len())
+        }
+
+        fn render(self: &Arc<Self>, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            let mut out = String::new();
+            py_repr(&Value::from_dyn_object(self.clone()), &mut out, 0);
+            f.write_str(&out)
+        }
+    }
+
+    /// Python's `repr` of a JSON value (what jinja2 prints for a dict or a list: `{'a': [1, True,
+    /// None]}`).
+    fn py_repr(v: &Value, out: &mut String, depth: usize) {
+        if depth > 500 {
+            out.push_str("...");
+            return;
+        }
+        match v.kind() {
+            ValueKind::None | ValueKind::Undefined => out.push_str("None"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "True" } else { "False" }),
+            ValueKind::Number if !v.is_integer() => {
+                let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+                out.push_str(&if f.is_nan() {
+                    "nan".to_string()
+                } else if f.is_infinite() {
+                    if f > 0.0 { "inf" } else { "-inf" }.to_string()
+                } else {
+                    python_float(f)
+                });
+            }
+            ValueKind::String => py_str(v.as_str().unwrap_or_default(), out),
+            ValueKind::Seq => {
+                out.push('[');
+                for (i, item) in v.try_iter().into_iter().flatten().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    py_repr(&item, out, depth + 1);
+                }
+                out.push(']');
+            }
+            ValueKind::Map => {
+                out.push('{');
+                for (i, k) in v.try_iter().into_iter().flatten().enumerate() {
+                    if i > 0 {
+                        out.push_str(", ");
+                    }
+                    py_repr(&k, out, depth + 1);
+                    out.push_str(": ");
+                    py_repr(&v.get_item(&k).unwrap_or_default(), out, depth + 1);
+                }
+                out.push('}');
+            }
+            _ => {
+                let _ = write!(out, "{v}");
+            }
+        }
+    }
+
+    /// Python's `repr(str)`.
+    fn py_str(s: &str, out: &mut String) {
+        let quote = if s.contains('\'') && !s.contains('"') {
+            '"'
+        } else {
+            '\''
+        };
+        out.push(quote);
+        for c in s.chars() {
+            match c {
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                c if c == quote => {
+                    out.push('\\');
+                    out.push(c);
+                }
+                c if (c as u32) < 0x20 || (0x7f..0xa0).contains(&(c as u32)) => {
+                    let _ = write!(out, "\\x{:02x}", c as u32);
+                }
+                c => out.push(c),
+            }
+        }
+        out.push(quote);
+    }
+
+    struct Json(Value);
+
+    impl<'de> Deserialize<'de> for Json {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            d.deserialize_any(JsonVisitor)
+        }
+    }
+
+    struct JsonVisitor;
+
+    impl<'de> Visitor<'de> for JsonVisitor {
+        type Value = Json;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_bool<E>(self, v: bool) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_string<E>(self, v: String) -> Result<Json, E> {
+            Ok(Json(Value::from(v)))
+        }
+        fn visit_unit<E>(self) -> Result<Json, E> {
+            Ok(Json(Value::from(())))
+        }
+        fn visit_none<E>(self) -> Result<Json, E> {
+            Ok(Json(Value::from(())))
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+            let mut items = Vec::new();
+            while let Some(Json(v)) = seq.next_element()? {
+                items.push(v);
+            }
+            Ok(Json(Value::from_object(PySeq(items))))
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+            let mut entries = Vec::new();
+            while let Some((k, Json(v))) = map.next_entry::<String, Json>()? {
+                entries.push((k, v));
+            }
+            Ok(Json(Value::from_object(OrderedMap(entries))))
+        }
+    }
+
+    /// Parses JSON text into template values, object keys in their written order.
+    pub(super) fn parse(text: &str) -> Result<Value, serde_json::Error> {
+        serde_json::from_str::<Json>(text).map(|j| j.0)
+    }
+
+    /// transformers' `tojson`: `json.dumps(x, ensure_ascii=False, indent=None, separators=None,
+    /// sort_keys=False)`.
+    pub(super) fn tojson(value: Value, kwargs: Kwargs) -> Result<String, Error> {
+        let ensure_ascii: Option<bool> = kwargs.get("ensure_ascii")?;
+        let indent: Option<Value> = kwargs.get("indent")?;
+        let separators: Option<Value> = kwargs.get("separators")?;
+        let sort_keys: Option<bool> = kwargs.get("sort_keys")?;
+        kwargs.assert_all_used()?;
+        let indent = match indent {
+            None => None,
+            Some(v) if v.is_none() => None,
+            Some(v) => Some(match v.as_str() {
+                Some(s) => s.to_string(),
+                None => {
+                    let n = i64::try_from(v.clone())
+                        .map_err(|_| bad(format!("tojson: indent {v} is not a number")))?;
+                    " ".repeat(n.max(0) as usize)
+                }
+            }),
+        };
+        let (item_sep, key_sep) = match separators {
+            Some(v) if !v.is_none() => {
+                let parts: Vec<Value> = v
+                    .try_iter()
+                    .map_err(|_| bad("tojson: separators must be a pair of strings".into()))?
+                    .collect();
+                match parts.as_slice() {
+                    [a, b] if a.as_str().is_some() && b.as_str().is_some() => (
+                        a.as_str().unwrap_or_default().to_string(),
+                        b.as_str().unwrap_or_default().to_string(),
+                    ),
+                    _ => return Err(bad("tojson: separators must be a pair of strings".into())),
+                }
+            }
+            _ if indent.is_some() => (",".to_string(), ": ".to_string()),
+            _ => (", ".to_string(), ": ".to_string()),
+        };
+        let opts = Opts {
+            ensure_ascii: ensure_ascii.unwrap_or(false),
+            indent,
+            item_sep,
+            key_sep,
+            sort_keys: sort_keys.unwrap_or(false),
+        };
+        let mut out = String::new();
+        write(&mut out, &value, &opts, 0)?;
+        Ok(out)
+    }
+
+    struct Opts {
+        ensure_ascii: bool,
+        indent: Option<String>,
+        item_sep: String,
+        key_sep: String,
+        sort_keys: bool,
+    }
+
+    fn bad(msg: String) -> Error {
+        Error::new(ErrorKind::InvalidOperation, msg)
+    }
+
+    fn newline(out: &mut String, opts: &Opts, depth: usize) {
+        if let Some(ind) = &opts.indent {
+            out.push('\n');
+            for _ in 0..depth {
+                out.push_str(ind);
+            }
+        }
+    }
+
+    fn write(out: &mut String, v: &Value, opts: &Opts, depth: usize) -> Result<(), Error> {
+        if depth > 500 {
+            return Err(bad("tojson: nested too deeply".into()));
+        }
+        match v.kind() {
+            ValueKind::None | ValueKind::Undefined => out.push_str("null"),
+            ValueKind::Bool => out.push_str(if v.is_true() { "true" } else { "false" }),
+            ValueKind::Number => {
+                if v.is_integer() {
+                    let _ = write!(out, "{v}");
+                } else {
+                    let f = f64::try_from(v.clone()).unwrap_or(f64::NAN);
+                    if f.is_nan() {
+                        out.push_str("NaN");
+                    } else if f.is_infinite() {
+                        out.push_str(if f > 0.0 { "Infinity" } else { "-Infinity" });
+                    } else {
+                        out.push_str(&python_float(f));
+                    }
+                }
+            }
+            ValueKind::String => string(out, v.as_str().unwrap_or_default(), opts.ensure_ascii),
+            ValueKind::Seq | ValueKind::Iterable => {
+                let items: Vec<Value> = v.try_iter()?.collect();
+                if items.is_empty() {
+                    out.push_str("[]");
+                    return Ok(());
+                }
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&opts.item_sep);
+                    }
+                    newline(out, opts, depth + 1);
+                    write(out, item, opts, depth + 1)?;
+                }
+                newline(out, opts, depth);
+                out.push(']');
+            }
+            ValueKind::Map => {
+                let mut keys: Vec<Value> = v.try_iter()?.collect();
+                if keys.is_empty() {
+                    out.push_str("{}");
+                    return Ok(());
+                }
+                if opts.sort_keys {
+                    keys.sort();
+                }
+                out.push('{');
+                for (i, k) in keys.iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(&opts.item_sep);
+                    }
+                    newline(out, opts, depth + 1);
+                    match k.kind() {
+                        ValueKind::String => {
+                            string(out, k.as_str().unwrap_or_default(), opts.ensure_ascii)
+                        }
+                        _ => {
+                            let mut key = String::new();
+                            write(&mut key, k, opts, depth + 1)?;
+                            string(out, &key, opts.ensure_ascii)
+                        }
+                    }
+                    out.push_str(&opts.key_sep);
+                    write(out, &v.get_item(k)?, opts, depth + 1)?;
+                }
+                newline(out, opts, depth);
+                out.push('}');
+            }
+            _ => {
+                return Err(bad(format!(
+                    "tojson: object of type {} is not JSON serializable",
+                    v.kind()
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// Python's `repr(float)`: the shortest round-tripping digits, exponent form outside
+    /// 1e-4 <= |x| < 1e16.
+    fn python_float(f: f64) -> String {
+        let a = f.abs();
+        if a != 0.0 && !(1e-4..1e16).contains(&a) {
+            let s = format!("{f:e}");
+            let (mant, exp) = s.split_once('e').unwrap_or((&s, "0"));
+            let exp: i32 = exp.parse().unwrap_or(0);
+            let mant = if mant.contains('.') {
+                mant.to_string()
+            } else {
+                format!("{mant}.0").replace(".0", "")
+            };
+            format!("{mant}e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs())
+        } else {
+            format!("{f:?}")
+        }
+    }
+
+    fn string(out: &mut String, s: &str, ensure_ascii: bool) {
+        out.push('"');
+        for c in s.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                c if (c as u32) < 0x20 => {
+                    let _ = write!(out, "\\u{:04x}", c as u32);
+                }
+                c if ensure_ascii && !c.is_ascii() => {
+                    let mut buf = [0u16; 2];
+                    for u in c.encode_utf16(&mut buf) {
+                        let _ = write!(out, "\\u{u:04x}");
+                    }
+                }
+                c => out.push(c),
+            }
+        }
+        out.push('"');
+    }
 }
 
 #[cfg(test)]

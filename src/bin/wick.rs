@@ -43,6 +43,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Decode token ids to text (special tokens shown as their text unless --skip-special).
+    Detokenize {
+        model: PathBuf,
+        ids: Vec<u32>,
+        /// Leave control tokens out (the text shown for generated tokens).
+        #[arg(long)]
+        skip_special: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Render the chat template for OpenAI-shaped messages: the model's own template, or
+    /// --template, with the model's special tokens; prints the template's exact output.
+    ApplyTemplate {
+        model: PathBuf,
+        /// JSON array of messages ({"role", "content", "tool_calls", "reasoning_content", ...}).
+        #[arg(long)]
+        messages: PathBuf,
+        /// JSON array of tool definitions.
+        #[arg(long)]
+        tools: Option<PathBuf>,
+        /// A Jinja chat template to use instead of the model's.
+        #[arg(long)]
+        template: Option<PathBuf>,
+        /// Leave out the assistant turn's opening (add_generation_prompt = false).
+        #[arg(long)]
+        no_generation_prompt: bool,
+        /// Print {"text": "..."}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Raw text completion of a prompt.
     Run {
         model: PathBuf,
@@ -171,6 +201,8 @@ fn main() {
         cli.command,
         Command::Inspect { json: true, .. }
             | Command::Tokenize { json: true, .. }
+            | Command::Detokenize { json: true, .. }
+            | Command::ApplyTemplate { json: true, .. }
             | Command::Run { json: true, .. }
             | Command::Bench { json: true, .. }
     );
@@ -275,6 +307,55 @@ fn run(command: Command) -> anyhow::Result<()> {
                 for id in ids {
                     println!("{id:>8} {:?}", tokenizer.decode(&[id])?);
                 }
+            }
+        }
+        Command::Detokenize {
+            model,
+            ids,
+            skip_special,
+            json,
+        } => {
+            let gguf = Gguf::open(&model)?;
+            let tokenizer = wick::tokenizer::Tokenizer::from_metadata(&gguf.metadata)?;
+            let text = if skip_special {
+                tokenizer.decode_skip_special(&ids)?
+            } else {
+                tokenizer.decode(&ids)?
+            };
+            if json {
+                println!("{}", json!({ "text": text }));
+            } else {
+                println!("{text}");
+            }
+        }
+        Command::ApplyTemplate {
+            model,
+            messages,
+            tools,
+            template,
+            no_generation_prompt,
+            json,
+        } => {
+            let read = |p: &std::path::Path| -> anyhow::Result<String> {
+                std::fs::read_to_string(p).map_err(|e| {
+                    anyhow::Error::new(wick::Error::InvalidParameter(format!(
+                        "reading {}: {e}",
+                        p.display()
+                    )))
+                })
+            };
+            let gguf = Gguf::open(&model)?;
+            let chat = match &template {
+                Some(path) => wick::chat::ChatTemplate::with_source(&gguf.metadata, read(path)?)?,
+                None => wick::chat::ChatTemplate::from_metadata(&gguf.metadata)?,
+            };
+            let tools = tools.as_deref().map(read).transpose()?;
+            let text =
+                chat.render_json(&read(&messages)?, tools.as_deref(), !no_generation_prompt)?;
+            if json {
+                println!("{}", json!({ "text": text }));
+            } else {
+                print!("{text}");
             }
         }
         Command::Run {
