@@ -209,7 +209,7 @@ fn python_methods_and_globals() {
         .unwrap();
     assert_eq!(
         out,
-        r#"A,B|True|2|26 Jul 2024|[{"role":"user","content":"  a,b "}]"#
+        r#"A,B|True|2|26 Jul 2024|[{"role": "user", "content": "  a,b "}]"#
     );
     // Blocks on their own lines leave no blank lines (trim_blocks, lstrip_blocks).
     let t = ChatTemplate::new(

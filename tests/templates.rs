@@ -19,7 +19,6 @@ use wick::chat::ChatTemplate;
 const NOW: i64 = 1_721_995_200;
 
 const NONE_ITER: &str = "jinja2 raises TypeError iterating `tools` = None (no tools given); minijinja iterates none as empty";
-const ADJACENT: &str = "`loop.nextitem` / `loop.previtem` are undefined: minijinja's `adjacent_loop_items` feature is off in Cargo.toml";
 
 const GENERATOR: &str = "jinja2 cannot `tojson` the generator `map()` returns (a template bug); minijinja serializes the sequence";
 const MARKUP: &str = "jinja2 HTML-escapes a string added to a `|safe` string (markupsafe's Markup.__add__); minijinja concatenates";
@@ -29,19 +28,10 @@ const MARKUP: &str = "jinja2 HTML-escapes a string added to a `|safe` string (ma
 /// cases a case or conversation pattern names must differ, so a fix shows up; with `"*"` any case
 /// may agree.
 const KNOWN_DIFFERENCES: &[(&str, &str, &str)] = &[
-    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "tools/*", ADJACENT),
-    ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "parallel_tool_calls/*", ADJACENT),
     ("CohereForAI-c4ai-command-r-plus-tool_use", "*", NONE_ITER),
     ("NousResearch-Hermes-2-Pro-Llama-3-8B-tool_use", "*", NONE_ITER),
     ("NousResearch-Hermes-3-Llama-3.1-8B-tool_use", "*", NONE_ITER),
     ("LFM2.5-8B-A1B", "parallel_tool_calls/*", "jinja2 raises TypeError iterating an assistant message's `content: null`; minijinja iterates none as empty"),
-    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "tools/*", ADJACENT),
-    ("NVIDIA-Nemotron-3-Nano-30B-A3B-BF16", "parallel_tool_calls/*", ADJACENT),
-    ("Qwen3-Coder", "tools/*", ADJACENT),
-    ("Qwen3-Coder", "parallel_tool_calls/*", ADJACENT),
-    ("Qwen3.5-4B", "tools/*", ADJACENT),
-    ("Qwen3.5-4B", "parallel_tool_calls/*", ADJACENT),
-    ("Spark2.5", "parallel_tool_calls/*", ADJACENT),
     ("llama-cpp-deepseek-r1", "tools/*", GENERATOR),
     ("llama-cpp-deepseek-r1", "parallel_tool_calls/*", GENERATOR),
     ("meetkai-functionary-medium-v3.1", "tools/*", MARKUP),
