@@ -222,6 +222,17 @@ export interface Engine {
   info(): EngineInfo;
   /** Ends the worker and frees its memory; the engine cannot be used afterwards. */
   unload(): Promise<void>;
+  /** The model's token ids for `text` (llama.cpp server's /tokenize). `addSpecial` (default
+   * true): BOS as the model says; `parseSpecial` (default false): special-token text such as
+   * `<|im_start|>` becomes those tokens, else it stays text. */
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): Promise<number[]>;
+  /** The text of token ids (/detokenize); special tokens included unless `skipSpecial`. */
+  detokenize(ids: number[], options?: { skipSpecial?: boolean }): Promise<string>;
+  /** The prompt text the model's chat template makes of OpenAI-shaped messages (tool calls and
+   * tool results included) and tools, with the generation prompt unless
+   * `addGenerationPrompt: false` (/apply-template): exactly what the model is given. Fails
+   * `chat_template` when the model has no usable template. */
+  applyTemplate(messages: object[], options?: { tools?: object[]; addGenerationPrompt?: boolean }): Promise<string>;
   /**
    * The `worker` error that ended the engine (a crash, out of memory), or null while it lives.
    * Every request after that fails with the same error: create a new engine.

@@ -219,6 +219,12 @@ function samplingOptions(req) {
   return o;
 }
 
+function checkBooleans(options) {
+  for (const [k, v] of Object.entries(options)) {
+    if (typeof v !== 'boolean') throw new WickError('invalid_parameter', `${k} must be true or false, got ${describe(v)}`);
+  }
+}
+
 function checkMessages(messages) {
   if (!Array.isArray(messages) || messages.length === 0) {
     throw new WickError('invalid_parameter', 'messages must be a non-empty array of {role, content}');
@@ -257,6 +263,36 @@ class Engine extends EventTarget {
 
   async unload() {
     this.#link.close('the engine was unloaded');
+  }
+
+  /** The model's token ids for `text` (llama.cpp server's /tokenize). `addSpecial`: BOS as the
+   * model says (default true); `parseSpecial`: special-token text such as `<|im_start|>` becomes
+   * those tokens (default false: it stays text). */
+  async tokenize(text, { addSpecial = true, parseSpecial = false } = {}) {
+    if (typeof text !== 'string') throw new WickError('invalid_parameter', `text must be a string, got ${describe(text)}`);
+    checkBooleans({ addSpecial, parseSpecial });
+    return (await this.#link.request({ type: 'tokenize', text, addSpecial, parseSpecial })).ids;
+  }
+
+  /** The text of token ids (/detokenize); special tokens included unless `skipSpecial`. */
+  async detokenize(ids, { skipSpecial = false } = {}) {
+    if (!Array.isArray(ids) || !ids.every((i) => Number.isInteger(i) && i >= 0 && i <= MAX_U32)) {
+      throw new WickError('invalid_parameter', `ids must be an array of token ids, got ${describe(ids)}`);
+    }
+    checkBooleans({ skipSpecial });
+    return (await this.#link.request({ type: 'detokenize', ids, skipSpecial })).text;
+  }
+
+  /** The prompt text the model's chat template makes of OpenAI-shaped `messages` (tool calls and
+   * tool results included) and `tools`, with the generation prompt unless
+   * `addGenerationPrompt: false` (/apply-template): exactly what the model is given. */
+  async applyTemplate(messages, { tools, addGenerationPrompt = true } = {}) {
+    if (!Array.isArray(messages) || messages.length === 0) {
+      throw new WickError('invalid_parameter', 'messages must be a non-empty array of message objects');
+    }
+    if (tools !== undefined && !Array.isArray(tools)) throw new WickError('invalid_parameter', `tools must be an array, got ${describe(tools)}`);
+    checkBooleans({ addGenerationPrompt });
+    return (await this.#link.request({ type: 'applyTemplate', messages, tools, addGenerationPrompt })).text;
   }
 
   async #create(mode, req = {}) {

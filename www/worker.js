@@ -34,6 +34,13 @@ self.onmessage = ({ data: msg }) => {
       return;
     }
     case 'abort': return aborts.get(msg.id)?.abort();
+    // In the queue too: the engine is not re-entrant while a step is awaited (WebGPU).
+    case 'tokenize':
+    case 'detokenize':
+    case 'applyTemplate': {
+      queue = queue.then(() => run(msg.id, () => inspectText(msg)));
+      return;
+    }
     default: post({ type: 'error', id: msg.id, error: { kind: 'worker', message: `unknown message ${msg.type}` } });
   }
 };
@@ -55,6 +62,22 @@ function toErrorData(e) {
     return { kind: 'worker', message: broken };
   }
   return WickError.from(e, 'worker').toJSON();
+}
+
+// What the model really gets: its tokenizer and chat template, without generating (llama.cpp
+// server's /tokenize, /detokenize and /apply-template).
+async function inspectText(msg) {
+  if (broken) throw new WickError('worker', broken);
+  if (!engine) throw new WickError('invalid_parameter', 'no model is loaded');
+  let result;
+  if (msg.type === 'tokenize') {
+    result = { ids: Array.from(engine.tokenize(msg.text, msg.addSpecial, msg.parseSpecial)) };
+  } else if (msg.type === 'detokenize') {
+    result = { text: engine.detokenize(Uint32Array.from(msg.ids), msg.skipSpecial) };
+  } else {
+    result = { text: engine.applyTemplate(JSON.stringify(msg.messages), msg.tools ? JSON.stringify(msg.tools) : '', msg.addGenerationPrompt) };
+  }
+  post({ type: 'done', id: msg.id, ...result });
 }
 
 // ---- choosing and starting a build ----------------------------------------------------------

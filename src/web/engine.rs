@@ -155,6 +155,48 @@ impl WebEngine {
             .unwrap_or_else(|_| "{}".into()))
     }
 
+    /// Token ids of `text`, as the model's tokenizer reads it: `add_special` puts BOS in front
+    /// where the model says so, `parse_special` reads special-token text (`<|im_start|>`) as
+    /// those tokens (else it stays text). llama.cpp server's `/tokenize`.
+    pub fn tokenize(
+        &self,
+        text: &str,
+        add_special: bool,
+        parse_special: bool,
+    ) -> Result<Vec<u32>, JsValue> {
+        let inner = self.inner()?;
+        let tokenizer = &inner.session.engine().tokenizer;
+        Ok(tokenizer.encode_with(text, add_special, parse_special)?)
+    }
+
+    /// The text of token ids (special tokens included unless `skip_special`). `/detokenize`.
+    pub fn detokenize(&self, ids: Vec<u32>, skip_special: bool) -> Result<String, JsValue> {
+        let inner = self.inner()?;
+        let tokenizer = &inner.session.engine().tokenizer;
+        Ok(if skip_special {
+            tokenizer.decode_skip_special(&ids)?
+        } else {
+            tokenizer.decode(&ids)?
+        })
+    }
+
+    /// The prompt text the model's chat template makes of OpenAI-shaped `messages` (a JSON
+    /// array; tool calls and tool results included) and `tools` (a JSON array, or empty for
+    /// none), with the generation prompt unless told not to: exactly what the model would be
+    /// given, as `wick apply-template` prints it. `/apply-template`.
+    #[wasm_bindgen(js_name = applyTemplate)]
+    pub fn apply_template(
+        &self,
+        messages: &str,
+        tools: &str,
+        add_generation_prompt: bool,
+    ) -> Result<String, JsValue> {
+        let inner = self.inner()?;
+        let template = inner.session.engine().chat_template()?;
+        let tools = (!tools.is_empty()).then_some(tools);
+        Ok(template.render_json(messages, tools, add_generation_prompt)?)
+    }
+
     pub fn context(&self) -> Result<usize, JsValue> {
         Ok(self.inner()?.session.context())
     }

@@ -6,7 +6,9 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { MODELS_DIR, SMOLLM2, SMOLLM2_SHA256, launchBrowser, nativeGreedy, startServer } from './harness.mjs';
+import { execFileSync } from 'node:child_process';
+import os from 'node:os';
+import { MODELS_DIR, REPO, SMOLLM2, SMOLLM2_SHA256, launchBrowser, nativeGreedy, startServer } from './harness.mjs';
 
 const GEMMA = 'gemma-3-270m-q4_k_m.gguf';
 // As in tests/parity.rs: below this top-1/top-2 margin, float summation order may pick the
@@ -199,6 +201,46 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
     assert.ok(r.timings.prompt_n < r.usage.prompt_tokens / 2, `ran ${r.timings.prompt_n} of ${r.usage.prompt_tokens} prompt tokens`);
     const ok = await ask(page, 'smol', 'complete', { prompt: PROMPTS[SMOLLM2][0], max_tokens: 4, temperature: 0 });
     assert.equal(ok.error, undefined, 'usable after an aborted prefill');
+  });
+
+  test('tokenize, detokenize and applyTemplate give what the native CLI gives', async () => {
+    const modelPath = path.join(MODELS_DIR, SMOLLM2);
+    const cli = (...args) => JSON.parse(execFileSync(path.join(REPO, 'target/release/wick'), [...args, '--json'], { encoding: 'utf8' }));
+    const text = 'Hello <|im_start|>world, 12345 héllo 🦀\n\tend';
+    const messages = [
+      { role: 'system', content: 'Be brief.' },
+      { role: 'user', content: 'Say <|im_end|> hi' },
+      { role: 'assistant', content: 'Hi.' },
+      { role: 'user', content: 'Again.' },
+    ];
+    const messagesFile = path.join(os.tmpdir(), `wick-messages-${process.pid}.json`);
+    fs.writeFileSync(messagesFile, JSON.stringify(messages));
+    const want = {
+      ids: cli('tokenize', modelPath, text).ids,
+      prompt: cli('apply-template', modelPath, '--messages', messagesFile).text,
+      noGen: cli('apply-template', modelPath, '--messages', messagesFile, '--no-generation-prompt').text,
+    };
+    fs.rmSync(messagesFile);
+    const got = await page.evaluate(async ([text, messages]) => {
+      const e = window.engines.smol;
+      const ids = await e.tokenize(text, { parseSpecial: true });
+      const literal = await e.tokenize(text);
+      const bare = await e.tokenize('hi', { addSpecial: false });
+      const back = await e.detokenize(ids);
+      const prompt = await e.applyTemplate(messages);
+      const noGen = await e.applyTemplate(messages, { addGenerationPrompt: false });
+      let bad;
+      try { await e.detokenize([-1]); } catch (err) { bad = err.kind; }
+      return { ids, literal, bare, back, prompt, noGen, bad };
+    }, [text, messages]);
+    assert.deepEqual(got.ids, want.ids, 'special tokens parsed, as the CLI does');
+    assert.ok(got.literal.length > got.ids.length, 'without parseSpecial the marker stays text');
+    assert.ok(got.bare.length >= 1 && got.bare.length < got.literal.length);
+    assert.equal(got.back, text);
+    assert.equal(got.prompt, want.prompt);
+    assert.equal(got.noGen, want.noGen);
+    assert.notEqual(got.prompt, got.noGen);
+    assert.equal(got.bad, 'invalid_parameter');
   });
 
   test('typed errors: bad parameters, no chat template, a prompt longer than the context', async () => {
