@@ -159,15 +159,7 @@ impl ChatTemplate {
                 })
             }
         };
-        let sp = crate::tokenizer::special_texts(md);
-        let mut t = Self::new(
-            source,
-            sp.bos.unwrap_or_default(),
-            sp.eos.unwrap_or_default(),
-        )?;
-        t.strip_bos = sp.adds_bos;
-        t.strip_eos = sp.adds_eos;
-        Ok(t)
+        Self::with_source(md, source)
     }
 
     /// `source` as the chat template, with the special tokens (`bos_token`, `eos_token`) of the
