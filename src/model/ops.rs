@@ -49,14 +49,19 @@ pub fn layer_norm(x: &mut [f32], w: &[f32], b: Option<&[f32]>, eps: f32) {
 
 /// A model's norm of each `n.weight.len()`-wide row of `x`, in place.
 pub fn norm(x: &mut [f32], n: &Norm, kind: NormKind, eps: f32) {
+    norm_with(x, &n.weight, n.bias.as_deref(), kind, eps);
+}
+
+/// [`norm`] with the weights and bias as slices (a part of a per-head norm's weights).
+fn norm_with(x: &mut [f32], w: &[f32], b: Option<&[f32]>, kind: NormKind, eps: f32) {
     match kind {
         NormKind::Rms => {
-            rms_norm(x, &n.weight, eps);
-            if let Some(b) = &n.bias {
+            rms_norm(x, w, eps);
+            if let Some(b) = b {
                 add_rows(x, b);
             }
         }
-        NormKind::Layer => layer_norm(x, &n.weight, n.bias.as_deref(), eps),
+        NormKind::Layer => layer_norm(x, w, b, eps),
     }
 }
 
@@ -77,11 +82,8 @@ pub fn head_norm(x: &mut [f32], hn: &HeadNorm, kind: NormKind, eps: f32) {
     }
     for (i, part) in x.chunks_exact_mut(g).enumerate() {
         let at = (i * g) % w.len();
-        let one = Norm {
-            weight: w[at..at + g].to_vec(),
-            bias: hn.norm.bias.as_ref().map(|b| b[at..at + g].to_vec()),
-        };
-        norm(part, &one, kind, eps);
+        let bias = hn.norm.bias.as_deref().map(|b| &b[at..at + g]);
+        norm_with(part, &w[at..at + g], bias, kind, eps);
     }
 }
 
