@@ -216,3 +216,83 @@ fn cli_tokenizes_vocab_only_files() {
     assert!(!ok);
     assert_eq!(v["error"]["kind"], "tokenizer", "{v}");
 }
+
+/// Real vocabularies from the package registries (Llama 3 and 4, Mistral SentencePiece v1/v2/v3/v7
+/// and Tekken, Qwen and Qwen 3.6), converted to vocabulary-only GGUFs as llama.cpp's converter
+/// would (`scripts/registry_vocab.py build`, run by `scripts/fetch-vocabs` from `scripts/setup`,
+/// into `models/vocab/`), against llama.cpp's ids for them (`tests/fixtures/registry-vocab/*.json`,
+/// recorded by `scripts/fixtures vocab`). Each case is checked twice: as llama.cpp's suite does
+/// (no BOS/EOS, special-token text as text) and as a prompt is tokenized (BOS/EOS as the
+/// vocabulary says, special-token text read as the tokens). The converted file must be the one
+/// the ids were recorded for (its SHA-256 is in the fixture).
+#[test]
+fn registry_vocabularies() {
+    use sha2::{Digest, Sha256};
+    let dir = root().join("tests/fixtures/registry-vocab");
+    let mut fixtures: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    fixtures.sort();
+    assert!(fixtures.len() >= 10, "registry vocabulary fixtures missing in {}", dir.display());
+    let mut bad = 0;
+    for fixture in &fixtures {
+        let f: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(fixture).unwrap()).unwrap();
+        let name = f["name"].as_str().unwrap();
+        let gguf_path = root().join(f["gguf"].as_str().unwrap());
+        let bytes = std::fs::read(&gguf_path).unwrap_or_else(|e| {
+            panic!(
+                "{}: {e} (scripts/fetch-vocabs writes it; scripts/setup runs that)",
+                gguf_path.display()
+            )
+        });
+        let sha = format!("{:x}", Sha256::digest(&bytes));
+        assert_eq!(
+            sha,
+            f["gguf_sha256"].as_str().unwrap(),
+            "{name}: {} is not the file the ids were recorded for; rerun scripts/fetch-vocabs",
+            gguf_path.display()
+        );
+        let gguf = Gguf::open(&gguf_path).unwrap();
+        let t = Tokenizer::from_metadata(&gguf.metadata)
+            .unwrap_or_else(|e| panic!("{name}: failed to build: {e}"));
+        let cases = f["cases"].as_array().unwrap();
+        let ids = |v: &serde_json::Value| -> Vec<u32> {
+            v.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap() as u32)
+                .collect()
+        };
+        let mut differ = Vec::new();
+        for case in cases {
+            let text = case["text"].as_str().unwrap();
+            for (add_special, parse_special, key) in
+                [(false, false, "ids"), (true, true, "ids_special")]
+            {
+                let want = ids(&case[key]);
+                match t.encode_with(text, add_special, parse_special) {
+                    Ok(got) if got == want => {}
+                    Ok(got) => differ.push(format!(
+                        "{key} {text:?}\n      want {want:?}\n      got  {got:?}"
+                    )),
+                    Err(e) => differ.push(format!("{key} {text:?}: error {e}")),
+                }
+            }
+        }
+        eprintln!(
+            "{name:<16} {} tokens, {} cases x 2, {} identical, {} differ",
+            f["n_tokens"],
+            cases.len(),
+            2 * cases.len() - differ.len(),
+            differ.len()
+        );
+        for d in &differ {
+            eprintln!("    {}", d.chars().take(600).collect::<String>());
+        }
+        bad += differ.len();
+    }
+    assert_eq!(bad, 0, "{bad} registry-vocabulary cases differ from llama.cpp (listed above)");
+}
