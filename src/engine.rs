@@ -3,6 +3,7 @@
 
 use crate::card::ModelCard;
 use crate::chat::{ChatMessage, ChatTemplate};
+use crate::constraint::{Constraint, ConstraintCompiler, Grammar};
 use crate::error::{Error, Result, UnknownArchitecture};
 use crate::gguf::Gguf;
 use crate::model::{Model, SUPPORTED_ARCHITECTURES};
@@ -21,6 +22,8 @@ pub struct Engine {
     chat_template: Option<ChatTemplate>,
     /// Tokens that end a generation (EOS, end-of-turn...).
     pub end_of_generation: Vec<u32>,
+    /// The vocabulary compiled for structured output, built on the first constrained request.
+    constraints: std::sync::OnceLock<std::result::Result<ConstraintCompiler, String>>,
 }
 
 impl Engine {
@@ -66,7 +69,22 @@ impl Engine {
             tokenizer,
             chat_template,
             end_of_generation: tokenizer::end_of_generation_ids(&gguf.metadata),
+            constraints: std::sync::OnceLock::new(),
         })
+    }
+
+    /// Compiles `grammar` against this model's vocabulary for one request (the vocabulary side
+    /// is built once, on first use).
+    pub fn constraint(&self, grammar: &Grammar) -> Result<Constraint> {
+        let compiler = self
+            .constraints
+            .get_or_init(|| {
+                ConstraintCompiler::new(&self.tokenizer, &self.end_of_generation)
+                    .map_err(|e| e.to_string())
+            })
+            .as_ref()
+            .map_err(|e| Error::InvalidParameter(e.clone()))?;
+        compiler.compile(grammar)
     }
 
     /// The model's chat template; `Error::NoChatTemplate` when it has none, `Error::ChatTemplate`

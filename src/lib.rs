@@ -61,6 +61,8 @@ pub mod card;
 #[warn(missing_docs)]
 pub mod chat;
 #[warn(missing_docs)]
+pub mod constraint;
+#[warn(missing_docs)]
 pub mod engine;
 #[warn(missing_docs)]
 pub mod error;

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::backend::CpuBackend;
+use crate::constraint::{Constraint, Grammar};
 use crate::engine::Engine;
 use crate::error::{Error, Result};
 use crate::forward::{now, Backend, Logits, Want};
@@ -30,6 +31,8 @@ pub struct GenerateOptions {
     pub stop: Vec<String>,
     /// Keep generating through end-of-generation tokens (benchmarks, reference comparisons).
     pub ignore_eos: bool,
+    /// Structured output: what the generated text must match (JSON, a schema, a grammar).
+    pub grammar: Option<Grammar>,
 }
 
 impl Default for GenerateOptions {
@@ -39,6 +42,7 @@ impl Default for GenerateOptions {
             sampling: SamplingParams::default(),
             stop: Vec::new(),
             ignore_eos: false,
+            grammar: None,
         }
     }
 }
@@ -268,11 +272,16 @@ impl Session {
                 "max_tokens must be at least 1".into(),
             ));
         }
+        let constraint = match &opts.grammar {
+            Some(g) => Some(self.engine.constraint(g)?),
+            None => None,
+        };
         let reused = self.rewind_for(prompt)?;
         Ok(Request {
             max_tokens: opts.max_tokens,
             ignore_eos: opts.ignore_eos,
             sampler,
+            constraint,
             // Special tokens stay out of the visible text, as in llama.cpp's server.
             decoder: StreamDecoderState::new(true),
             stops: StopScanner::new(opts.stop.clone()),
@@ -304,8 +313,9 @@ impl Session {
             return Ok(Step::end(None, String::new(), req.out.finish_reason));
         }
         let engine = self.engine.clone();
-        // What the sampler needs: the GPU's top candidates, or whole rows.
-        let want = if req.sampler.wants_full() {
+        // What the sampler needs: the GPU's top candidates, or whole rows (a grammar masks
+        // whole rows).
+        let want = if req.sampler.wants_full() || req.constraint.is_some() {
             Want::Last
         } else {
             Want::Sample
@@ -344,15 +354,36 @@ impl Session {
             }
             self.tokens.push(id);
         }
+        // The margin is the model's own (before a grammar's mask), for comparisons with
+        // other engines.
+        let token_margin = margin(&req.logits);
+        if let Some(c) = &mut req.constraint {
+            match &mut req.logits {
+                Logits::Full(l) => c.mask(l)?,
+                Logits::Top(_) => unreachable!("a constrained request asks for whole rows"),
+            }
+        }
         let id = req.sampler.sample(&req.logits, &self.tokens);
         if !req.ignore_eos && engine.end_of_generation.contains(&id) {
             return self.finish(req, None, String::new(), FinishReason::Stop);
         }
+        let grammar_done = match &mut req.constraint {
+            Some(c) => {
+                c.consume(id)?;
+                c.is_finished()
+            }
+            None => false,
+        };
         req.out.ids.push(id);
-        req.out.margins.push(margin(&req.logits));
+        req.out.margins.push(token_margin);
         let piece = req.decoder.push(&engine.tokenizer, id)?.unwrap_or_default();
         let (visible, stopped) = req.stops.push(&piece);
         let margin = req.out.margins.last().copied();
+        if grammar_done && !stopped {
+            // Nothing but the end may follow: end now rather than run the model once more.
+            let step = self.finish(req, Some(id), visible, FinishReason::Stop)?;
+            return Ok(Step { margin, ..step });
+        }
         if stopped {
             req.out.text.push_str(&visible);
             req.out.finish_reason = FinishReason::Stop;
@@ -409,6 +440,8 @@ pub struct Request {
     max_tokens: usize,
     ignore_eos: bool,
     sampler: Sampler,
+    /// The grammar the output must follow, if any.
+    constraint: Option<Constraint>,
     decoder: StreamDecoderState,
     stops: StopScanner,
     /// Prompt tokens not yet run through the model (prefill goes a chunk per step).

@@ -235,7 +235,11 @@ fn registry_vocabularies() {
         .filter(|p| p.extension().is_some_and(|x| x == "json"))
         .collect();
     fixtures.sort();
-    assert!(fixtures.len() >= 10, "registry vocabulary fixtures missing in {}", dir.display());
+    assert!(
+        fixtures.len() >= 10,
+        "registry vocabulary fixtures missing in {}",
+        dir.display()
+    );
     let mut bad = 0;
     for fixture in &fixtures {
         let f: serde_json::Value =
@@ -294,5 +298,8 @@ fn registry_vocabularies() {
         }
         bad += differ.len();
     }
-    assert_eq!(bad, 0, "{bad} registry-vocabulary cases differ from llama.cpp (listed above)");
+    assert_eq!(
+        bad, 0,
+        "{bad} registry-vocabulary cases differ from llama.cpp (listed above)"
+    );
 }

@@ -14,6 +14,7 @@ use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use wick::backend::GpuBackend;
 use wick::chat::ChatMessage;
+use wick::constraint::Grammar;
 use wick::sampler::SamplingParams;
 use wick::{Engine, Event, GenerateOptions, Gguf, ModelCard, Session};
 
@@ -172,13 +173,44 @@ struct GenArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Structured output: the answer is one JSON object.
+    #[arg(long, group = "structured")]
+    json_object: bool,
+    /// Structured output: the answer is JSON valid against the JSON schema in FILE.
+    #[arg(long, value_name = "FILE", group = "structured")]
+    json_schema: Option<PathBuf>,
+    /// Structured output: the answer follows the Lark grammar in FILE (llguidance's dialect).
+    #[arg(long, value_name = "FILE", group = "structured")]
+    grammar: Option<PathBuf>,
+    /// Structured output: the answer matches this regular expression.
+    #[arg(long, value_name = "PATTERN", group = "structured")]
+    regex: Option<String>,
     #[command(flatten)]
     backend: BackendArgs,
 }
 
 impl GenArgs {
-    fn options(&self, ignore_eos: bool) -> GenerateOptions {
-        GenerateOptions {
+    /// The structured-output option, reading its file.
+    fn grammar(&self) -> anyhow::Result<Option<Grammar>> {
+        let read = |p: &PathBuf| {
+            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
+        };
+        Ok(if self.json_object {
+            Some(Grammar::JsonObject)
+        } else if let Some(p) = &self.json_schema {
+            let schema = serde_json::from_str(&read(p)?).map_err(|e| {
+                wick::Error::InvalidParameter(format!("{}: not JSON: {e}", p.display()))
+            })?;
+            Some(Grammar::JsonSchema { schema })
+        } else if let Some(p) = &self.grammar {
+            Some(Grammar::Lark { grammar: read(p)? })
+        } else {
+            self.regex.clone().map(|pattern| Grammar::Regex { pattern })
+        })
+    }
+
+    fn options(&self, ignore_eos: bool) -> anyhow::Result<GenerateOptions> {
+        Ok(GenerateOptions {
             max_tokens: self.max_tokens,
             sampling: SamplingParams {
                 temperature: self.temperature,
@@ -191,7 +223,8 @@ impl GenArgs {
             },
             stop: self.stop.clone(),
             ignore_eos,
-        }
+            grammar: self.grammar()?,
+        })
     }
 }
 
@@ -370,7 +403,7 @@ fn run(command: Command) -> anyhow::Result<()> {
             let prompt_ids = engine.encode(&prompt)?;
             let (mut session, _) = session(engine, gen.ctx, gen.backend)?;
             let stdout = std::io::stdout();
-            let out = session.generate(&prompt_ids, &gen.options(ignore_eos), |ev| {
+            let out = session.generate(&prompt_ids, &gen.options(ignore_eos)?, |ev| {
                 if let (false, Event::Token { text, .. }) = (json, ev) {
                     let mut s = stdout.lock();
                     let _ = s.write_all(text.as_bytes());
@@ -487,7 +520,7 @@ fn chat(
             content: s,
         })
         .collect();
-    let opts = gen.options(false);
+    let opts = gen.options(false)?;
     eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit or Ctrl-D quits.");
     let stdin = std::io::stdin();
     let mut stdout = std::io::stdout();

@@ -338,6 +338,18 @@ impl Tokenizer {
         Some(String::from_utf8_lossy(&out).into_owned())
     }
 
+    /// The bytes token `id` stands for in text (llama.cpp's `token_to_piece` without specials):
+    /// `None` for control and unknown tokens, which text never produces, and for tokens that
+    /// decode to nothing.
+    pub fn token_bytes(&self, id: u32) -> Option<Vec<u8>> {
+        if self.is_control(id) {
+            return None;
+        }
+        let mut out = Vec::new();
+        self.vocab.push_piece(id, false, false, &mut out).ok()?;
+        (!out.is_empty()).then_some(out)
+    }
+
     /// The id of the token whose vocabulary text is exactly `text`.
     pub fn token_id(&self, text: &str) -> Option<u32> {
         self.vocab.id(text)
