@@ -303,3 +303,41 @@ fn registry_vocabularies() {
         "{bad} registry-vocabulary cases differ from llama.cpp (listed above)"
     );
 }
+
+/// wick's byte-level BPE merge step (`src/tokenizer/bpe.rs`, over ids) gives the ids of the
+/// `tokenizers` BPE model it replaces (which `Tokenizer::hf` still builds), on every input of
+/// every byte-level vocabulary's suite and on this repository's own docs, line groups included.
+#[test]
+fn byte_level_merges_match_tokenizers_bpe() {
+    let mut texts: Vec<String> = Vec::new();
+    for (name, _) in VOCABS {
+        if let Some(p) = vocab_path(name) {
+            texts.extend(cases(&p).into_iter().map(|(t, _)| t));
+        }
+    }
+    for doc in ["README.md", "ARCHITECTURE.md"] {
+        let text = std::fs::read_to_string(root().join(doc)).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        texts.extend(lines.chunks(3).map(|c| c.join("\n")));
+    }
+    for &(name, expect) in VOCABS {
+        let Some(path) = vocab_path(name).filter(|_| expect == Expect::Identical) else {
+            continue;
+        };
+        let gguf = Gguf::open(&path).unwrap();
+        let t = Tokenizer::from_metadata(&gguf.metadata).unwrap();
+        if t.kind() != wick::tokenizer::TokenizerKind::ByteLevelBpe {
+            continue;
+        }
+        let hf = t.hf().unwrap();
+        for text in &texts {
+            // `tokenizers` matches added tokens its own way; compare on plain text only.
+            if !t.control_token_spans(text).is_empty() {
+                continue;
+            }
+            let want = hf.encode(text.as_str(), false).unwrap().get_ids().to_vec();
+            let got = t.encode_with(text, false, false).unwrap();
+            assert_eq!(got, want, "{name}: {text:?}");
+        }
+    }
+}

@@ -4,6 +4,12 @@
 //   const engine = await createEngine({ model: '/models/SmolLM2-135M-Instruct.Q4_1.gguf' });
 //   const stream = await engine.chat.completions.create({ messages, stream: true });
 //   for await (const chunk of stream) out += chunk.choices[0].delta.content ?? '';
+//
+// A tokenizer alone, without the engine or the weights, is not part of this module: each wasm
+// build (pkg/<flavour>/wick.js) exports the class `Tokenizer` (src/web/tokenizer.rs):
+//   import init, { Tokenizer } from './pkg/simd/wick.js';  await init();
+//   const tok = new Tokenizer(ggufHeaderBytes);  // Uint8Array; throws {kind, message}
+//   tok.encode(text, addSpecial, parseSpecial);  // Uint32Array;  tok.decode(ids); tok.vocabSize
 
 export type ErrorKind =
   | 'download' | 'integrity' | 'quota' | 'storage' | 'invalid_model' | 'unsupported_model'

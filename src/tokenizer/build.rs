@@ -1,8 +1,9 @@
 //! Building `tokenizers::Tokenizer`s from the vocabulary.
 //!
 //! * Byte-level BPE (`gpt2`): the stored merges, the pre-tokenizer regexes of
-//!   [`super::pretok`], GPT-2's byte-to-character mapping. This is what encodes such
-//!   vocabularies.
+//!   [`super::pretok`], GPT-2's byte-to-character mapping. wick encodes these vocabularies with
+//!   the same pre-tokenizer and its own merge table ([`super::bpe`], built from ids in a fraction
+//!   of the time); this `tokenizers` object is built only on request, for interoperability.
 //! * SentencePiece (`llama`): llama.cpp merges adjacent pieces whenever their concatenation is a
 //!   token, highest token score first. That is BPE whose merge list holds every split of every
 //!   token into two tokens, ranked by the token's score (ties: lower id first), with text escaped
@@ -76,10 +77,10 @@ pub(crate) fn derive_spm_merges(tokens: &[String], scores: &[f32]) -> Vec<(Strin
     merges
 }
 
-/// `tokenizer.ggml.merges`, split like llama.cpp (at the first space after the first byte),
-/// keeping the first of duplicate pairs and dropping merges whose parts or result are not
-/// tokens (`tokenizers` cannot represent them; llama.cpp would emit byte pieces for them).
-pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(String, String)>> {
+/// `tokenizer.ggml.merges` as text pairs borrowed from the metadata, in rank order, split like
+/// llama.cpp (at the first space after the first byte; an entry with no such space is skipped).
+/// [`super::bpe::Bpe::new`] drops the merges that are not between tokens.
+pub(crate) fn stored_merges(md: &Metadata) -> Result<Vec<(&str, &str)>> {
     let arr = match md.get(KEY_MERGES) {
         Some(Value::Array(a)) => a,
         Some(_) => {
@@ -94,10 +95,7 @@ pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(Str
             )))
         }
     };
-    let index: HashSet<&str> = tokens.iter().map(String::as_str).collect();
-    let mut seen: HashSet<(&str, &str)> = HashSet::with_capacity(arr.len());
     let mut merges = Vec::with_capacity(arr.len());
-    let mut joined = String::new();
     for (i, v) in arr.iter().enumerate() {
         let Value::String(s) = v else {
             return Err(Error::InvalidMetadata {
@@ -114,16 +112,7 @@ pub(crate) fn stored_merges(md: &Metadata, tokens: &[String]) -> Result<Vec<(Str
         else {
             continue;
         };
-        let (a, b) = (&s[..p], &s[p + 1..]);
-        joined.clear();
-        joined.push_str(a);
-        joined.push_str(b);
-        if !index.contains(a) || !index.contains(b) || !index.contains(joined.as_str()) {
-            continue;
-        }
-        if seen.insert((a, b)) {
-            merges.push((a.to_string(), b.to_string()));
-        }
+        merges.push((&s[..p], &s[p + 1..]));
     }
     Ok(merges)
 }
@@ -197,7 +186,8 @@ pub(crate) fn build_spm_hf(vocab: &Vocab, scores: &[f32]) -> Result<HfTokenizer>
     Ok(hf)
 }
 
-/// The byte-level BPE tokenizer: stored merges, the pre type's regexes, GPT-2's byte mapping.
+/// The `tokenizers` equivalent of a byte-level BPE vocabulary: its merges (between tokens, no
+/// duplicates, in rank order), the pre type's regexes, GPT-2's byte mapping.
 pub(crate) fn build_bpe_hf(
     vocab: &Vocab,
     merges: Vec<(String, String)>,
@@ -230,15 +220,4 @@ fn add_special_tokens(hf: &mut HfTokenizer, vocab: &Vocab) {
     }
     hf.add_special_tokens(&special);
     hf.add_tokens(&user);
-}
-
-/// The merges of a byte-level BPE `tokenizers` model, in rank order.
-pub(crate) fn merges_of(hf: &HfTokenizer) -> Result<Vec<(String, String)>> {
-    let err = |e: String| Error::Tokenizer(format!("reading the BPE merges: {e}"));
-    let mut model = serde_json::to_value(hf.get_model()).map_err(|e| err(e.to_string()))?;
-    let merges = model
-        .get_mut("merges")
-        .map(serde_json::Value::take)
-        .ok_or_else(|| err("no merges".into()))?;
-    serde_json::from_value(merges).map_err(|e| err(e.to_string()))
 }

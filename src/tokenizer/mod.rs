@@ -1,9 +1,9 @@
 //! The tokenizer, built from GGUF metadata alone, matching llama.cpp token for token.
 //!
 //! A GGUF file carries its vocabulary (`tokenizer.ggml.*`): token texts, types, scores or merges,
-//! special ids and flags. From these wick builds a [`tokenizers::Tokenizer`] (the byte-level BPE
-//! work is done by it) and adds the parts of llama.cpp's behaviour that `tokenizers` does not
-//! model:
+//! special ids and flags. From these wick builds its encoder (for byte-level BPE, `tokenizers`'
+//! pre-tokenizers and wick's merge table over token ids, [`bpe`]) and adds the parts of llama.cpp's
+//! behaviour that `tokenizers` does not model:
 //!
 //! * **Special tokens in text.** Control, user-defined and unknown tokens written in the input
 //!   are found the way llama.cpp's `tokenizer_st_partition` finds them (longest token first, see
@@ -16,8 +16,10 @@
 //!   merges pieces by token score, leftmost first among equal scores ([`spm`]); each text
 //!   fragment gets a leading space when `add_space_prefix` says so. The equivalent `tokenizers`
 //!   BPE (merges derived from the vocabulary, [`build`]) is available from [`Tokenizer::hf`].
-//! * **Byte-level BPE** (`gpt2`: GPT-2, Llama 3, Qwen, SmolLM...): the stored merges and the
-//!   pre-tokenizer regexes llama.cpp picks for `tokenizer.ggml.pre` ([`pretok`]).
+//! * **Byte-level BPE** (`gpt2`: GPT-2, Llama 3, Qwen, SmolLM...): the stored merges ([`bpe`],
+//!   `tokenizers`' BPE algorithm over ids) and the pre-tokenizer regexes llama.cpp picks for
+//!   `tokenizer.ggml.pre` ([`pretok`]). The equivalent `tokenizers` object is built on request
+//!   ([`Tokenizer::hf`]).
 //! * **Decoding** follows llama.cpp's `token_to_piece` / `detokenize` exactly (including its
 //!   `clean_spaces` pass for the pre types that use it), and [`StreamDecoder`] releases the same
 //!   text incrementally, never splitting a UTF-8 character.
@@ -25,6 +27,7 @@
 //! A tokenizer can be stored with [`Tokenizer::to_json`] and restored with
 //! [`Tokenizer::from_json`] without the GGUF file.
 
+mod bpe;
 mod build;
 mod detok;
 mod pretok;
@@ -37,11 +40,12 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use tokenizers::{
-    Model, Normalizer, OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer,
+    OffsetReferential, OffsetType, PreTokenizedString, PreTokenizer, PreTokenizerWrapper,
 };
 
 use crate::error::{Error, Result};
 use crate::gguf::Metadata;
+use bpe::Bpe;
 use special::{Fragment, SpecialMatcher};
 use spm::Spm;
 use vocab::{attr, Config, Header, TokenizerKind as Kind, Vocab};
@@ -63,8 +67,13 @@ enum Engine {
         spm: Spm,
         hf: OnceLock<std::result::Result<tokenizers::Tokenizer, String>>,
     },
-    /// Byte-level BPE: `tokenizers` does the work.
-    Bpe { hf: tokenizers::Tokenizer },
+    /// Byte-level BPE: `tokenizers`' pre-tokenizer, then wick's merges; the `tokenizers`
+    /// equivalent is built on first request.
+    Bpe {
+        pre: PreTokenizerWrapper,
+        bpe: Bpe,
+        hf: OnceLock<std::result::Result<tokenizers::Tokenizer, String>>,
+    },
 }
 
 impl std::fmt::Debug for Tokenizer {
@@ -108,8 +117,8 @@ impl Tokenizer {
                 Self::from_parts(vocab, Some(scores), None)
             }
             Kind::ByteLevelBpe => {
-                let merges = build::stored_merges(md, &vocab.tokens)?;
-                Self::from_parts(vocab, None, Some(merges))
+                let merges = build::stored_merges(md)?;
+                Self::from_parts(vocab, None, Some(&merges))
             }
         }
     }
@@ -117,7 +126,7 @@ impl Tokenizer {
     fn from_parts(
         vocab: Vocab,
         scores: Option<Vec<f32>>,
-        merges: Option<Vec<(String, String)>>,
+        merges: Option<&[(&str, &str)]>,
     ) -> Result<Self> {
         let missing = |what: &str| {
             Error::Tokenizer(format!("internal: {what} missing for this tokenizer kind"))
@@ -136,10 +145,18 @@ impl Tokenizer {
                 }
             }
             Kind::ByteLevelBpe => {
+                let merges = merges.ok_or_else(|| missing("merges"))?;
                 let pre = pretok::PreTokenizer::for_pre(&vocab.cfg.pre);
-                let hf =
-                    build::build_bpe_hf(&vocab, merges.ok_or_else(|| missing("merges"))?, &pre)?;
-                Engine::Bpe { hf }
+                Engine::Bpe {
+                    bpe: Bpe::new(
+                        &vocab,
+                        merges.iter().copied(),
+                        merges.len(),
+                        pre.ignore_merges,
+                    ),
+                    pre: build::byte_level_pre_tokenizer(&pre)?,
+                    hf: OnceLock::new(),
+                }
             }
         };
         let specials = SpecialMatcher::new(&vocab.tokens, &vocab.attrs);
@@ -156,7 +173,7 @@ impl Tokenizer {
     pub fn to_json(&self) -> Result<String> {
         let (scores, merges) = match &self.engine {
             Engine::Spm { spm, .. } => (Some(spm.scores().to_vec()), None),
-            Engine::Bpe { hf } => (None, Some(build::merges_of(hf)?)),
+            Engine::Bpe { bpe, .. } => (None, Some(self.merge_texts(bpe))),
         };
         let stored = Stored {
             format: STORED_FORMAT.into(),
@@ -181,25 +198,42 @@ impl Tokenizer {
             )));
         }
         let vocab = Vocab::from_parts(stored.config, stored.tokens)?;
-        Self::from_parts(vocab, stored.scores, stored.merges)
+        let merges: Option<Vec<(&str, &str)>> = stored
+            .merges
+            .as_ref()
+            .map(|m| m.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect());
+        Self::from_parts(vocab, stored.scores, merges.as_deref())
+    }
+
+    /// A byte-level vocabulary's merges as text pairs, in rank order.
+    fn merge_texts(&self, bpe: &Bpe) -> Vec<(String, String)> {
+        let text = |id: u32| self.vocab.tokens[id as usize].clone();
+        bpe.merges()
+            .into_iter()
+            .map(|(a, b)| (text(a), text(b)))
+            .collect()
     }
 
     /// The `tokenizers` object equivalent to this tokenizer: model, normalizer, pre-tokenizer and
-    /// decoder, with special tokens registered as added tokens. For byte-level BPE vocabularies it
-    /// is the one wick encodes with. For SentencePiece ones it is built on the first call (about a
-    /// second for Gemma's 262,144 tokens) and matches wick except where token scores tie (its
-    /// merge ranks are unique). Either way prefer [`Tokenizer::encode`], which matches llama.cpp
-    /// where `tokenizers`' own `encode` may not (special-token priority, BOS/EOS).
+    /// decoder, with special tokens registered as added tokens. It is built on the first call. For
+    /// byte-level BPE vocabularies it runs the same pre-tokenizer and merges as wick's encoder.
+    /// For SentencePiece ones (about a second to build for Gemma's 262,144 tokens) it matches
+    /// wick except where token scores tie (its merge ranks are unique). Either way prefer
+    /// [`Tokenizer::encode`], which matches llama.cpp where `tokenizers`' own `encode` may not
+    /// (special-token priority, BOS/EOS).
     pub fn hf(&self) -> Result<&tokenizers::Tokenizer> {
         match &self.engine {
-            Engine::Bpe { hf } => Ok(hf),
-            Engine::Spm { spm, hf } => hf
-                .get_or_init(|| {
-                    build::build_spm_hf(&self.vocab, spm.scores()).map_err(|e| e.to_string())
-                })
-                .as_ref()
-                .map_err(|e| Error::Tokenizer(e.clone())),
+            Engine::Bpe { bpe, hf, .. } => hf.get_or_init(|| {
+                let pre = pretok::PreTokenizer::for_pre(&self.vocab.cfg.pre);
+                build::build_bpe_hf(&self.vocab, self.merge_texts(bpe), &pre)
+                    .map_err(|e| e.to_string())
+            }),
+            Engine::Spm { spm, hf } => hf.get_or_init(|| {
+                build::build_spm_hf(&self.vocab, spm.scores()).map_err(|e| e.to_string())
+            }),
         }
+        .as_ref()
+        .map_err(|e| Error::Tokenizer(e.clone()))
     }
 
     /// Encodes `text`. `add_special`: add BOS (and EOS) as the model's metadata says. Special
@@ -279,23 +313,16 @@ impl Tokenizer {
                 spm.encode(&self.vocab, &escaped, out);
                 Ok(())
             }
-            Engine::Bpe { hf } => {
-                // The normalizer, pre-tokenizer and model, without `tokenizers`' added-token
-                // matching.
-                let err = |e: tokenizers::Error| Error::Tokenizer(format!("encoding failed: {e}"));
-                let mut pre = PreTokenizedString::from(text);
-                if let Some(n) = hf.get_normalizer() {
-                    pre.normalize(|s| n.normalize(s)).map_err(err)?;
-                }
-                if let Some(p) = hf.get_pre_tokenizer() {
-                    p.pre_tokenize(&mut pre).map_err(err)?;
-                }
-                let model = hf.get_model();
-                pre.tokenize(|s| model.tokenize(s.get())).map_err(err)?;
-                for (_, _, tokens) in
-                    pre.get_splits(OffsetReferential::Normalized, OffsetType::None)
+            Engine::Bpe { pre, bpe, .. } => {
+                // The pre-tokenizer (regex splits, then GPT-2's byte characters), then the merges
+                // on each piece.
+                let mut pieces = PreTokenizedString::from(text);
+                pre.pre_tokenize(&mut pieces)
+                    .map_err(|e| Error::Tokenizer(format!("encoding failed: {e}")))?;
+                for (piece, _, _) in
+                    pieces.get_splits(OffsetReferential::Normalized, OffsetType::None)
                 {
-                    out.extend(tokens.iter().flatten().map(|t| t.id));
+                    bpe.encode_word(&self.vocab, piece, out);
                 }
                 Ok(())
             }

@@ -5,6 +5,8 @@
 //!   and its XXH3 checksum, summed in place.
 //! - [`WebEngine`]: a loaded model and its session; requests run one token per `step()` call so
 //!   the worker's event loop can deliver an abort between any two tokens.
+//! - [`WebTokenizer`] (`Tokenizer` in JS): a model's tokenizer alone, from a GGUF's metadata
+//!   (no weights), for counting and inspecting tokens.
 //! - [`Hasher`]: the streaming hashes of a model as it is stored, SHA-256 and XXH3-64 (WebCrypto
 //!   has no incremental digest, nor any fast checksum).
 //!
@@ -14,10 +16,12 @@
 mod engine;
 mod hash;
 mod model_buffer;
+mod tokenizer;
 
 pub use engine::WebEngine;
 pub use hash::Hasher;
 pub use model_buffer::ModelBuffer;
+pub use tokenizer::WebTokenizer;
 
 use wasm_bindgen::prelude::*;
 
