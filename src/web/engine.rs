@@ -76,6 +76,8 @@ impl RequestOptions {
             },
             stop: o.stop,
             ignore_eos: o.ignore_eos,
+            // Structured output is not in the JS API yet (issue 21): the CLI and Rust have it.
+            grammar: None,
         }
     }
 }
