@@ -22,6 +22,7 @@ Usage: scripts/fixtures tiny (the fixtures venv, with the PyPI package gguf adde
 The files are deterministic: a rerun rewrites the same bytes unless llama.cpp's numbers moved.
 """
 import ctypes
+import importlib.metadata
 import json
 import os
 import sys
@@ -439,9 +440,91 @@ QWEN2_WIDE = dict(arch='qwen2', name='qwen2_wide', n_embd=256, n_layer=1, n_head
                   head_norms=False, qkv_bias=True, records=[])
 QUANTIZED = [('qwen2_iq4_xs', QWEN2, 'LLAMA_FTYPE_MOSTLY_IQ4_XS'),
              ('qwen2_wide_iq4_xs', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ4_XS')]
+# The IQ2 / IQ3 types, every matrix (embeddings too) in the one type (`pure`), with an importance
+# matrix (llama.cpp refuses IQ2_XXS, IQ2_XS, IQ2_S and IQ3_XXS without one): seeded values in
+# [0.5, 1.5] per column, standing in for the mean squared activations an imatrix run records.
+# Each ftype's default type is the named one, except IQ2_S, which is LLAMA_FTYPE_MOSTLY_IQ2_M's
+# (MOSTLY_IQ2_S defaults to IQ2_XS). `scripts/fixtures tiny iq` reruns only these.
+IQ_LOW_BIT = [('qwen2_wide_iq2_xxs', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ2_XXS'),
+              ('qwen2_wide_iq2_xs', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ2_XS'),
+              ('qwen2_wide_iq2_s', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ2_M'),
+              ('qwen2_wide_iq3_xxs', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ3_XXS'),
+              ('qwen2_wide_iq3_s', QWEN2_WIDE, 'LLAMA_FTYPE_MOSTLY_IQ3_S')]
 
 
-def quantize(out_name, cfg, ftype):
+def importance(src, seed):
+    """llama.cpp's imatrix argument for every 2-D tensor of the gguf at `src`: a NULL-terminated
+    array of (name, floats, count), and the buffers it points into (kept alive by the caller)."""
+    rng = np.random.default_rng(seed)
+    reader = gguf.GGUFReader(src)
+    keep, entries = [], []
+    for t in reader.tensors:
+        if len(t.shape) != 2:
+            continue
+        cols = int(t.shape[0])  # gguf-py lists ne[0] (the row length) first
+        buf = (ctypes.c_float * cols)(*rng.uniform(0.5, 1.5, cols).astype(np.float32))
+        name = t.name.encode()
+        keep += [buf, name]
+        entries.append((name, ctypes.cast(buf, ctypes.POINTER(ctypes.c_float)), cols))
+    arr = (llama_cpp.llama_model_imatrix_data * (len(entries) + 1))()
+    for i, (name, ptr, n) in enumerate(entries):
+        arr[i].name, arr[i].data, arr[i].size = name, ptr, n
+    arr[len(entries)].name = None
+    return arr, keep
+
+
+def fnv64(values):
+    """FNV-1a over the f32 bit patterns of `values`, one 32-bit word at a time (tests/iq_quants.rs
+    computes the same over wick's dequantization)."""
+    h = 0xcbf29ce484222325
+    for w in np.ascontiguousarray(values, dtype=np.float32).view(np.uint32).ravel().tolist():
+        h = ((h ^ w) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f'{h:016x}'
+
+
+def gguf_py_dequantization(out_name, path):
+    """An independent dequantization of every quantized tensor of the gguf at `path`: gguf-py's
+    numpy dequantizers (`gguf.quants.dequantize`), not llama.cpp's C: per tensor, its type, a hash
+    of all its f32 values (`fnv64`) and its first row's values in full, in gguf-py/<out_name>.json
+    (a folder of its own: tiny/*.json are llama.cpp recordings)."""
+    reader = gguf.GGUFReader(path)
+    tensors = {}
+    for t in reader.tensors:
+        if t.tensor_type in (gguf.GGMLQuantizationType.F32, gguf.GGMLQuantizationType.F16):
+            continue
+        values = gguf.quants.dequantize(t.data, t.tensor_type)
+        tensors[t.name] = {
+            'type': t.tensor_type.name,
+            'shape': [int(d) for d in values.shape],
+            'fnv64': fnv64(values),
+            'row0': [float(v) for v in values.reshape(-1, values.shape[-1])[0]],
+        }
+    os.makedirs(os.path.join(OUT, 'gguf-py'), exist_ok=True)
+    F.dump(os.path.join(OUT, 'gguf-py', out_name + '.json'),
+           {'model': os.path.basename(path), 'sha256': F.sha256(path),
+            'gguf_py': importlib.metadata.version('gguf'), 'tensors': tensors})
+
+
+def gguf_py_grids():
+    """gguf-py's own copies of the IQ2 / IQ3 grids and sign table (quants.py keeps them as packed
+    hex, decoded by its `init_grid`), each grid entry packed as llama.cpp packs it (value j in
+    byte j of a little-endian integer), as hex strings, in gguf-py/iq_grids.json."""
+    from gguf import quants as Q
+    out = {'gguf_py': importlib.metadata.version('gguf'),
+           'ksigns_iq2xs': list(np.frombuffer(Q.IQ2_XXS.ksigns, dtype=np.uint8).tolist())}
+    for key, cls in [('iq2xxs_grid', Q.IQ2_XXS), ('iq2xs_grid', Q.IQ2_XS), ('iq2s_grid', Q.IQ2_S),
+                     ('iq3xxs_grid', Q.IQ3_XXS), ('iq3s_grid', Q.IQ3_S)]:
+        cls.init_grid()
+        grid = cls.grid.reshape(cls.grid_shape).astype(np.uint64)
+        packed = np.zeros(grid.shape[0], dtype=np.uint64)
+        for j in range(grid.shape[1]):
+            packed |= grid[:, j] << np.uint64(8 * j)
+        out[key] = [f'{int(v):0{2 * grid.shape[1]}x}' for v in packed]
+    os.makedirs(os.path.join(OUT, 'gguf-py'), exist_ok=True)
+    F.dump(os.path.join(OUT, 'gguf-py', 'iq_grids.json'), out)
+
+
+def quantize(out_name, cfg, ftype, low_bit=False):
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         src = os.path.join(tmp, 'source.gguf')
@@ -449,6 +532,10 @@ def quantize(out_name, cfg, ftype):
         params = llama_cpp.llama_model_quantize_default_params()
         params.ftype = getattr(llama_cpp, ftype)
         params.allow_requantize = True  # the source's matrices are Q8_0
+        if low_bit:
+            params.pure = True
+            imatrix, _keep = importance(src, cfg['seed'] + 2000)
+            params.imatrix = imatrix
         dst = os.path.join(OUT, out_name + '.gguf')
         rc = llama_cpp.llama_model_quantize(src.encode(), dst.encode(), ctypes.byref(params))
         assert rc == 0, (out_name, rc)
@@ -465,12 +552,14 @@ def quantize(out_name, cfg, ftype):
         'kv_cache': 'f32',
         'arch': cfg['arch'],
         'n_ctx': 256,
-        'config': dict(cfg, quantized=ftype),
+        'config': dict(cfg, quantized=ftype, **({'pure': True, 'imatrix': 'seeded'} if low_bit else {})),
         'ids': ids,
         'logits': [[round(float(v), 5) for v in row] for row in logits],
     })
     print(f"{dst}: {os.path.getsize(dst)} bytes ({ftype}), logit std {float(np.std(logits)):.3f}",
           file=sys.stderr)
+    if low_bit:
+        gguf_py_dequantization(out_name, dst)
 
 
 if __name__ == '__main__':
@@ -481,6 +570,11 @@ if __name__ == '__main__':
     for out_name, cfg, ftype in QUANTIZED:
         if not only or out_name in only:
             quantize(out_name, cfg, ftype)
+    for out_name, cfg, ftype in IQ_LOW_BIT:
+        if not only or out_name in only or 'iq' in only:
+            quantize(out_name, cfg, ftype, low_bit=True)
+    if not only or 'iq' in only:
+        gguf_py_grids()
     for name, max_tensors in SPLITS:
         if not only or 'split' in only:
             split(name, max_tensors)

@@ -34,7 +34,7 @@ pub enum Error {
     UnsupportedQuant {
         /// The tensor's name in the file.
         tensor: String,
-        /// The type's name, e.g. "IQ2_XS".
+        /// The type's name, e.g. "IQ1_S".
         qtype: String,
     },
     /// The architecture is supported, but this file uses a feature of it wick does not run

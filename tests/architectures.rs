@@ -124,7 +124,50 @@ fixtures! {
 /// (a swapped nibble order: measured in the note).
 #[test]
 fn iq4_xs_matches_llama_cpp() {
-    let tiny = tiny_model("qwen2_wide_iq4_xs");
+    quantized_matches_llama_cpp("qwen2_wide_iq4_xs", 0.0);
+}
+
+/// The IQ2 / IQ3 types, every matrix (embeddings too) in the one type, as llama.cpp's quantizer
+/// wrote them with an importance matrix. wick runs them as they are stored (no rewrite), dotting
+/// against Q8_K activations with the integer sums llama.cpp's kernels compute, so only float
+/// summation order separates the two; held to the IQ4_XS rule all the same.
+#[test]
+fn iq2_xxs_matches_llama_cpp() {
+    quantized_matches_llama_cpp("qwen2_wide_iq2_xxs", 0.9);
+}
+
+#[test]
+fn iq2_xs_matches_llama_cpp() {
+    quantized_matches_llama_cpp("qwen2_wide_iq2_xs", 0.9);
+}
+
+#[test]
+fn iq2_s_matches_llama_cpp() {
+    quantized_matches_llama_cpp("qwen2_wide_iq2_s", 0.9);
+}
+
+#[test]
+fn iq3_xxs_matches_llama_cpp() {
+    quantized_matches_llama_cpp("qwen2_wide_iq3_xxs", 0.9);
+}
+
+#[test]
+fn iq3_s_matches_llama_cpp() {
+    quantized_matches_llama_cpp("qwen2_wide_iq3_s", 0.9);
+}
+
+/// The rule of the quantized fixtures: logits within 1 of llama.cpp's, and the top-1 token
+/// identical wherever llama.cpp's top-1/top-2 margin is at least 0.5 (at three quarters of the
+/// positions or more).
+///
+/// `min_close`: the share of positions whose logits must also agree to 1e-3. The IQ2 / IQ3 runs
+/// do llama.cpp's integer arithmetic, so they agree to ~1e-5 except where one activation lands
+/// on an 8-bit rounding boundary and flips. Measured natively (AVX2 kernels): at one position of
+/// 64 for IQ3_XXS (0.34) and IQ2_XXS (0.03), at none for the others (4e-5 at most); with the
+/// portable kernels, which sum in another order, IQ2_S flips one too (0.38). IQ4_XS is
+/// rewritten as Q8_0 and differs everywhere (0).
+fn quantized_matches_llama_cpp(name: &str, min_close: f32) {
+    let tiny = tiny_model(name);
     let gguf = open_bytes(std::fs::read(&tiny.path).unwrap()).unwrap();
     let engine = Arc::new(Engine::load(&gguf).unwrap());
     let mut got = Vec::new();
@@ -137,13 +180,15 @@ fn iq4_xs_matches_llama_cpp() {
         (idx[0], row[idx[0]] - row[idx[1]])
     };
     let mut max_diff = 0f32;
-    let mut compared = 0;
+    let (mut compared, mut close) = (0, 0);
     for (g, w) in got.iter().zip(&tiny.logits) {
-        max_diff = g
+        let diff = g
             .iter()
             .zip(w)
             .map(|(a, b)| (a - b).abs())
-            .fold(max_diff, f32::max);
+            .fold(0f32, f32::max);
+        max_diff = max_diff.max(diff);
+        close += (diff <= 1e-3) as usize;
         let (want_top, margin) = top2(w);
         if margin >= 0.5 {
             assert_eq!(
@@ -154,12 +199,20 @@ fn iq4_xs_matches_llama_cpp() {
             compared += 1;
         }
     }
-    eprintln!("qwen2_wide_iq4_xs: max logit difference {max_diff}, top-1 identical at {compared} of {} positions", got.len());
+    eprintln!(
+        "{name}: max logit difference {max_diff}, within 1e-3 at {close} and top-1 identical at \
+         {compared} of {} positions",
+        got.len()
+    );
+    assert!(
+        close as f32 >= min_close * got.len() as f32,
+        "{name}: only {close} positions within 1e-3"
+    );
     assert!(
         compared >= got.len() * 3 / 4,
         "only {compared} clear positions"
     );
-    assert!(max_diff <= 1.0, "logits differ by {max_diff}");
+    assert!(max_diff <= 1.0, "{name}: logits differ by {max_diff}");
 }
 
 /// Files wick must refuse by name, as `unsupported_model`, never as a broken file.

@@ -212,6 +212,35 @@ fn a_llama_cpp_iq_file_has_a_card() {
     g.check_runnable().unwrap();
 }
 
+/// The IQ2 / IQ3 files llama.cpp's quantizer wrote (tests/architectures.rs runs them): their
+/// tensors are the engine's own types, kept as stored, none set aside; the card names the type.
+#[test]
+fn iq2_and_iq3_tensors_are_runnable_as_stored() {
+    for (file, ty) in [
+        ("qwen2_wide_iq2_xxs", "IQ2_XXS"),
+        ("qwen2_wide_iq2_xs", "IQ2_XS"),
+        ("qwen2_wide_iq2_s", "IQ2_S"),
+        ("qwen2_wide_iq3_xxs", "IQ3_XXS"),
+        ("qwen2_wide_iq3_s", "IQ3_S"),
+    ] {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join(format!("tests/fixtures/tiny/{file}.gguf"));
+        let g = open_bytes(std::fs::read(&path).unwrap()).unwrap();
+        assert!(g.unrunnable().is_empty(), "{file}");
+        let card = wick::ModelCard::from_gguf(&g).unwrap();
+        assert_eq!(
+            card.quant_types.keys().collect::<Vec<_>>(),
+            ["F32", ty],
+            "{file}"
+        );
+        let n = g
+            .tensors()
+            .filter(|t| wick::gguf::qtype_name(t.qtype) == ty)
+            .count();
+        assert_eq!(n, 8, "{file}: token_embd and seven matrices");
+    }
+}
+
 /// A split model (gguf-py's `split_max_tensors`, llama.cpp's shard format and naming; the script
 /// checked that llama.cpp loads the shards to the single file's logits): the first shard's path
 /// opens all three, and the model scores as the single file does. One shard alone, shards out of

@@ -6,7 +6,7 @@
 use half::{bf16, f16};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use wick::gguf::{QType, QTypes};
+use wick::gguf::QType;
 use wick::gpu::probe::{self, RopeCase};
 use wick::gpu::shader::QuantFormat;
 use wick::gpu::{Gpu, GpuOptions};
@@ -100,6 +100,7 @@ fn matmul_matches_cpu_for_every_type() {
     let mut rng = SmallRng::seed_from_u64(7);
     for (t, cols) in QType::ALL
         .into_iter()
+        .filter(|&t| wick::gpu::supports(t))
         .flat_map(|t| [(t, 512), (t, 896)])
         .filter(|&(t, cols)| cols % block(t).0 == 0)
     {
@@ -123,12 +124,46 @@ fn matmul_matches_cpu_for_every_type() {
     }
 }
 
+/// The types with no WGSL kernel (IQ2 / IQ3, which the CPU runs) are refused at upload as
+/// `Error::UnsupportedQuant` naming the type, never a crash or a wrong product (the browser's
+/// worker then stays on the CPU in auto mode).
+#[test]
+fn types_without_a_shader_are_refused_by_name() {
+    let gpu = gpu();
+    let mut rng = SmallRng::seed_from_u64(9);
+    let missing: Vec<QType> = QType::ALL
+        .into_iter()
+        .filter(|&t| !wick::gpu::supports(t))
+        .collect();
+    assert_eq!(
+        missing,
+        [
+            QType::IQ2XXS,
+            QType::IQ2XS,
+            QType::IQ3XXS,
+            QType::IQ3S,
+            QType::IQ2S
+        ]
+    );
+    for t in missing {
+        let w = random_weights(&mut rng, t, 4, 256);
+        let x = random(&mut rng, 256);
+        let err = pollster::block_on(probe::matmul(&gpu, t, &w, 4, 256, &x, 1)).unwrap_err();
+        assert!(
+            matches!(err, wick::Error::UnsupportedQuant { .. }),
+            "{t:?}: {err}"
+        );
+        let name = wick::gguf::qtype_name(t);
+        assert!(err.to_string().contains(name), "{t:?}: {err}");
+    }
+}
+
 /// Embedding rows decode to exactly the CPU's dequantized values.
 #[test]
 fn embedding_rows_match_cpu_dequantization() {
     let gpu = gpu();
     let mut rng = SmallRng::seed_from_u64(8);
-    for t in QType::ALL {
+    for t in QType::ALL.into_iter().filter(|&t| wick::gpu::supports(t)) {
         let (rows, cols) = (9, 512);
         let w = random_weights(&mut rng, t, rows, cols);
         let ids = [3u32, 0, 8, 3];

@@ -418,8 +418,9 @@ fn layer_norm_tiny_models_match_llama_cpp() {
 
 /// Every tiny fixture's family builds on the GPU (none has a gap left), and what the WebGPU
 /// backend still does not build is refused by name when the session starts (the page then stays
-/// on the CPU, which runs every plan), never run wrong: q/k norms over groups other than a head
-/// or the whole vector. No file here has those, so the test makes them in a loaded plan.
+/// on the CPU, which runs every plan), never run wrong: weights of a type with no WGSL kernel
+/// (the IQ2 / IQ3 fixtures), and q/k norms over groups other than a head or the whole vector.
+/// No file here has the latter, so the test makes them in a loaded plan.
 #[test]
 fn every_fixture_builds_and_the_remaining_gaps_are_refused_by_name() {
     let gpu = Arc::new(Gpu::open_blocking(GpuOptions { f16: false }).expect("lavapipe"));
@@ -434,9 +435,24 @@ fn every_fixture_builds_and_the_remaining_gaps_are_refused_by_name() {
     names.sort();
     assert!(names.len() >= 18, "{names:?}");
     for name in &names {
-        let engine = Engine::open(&tiny_model(name).path).unwrap();
+        let path = tiny_model(name).path;
+        let engine = Engine::open(&path).unwrap();
         assert_eq!(engine.model.plan().gpu_gaps(), Vec::<&str>::new(), "{name}");
-        GpuModel::new(gpu.clone(), engine.model.plan(), 64).unwrap();
+        let cpu_only = Gguf::open(&path)
+            .unwrap()
+            .tensors()
+            .find(|t| !wick::gpu::supports(t.qtype))
+            .map(|t| wick::gguf::qtype_name(t.qtype));
+        match (
+            GpuModel::new(gpu.clone(), engine.model.plan(), 64),
+            cpu_only,
+        ) {
+            (Ok(_), None) => {}
+            (Err(e @ wick::Error::UnsupportedQuant { .. }), Some(ty)) => {
+                assert!(e.to_string().contains(ty), "{name}: {e}")
+            }
+            (r, ty) => panic!("{name} ({ty:?} without a shader): {:?}", r.err()),
+        }
     }
 
     let plan = |name: &str| {

@@ -18,8 +18,6 @@ use std::sync::Arc;
 /// A metadata value (candle's type, which wick's reader fills).
 pub use candle_core::quantized::gguf_file::Value;
 
-pub use candle_core::quantized::GgmlDType as QType;
-
 use crate::error::{Error, Result};
 
 /// The bytes of a whole GGUF file, shared by every tensor view.
@@ -88,15 +86,53 @@ impl Tensor {
     }
 }
 
-/// The one list of tensor types the engine runs (matmul or plain lookup), as `QType::ALL`: a trait,
-/// because `QType` is candle's type. The floats first, then the quantized types in GGUF's order.
-pub trait QTypes {
-    /// Every type the engine runs, floats first.
-    const ALL: [QType; 13];
+/// A tensor type the engine runs (a matmul kernel or a plain lookup). wick's own enum: candle's
+/// `GgmlDType`, used until the IQ2 / IQ3 kernels, has no IQ variants. Every other ggml type a file
+/// may hold is known to [`reader::GGML_TYPES`] and kept aside as a [`ForeignTensor`].
+#[allow(non_camel_case_types, clippy::upper_case_acronyms)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum QType {
+    /// 32-bit float.
+    F32,
+    /// IEEE half float.
+    F16,
+    /// bfloat16.
+    BF16,
+    /// 32-value blocks of 4-bit values and an f16 scale.
+    Q4_0,
+    /// Q4_0 plus an f16 offset per block.
+    Q4_1,
+    /// 32-value blocks of 5-bit values and an f16 scale.
+    Q5_0,
+    /// Q5_0 plus an f16 offset per block.
+    Q5_1,
+    /// 32-value blocks of bytes and an f16 scale.
+    Q8_0,
+    /// Q2_K: 2-bit K-quant (256-value super-blocks).
+    Q2K,
+    /// Q3_K: 3-bit K-quant.
+    Q3K,
+    /// Q4_K: 4-bit K-quant.
+    Q4K,
+    /// Q5_K: 5-bit K-quant.
+    Q5K,
+    /// Q6_K: 6-bit K-quant.
+    Q6K,
+    /// IQ2_XXS: 2.0625 bits per weight, 8-value groups from a 256-entry grid.
+    IQ2XXS,
+    /// IQ2_XS: 2.3125 bits per weight, 8-value groups from a 512-entry grid.
+    IQ2XS,
+    /// IQ3_XXS: 3.0625 bits per weight, 4-value groups from a 256-entry grid.
+    IQ3XXS,
+    /// IQ3_S: 3.4375 bits per weight, 4-value groups from a 512-entry grid.
+    IQ3S,
+    /// IQ2_S: 2.5625 bits per weight, 8-value groups from a 1024-entry grid.
+    IQ2S,
 }
 
-impl QTypes for QType {
-    const ALL: [QType; 13] = [
+impl QType {
+    /// Every type the engine runs: the floats first, then the quantized types in GGUF's order.
+    pub const ALL: [QType; 18] = [
         QType::F32,
         QType::F16,
         QType::BF16,
@@ -110,34 +146,61 @@ impl QTypes for QType {
         QType::Q4K,
         QType::Q5K,
         QType::Q6K,
+        QType::IQ2XXS,
+        QType::IQ2XS,
+        QType::IQ3XXS,
+        QType::IQ3S,
+        QType::IQ2S,
     ];
+
+    /// Its GGUF type id.
+    pub fn id(self) -> u32 {
+        use QType::*;
+        match self {
+            F32 => 0,
+            F16 => 1,
+            Q4_0 => 2,
+            Q4_1 => 3,
+            Q5_0 => 6,
+            Q5_1 => 7,
+            Q8_0 => 8,
+            Q2K => 10,
+            Q3K => 11,
+            Q4K => 12,
+            Q5K => 13,
+            Q6K => 14,
+            IQ2XXS => 16,
+            IQ2XS => 17,
+            IQ3XXS => 18,
+            IQ3S => 21,
+            IQ2S => 22,
+            BF16 => 30,
+        }
+    }
+
+    fn ggml(self) -> reader::GgmlType {
+        reader::ggml_type(self.id()).expect("every QType is a ggml type")
+    }
+
+    /// Elements per block (1 for the floats).
+    pub fn block_size(self) -> usize {
+        self.ggml().block
+    }
+
+    /// Bytes per block.
+    pub fn type_size(self) -> usize {
+        self.ggml().bytes
+    }
 }
 
-/// Tensor types the engine can run (matmul or plain lookup): those of [`QTypes::ALL`].
+/// Tensor types the engine can run (matmul or plain lookup): those of [`QType::ALL`].
 pub fn is_supported_qtype(t: QType) -> bool {
     QType::ALL.contains(&t)
 }
 
-/// The type's name as llama.cpp spells it, e.g. "Q4_K" (candle's variant is `Q4K`).
+/// The type's name as llama.cpp spells it, e.g. "Q4_K" (the variant is `Q4K`).
 pub fn qtype_name(t: QType) -> &'static str {
-    use QType::*;
-    match t {
-        F32 => "F32",
-        F16 => "F16",
-        BF16 => "BF16",
-        Q4_0 => "Q4_0",
-        Q4_1 => "Q4_1",
-        Q5_0 => "Q5_0",
-        Q5_1 => "Q5_1",
-        Q8_0 => "Q8_0",
-        Q8_1 => "Q8_1",
-        Q2K => "Q2_K",
-        Q3K => "Q3_K",
-        Q4K => "Q4_K",
-        Q5K => "Q5_K",
-        Q6K => "Q6_K",
-        Q8K => "Q8_K",
-    }
+    t.ggml().name
 }
 
 /// Metadata values, keyed as in the file (`general.architecture`, `llama.block_count`, ...).
@@ -167,26 +230,9 @@ pub struct ForeignTensor {
 pub const CONVERTED_AT_LOAD: [u32; 2] = [20, 23];
 
 /// The engine's type for a GGUF type id, when the engine runs that type (the types of
-/// [`QTypes::ALL`]).
+/// [`QType::ALL`]).
 fn runnable_qtype(id: u32) -> Option<QType> {
-    let t = match id {
-        0 => QType::F32,
-        1 => QType::F16,
-        30 => QType::BF16,
-        2 => QType::Q4_0,
-        3 => QType::Q4_1,
-        6 => QType::Q5_0,
-        7 => QType::Q5_1,
-        8 => QType::Q8_0,
-        10 => QType::Q2K,
-        11 => QType::Q3K,
-        12 => QType::Q4K,
-        13 => QType::Q5K,
-        14 => QType::Q6K,
-        _ => return None,
-    };
-    debug_assert!(is_supported_qtype(t));
-    Some(t)
+    QType::ALL.into_iter().find(|t| t.id() == id)
 }
 
 /// An opened, validated GGUF file.
@@ -407,7 +453,7 @@ impl Gguf {
         })
     }
 
-    /// The tensors of types the kernels do not run (IQ, TQ, MXFP4...), in file order. Those of
+    /// The tensors of types the kernels do not run (IQ1, IQ4, TQ, MXFP4...), in file order. Those of
     /// [`CONVERTED_AT_LOAD`] types still run (rewritten at load); a model with any other fails to
     /// load with [`Error::UnsupportedQuant`] naming the first.
     pub fn unrunnable(&self) -> &[ForeignTensor] {

@@ -10,6 +10,7 @@
 //! follow llama.cpp's reference quantizers exactly (`quantize_row_q8_0_ref`, `..._q8_1_ref`,
 //! `..._q8_K_ref`), so that our dot products track llama.cpp's, which is the correctness reference.
 
+use super::iq_grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use crate::gguf::QType;
 
 /// Values per block of the legacy types (Q4_0 ... Q8_0) and of Q8_0/Q8_1 activations.
@@ -17,11 +18,10 @@ pub const QK: usize = 32;
 /// Values per super-block of the K-quants and of Q8_K activations.
 pub const QK_K: usize = 256;
 
-/// `(values per block, bytes per block)` of a weight type, or `None` for a type the kernels do not
-/// run (Q8_1 and Q8_K exist only as activation types).
-pub fn block_shape(t: QType) -> Option<(usize, usize)> {
+/// `(values per block, bytes per block)` of a weight type.
+pub fn block_shape(t: QType) -> (usize, usize) {
     use QType::*;
-    Some(match t {
+    match t {
         F32 => (1, 4),
         F16 | BF16 => (1, 2),
         Q4_0 => (QK, 18), // d: f16, qs: [u8; 16] (value j in the low nibble of qs[j], j+16 in the high)
@@ -34,14 +34,18 @@ pub fn block_shape(t: QType) -> Option<(usize, usize)> {
         Q4K => (QK_K, 144), // d, dmin, scales: [u8; 12] (8 scales + 8 mins, 6 bits), qs: [u8; 128]
         Q5K => (QK_K, 176), // d, dmin, scales: [u8; 12], qh: [u8; 32], qs: [u8; 128]
         Q6K => (QK_K, 210), // ql: [u8; 128], qh: [u8; 64], scales: [i8; 16], d
-        Q8_1 | Q8K => return None,
-    })
+        // The IQ types: d first, then grid indices, signs and 4-bit scales (`reference::decode_iq`).
+        IQ2XXS => (QK_K, 66), // d, qs: [u16; 32] (per 32 values: 4 grid bytes, a u32 of signs | scale)
+        IQ2XS => (QK_K, 74), // d, qs: [u16; 32] (9-bit grid index | 7-bit sign index), scales: [u8; 8]
+        IQ2S => (QK_K, 82),  // d, qs: [u8; 32], signs: [u8; 32], qh: [u8; 8], scales: [u8; 8]
+        IQ3XXS => (QK_K, 98), // d, qs: [u8; 64], then per 32 values a u32 of signs | scale
+        IQ3S => (QK_K, 110), // d, qs: [u8; 64], qh: [u8; 8], signs: [u8; 32], scales: [u8; 4]
+    }
 }
 
 /// Bytes of one row of `cols` values. Panics if `cols` is not a whole number of blocks.
 pub fn row_bytes(t: QType, cols: usize) -> usize {
-    let (values, bytes) =
-        block_shape(t).unwrap_or_else(|| panic!("kernels: weight type {t:?} is not supported"));
+    let (values, bytes) = block_shape(t);
     assert!(
         cols % values == 0,
         "kernels: {cols} columns is not a whole number of {t:?} blocks"
@@ -56,7 +60,7 @@ pub enum VecDotType {
     F32,
     /// [`BlockQ8`]: Q8_0 for Q4_0/Q5_0/Q8_0 weights, Q8_1 (the same plus `s`) for Q4_1/Q5_1.
     Q8,
-    /// [`BlockQ8K`], for every K-quant.
+    /// [`BlockQ8K`], for every K-quant and IQ type.
     Q8K,
 }
 
@@ -65,8 +69,7 @@ pub fn vec_dot_type(t: QType) -> VecDotType {
     match t {
         F32 | F16 | BF16 => VecDotType::F32,
         Q4_0 | Q4_1 | Q5_0 | Q5_1 | Q8_0 => VecDotType::Q8,
-        Q2K | Q3K | Q4K | Q5K | Q6K => VecDotType::Q8K,
-        Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
+        Q2K | Q3K | Q4K | Q5K | Q6K | IQ2XXS | IQ2XS | IQ2S | IQ3XXS | IQ3S => VecDotType::Q8K,
     }
 }
 
@@ -410,6 +413,165 @@ pub fn f16_scale_offsets(t: QType) -> &'static [usize] {
         QType::Q2K => &[80, 82],
         QType::Q3K => &[108],
         QType::Q6K => &[208],
-        _ => &[],
+        QType::IQ2XXS | QType::IQ2XS | QType::IQ2S | QType::IQ3XXS | QType::IQ3S => &[0],
+        QType::F32 | QType::F16 | QType::BF16 => &[],
     }
 }
+
+/// One 32-value group of an IQ2 / IQ3 super-block as the SIMD kernels take it: four grid entries
+/// of 8 magnitudes (IQ3: two 4-magnitude entries packed low, high), and a sign byte per 8 values
+/// (bit `j` set: value `j` negated). The portable reference decodes blocks its own way
+/// (`reference::decode_iq`), so the kernel tests compare two readings of the layouts.
+pub struct IqGroup {
+    pub grid: [u64; 4],
+    pub signs: [u8; 4],
+}
+
+/// An IQ2 / IQ3 block layout: its bytes, the factor its dot ends with (`ls` times this is the
+/// multiple of `d`: 1/8 for IQ2, 1/4 for IQ3_XXS, 1 for IQ3_S), and how group `ib` (values
+/// `32 * ib..`) of the block at `b` reads: its values, and the 4-bit scales of its two 16-value
+/// halves (`ls = 2 * scale + 1`). Safety (both): `b` points at a whole block, `ib < 8`.
+pub trait IqLayout {
+    const BYTES: usize;
+    const FACTOR: f32;
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup;
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2];
+}
+
+#[inline(always)]
+unsafe fn u32_ptr(p: *const u8) -> u32 {
+    (p as *const u32).read_unaligned()
+}
+
+/// The two nibbles of a scale byte, low first.
+#[inline(always)]
+fn nibbles2(sc: u8) -> [u8; 2] {
+    [sc & 0xF, sc >> 4]
+}
+
+/// IQ2_XXS (66 bytes): per group, four grid bytes then a u32 of four 7-bit sign indices and the
+/// scale (bits 28..32).
+pub struct Iq2Xxs;
+impl IqLayout for Iq2Xxs {
+    const BYTES: usize = 66;
+    const FACTOR: f32 = 0.125;
+    #[inline(always)]
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup {
+        let p = b.add(2 + 8 * ib);
+        let aux = u32_ptr(p.add(4));
+        IqGroup {
+            grid: [0, 1, 2, 3].map(|l| IQ2XXS_GRID[*p.add(l) as usize]),
+            signs: [0, 1, 2, 3].map(|l| KSIGNS_IQ2XS[(aux >> (7 * l)) as usize & 127]),
+        }
+    }
+    #[inline(always)]
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2] {
+        [(u32_ptr(b.add(6 + 8 * ib)) >> 28) as u8; 2]
+    }
+}
+
+/// IQ2_XS (74 bytes): per 8 values a u16 (9-bit grid index, 7-bit sign index) at 2; a scale
+/// byte per group at 66.
+pub struct Iq2Xs;
+impl IqLayout for Iq2Xs {
+    const BYTES: usize = 74;
+    const FACTOR: f32 = 0.125;
+    #[inline(always)]
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup {
+        let v = [0, 1, 2, 3].map(|l| (b.add(2 + 2 * (4 * ib + l)) as *const u16).read_unaligned());
+        IqGroup {
+            grid: v.map(|v| IQ2XS_GRID[(v & 511) as usize]),
+            signs: v.map(|v| KSIGNS_IQ2XS[(v >> 9) as usize]),
+        }
+    }
+    #[inline(always)]
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2] {
+        nibbles2(*b.add(66 + ib))
+    }
+}
+
+/// IQ2_S (82 bytes): grid index low bytes at 2, sign bytes at 34, the indices' top 2 bits at 66
+/// (a byte per group), scale bytes at 74.
+pub struct Iq2S;
+impl IqLayout for Iq2S {
+    const BYTES: usize = 82;
+    const FACTOR: f32 = 0.125;
+    #[inline(always)]
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup {
+        let qh = *b.add(66 + ib) as usize;
+        IqGroup {
+            grid: [0, 1, 2, 3]
+                .map(|l| IQ2S_GRID[*b.add(2 + 4 * ib + l) as usize | ((qh >> (2 * l)) & 3) << 8]),
+            signs: [0, 1, 2, 3].map(|l| *b.add(34 + 4 * ib + l)),
+        }
+    }
+    #[inline(always)]
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2] {
+        nibbles2(*b.add(74 + ib))
+    }
+}
+
+/// IQ3_XXS (98 bytes): eight grid bytes per group at 2, then per group a u32 at 66 of four 7-bit
+/// sign indices and the scale.
+pub struct Iq3Xxs;
+impl IqLayout for Iq3Xxs {
+    const BYTES: usize = 98;
+    const FACTOR: f32 = 0.25;
+    #[inline(always)]
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup {
+        let q = b.add(2 + 8 * ib);
+        let aux = u32_ptr(b.add(66 + 4 * ib));
+        IqGroup {
+            grid: [0, 1, 2, 3].map(|l| {
+                IQ3XXS_GRID[*q.add(2 * l) as usize] as u64
+                    | (IQ3XXS_GRID[*q.add(2 * l + 1) as usize] as u64) << 32
+            }),
+            signs: [0, 1, 2, 3].map(|l| KSIGNS_IQ2XS[(aux >> (7 * l)) as usize & 127]),
+        }
+    }
+    #[inline(always)]
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2] {
+        [(u32_ptr(b.add(66 + 4 * ib)) >> 28) as u8; 2]
+    }
+}
+
+/// IQ3_S (110 bytes): eight grid index low bytes per group at 2, their 9th bits at 66 (a byte per
+/// group), sign bytes at 74, a scale nibble per group at 106.
+pub struct Iq3S;
+impl IqLayout for Iq3S {
+    const BYTES: usize = 110;
+    const FACTOR: f32 = 1.0;
+    #[inline(always)]
+    unsafe fn group(b: *const u8, ib: usize) -> IqGroup {
+        let q = b.add(2 + 8 * ib);
+        let qh = *b.add(66 + ib) as usize;
+        let index = |k: usize| *q.add(k) as usize | ((qh >> k) & 1) << 8;
+        IqGroup {
+            grid: [0, 1, 2, 3].map(|l| {
+                IQ3S_GRID[index(2 * l)] as u64 | (IQ3S_GRID[index(2 * l + 1)] as u64) << 32
+            }),
+            signs: [0, 1, 2, 3].map(|l| *b.add(74 + 4 * ib + l)),
+        }
+    }
+    #[inline(always)]
+    unsafe fn scales(b: *const u8, ib: usize) -> [u8; 2] {
+        [nibbles2(*b.add(106 + ib / 2))[ib % 2]; 2]
+    }
+}
+
+/// Byte `j` of entry `s` is -1 where bit `j` of `s` is set, else +1: a sign byte as eight
+/// multipliers (AVX2's `sign_epi8` operand; SIMD128 widens and multiplies).
+pub const SIGN_BYTES: [u64; 256] = {
+    let mut t = [0u64; 256];
+    let mut s = 0;
+    while s < 256 {
+        let mut j = 0;
+        while j < 8 {
+            let byte: u64 = if (s >> j) & 1 == 1 { 0xFF } else { 0x01 };
+            t[s] |= byte << (8 * j);
+            j += 1;
+        }
+        s += 1;
+    }
+    t
+};

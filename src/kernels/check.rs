@@ -9,7 +9,7 @@
 
 use super::blocks::{self, Activation, BlockQ8, BlockQ8K};
 use super::{reference, select, Kernel, Tile, Tile8, TOKENS_PER_TILE};
-use crate::gguf::{QType, QTypes};
+use crate::gguf::QType;
 
 const ROWS: usize = 6;
 const COLS: usize = 512;
@@ -33,7 +33,7 @@ impl Rng {
 
 /// `rows` rows of `cols` values of `t`: random bytes, with finite f16 block scales.
 fn random_weights(rng: &mut Rng, t: QType, rows: usize, cols: usize) -> Vec<u8> {
-    let block = blocks::block_shape(t).map_or(1, |s| s.1);
+    let block = blocks::block_shape(t).1;
     let mut w: Vec<u8> = (0..rows * blocks::row_bytes(t, cols))
         .map(|_| rng.next() as u8)
         .collect();

@@ -35,6 +35,7 @@
 
 mod blocks;
 mod check;
+mod iq_grids;
 mod reference;
 #[cfg(any(
     target_arch = "x86_64",
@@ -405,11 +406,16 @@ pub mod testing {
     /// Where a block's f16 scales sit (random test weights get finite values there).
     pub use super::blocks::f16_scale_offsets as scale_offsets;
 
+    /// The IQ2 / IQ3 lookup tables, for checking them against an independent copy.
+    pub use super::iq_grids::{
+        IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS,
+    };
+
     /// [`matmul`](super::matmul) of `m` with the kernels of instruction set `isa` (a name from
-    /// [`isas`]).
+    /// [`isas`]); a type that instruction set has no kernel for runs the reference, as
+    /// [`select`](super::select) falls back to it.
     pub fn matmul_isa(isa_name: &str, m: QMatrix, x: &[f32], n: usize, out: &mut [f32]) {
-        let k = kernel_from(isa(isa_name), m.qtype)
-            .unwrap_or_else(|| panic!("{isa_name} cannot run {:?}", m.qtype));
+        let k = kernel_from(isa(isa_name), m.qtype).unwrap_or_else(|| reference::kernel(m.qtype));
         matmul_with(k, m, x, n, out)
     }
 

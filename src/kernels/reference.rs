@@ -11,6 +11,7 @@ use super::blocks::{
     f16_at, q3k_scales, q4k_scales_mins, u32_at, vec_dot_type, BlockQ8, BlockQ8K, VecDotType, QK,
     QK_K,
 };
+use super::iq_grids::{IQ2S_GRID, IQ2XS_GRID, IQ2XXS_GRID, IQ3S_GRID, IQ3XXS_GRID, KSIGNS_IQ2XS};
 use super::{Kernel, TOKENS_PER_TILE};
 use crate::gguf::QType;
 
@@ -35,7 +36,10 @@ pub(crate) fn kernel(t: QType) -> Kernel {
             |w, rb, x, xs, nt, out| tile((dot_k, ()), w, rb, x, xs, nt, out),
             None,
         ),
-        Q8_1 | Q8K => panic!("kernels: weight type {t:?} is not supported"),
+        IQ2XXS | IQ2XS | IQ2S | IQ3XXS | IQ3S => Kernel::Q8K(
+            |w, rb, x, xs, nt, out| tile((dot_iq, ()), w, rb, x, xs, nt, out),
+            None,
+        ),
     }
 }
 
@@ -166,7 +170,7 @@ fn decode_legacy(b: &[u8]) -> Legacy {
 }
 
 fn legacy_block_bytes(t: QType) -> usize {
-    super::blocks::block_shape(t).unwrap().1
+    super::blocks::block_shape(t).1
 }
 
 /// `sum_b (d_w * d_x) * sum_i q_i * y_i  (+ m * s for Q4_1/Q5_1)`, as ggml's `vec_dot_*_q8_0/1`.
@@ -326,6 +330,167 @@ fn dot_k(w: &[u8], x: &[BlockQ8K], _: ()) -> f32 {
 }
 
 // ---------------------------------------------------------------------------------------------
+// IQ2 / IQ3: 256-value super-blocks of 8-value (IQ2) or 4-value (IQ3) groups, each an index into
+// a grid of magnitudes (`iq_grids`), with one sign per value and a 4-bit scale per 16 or 32 values.
+
+/// A decoded IQ super-block: value `i` is `(d * ls[i / 16] * factor) * q[i]`, where `q` is a grid
+/// magnitude with its sign (|q| <= 62) and `ls = 2 * scale + 1`. `factor` is a power of two
+/// (1/8 for IQ2, 1/4 for IQ3_XXS, 1 for IQ3_S), so this is ggml's `d * (0.5 + scale) * 0.25`
+/// (and its IQ3 forms) to the bit.
+struct IqBlock {
+    d: f32,
+    factor: f32,
+    ls: [i32; 16],
+    q: [i8; QK_K],
+}
+
+/// The byte `j` of a grid entry (value `j` of its group).
+fn grid_byte(entry: u64, j: usize) -> i8 {
+    (entry >> (8 * j)) as u8 as i8
+}
+
+/// Writes the 8 values of group `g` (values `8g..8g + 8`): magnitudes `mag(j)`, value `j` negated
+/// where bit `j` of `signs` is set.
+fn put_group(q: &mut [i8; QK_K], g: usize, signs: u8, mag: impl Fn(usize) -> i8) {
+    for j in 0..8 {
+        let m = mag(j);
+        q[8 * g + j] = if signs >> j & 1 == 1 { -m } else { m };
+    }
+}
+
+/// The type of an IQ block, recognized from its byte size (66, 74, 82, 98 or 110: 110 is also
+/// Q3_K's, so the caller says which with `t`).
+fn decode_iq(t: QType, b: &[u8]) -> IqBlock {
+    let mut k = IqBlock {
+        d: f16_at(b, 0),
+        factor: 0.125,
+        ls: [0; 16],
+        q: [0; QK_K],
+    };
+    let nibble = |byte: u8, hi: usize| ((byte >> (4 * hi)) & 0xF) as i32 * 2 + 1;
+    match t {
+        // Per 32 values, two u32: four grid indices (a byte each), then four 7-bit sign indices
+        // (bits 0..28) and the scale (bits 28..32).
+        QType::IQ2XXS => {
+            for ib in 0..8 {
+                let (idx, aux) = (&b[2 + 8 * ib..6 + 8 * ib], u32_at(b, 6 + 8 * ib));
+                k.ls[2 * ib] = (aux >> 28) as i32 * 2 + 1;
+                k.ls[2 * ib + 1] = k.ls[2 * ib];
+                for l in 0..4 {
+                    let grid = IQ2XXS_GRID[idx[l] as usize];
+                    let signs = KSIGNS_IQ2XS[(aux >> (7 * l)) as usize & 127];
+                    put_group(&mut k.q, 4 * ib + l, signs, |j| grid_byte(grid, j));
+                }
+            }
+        }
+        // Per group of 8, a u16: the grid index (9 bits) and a 7-bit sign index; per 32 values a
+        // scale byte, its low nibble for the first 16, its high one for the next 16.
+        QType::IQ2XS => {
+            for g in 0..32 {
+                let v = u16::from_le_bytes([b[2 + 2 * g], b[3 + 2 * g]]);
+                let grid = IQ2XS_GRID[(v & 511) as usize];
+                put_group(&mut k.q, g, KSIGNS_IQ2XS[(v >> 9) as usize], |j| {
+                    grid_byte(grid, j)
+                });
+            }
+            for (g, ls) in k.ls.iter_mut().enumerate() {
+                *ls = nibble(b[66 + g / 2], g % 2);
+            }
+        }
+        // Per group of 8: the grid index's low 8 bits in qs, its top 2 in qh (2 bits per group,
+        // 4 groups per byte), and a sign byte; scales as IQ2_XS.
+        QType::IQ2S => {
+            let (qs, signs, qh) = (&b[2..34], &b[34..66], &b[66..74]);
+            for g in 0..32 {
+                let high = ((qh[g / 4] >> (2 * (g % 4))) & 3) as usize;
+                let grid = IQ2S_GRID[qs[g] as usize | high << 8];
+                put_group(&mut k.q, g, signs[g], |j| grid_byte(grid, j));
+            }
+            for (g, ls) in k.ls.iter_mut().enumerate() {
+                *ls = nibble(b[74 + g / 2], g % 2);
+            }
+        }
+        // Per group of 8, two grid indices (a byte each, 4 values each); per 32 values a u32 of
+        // four 7-bit sign indices and the scale (bits 28..32), after all 64 index bytes.
+        QType::IQ3XXS => {
+            k.factor = 0.25;
+            for ib in 0..8 {
+                let aux = u32_at(b, 66 + 4 * ib);
+                k.ls[2 * ib] = (aux >> 28) as i32 * 2 + 1;
+                k.ls[2 * ib + 1] = k.ls[2 * ib];
+                for l in 0..4 {
+                    let g = 4 * ib + l;
+                    let (lo, hi) = (
+                        IQ3XXS_GRID[b[2 + 2 * g] as usize],
+                        IQ3XXS_GRID[b[3 + 2 * g] as usize],
+                    );
+                    let signs = KSIGNS_IQ2XS[(aux >> (7 * l)) as usize & 127];
+                    put_group(&mut k.q, g, signs, |j| {
+                        grid_byte((if j < 4 { lo } else { hi }) as u64, j % 4)
+                    });
+                }
+            }
+        }
+        // Per group of 8, two 9-bit grid indices (low bytes in qs, the 9th bits in qh, two per
+        // group) and a sign byte; a scale nibble per 32 values.
+        QType::IQ3S => {
+            k.factor = 1.0;
+            let (qs, qh, signs) = (&b[2..66], &b[66..74], &b[74..106]);
+            for g in 0..32 {
+                let index = |h: usize| {
+                    let ninth = (qh[g / 4] >> (2 * (g % 4) + h)) & 1;
+                    qs[2 * g + h] as usize | (ninth as usize) << 8
+                };
+                let (lo, hi) = (IQ3S_GRID[index(0)], IQ3S_GRID[index(1)]);
+                put_group(&mut k.q, g, signs[g], |j| {
+                    grid_byte((if j < 4 { lo } else { hi }) as u64, j % 4)
+                });
+            }
+            for (g, ls) in k.ls.iter_mut().enumerate() {
+                *ls = nibble(b[106 + g / 4], (g / 2) % 2);
+            }
+        }
+        _ => unreachable!("{t:?} is not an IQ type"),
+    }
+    k
+}
+
+/// The IQ type of a block of `bytes` bytes (the caller knows it is one).
+fn iq_type(bytes: usize) -> QType {
+    match bytes {
+        66 => QType::IQ2XXS,
+        74 => QType::IQ2XS,
+        82 => QType::IQ2S,
+        98 => QType::IQ3XXS,
+        110 => QType::IQ3S,
+        n => unreachable!("no IQ block is {n} bytes"),
+    }
+}
+
+/// `factor * sum_b (d_w * d_x) * sum_g ls_g * (q . y)_g`, as ggml's `vec_dot_iq*_q8_K`.
+fn dot_iq(w: &[u8], x: &[BlockQ8K], _: ()) -> f32 {
+    let bb = w.len() / x.len();
+    let t = iq_type(bb);
+    let mut sum = 0f32;
+    let mut factor = 1.0;
+    for (b, y) in w.chunks_exact(bb).zip(x) {
+        let k = decode_iq(t, b);
+        let mut isum = 0i32;
+        for g in 0..16 {
+            let qy: i32 = k.q[16 * g..16 * g + 16]
+                .iter()
+                .zip(&y.qs[16 * g..16 * g + 16])
+                .map(|(&q, &v)| q as i32 * v as i32)
+                .sum();
+            isum += k.ls[g] * qy;
+        }
+        sum += (k.d * y.d) * isum as f32;
+        factor = k.factor;
+    }
+    factor * sum
+}
+
+// ---------------------------------------------------------------------------------------------
 // Dequantization.
 
 /// Dequantizes `out.len()` values of `t` from `row`.
@@ -352,6 +517,21 @@ pub fn dequantize(t: QType, row: &[u8], out: &mut [f32]) {
                         Some(m) => q as f32 * blk.d + m,
                         None => q as f32 * blk.d,
                     };
+                }
+            }
+        }
+        VecDotType::Q8K
+            if matches!(
+                t,
+                QType::IQ2XXS | QType::IQ2XS | QType::IQ2S | QType::IQ3XXS | QType::IQ3S
+            ) =>
+        {
+            let bb = legacy_block_bytes(t);
+            assert!(n % QK_K == 0 && row.len() >= n / QK_K * bb);
+            for (b, o) in row.chunks_exact(bb).zip(out.chunks_exact_mut(QK_K)) {
+                let k = decode_iq(t, b);
+                for (i, v) in o.iter_mut().enumerate() {
+                    *v = (k.d * k.ls[i / 16] as f32 * k.factor) * k.q[i] as f32;
                 }
             }
         }

@@ -40,7 +40,7 @@ impl<K: KQuant> Row for KRows<K> {
 /// `y.qs[at..at + 32]` of activation block `b` of token `t`.
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn act(xp: *const BlockQ8K, xs: usize, t: usize, b: usize, at: usize) -> __m256i {
+pub(super) unsafe fn act(xp: *const BlockQ8K, xs: usize, t: usize, b: usize, at: usize) -> __m256i {
     _mm256_loadu_si256((*xp.add(t * xs + b)).qs.as_ptr().add(at) as *const __m256i)
 }
 
@@ -52,7 +52,7 @@ unsafe fn bsums(xp: *const BlockQ8K, xs: usize, t: usize, b: usize) -> __m256i {
 
 #[inline]
 #[target_feature(enable = "avx2,fma,f16c")]
-unsafe fn act_d(xp: *const BlockQ8K, xs: usize, t: usize, b: usize) -> f32 {
+pub(super) unsafe fn act_d(xp: *const BlockQ8K, xs: usize, t: usize, b: usize) -> f32 {
     (*xp.add(t * xs + b)).d
 }
 

@@ -9,8 +9,8 @@
 //! The files, one concern each (the same split as `simd128`):
 //! - this file: the kernel table and the `#[target_feature]` entry points into the shared tile
 //!   driver (`kernels::tile`);
-//! - `ops`: vector helpers; `float`, `legacy`, `kquant`: the row kernels of each family for
-//!   decode and token tiles of up to four (the weight block is unpacked once, used `T` times);
+//! - `ops`: vector helpers; `float`, `legacy`, `kquant`, `iq`: the row kernels of each family
+//!   for decode and token tiles of up to four (the weight block is unpacked once, used `T` times);
 //! - `prefill`: the eight-token row kernels, one token per 32-bit lane, so that the per-block
 //!   work is shared by eight tokens (see `kernels/mod.rs`).
 //!
@@ -26,11 +26,13 @@
 use std::arch::x86_64::*;
 
 mod float;
+mod iq;
 mod kquant;
 mod legacy;
 mod ops;
 mod prefill;
 
+use super::blocks::{Iq2S, Iq2Xs, Iq2Xxs, Iq3S, Iq3Xxs};
 use super::tile::{self as driver, FloatRows, KRows, LegacyRows, Rows, Rows8};
 use super::Kernel;
 use crate::gguf::QType;
@@ -60,7 +62,12 @@ pub(crate) fn kernel(t: QType) -> Option<Kernel> {
         QType::Q4K => Kernel::Q8K(tile::<KRows<K4>>, Some(tile8::<KRows<K4>>)),
         QType::Q5K => Kernel::Q8K(tile::<KRows<K5>>, Some(tile8::<KRows<K5>>)),
         QType::Q6K => Kernel::Q8K(tile::<KRows<K6>>, Some(tile8::<KRows<K6>>)),
-        QType::Q8_1 | QType::Q8K => return None,
+        // No eight-token IQ kernels yet: prefill runs them in token tiles.
+        QType::IQ2XXS => Kernel::Q8K(tile::<KRows<Iq2Xxs>>, None),
+        QType::IQ2XS => Kernel::Q8K(tile::<KRows<Iq2Xs>>, None),
+        QType::IQ2S => Kernel::Q8K(tile::<KRows<Iq2S>>, None),
+        QType::IQ3XXS => Kernel::Q8K(tile::<KRows<Iq3Xxs>>, None),
+        QType::IQ3S => Kernel::Q8K(tile::<KRows<Iq3S>>, None),
     })
 }
 

@@ -19,7 +19,7 @@
 //! `kernels::tile` walks the rows and calls them):
 //! - this file: the kernel table;
 //! - `ops`: vector helpers, and the decode prefetch;
-//! - `float`, `legacy`, `kquant`: row kernels over `R` weight rows and `T <= 4` tokens: the
+//! - `float`, `legacy`, `kquant` (and `iq`, the IQ2 / IQ3 layouts as K-quants): row kernels over `R` weight rows and `T <= 4` tokens: the
 //!   activations of a block are loaded once for all `R` rows and the weights unpacked once for
 //!   all `T` tokens. Decode runs `R = 4` for Q4_0/Q5_0/Q8_0 (four accumulation chains, a quarter
 //!   of the activation loads, one vector f16 conversion for the four rows' scales), `R = 2` for
@@ -47,6 +47,7 @@
 #![allow(clippy::needless_range_loop)]
 
 mod float;
+mod iq;
 mod kquant;
 mod legacy;
 mod ops;
@@ -59,6 +60,7 @@ pub(crate) use relaxed::kernel_relaxed;
 
 // SIMD128 is a compile-time feature, so the shared drivers are the kernels as they are (AVX2
 // needs `#[target_feature]` entry points instead).
+use super::blocks::{Iq2S, Iq2Xs, Iq2Xxs, Iq3S, Iq3Xxs};
 use super::tile::{run as tile, run8 as tile8, FloatRows, KRows, LegacyRows};
 use super::Kernel;
 use crate::gguf::QType;
@@ -82,6 +84,10 @@ pub(crate) fn kernel(t: QType) -> Option<Kernel> {
         QType::Q4K => Kernel::Q8K(tile::<KRows<K4>>, Some(tile8::<KRows<K4>>)),
         QType::Q5K => Kernel::Q8K(tile::<KRows<K5>>, Some(tile8::<KRows<K5>>)),
         QType::Q6K => Kernel::Q8K(tile::<KRows<K6>>, Some(tile8::<KRows<K6>>)),
-        QType::Q8_1 | QType::Q8K => return None,
+        QType::IQ2XXS => Kernel::Q8K(tile::<KRows<Iq2Xxs>>, Some(tile8::<KRows<Iq2Xxs>>)),
+        QType::IQ2XS => Kernel::Q8K(tile::<KRows<Iq2Xs>>, Some(tile8::<KRows<Iq2Xs>>)),
+        QType::IQ2S => Kernel::Q8K(tile::<KRows<Iq2S>>, Some(tile8::<KRows<Iq2S>>)),
+        QType::IQ3XXS => Kernel::Q8K(tile::<KRows<Iq3Xxs>>, Some(tile8::<KRows<Iq3Xxs>>)),
+        QType::IQ3S => Kernel::Q8K(tile::<KRows<Iq3S>>, Some(tile8::<KRows<Iq3S>>)),
     })
 }
