@@ -157,6 +157,18 @@ export interface SamplingOptions {
   ignore_eos?: boolean;
   /** Stops the request within one token; the engine stays usable. */
   signal?: AbortSignal;
+  /**
+   * Structured output by constrained decoding (llguidance): the answer is any JSON object, or
+   * JSON valid against `json_schema.schema`. A schema keyword the engine cannot enforce
+   * (`uniqueItems`, `propertyNames`) is an `invalid_parameter` error naming it.
+   */
+  response_format?:
+    | { type: 'text' }
+    | { type: 'json_object' }
+    | { type: 'json_schema'; json_schema: { name?: string; description?: string; schema: object | boolean; strict?: boolean } };
+  /** wick's own addition: the answer follows a Lark grammar (llguidance's dialect) or matches a
+   *  regular expression. Not together with `response_format`. */
+  grammar?: { type: 'lark'; grammar: string } | { type: 'regex'; pattern: string };
 }
 
 export interface Usage { prompt_tokens: number; completion_tokens: number; total_tokens: number }

@@ -219,6 +219,34 @@ function samplingOptions(req) {
   return o;
 }
 
+/**
+ * Structured output, as the engine takes it: OpenAI's `response_format` (`{type: 'json_object'}`,
+ * `{type: 'json_schema', json_schema: {name, schema, strict}}`, `{type: 'text'}`), or wick's
+ * `grammar` (`{type: 'lark', grammar}`, `{type: 'regex', pattern}`). Undefined for free text.
+ */
+function structuredOutput(req) {
+  const rf = req.response_format;
+  const g = req.grammar;
+  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+  if (rf !== undefined && rf !== null && (!isObject(rf) || !['text', 'json_object', 'json_schema'].includes(rf.type))) {
+    throw new WickError('invalid_parameter', `response_format must be {type: 'text' | 'json_object' | 'json_schema', ...}, got ${describe(rf)}`);
+  }
+  const fromFormat = (() => {
+    if (!rf || rf.type === 'text') return undefined;
+    if (rf.type === 'json_object') return { type: 'json_object' };
+    const js = rf.json_schema;
+    if (!isObject(js) || !(isObject(js.schema) || typeof js.schema === 'boolean')) {
+      throw new WickError('invalid_parameter', `response_format.json_schema must be {name, schema: {...}, strict}, got ${describe(js)}`);
+    }
+    return { type: 'json_schema', schema: js.schema };
+  })();
+  if (g === undefined || g === null) return fromFormat;
+  if (fromFormat) throw new WickError('invalid_parameter', 'give response_format or grammar, not both');
+  if (isObject(g) && g.type === 'lark' && typeof g.grammar === 'string') return { type: 'lark', grammar: g.grammar };
+  if (isObject(g) && g.type === 'regex' && typeof g.pattern === 'string') return { type: 'regex', pattern: g.pattern };
+  throw new WickError('invalid_parameter', `grammar must be {type: 'lark', grammar: string} or {type: 'regex', pattern: string}, got ${describe(g)}`);
+}
+
 function checkBooleans(options) {
   for (const [k, v] of Object.entries(options)) {
     if (typeof v !== 'boolean') throw new WickError('invalid_parameter', `${k} must be true or false, got ${describe(v)}`);
@@ -300,6 +328,8 @@ class Engine extends EventTarget {
       throw new WickError('invalid_parameter', `a request is an object, got ${describe(req)}`);
     }
     const options = samplingOptions(req);
+    const grammar = structuredOutput(req);
+    if (grammar) options.grammar = grammar;
     const body = mode === 'chat' ? { messages: checkMessages(req.messages) } : { prompt: req.prompt };
     if (mode === 'completion' && typeof req.prompt !== 'string') {
       throw new WickError('invalid_parameter', `prompt must be a string, got ${describe(req.prompt)}`);

@@ -13,6 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use super::{js_error, ModelBuffer};
 use crate::chat::ChatMessage;
+use crate::constraint::Grammar;
 use crate::sampler::SamplingParams;
 use crate::session::{GenerateOptions, Request, Session};
 use crate::{Engine, Error, Gguf};
@@ -51,6 +52,10 @@ struct RequestOptions {
     /// so a message cannot forge a turn). Raw completion always parses them.
     #[serde(default)]
     parse_special_tokens: bool,
+    /// Structured output (www/wick.js maps OpenAI's `response_format` and wick's `grammar`
+    /// onto it).
+    #[serde(default)]
+    grammar: Option<Grammar>,
 }
 
 impl RequestOptions {
@@ -76,8 +81,7 @@ impl RequestOptions {
             },
             stop: o.stop,
             ignore_eos: o.ignore_eos,
-            // Structured output is not in the JS API yet (issue 21): the CLI and Rust have it.
-            grammar: None,
+            grammar: o.grammar,
         }
     }
 }

@@ -142,7 +142,7 @@ test("llama.cpp's vocabulary suite gives identical ids in the wasm build", async
   assert.deepEqual(failures, [], `${failures.length} failures:\n${failures.join('\n')}`);
 });
 
-test('registry vocabularies give the recorded ids in the wasm build (when set up)', async (t) => {
+test('registry vocabularies give the recorded ids in the wasm build', async (t) => {
   const vocabs = registryVocabs();
   if (vocabs.length === 0) {
     t.skip('no tests/fixtures/registry-vocab/*.json with its GGUF present');
