@@ -1,5 +1,5 @@
-//! Choosing the next token from logits: greedy, or llama.cpp's usual chain (repetition penalty,
-//! top-k, top-p, min-p, temperature) followed by a seeded draw. The random generator is our own
+//! Choosing the next token from logits: greedy, or llama.cpp's usual chain (repetition, frequency
+//! and presence penalties, top-k, top-p, min-p, temperature) followed by a seeded draw. The random generator is our own
 //! small one so that a seed gives the same tokens natively and in wasm.
 
 use serde::{Deserialize, Serialize};
@@ -22,7 +22,13 @@ pub struct SamplingParams {
     pub min_p: f32,
     /// Divide positive logits (multiply negative ones) of recently seen tokens by this (1: off).
     pub repetition_penalty: f32,
-    /// How many recent tokens the repetition penalty looks at.
+    /// Subtract this times its count in the recent tokens from a token's logit (OpenAI's
+    /// `frequency_penalty`, -2 to 2; 0: off).
+    pub frequency_penalty: f32,
+    /// Subtract this from the logit of every token among the recent ones (OpenAI's
+    /// `presence_penalty`, -2 to 2; 0: off).
+    pub presence_penalty: f32,
+    /// How many recent tokens the penalties look at.
     pub repeat_last_n: usize,
     /// The same seed gives the same output for the same model, prompt and parameters.
     pub seed: Option<u64>,
@@ -37,6 +43,8 @@ impl Default for SamplingParams {
             top_p: 0.95,
             min_p: 0.05,
             repetition_penalty: 1.0,
+            frequency_penalty: 0.0,
+            presence_penalty: 0.0,
             repeat_last_n: 64,
             seed: None,
         }
@@ -73,7 +81,23 @@ impl SamplingParams {
                 self.repetition_penalty
             ));
         }
+        for (name, v) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if !(-2.0..=2.0).contains(&v) {
+                return bad(format!("{name} must be in [-2, 2], got {v}"));
+            }
+        }
         Ok(())
+    }
+
+    /// Whether any penalty changes logits of recent tokens.
+    fn penalizes(&self) -> bool {
+        self.repeat_last_n > 0
+            && (self.repetition_penalty != 1.0
+                || self.frequency_penalty != 0.0
+                || self.presence_penalty != 0.0)
     }
 }
 
@@ -108,8 +132,7 @@ impl Sampler {
     /// unbounded. Greedy and top-k sampling work from the best candidates alone.
     pub fn wants_full(&self) -> bool {
         let p = &self.params;
-        let penalize = p.repetition_penalty != 1.0 && p.repeat_last_n > 0;
-        penalize || (p.temperature > 0.0 && (p.top_k == 0 || p.top_k > TOP_CANDIDATES))
+        p.penalizes() || (p.temperature > 0.0 && (p.top_k == 0 || p.top_k > TOP_CANDIDATES))
     }
 
     /// Picks the next token. `history` is the sequence so far (for the repetition penalty).
@@ -132,7 +155,7 @@ impl Sampler {
 
     fn sample_full(&mut self, logits: &[f32], history: &[u32]) -> u32 {
         let p = &self.params;
-        let penalize = p.repetition_penalty != 1.0 && p.repeat_last_n > 0;
+        let penalize = p.penalizes();
         if p.temperature <= 0.0 && !penalize {
             return argmax(logits);
         }
@@ -145,14 +168,16 @@ impl Sampler {
             seen.clear();
             seen.extend_from_slice(recent);
             seen.sort_unstable();
-            seen.dedup();
-            for &id in seen.iter() {
-                if let Some(e) = c.get_mut(id as usize) {
+            // As llama.cpp's penalties sampler: per distinct token, the repetition penalty
+            // scales its logit, then `count * frequency + presence` is subtracted.
+            for run in seen.chunk_by(|a, b| a == b) {
+                if let Some(e) = c.get_mut(run[0] as usize) {
                     e.1 = if e.1 > 0.0 {
                         e.1 / p.repetition_penalty
                     } else {
                         e.1 * p.repetition_penalty
                     };
+                    e.1 -= run.len() as f32 * p.frequency_penalty + p.presence_penalty;
                 }
             }
         }
@@ -460,6 +485,43 @@ mod tests {
     }
 
     #[test]
+    fn frequency_and_presence_penalties_subtract_as_llama_cpp_does() {
+        // Token 1 leads by 0.5; seen twice, frequency 0.2 takes 0.4 (still ahead), presence
+        // 0.2 more takes it behind token 2.
+        let l = vec![0.0, 2.0, 1.5];
+        let greedy = |frequency_penalty, presence_penalty| {
+            Sampler::new(SamplingParams {
+                temperature: 0.0,
+                frequency_penalty,
+                presence_penalty,
+                ..Default::default()
+            })
+            .unwrap()
+        };
+        assert_eq!(greedy(0.2, 0.0).sample(&full(&l), &[1, 1]), 1);
+        assert_eq!(greedy(0.2, 0.2).sample(&full(&l), &[1, 1]), 2);
+        assert_eq!(greedy(0.0, 0.6).sample(&full(&l), &[1]), 2);
+        // Only the last `repeat_last_n` tokens count.
+        let mut s = Sampler::new(SamplingParams {
+            temperature: 0.0,
+            frequency_penalty: 0.2,
+            repeat_last_n: 2,
+            ..Default::default()
+        })
+        .unwrap();
+        assert_eq!(s.sample(&full(&l), &[1, 1, 1, 0, 0]), 1);
+        assert_eq!(s.sample(&full(&l), &[0, 1, 1, 1]), 1);
+        // Negative values reward repetition.
+        assert_eq!(greedy(-0.5, 0.0).sample(&full(&l), &[2, 2]), 2);
+        assert!(Sampler::new(SamplingParams {
+            presence_penalty: 0.1,
+            ..SamplingParams::greedy()
+        })
+        .unwrap()
+        .wants_full());
+    }
+
+    #[test]
     fn invalid_parameters_are_rejected() {
         for params in [
             SamplingParams {
@@ -468,6 +530,14 @@ mod tests {
             },
             SamplingParams {
                 top_p: 0.0,
+                ..Default::default()
+            },
+            SamplingParams {
+                frequency_penalty: 2.5,
+                ..Default::default()
+            },
+            SamplingParams {
+                presence_penalty: f32::NAN,
                 ..Default::default()
             },
             SamplingParams {

@@ -151,6 +151,8 @@ export interface SamplingOptions {
   top_k?: number;               // default 40; 0 disables
   min_p?: number;               // default 0.05
   repetition_penalty?: number;  // default 1.0 (off)
+  frequency_penalty?: number;   // default 0 (off); -2 to 2: minus count x this, as OpenAI's
+  presence_penalty?: number;    // default 0 (off); -2 to 2: minus this once a token appeared
   seed?: number;                // default: random
   stop?: string | string[];
   /** Keep generating through end-of-generation tokens (benchmarks). */

@@ -187,7 +187,7 @@ class WorkerLink {
   }
 }
 
-const SAMPLING_KEYS = ['max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'seed', 'stop', 'ignore_eos'];
+const SAMPLING_KEYS = ['max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', 'repetition_penalty', 'frequency_penalty', 'presence_penalty', 'seed', 'stop', 'ignore_eos'];
 
 /** The engine's sampling options from an OpenAI-style request, checked before any work starts. */
 function samplingOptions(req) {
@@ -206,6 +206,8 @@ function samplingOptions(req) {
   num('top_k', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_U32, `an integer from 0 to ${MAX_U32}`);
   num('min_p', (v) => v >= 0 && v <= 1, 'a number from 0 to 1');
   num('repetition_penalty', (v) => v > 0 && v <= 10, 'a number above 0 and at most 10');
+  num('frequency_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
+  num('presence_penalty', (v) => v >= -2 && v <= 2, 'a number from -2 to 2');
   num('seed', (v) => Number.isSafeInteger(v) && v >= 0, 'a non-negative integer');
   if (typeof o.stop === 'string') o.stop = [o.stop];
   if (o.stop !== undefined && !(Array.isArray(o.stop) && o.stop.every((s) => typeof s === 'string' && s.length > 0))) {

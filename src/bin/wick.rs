@@ -162,6 +162,12 @@ struct GenArgs {
     min_p: f32,
     #[arg(long, default_value_t = 1.0)]
     repetition_penalty: f32,
+    /// Subtract this times a token's count in the recent tokens from its logit (-2 to 2).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    frequency_penalty: f32,
+    /// Subtract this from the logit of every recent token (-2 to 2).
+    #[arg(long, default_value_t = 0.0, allow_negative_numbers = true)]
+    presence_penalty: f32,
     #[arg(long)]
     seed: Option<u64>,
     /// Stop before this string (repeatable).
@@ -218,6 +224,8 @@ impl GenArgs {
                 top_p: self.top_p,
                 min_p: self.min_p,
                 repetition_penalty: self.repetition_penalty,
+                frequency_penalty: self.frequency_penalty,
+                presence_penalty: self.presence_penalty,
                 seed: self.seed,
                 ..SamplingParams::default()
             },

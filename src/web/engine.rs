@@ -43,6 +43,8 @@ struct RequestOptions {
     top_k: Option<usize>,
     min_p: Option<f32>,
     repetition_penalty: Option<f32>,
+    frequency_penalty: Option<f32>,
+    presence_penalty: Option<f32>,
     seed: Option<u64>,
     #[serde(default)]
     stop: Vec<String>,
@@ -76,6 +78,8 @@ impl RequestOptions {
                 top_k: o.top_k.unwrap_or(s.top_k),
                 min_p: o.min_p.unwrap_or(s.min_p),
                 repetition_penalty: o.repetition_penalty.unwrap_or(s.repetition_penalty),
+                frequency_penalty: o.frequency_penalty.unwrap_or(s.frequency_penalty),
+                presence_penalty: o.presence_penalty.unwrap_or(s.presence_penalty),
                 seed: o.seed,
                 ..s
             },

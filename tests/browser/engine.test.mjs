@@ -294,6 +294,8 @@ describe('the JS API, cross-origin isolated (threads build)', () => {
       [{ top_p: Infinity }, /top_p .* got Infinity/],
       [{ stream: 'yes' }, /stream must be true or false/],
       [{ parse_special_tokens: 'no' }, /parse_special_tokens must be true or false/],
+      [{ frequency_penalty: 3 }, /frequency_penalty must be a number from -2 to 2, got 3/],
+      [{ presence_penalty: '1' }, /presence_penalty must be a number from -2 to 2, got "1"/],
     ]) {
       const r = await ask(page, 'smol', 'chat', { messages, ...request });
       assert.equal(r.error?.kind, 'invalid_parameter', `${JSON.stringify(request)}: ${JSON.stringify(r.error)}`);
