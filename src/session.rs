@@ -33,6 +33,24 @@ pub struct GenerateOptions {
     pub ignore_eos: bool,
     /// Structured output: what the generated text must match (JSON, a schema, a grammar).
     pub grammar: Option<Grammar>,
+    /// Log-probabilities: with `Some(n)`, each sampled token's log-probability under the model
+    /// (a log-softmax of its logits, before penalties and grammar) and the `n` most likely
+    /// tokens' (0 to [`MAX_TOP_LOGPROBS`]).
+    pub logprobs: Option<usize>,
+}
+
+/// The most alternatives [`GenerateOptions::logprobs`] may ask for (OpenAI's limit).
+pub const MAX_TOP_LOGPROBS: usize = 20;
+
+/// A sampled token's log-probability and the most likely alternatives at its position.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TokenLogprob {
+    /// The sampled token.
+    pub id: u32,
+    /// Its log-probability under the model.
+    pub logprob: f32,
+    /// The most likely tokens at this position, most likely first: `(id, logprob)`.
+    pub top: Vec<(u32, f32)>,
 }
 
 impl Default for GenerateOptions {
@@ -43,6 +61,7 @@ impl Default for GenerateOptions {
             stop: Vec::new(),
             ignore_eos: false,
             grammar: None,
+            logprobs: None,
         }
     }
 }
@@ -97,6 +116,8 @@ pub struct Generation {
     pub text: String,
     /// Why generation ended.
     pub finish_reason: FinishReason,
+    /// For each of `ids`, when [`GenerateOptions::logprobs`] asked for them.
+    pub logprobs: Vec<TokenLogprob>,
 }
 
 /// Positions scored per forward pass by [`Session::score`].
@@ -272,6 +293,11 @@ impl Session {
                 "max_tokens must be at least 1".into(),
             ));
         }
+        if opts.logprobs.is_some_and(|n| n > MAX_TOP_LOGPROBS) {
+            return Err(Error::InvalidParameter(format!(
+                "top_logprobs must be at most {MAX_TOP_LOGPROBS}"
+            )));
+        }
         let constraint = match &opts.grammar {
             Some(g) => Some(self.engine.constraint(g)?),
             None => None,
@@ -282,6 +308,7 @@ impl Session {
             ignore_eos: opts.ignore_eos,
             sampler,
             constraint,
+            logprobs: opts.logprobs,
             // Special tokens stay out of the visible text, as in llama.cpp's server.
             decoder: StreamDecoderState::new(true),
             stops: StopScanner::new(opts.stop.clone()),
@@ -295,6 +322,7 @@ impl Session {
                 margins: Vec::new(),
                 text: String::new(),
                 finish_reason: FinishReason::Length,
+                logprobs: Vec::new(),
             },
             finished: false,
         })
@@ -315,7 +343,8 @@ impl Session {
         let engine = self.engine.clone();
         // What the sampler needs: the GPU's top candidates, or whole rows (a grammar masks
         // whole rows).
-        let want = if req.sampler.wants_full() || req.constraint.is_some() {
+        let want = if req.sampler.wants_full() || req.constraint.is_some() || req.logprobs.is_some()
+        {
             Want::Last
         } else {
             Want::Sample
@@ -357,6 +386,11 @@ impl Session {
         // The margin is the model's own (before a grammar's mask), for comparisons with
         // other engines.
         let token_margin = margin(&req.logits);
+        // Log-probabilities are the model's own: taken before the grammar masks the row.
+        let distribution = match (req.logprobs, &req.logits) {
+            (Some(n), Logits::Full(l)) => Some(LogSoftmax::of(l, n)),
+            _ => None,
+        };
         if let Some(c) = &mut req.constraint {
             match &mut req.logits {
                 Logits::Full(l) => c.mask(l)?,
@@ -376,24 +410,44 @@ impl Session {
         };
         req.out.ids.push(id);
         req.out.margins.push(token_margin);
+        // The sampled token was allowed, so the grammar left its logit as the model gave it.
+        let logprob = match (&distribution, &req.logits) {
+            (Some(d), Logits::Full(l)) => Some(d.token(id, l[id as usize])),
+            _ => None,
+        };
+        if let Some(lp) = &logprob {
+            req.out.logprobs.push(lp.clone());
+        }
         let piece = req.decoder.push(&engine.tokenizer, id)?.unwrap_or_default();
         let (visible, stopped) = req.stops.push(&piece);
         let margin = req.out.margins.last().copied();
         if grammar_done && !stopped {
             // Nothing but the end may follow: end now rather than run the model once more.
             let step = self.finish(req, Some(id), visible, FinishReason::Stop)?;
-            return Ok(Step { margin, ..step });
+            return Ok(Step {
+                margin,
+                logprob,
+                ..step
+            });
         }
         if stopped {
             req.out.text.push_str(&visible);
             req.out.finish_reason = FinishReason::Stop;
             req.finished = true;
             let step = Step::end(Some(id), visible, FinishReason::Stop);
-            return Ok(Step { margin, ..step });
+            return Ok(Step {
+                margin,
+                logprob,
+                ..step
+            });
         }
         if req.out.ids.len() >= req.max_tokens || self.tokens.len() + 1 >= self.context() {
             let step = self.finish(req, Some(id), visible, FinishReason::Length)?;
-            return Ok(Step { margin, ..step });
+            return Ok(Step {
+                margin,
+                logprob,
+                ..step
+            });
         }
         req.pending = Some(id);
         req.out.text.push_str(&visible);
@@ -401,6 +455,7 @@ impl Session {
             id: Some(id),
             text: visible,
             margin,
+            logprob,
             ..Step::default()
         })
     }
@@ -435,6 +490,43 @@ impl Session {
     }
 }
 
+/// One position's distribution, for log-probabilities: the log of its softmax's denominator and
+/// the most likely tokens.
+struct LogSoftmax {
+    log_sum: f32,
+    top: Vec<(u32, f32)>,
+}
+
+impl LogSoftmax {
+    /// `n` most likely of `logits` (ties to the lower id), and the log-sum-exp of the row
+    /// (accumulated in f64 around the maximum, so that 256k terms lose nothing).
+    fn of(logits: &[f32], n: usize) -> Self {
+        let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        let sum: f64 = logits.iter().map(|&l| ((l - max) as f64).exp()).sum();
+        let log_sum = max + sum.ln() as f32;
+        let mut top: Vec<(u32, f32)> = Vec::with_capacity(n + 1);
+        for (i, &l) in logits.iter().enumerate() {
+            if top.len() < n || top.last().is_some_and(|&(_, worst)| l > worst) {
+                let at = top.partition_point(|&(_, v)| v >= l);
+                top.insert(at, (i as u32, l));
+                top.truncate(n);
+            }
+        }
+        for e in &mut top {
+            e.1 -= log_sum;
+        }
+        Self { log_sum, top }
+    }
+
+    fn token(&self, id: u32, logit: f32) -> TokenLogprob {
+        TokenLogprob {
+            id,
+            logprob: logit - self.log_sum,
+            top: self.top.clone(),
+        }
+    }
+}
+
 /// A request in progress: everything [`Session::step`] needs between tokens.
 pub struct Request {
     max_tokens: usize,
@@ -442,6 +534,8 @@ pub struct Request {
     sampler: Sampler,
     /// The grammar the output must follow, if any.
     constraint: Option<Constraint>,
+    /// How many alternatives to report with each token's log-probability, if asked.
+    logprobs: Option<usize>,
     decoder: StreamDecoderState,
     stops: StopScanner,
     /// Prompt tokens not yet run through the model (prefill goes a chunk per step).
@@ -477,6 +571,8 @@ pub struct Step {
     pub finish: Option<FinishReason>,
     /// The top-1/top-2 logit margin the token was sampled from.
     pub margin: Option<f32>,
+    /// The token's log-probability and the alternatives, when the request asked for them.
+    pub logprob: Option<TokenLogprob>,
     /// On a prefill step: how many prompt tokens are still to run.
     pub prompt_left: Option<usize>,
 }

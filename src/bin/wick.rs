@@ -179,6 +179,10 @@ struct GenArgs {
     /// Worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// With --json: each token's log-probability and the N most likely tokens at its position
+    /// (0 to 20).
+    #[arg(long, value_name = "N")]
+    top_logprobs: Option<usize>,
     /// Structured output: the answer is one JSON object.
     #[arg(long, group = "structured")]
     json_object: bool,
@@ -232,6 +236,7 @@ impl GenArgs {
             stop: self.stop.clone(),
             ignore_eos,
             grammar: self.grammar()?,
+            logprobs: self.top_logprobs,
         })
     }
 }
@@ -258,6 +263,22 @@ fn main() {
         eprintln!("wick: {message}");
         std::process::exit(1);
     }
+}
+
+/// Log-probabilities as OpenAI's chat API lays them out, with the token ids beside the texts.
+fn logprobs_json(
+    tokenizer: &wick::tokenizer::Tokenizer,
+    logprobs: &[wick::session::TokenLogprob],
+) -> serde_json::Value {
+    let entry = |id: u32, logprob: f32| json!({"id": id, "token": tokenizer.token_piece(id).unwrap_or_default(), "logprob": logprob});
+    logprobs
+        .iter()
+        .map(|t| {
+            let mut e = entry(t.id, t.logprob);
+            e["top_logprobs"] = t.top.iter().map(|&(id, lp)| entry(id, lp)).collect();
+            e
+        })
+        .collect()
 }
 
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
@@ -420,10 +441,11 @@ fn run(command: Command) -> anyhow::Result<()> {
                 true
             })?;
             if json {
-                println!(
-                    "{}",
-                    json!({"prompt_ids": prompt_ids, "ids": out.ids, "margins": out.margins, "text": out.text, "finish_reason": out.finish_reason})
-                );
+                let mut v = json!({"prompt_ids": prompt_ids, "ids": out.ids, "margins": out.margins, "text": out.text, "finish_reason": out.finish_reason});
+                if gen.top_logprobs.is_some() {
+                    v["logprobs"] = logprobs_json(&session.engine().tokenizer, &out.logprobs);
+                }
+                println!("{v}");
             } else {
                 println!();
             }

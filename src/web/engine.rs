@@ -86,6 +86,8 @@ impl RequestOptions {
             stop: o.stop,
             ignore_eos: o.ignore_eos,
             grammar: o.grammar,
+            // Log-probabilities are not in the JS API yet (the CLI and Rust have them).
+            logprobs: None,
         }
     }
 }
