@@ -125,6 +125,20 @@ enum Command {
     /// with the GPU backend's key chunking against fixed 64-key chunks and, where the device
     /// has shader-f16, against an f32 KV cache (needs no model file).
     BenchAttention,
+    /// Decode speed under structured output: each case of a schema suite (a JSON array of
+    /// {name, prompt, schema}, as tests/fixtures/structured/schemas.json) answered under its
+    /// schema, against the same prompt decoding as many tokens unconstrained, alternating.
+    BenchStructured {
+        model: PathBuf,
+        #[arg(long, default_value = "tests/fixtures/structured/schemas.json")]
+        schemas: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        #[arg(long)]
+        threads: Option<usize>,
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -251,6 +265,7 @@ fn main() {
             | Command::ApplyTemplate { json: true, .. }
             | Command::Run { json: true, .. }
             | Command::Bench { json: true, .. }
+            | Command::BenchStructured { json: true, .. }
     );
     if let Err(e) = run(cli.command) {
         let (kind, message) = match e.downcast_ref::<wick::Error>() {
@@ -457,6 +472,16 @@ fn run(command: Command) -> anyhow::Result<()> {
             gen,
         } => chat(model, system, parse_special_tokens, gen)?,
         Command::BenchAttention => bench_attention()?,
+        Command::BenchStructured {
+            model,
+            schemas,
+            reps,
+            threads,
+            json,
+        } => {
+            set_threads(threads)?;
+            bench_structured(model, schemas, reps.max(1), json)?;
+        }
         Command::Bench {
             model,
             prompt_tokens,
@@ -632,6 +657,125 @@ fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     }
     ids.truncate(n);
     Ok(ids)
+}
+
+/// One timed request: the tokens sampled after the first (which comes from the prefill logits)
+/// and the seconds they took.
+fn timed_decode(
+    session: &mut Session,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+) -> anyhow::Result<(usize, f64)> {
+    let mut first = None;
+    let out = session.generate(prompt, opts, |ev| {
+        if let Event::Token { .. } = ev {
+            first.get_or_insert_with(Instant::now);
+        }
+        true
+    })?;
+    let end = Instant::now();
+    let secs = first.map_or(0.0, |f| (end - f).as_secs_f64());
+    Ok((out.ids.len().saturating_sub(1), secs))
+}
+
+/// See `Command::BenchStructured`. Both runs of a case decode from the same prompt to the same
+/// length (the unconstrained one ignores EOS), so what differs is the grammar's mask per token.
+/// Greedy with the repetition penalty the schema tests use (1.1).
+fn bench_structured(
+    model: PathBuf,
+    schemas: PathBuf,
+    reps: usize,
+    json: bool,
+) -> anyhow::Result<()> {
+    let engine = load(&model)?;
+    let suite: Vec<serde_json::Value> = serde_json::from_str(
+        &std::fs::read_to_string(&schemas)
+            .with_context(|| format!("reading {}", schemas.display()))?,
+    )?;
+    let sampling = SamplingParams {
+        repetition_penalty: 1.1,
+        ..SamplingParams::greedy()
+    };
+    let mut cases = Vec::new();
+    for case in &suite {
+        let text = case["prompt"].as_str().unwrap_or_default();
+        // The prompts of tests/structured.rs: a base model (no chat template) gets plain text.
+        let messages = [
+            ChatMessage::new("system", "You answer with one JSON object."),
+            ChatMessage::new("user", text),
+        ];
+        let prompt = match engine.chat_prompt(&messages) {
+            Ok(p) => p,
+            Err(wick::Error::NoChatTemplate) => {
+                engine.encode(&format!("Task: {text}\nAnswer as one JSON object:\n"))?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let grammar = match &case["schema"] {
+            serde_json::Value::Null => Grammar::JsonObject,
+            schema => Grammar::JsonSchema {
+                schema: schema.clone(),
+            },
+        };
+        cases.push((prompt, grammar));
+    }
+    let longest = cases.iter().map(|(p, _)| p.len()).max().unwrap_or(0);
+    let mut session = Session::new(engine.clone(), longest + 1024);
+    let constrained = |g: &Grammar| GenerateOptions {
+        max_tokens: 600,
+        sampling: sampling.clone(),
+        grammar: Some(g.clone()),
+        ..GenerateOptions::default()
+    };
+    // Warm-up: the first constrained request builds the vocabulary side of the compiler.
+    timed_decode(&mut session, &cases[0].0, &constrained(&cases[0].1))?;
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    let mut tokens = 0;
+    for _ in 0..reps {
+        let (mut n_all, mut t_with, mut t_without) = (0, 0.0, 0.0);
+        for (prompt, grammar) in &cases {
+            let (n, t) = timed_decode(&mut session, prompt, &constrained(grammar))?;
+            let free = GenerateOptions {
+                max_tokens: n + 1,
+                sampling: sampling.clone(),
+                ignore_eos: true,
+                ..GenerateOptions::default()
+            };
+            let (m, u) = timed_decode(&mut session, prompt, &free)?;
+            anyhow::ensure!(m == n, "the unconstrained run decoded {m} tokens, not {n}");
+            n_all += n;
+            t_with += t;
+            t_without += u;
+        }
+        tokens = n_all;
+        with.push(n_all as f64 / t_with);
+        without.push(n_all as f64 / t_without);
+    }
+    let (w, wo) = (median(with.clone()), median(without.clone()));
+    let threads = rayon::current_num_threads();
+    if json {
+        println!(
+            "{}",
+            json!({"model": model.file_name().map(|s| s.to_string_lossy()), "threads": threads,
+                   "cases": cases.len(), "decoded_tokens": tokens,
+                   "with_schema_tok_s": w, "without_schema_tok_s": wo, "ratio": w / wo,
+                   "with_runs": with, "without_runs": without})
+        );
+    } else {
+        println!(
+            "{}: {} schemas, {tokens} decoded tokens each way, {threads} threads",
+            model.display(),
+            cases.len()
+        );
+        println!("  with schema     {w:>8.1} tok/s  (median of {reps})");
+        println!("  without schema  {wo:>8.1} tok/s");
+        println!(
+            "  ratio           {:>8.3}   ({:.3} ms of mask per token)",
+            w / wo,
+            (1.0 / w - 1.0 / wo) * 1e3
+        );
+    }
+    Ok(())
 }
 
 fn bench_attention() -> anyhow::Result<()> {
