@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
 """Generate llama.cpp reference fixtures for one GGUF model.
 
-Usage: fixtures.py MODEL_PATH OUT_DIR [--only long_context]
+Usage: fixtures.py MODEL_PATH OUT_DIR [--only long_context|perplexity]
 
-Writes OUT_DIR/{tokenize,greedy,teacher_forced,meta,long_context}.json
-(with --only long_context: just long_context.json). Run through
+Writes OUT_DIR/{tokenize,greedy,teacher_forced,meta,long_context,perplexity}.json
+(with --only NAME: just NAME.json). Run through
 scripts/fixtures, which sets up the pinned llama-cpp-python venv.
 
 Conventions (all from llama.cpp, via llama-cpp-python's ctypes API):
@@ -776,13 +776,64 @@ def write_long_context(c, model_path, out_dir, arch):
     })
 
 
+# (text name, chunk size): llama-perplexity's numbers on the fixture texts (perplexity.json).
+PPL_CASES = [("long_context", 256), ("long_context", 512), ("teacher", 128)]
+
+
+def write_perplexity(c, model_path, out_dir, arch):
+    """perplexity.json: what llama.cpp's llama-perplexity computes on the fixture texts, with
+    its conventions: the text tokenized once with BOS as the model adds it, tokens // n_ctx
+    chunks of n_ctx tokens each decoded from an empty cache with its first token replaced by
+    BOS (when the model adds one), and log p(token j+1) summed for j in [n_ctx/2, n_ctx-1)."""
+    texts = {"long_context": long_context_text(), "teacher": teacher_text()}
+    add_bos = llama_cpp.llama_vocab_get_add_bos(c.vocab)
+    bos = llama_cpp.llama_vocab_bos(c.vocab)
+    cases = []
+    for name, n_ctx in PPL_CASES:
+        ids = tokenize(c.vocab, texts[name], True, False)
+        assert len(ids) >= 2 * n_ctx, (name, len(ids), n_ctx)
+        pc = Ctx(model_path, n_ctx=n_ctx, n_batch=n_ctx, model=c.model)
+        first = n_ctx // 2
+        n_chunk = len(ids) // n_ctx
+        nll, count = 0.0, 0
+        for i in range(n_chunk):
+            chunk = list(ids[i * n_ctx:(i + 1) * n_ctx])
+            if add_bos:
+                chunk[0] = bos
+            pc.clear()
+            pc.decode(chunk, 0, True, stack=False)
+            for j in range(first, n_ctx - 1):
+                nll -= float(log_softmax64(pc.row(j))[chunk[j + 1]])
+                count += 1
+        pc.free()
+        ppl = math.exp(nll / count)
+        print(f"[{arch}] perplexity {name} n_ctx={n_ctx}: {len(ids)} tokens, {n_chunk} chunks, "
+              f"{count} scored, ppl={ppl:.4f}", file=sys.stderr)
+        cases.append({"text": name, "n_ctx": n_ctx, "tokens": len(ids), "chunks": n_chunk,
+                      "scored": count, "perplexity": r5(ppl)})
+    dump(os.path.join(out_dir, "perplexity.json"), {
+        "texts": texts,
+        "cases": cases,
+        "settings": {
+            "model_file": os.path.basename(model_path),
+            "llama_cpp_python_version": llama_cpp.__version__,
+            "n_threads": N_THREADS, "n_batch": "n_ctx", "n_ubatch": "n_ctx",
+            "flash_attn": False, "kv_cache_type": "f16",
+            "tokenize": "llama_tokenize(add_special=True, parse_special=False), as llama-perplexity",
+            "method": "llama-perplexity's: chunks of n_ctx from an empty cache, first token BOS "
+                      "when the model adds one, log_softmax in float64 of positions n_ctx/2 .. "
+                      "n_ctx-2 predicting the next token",
+        },
+    })
+
+
 def main():
     args = sys.argv[1:]
     only = None
     if len(args) == 4 and args[2] == "--only":
         only = args[3]
         args = args[:2]
-    if len(args) != 2 or only not in (None, "long_context"):
+    if len(args) != 2 or only not in (None, "long_context", "perplexity"):
         print(__doc__, file=sys.stderr)
         sys.exit(2)
     model_path, out_dir = args
@@ -794,7 +845,10 @@ def main():
     arch = meta_str(c.model, "general.architecture")
     if only is None:
         write_standard(c, model_path, out_dir, arch)
-    write_long_context(c, model_path, out_dir, arch)
+    if only in (None, "long_context"):
+        write_long_context(c, model_path, out_dir, arch)
+    if only in (None, "perplexity"):
+        write_perplexity(c, model_path, out_dir, arch)
     c.free()
 
 

@@ -79,6 +79,8 @@ pub mod model;
 #[doc(hidden)]
 pub mod parallel;
 #[warn(missing_docs)]
+pub mod perplexity;
+#[warn(missing_docs)]
 pub mod sampler;
 mod scratch;
 #[warn(missing_docs)]

@@ -125,6 +125,25 @@ enum Command {
     /// with the GPU backend's key chunking against fixed 64-key chunks and, where the device
     /// has shader-f16, against an f32 KV cache (needs no model file).
     BenchAttention,
+    /// Perplexity of a text file under the model, as llama.cpp's llama-perplexity computes it
+    /// (chunks of --ctx tokens from an empty cache, BOS first where the model adds one, the
+    /// second half of each chunk scored); progress per chunk on stderr.
+    Perplexity {
+        model: PathBuf,
+        /// The text (UTF-8).
+        file: PathBuf,
+        /// Tokens per chunk; the text needs at least twice as many.
+        #[arg(long, default_value_t = 512)]
+        ctx: usize,
+        /// Score only the first N chunks.
+        #[arg(long)]
+        chunks: Option<usize>,
+        #[arg(long)]
+        threads: Option<usize>,
+        /// Print {"perplexity", "uncertainty", "tokens", "scored", "chunks", "ctx", "seconds", "tok_s"}.
+        #[arg(long)]
+        json: bool,
+    },
     /// Decode speed under structured output: each case of a schema suite (a JSON array of
     /// {name, prompt, schema}, as tests/fixtures/structured/schemas.json) answered under its
     /// schema, against the same prompt decoding as many tokens unconstrained, alternating.
@@ -266,6 +285,7 @@ fn main() {
             | Command::Run { json: true, .. }
             | Command::Bench { json: true, .. }
             | Command::BenchStructured { json: true, .. }
+            | Command::Perplexity { json: true, .. }
     );
     if let Err(e) = run(cli.command) {
         let (kind, message) = match e.downcast_ref::<wick::Error>() {
@@ -472,6 +492,17 @@ fn run(command: Command) -> anyhow::Result<()> {
             gen,
         } => chat(model, system, parse_special_tokens, gen)?,
         Command::BenchAttention => bench_attention()?,
+        Command::Perplexity {
+            model,
+            file,
+            ctx,
+            chunks,
+            threads,
+            json,
+        } => {
+            set_threads(threads)?;
+            perplexity(model, file, ctx, chunks, json)?;
+        }
         Command::BenchStructured {
             model,
             schemas,
@@ -657,6 +688,50 @@ fn bench_prompt(engine: &Engine, n: usize) -> anyhow::Result<Vec<u32>> {
     }
     ids.truncate(n);
     Ok(ids)
+}
+
+/// See `Command::Perplexity`.
+fn perplexity(
+    model: PathBuf,
+    file: PathBuf,
+    ctx: usize,
+    chunks: Option<usize>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let text = std::fs::read_to_string(&file)
+        .map_err(|e| wick::Error::InvalidParameter(format!("reading {}: {e}", file.display())))?;
+    let engine = load(&model)?;
+    let mut run = wick::perplexity::PerplexityRun::new(&engine, &text, ctx)?;
+    let mut session = Session::new(engine, ctx);
+    let started = Instant::now();
+    let mut report = run.report();
+    eprintln!(
+        "perplexity: {} tokens, {} chunks of {ctx}",
+        report.tokens, report.chunks
+    );
+    while chunks.is_none_or(|n| report.chunks_done < n) {
+        let Some(r) = run.next_chunk(&mut session)? else {
+            break;
+        };
+        report = r;
+        eprint!("[{}]{:.4},", report.chunks_done, report.perplexity);
+    }
+    eprintln!();
+    let seconds = started.elapsed().as_secs_f64();
+    let tok_s = (report.chunks_done * ctx) as f64 / seconds;
+    if json {
+        let mut v = serde_json::to_value(&report)?;
+        v["chunks"] = json!(report.chunks_done);
+        v["seconds"] = json!(seconds);
+        v["tok_s"] = json!(tok_s);
+        println!("{v}");
+    } else {
+        println!(
+            "Final estimate: PPL = {:.4} +/- {:.5} ({} tokens scored in {} chunks of {ctx}, {:.1} s, {:.0} tok/s)",
+            report.perplexity, report.uncertainty, report.scored, report.chunks_done, seconds, tok_s
+        );
+    }
+    Ok(())
 }
 
 /// One timed request: the tokens sampled after the first (which comes from the prefill logits)
