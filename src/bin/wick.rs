@@ -237,6 +237,7 @@ impl GenArgs {
             ignore_eos,
             grammar: self.grammar()?,
             logprobs: self.top_logprobs,
+            special_text: false,
         })
     }
 }
