@@ -3,6 +3,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, test } from 'node:test';
+import { vendor } from '../../scripts/vendor.mjs';
 import { MODELS_DIR, SMOLLM2, nativeGreedy, serverAndBrowser } from './harness.mjs';
 
 describe('the examples', () => {
@@ -82,6 +83,19 @@ describe('the examples', () => {
     assert.ok(contact.age === null || Number.isInteger(contact.age), JSON.stringify(contact));
     // The model reads the name out of the text (greedy, so this is stable).
     assert.match(contact.name, /Maria/, JSON.stringify(contact));
+    await page.close();
+  });
+
+  test('openai.html: the official openai client, unbundled from www/vendor/, streams an answer from the tab', async () => {
+    // What scripts/setup does: node_modules/openai's ES modules into www/vendor/openai/.
+    vendor('openai');
+    const page = await open('openai.html');
+    await ready(page);
+    assert.match(await page.textContent('#status'), /^Ready: SmolLM2-135M-Instruct\.Q4_1\.gguf$/);
+    await page.click('#ask button');
+    await page.waitForFunction(() => document.getElementById('usage').textContent !== '', null, { timeout: 60_000 });
+    assert.match(await page.textContent('#usage'), /^Done: \d+ tokens$/);
+    assert.ok((await page.textContent('#answer')).trim().length > 0, 'an answer');
     await page.close();
   });
 });
