@@ -372,9 +372,41 @@ impl ChatTemplate {
         add_generation_prompt: bool,
         tokenizer: &Tokenizer,
     ) -> Result<ChatPrompt> {
-        let shielded = Shielded::new(messages, tokenizer)?;
-        let mut out = self.render(&shielded.messages, add_generation_prompt)?;
+        let (shielded, messages) = Shielded::messages(messages, tokenizer)?;
+        let mut out = self.render(&messages, add_generation_prompt)?;
         // Before restoring the pieces: a BOS text written by a message is not the template's.
+        self.strip_added_specials(&mut out);
+        shielded
+            .restore(&out, self.max_output_bytes)
+            .ok_or_else(|| self.too_much_output())
+    }
+
+    /// [`ChatTemplate::render_json`] of OpenAI-shaped messages and tool definitions, for
+    /// `Tokenizer::encode_with_literal` as [`ChatTemplate::prompt`] is: BOS / EOS text stripped
+    /// as [`ChatTemplate::render_prompt`] does, and the byte ranges of control-token text written
+    /// in any string of the messages or tools (not keys, not roles) returned as literal. With no
+    /// `tokenizer`, nothing is shielded (`parse_special_tokens`).
+    pub fn prompt_json(
+        &self,
+        messages: &serde_json::Value,
+        tools: Option<&serde_json::Value>,
+        add_generation_prompt: bool,
+        tokenizer: Option<&Tokenizer>,
+    ) -> Result<ChatPrompt> {
+        let mut shielded = Shielded::default();
+        let (mut messages, mut tools) = (messages.clone(), tools.cloned());
+        if let Some(tokenizer) = tokenizer {
+            shielded.json(&mut messages, tokenizer)?;
+            if let Some(tools) = &mut tools {
+                shielded.json(tools, tokenizer)?;
+            }
+        }
+        let tools = tools.map(|t| t.to_string());
+        let mut out = self.render_json(
+            &messages.to_string(),
+            tools.as_deref(),
+            add_generation_prompt,
+        )?;
         self.strip_added_specials(&mut out);
         shielded
             .restore(&out, self.max_output_bytes)
@@ -433,57 +465,87 @@ fn placeholder_index(c: char) -> Option<usize> {
         .then(|| (c - PLACEHOLDER_FIRST) as usize)
 }
 
-/// Messages whose control-token text is swapped for placeholders, and what each stands for.
+/// Message text whose control-token text is swapped for placeholders, and what each stands for.
+#[derive(Default)]
 struct Shielded {
-    messages: Vec<ChatMessage>,
     /// The text of placeholder `PLACEHOLDER_FIRST + i`.
     pieces: Vec<String>,
 }
 
 impl Shielded {
-    fn new(messages: &[ChatMessage], tokenizer: &Tokenizer) -> Result<Self> {
-        let mut pieces = Vec::new();
+    fn messages(
+        messages: &[ChatMessage],
+        tokenizer: &Tokenizer,
+    ) -> Result<(Self, Vec<ChatMessage>)> {
+        let mut shielded = Self::default();
         let messages = messages
             .iter()
             .map(|m| {
-                let mut spans = tokenizer.control_token_spans(&m.content);
-                // A placeholder character the message itself holds gets a placeholder too, which
-                // restores it as it was (else it would be read as someone else's piece).
-                spans.extend(
-                    m.content
-                        .char_indices()
-                        .filter(|&(_, c)| placeholder_index(c).is_some())
-                        .map(|(i, c)| i..i + c.len_utf8()),
-                );
-                spans.sort_by_key(|r| r.start);
-                let mut content = String::with_capacity(m.content.len());
-                let mut pos = 0;
-                for span in spans {
-                    if span.end <= pos {
-                        continue;
-                    }
-                    let start = span.start.max(pos);
-                    content.push_str(&m.content[pos..start]);
-                    let code = PLACEHOLDER_FIRST + pieces.len() as u32;
-                    let placeholder = char::from_u32(code)
-                        .filter(|_| code <= PLACEHOLDER_LAST)
-                        .ok_or_else(|| {
-                            Error::InvalidParameter(
-                                "the messages hold too many pieces of special-token text".into(),
-                            )
-                        })?;
-                    content.push(placeholder);
-                    pieces.push(m.content[start..span.end].to_string());
-                    pos = span.end;
-                }
-                content.push_str(&m.content[pos..]);
                 Ok(ChatMessage {
                     role: m.role.clone(),
-                    content,
+                    content: shielded.shield(&m.content, tokenizer)?,
                 })
             })
             .collect::<Result<_>>()?;
-        Ok(Self { messages, pieces })
+        Ok((shielded, messages))
+    }
+
+    /// Shields every string in `value` but object keys and the `role` of a message: message
+    /// text, tool-call arguments, tool results and tool definitions alike.
+    fn json(&mut self, value: &mut serde_json::Value, tokenizer: &Tokenizer) -> Result<()> {
+        use serde_json::Value;
+        match value {
+            Value::String(s) => *s = self.shield(s, tokenizer)?,
+            Value::Array(items) => {
+                for v in items {
+                    self.json(v, tokenizer)?;
+                }
+            }
+            Value::Object(map) => {
+                for (k, v) in map.iter_mut() {
+                    if k != "role" {
+                        self.json(v, tokenizer)?;
+                    }
+                }
+            }
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// `text` with each piece of control-token text swapped for a new placeholder.
+    fn shield(&mut self, text: &str, tokenizer: &Tokenizer) -> Result<String> {
+        let mut spans = tokenizer.control_token_spans(text);
+        // A placeholder character the text itself holds gets a placeholder too, which restores
+        // it as it was (else it would be read as someone else's piece).
+        spans.extend(
+            text.char_indices()
+                .filter(|&(_, c)| placeholder_index(c).is_some())
+                .map(|(i, c)| i..i + c.len_utf8()),
+        );
+        spans.sort_by_key(|r| r.start);
+        let mut out = String::with_capacity(text.len());
+        let mut pos = 0;
+        for span in spans {
+            if span.end <= pos {
+                continue;
+            }
+            let start = span.start.max(pos);
+            out.push_str(&text[pos..start]);
+            let code = PLACEHOLDER_FIRST + self.pieces.len() as u32;
+            let placeholder = char::from_u32(code)
+                .filter(|_| code <= PLACEHOLDER_LAST)
+                .ok_or_else(|| {
+                    Error::InvalidParameter(
+                        "the messages hold too many pieces of special-token text".into(),
+                    )
+                })?;
+            out.push(placeholder);
+            self.pieces.push(text[start..span.end].to_string());
+            pos = span.end;
+        }
+        out.push_str(&text[pos..]);
+        Ok(out)
     }
 
     /// The rendered text with every placeholder swapped back, and where each landed; `None` when

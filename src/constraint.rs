@@ -63,7 +63,7 @@ impl Grammar {
 /// schema says otherwise in llguidance's `x-guidance` key. Free whitespace lets a small model
 /// wander into newlines and indentation until it runs out of tokens; the one layout most of its
 /// training text uses keeps it on track and costs nothing in validity.
-fn json_layout(mut schema: serde_json::Value) -> serde_json::Value {
+pub(crate) fn json_layout(mut schema: serde_json::Value) -> serde_json::Value {
     if let Some(obj) = schema.as_object_mut() {
         obj.entry("x-guidance").or_insert_with(|| {
             serde_json::json!({

@@ -84,6 +84,8 @@ mod scratch;
 #[warn(missing_docs)]
 pub mod session;
 pub mod tokenizer;
+#[warn(missing_docs)]
+pub mod tools;
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 pub mod web;
 

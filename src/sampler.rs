@@ -281,11 +281,12 @@ pub fn argmax(logits: &[f32]) -> u32 {
     best as u32
 }
 
-/// xoshiro256** seeded through splitmix64: tiny, fast, and identical on every target.
-struct Rng([u64; 4]);
+/// xoshiro256** seeded through splitmix64: tiny, fast, and identical on every target (also the
+/// tool-call ids of `tools`, reproducible from the request's seed).
+pub(crate) struct Rng([u64; 4]);
 
 impl Rng {
-    fn new(seed: u64) -> Self {
+    pub(crate) fn new(seed: u64) -> Self {
         let mut z = seed;
         let mut next = || {
             z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -297,7 +298,7 @@ impl Rng {
         Self([next(), next(), next(), next()])
     }
 
-    fn next_u64(&mut self) -> u64 {
+    pub(crate) fn next_u64(&mut self) -> u64 {
         let s = &mut self.0;
         let out = s[1].wrapping_mul(5).rotate_left(7).wrapping_mul(9);
         let t = s[1] << 17;

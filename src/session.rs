@@ -37,6 +37,10 @@ pub struct GenerateOptions {
     /// (a log-softmax of its logits, before penalties and grammar) and the `n` most likely
     /// tokens' (0 to [`MAX_TOP_LOGPROBS`]).
     pub logprobs: Option<usize>,
+    /// Control tokens in the output appear as their text (`<|python_tag|>`, `[TOOL_CALLS]`...)
+    /// instead of being left out: the tool-call and reasoning markers of some chat formats are
+    /// control tokens, and `tools::ChatParser` must see them (`tools::ChatPlan::special_text`).
+    pub special_text: bool,
 }
 
 /// The most alternatives [`GenerateOptions::logprobs`] may ask for (OpenAI's limit).
@@ -62,11 +66,12 @@ impl Default for GenerateOptions {
             ignore_eos: false,
             grammar: None,
             logprobs: None,
+            special_text: false,
         }
     }
 }
 
-/// Why a request ended; serialized as `stop`, `length` or `aborted`.
+/// Why a request ended; serialized as `stop`, `length`, `aborted` or `tool_calls`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FinishReason {
@@ -76,6 +81,10 @@ pub enum FinishReason {
     Length,
     /// The caller asked to stop.
     Aborted,
+    /// The answer ended with tool calls. The session never reports it (it does not read the
+    /// text); a chat caller maps `Stop` to it with `tools::AssistantMessage::finish_reason`, as
+    /// OpenAI reports a turn that calls tools.
+    ToolCalls,
 }
 
 /// What the caller hears while a request runs. Returning `false` from the callback aborts.
@@ -309,8 +318,9 @@ impl Session {
             sampler,
             constraint,
             logprobs: opts.logprobs,
-            // Special tokens stay out of the visible text, as in llama.cpp's server.
-            decoder: StreamDecoderState::new(true),
+            // Special tokens stay out of the visible text, as in llama.cpp's server, unless a
+            // chat format's markers are among them.
+            decoder: StreamDecoderState::new(!opts.special_text),
             stops: StopScanner::new(opts.stop.clone()),
             prompt_left: prompt[reused..].to_vec(),
             logits: Logits::default(),
@@ -588,6 +598,21 @@ impl Step {
     }
 }
 
+/// The length of the longest tail of `text` that some marker starts with (and is not whole):
+/// text a streaming reader must hold back until the next piece says whether it is the marker.
+pub(crate) fn held_back<S: AsRef<str>>(text: &str, markers: &[S]) -> usize {
+    markers
+        .iter()
+        .flat_map(|m| {
+            let m = m.as_ref();
+            (1..m.len().min(text.len() + 1)).filter(move |&k| {
+                text.is_char_boundary(text.len() - k) && m.starts_with(&text[text.len() - k..])
+            })
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// Holds back text that could be the start of a stop string, and cuts at the first one seen.
 struct StopScanner {
     stops: Vec<String>,
@@ -621,18 +646,7 @@ impl StopScanner {
             self.done = true;
             return (visible, true);
         }
-        // Keep the longest tail of `held` that some stop string starts with.
-        let keep = self
-            .stops
-            .iter()
-            .flat_map(|s| {
-                let held = &self.held;
-                (1..s.len().min(held.len() + 1)).filter(move |&k| {
-                    held.is_char_boundary(held.len() - k) && s.starts_with(&held[held.len() - k..])
-                })
-            })
-            .max()
-            .unwrap_or(0);
+        let keep = held_back(&self.held, &self.stops);
         let visible = self.held[..self.held.len() - keep].to_string();
         self.held.drain(..self.held.len() - keep);
         (visible, false)

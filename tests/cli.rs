@@ -189,3 +189,61 @@ fn a_broken_chat_template_fails_chat_but_not_completion() {
     let (_, v, _) = wick(&["inspect", model_path(SMOLLM2).to_str().unwrap(), "--json"]);
     assert_eq!(v["chat_template_error"], Value::Null);
 }
+
+#[test]
+fn chat_answers_messages_with_tool_calls_as_openai_does() {
+    let dir = std::env::temp_dir().join(format!("wick-cli-tools-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let tools = dir.join("tools.json");
+    let messages = dir.join("messages.json");
+    std::fs::write(
+        &tools,
+        r#"[{"type": "function", "function": {"name": "get_weather", "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]"#,
+    )
+    .unwrap();
+    std::fs::write(
+        &messages,
+        r#"[{"role": "user", "content": "What is the weather in Paris?"}]"#,
+    )
+    .unwrap();
+    let m = model_path(SMOLLM2);
+    let args = |choice: &'static str| {
+        [
+            "chat",
+            m.to_str().unwrap(),
+            "--messages",
+            messages.to_str().unwrap(),
+            "--tools",
+            tools.to_str().unwrap(),
+            "--tool-choice",
+            choice,
+            "--temperature",
+            "0",
+            "--max-tokens",
+            "64",
+            "--json",
+        ]
+        .map(str::to_string)
+    };
+    let run = |choice| {
+        let a = args(choice);
+        wick(&a.iter().map(String::as_str).collect::<Vec<_>>())
+    };
+    let (code, v, err) = run("get_weather");
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(v["finish_reason"], "tool_calls", "{v}");
+    let message = &v["message"];
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(message["content"], Value::Null, "{v}");
+    let call = &message["tool_calls"][0];
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    let arguments: Value =
+        serde_json::from_str(call["function"]["arguments"].as_str().unwrap()).unwrap();
+    assert!(arguments["city"].is_string(), "{arguments}");
+    // A function that is not among the tools is the caller's error.
+    let (code, v, _) = run("delete_everything");
+    assert_eq!(code, 1);
+    assert_eq!(v["error"]["kind"], "invalid_parameter", "{v}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -13,10 +13,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 use wick::backend::GpuBackend;
-use wick::chat::ChatMessage;
 use wick::constraint::Grammar;
 use wick::sampler::SamplingParams;
-use wick::{Engine, Event, GenerateOptions, Gguf, ModelCard, Session};
+use wick::tools::{AssistantMessage, ChatDelta, ChatRequest, ToolChoice};
+use wick::{Engine, Event, FinishReason, GenerateOptions, Gguf, ModelCard, Session};
 
 #[derive(Parser)]
 #[command(
@@ -88,7 +88,7 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Interactive chat with the model's chat template.
+    /// Interactive chat with the model's chat template, or one answer to --messages.
     Chat {
         model: PathBuf,
         /// A system message to start the conversation with.
@@ -98,6 +98,19 @@ enum Command {
         /// default it is plain text, so a message cannot forge a turn.
         #[arg(long)]
         parse_special_tokens: bool,
+        /// JSON array of OpenAI tool definitions the model may call.
+        #[arg(long, value_name = "FILE")]
+        tools: Option<PathBuf>,
+        /// auto, none, required, or the name of the one function to call.
+        #[arg(long, default_value = "auto", value_name = "CHOICE")]
+        tool_choice: String,
+        /// Answer this conversation (a JSON array of OpenAI-shaped messages) once and exit.
+        #[arg(long, value_name = "FILE")]
+        messages: Option<PathBuf>,
+        /// With --messages: print {"message": {role, content, reasoning_content, tool_calls},
+        /// "finish_reason", "prompt_tokens", "completion_tokens"} as OpenAI's chat API does.
+        #[arg(long, requires = "messages")]
+        json: bool,
         #[command(flatten)]
         gen: GenArgs,
     },
@@ -202,9 +215,6 @@ struct GenArgs {
 impl GenArgs {
     /// The structured-output option, reading its file.
     fn grammar(&self) -> anyhow::Result<Option<Grammar>> {
-        let read = |p: &PathBuf| {
-            std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))
-        };
         Ok(if self.json_object {
             Some(Grammar::JsonObject)
         } else if let Some(p) = &self.json_schema {
@@ -237,6 +247,7 @@ impl GenArgs {
             ignore_eos,
             grammar: self.grammar()?,
             logprobs: self.top_logprobs,
+            special_text: false,
         })
     }
 }
@@ -251,6 +262,7 @@ fn main() {
             | Command::ApplyTemplate { json: true, .. }
             | Command::Run { json: true, .. }
             | Command::Bench { json: true, .. }
+            | Command::Chat { json: true, .. }
     );
     if let Err(e) = run(cli.command) {
         let (kind, message) = match e.downcast_ref::<wick::Error>() {
@@ -279,6 +291,16 @@ fn logprobs_json(
             e
         })
         .collect()
+}
+
+/// A file the command line names; one that cannot be read is an `invalid_parameter` error.
+fn read(p: &std::path::Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(p).map_err(|e| {
+        anyhow::Error::new(wick::Error::InvalidParameter(format!(
+            "reading {}: {e}",
+            p.display()
+        )))
+    })
 }
 
 fn set_threads(threads: Option<usize>) -> anyhow::Result<()> {
@@ -398,14 +420,6 @@ fn run(command: Command) -> anyhow::Result<()> {
             no_generation_prompt,
             json,
         } => {
-            let read = |p: &std::path::Path| -> anyhow::Result<String> {
-                std::fs::read_to_string(p).map_err(|e| {
-                    anyhow::Error::new(wick::Error::InvalidParameter(format!(
-                        "reading {}: {e}",
-                        p.display()
-                    )))
-                })
-            };
             let gguf = Gguf::open(&model)?;
             let chat = match &template {
                 Some(path) => wick::chat::ChatTemplate::with_source(&gguf.metadata, read(path)?)?,
@@ -454,8 +468,33 @@ fn run(command: Command) -> anyhow::Result<()> {
             model,
             system,
             parse_special_tokens,
+            tools,
+            tool_choice,
+            messages,
+            json,
             gen,
-        } => chat(model, system, parse_special_tokens, gen)?,
+        } => {
+            let tools: Vec<serde_json::Value> = match &tools {
+                Some(p) => serde_json::from_str(&read(p)?).map_err(|e| {
+                    wick::Error::InvalidParameter(format!("{}: not a JSON array: {e}", p.display()))
+                })?,
+                None => Vec::new(),
+            };
+            let request = ChatRequest {
+                messages: system
+                    .into_iter()
+                    .map(|s| json!({"role": "system", "content": s}))
+                    .collect(),
+                tools,
+                tool_choice: ToolChoice::from_cli(&tool_choice),
+                parse_special_tokens,
+                seed: gen.seed.unwrap_or(0),
+            };
+            match messages {
+                Some(p) => answer_once(model, request, &p, json, gen)?,
+                None => chat(model, request, gen)?,
+            }
+        }
         Command::BenchAttention => bench_attention()?,
         Command::Bench {
             model,
@@ -531,29 +570,97 @@ fn print_card(c: &ModelCard, supported: bool) {
     );
 }
 
-fn chat(
+/// One assistant turn, as OpenAI's message.
+struct Answer {
+    message: AssistantMessage,
+    finish_reason: FinishReason,
+    generation: wick::Generation,
+    first_token: Option<Instant>,
+}
+
+/// One assistant turn for `request`: streamed to the terminal when `show` (content on stdout,
+/// reasoning on stderr, each tool call on a line of its own), parsed into OpenAI's message.
+fn answer(
+    engine: &Engine,
+    session: &mut Session,
+    request: &ChatRequest,
+    opts: &GenerateOptions,
+    show: bool,
+) -> wick::Result<Answer> {
+    let mut plan = engine.plan_chat(request, opts.grammar.clone())?;
+    let options = plan.options(opts);
+    let mut stdout = std::io::stdout();
+    let mut print = |d: &ChatDelta| {
+        if !show {
+            return;
+        }
+        eprint!("{}", d.reasoning_content);
+        let _ = stdout.write_all(d.content.as_bytes());
+        for c in &d.tool_calls {
+            let f = &c.call.function;
+            let _ = writeln!(
+                stdout,
+                "\n[tool call {}] {}({})",
+                c.call.id, f.name, f.arguments
+            );
+        }
+        let _ = stdout.flush();
+    };
+    let mut first_token = None;
+    let generation = session.generate(&plan.prompt, &options, |ev| {
+        if let Event::Token { text, .. } = ev {
+            first_token.get_or_insert_with(Instant::now);
+            print(&plan.parser.push(text));
+        }
+        true
+    })?;
+    let (last, message) = plan.parser.finish();
+    print(&last);
+    Ok(Answer {
+        finish_reason: message.finish_reason(generation.finish_reason),
+        message,
+        generation,
+        first_token,
+    })
+}
+
+/// `wick chat --messages FILE`: one answer, printed as text or (`--json`) as OpenAI's message.
+fn answer_once(
     model: PathBuf,
-    system: Option<String>,
-    parse_special_tokens: bool,
+    mut request: ChatRequest,
+    messages: &std::path::Path,
+    json: bool,
     gen: GenArgs,
 ) -> anyhow::Result<()> {
+    set_threads(gen.threads)?;
+    let given: Vec<serde_json::Value> = serde_json::from_str(&read(messages)?).map_err(|e| {
+        wick::Error::InvalidParameter(format!("{}: not a JSON array: {e}", messages.display()))
+    })?;
+    request.messages.extend(given);
+    let engine = load(&model)?;
+    let (mut session, _) = session(engine.clone(), gen.ctx, gen.backend)?;
+    let a = answer(&engine, &mut session, &request, &gen.options(false)?, !json)?;
+    if json {
+        println!(
+            "{}",
+            json!({"message": a.message, "finish_reason": a.finish_reason, "prompt_tokens": a.generation.prompt_tokens, "completion_tokens": a.generation.ids.len()})
+        );
+    } else {
+        println!();
+    }
+    Ok(())
+}
+
+fn chat(model: PathBuf, mut request: ChatRequest, gen: GenArgs) -> anyhow::Result<()> {
     set_threads(gen.threads)?;
     let engine = load(&model)?;
     // No template, or a broken one: say so before the first message.
     engine.chat_template()?;
     let name = engine.card.name.clone().unwrap_or_else(|| "model".into());
     let (mut session, _) = session(engine.clone(), gen.ctx, gen.backend)?;
-    let mut messages: Vec<ChatMessage> = system
-        .into_iter()
-        .map(|s| ChatMessage {
-            role: "system".into(),
-            content: s,
-        })
-        .collect();
     let opts = gen.options(false)?;
     eprintln!("Chatting with {name}. Type a message; /reset starts over, /exit or Ctrl-D quits.");
     let stdin = std::io::stdin();
-    let mut stdout = std::io::stdout();
     loop {
         eprint!("> ");
         let mut line = String::new();
@@ -565,37 +672,28 @@ fn chat(
             "" => continue,
             "/exit" | "/quit" => break,
             "/reset" => {
-                messages.retain(|m| m.role == "system");
+                request.messages.retain(|m| m["role"] == "system");
                 session.reset();
                 continue;
             }
             _ => {}
         }
-        messages.push(ChatMessage {
-            role: "user".into(),
-            content: line.to_string(),
-        });
-        let prompt = engine.chat_prompt_with(&messages, parse_special_tokens)?;
+        request
+            .messages
+            .push(json!({"role": "user", "content": line}));
         let started = Instant::now();
-        let mut first_token = None;
-        let reply = session.generate(&prompt, &opts, |ev| {
-            if let Event::Token { text, .. } = ev {
-                first_token.get_or_insert_with(Instant::now);
-                let _ = stdout.write_all(text.as_bytes());
-                let _ = stdout.flush();
-            }
-            true
-        });
-        let reply = match reply {
-            Ok(r) => r,
+        let a = match answer(&engine, &mut session, &request, &opts, true) {
+            Ok(a) => a,
             Err(wick::Error::ContextOverflow { .. }) => {
                 eprintln!("\n[the conversation no longer fits the context: /reset to start over]");
-                messages.pop();
+                request.messages.pop();
                 continue;
             }
             Err(e) => return Err(e.into()),
         };
-        let decode_s = first_token
+        let reply = &a.generation;
+        let decode_s = a
+            .first_token
             .map(|t| t.elapsed().as_secs_f64())
             .unwrap_or(0.0);
         eprintln!(
@@ -610,10 +708,10 @@ fn chat(
             },
             started.elapsed().as_secs_f64()
         );
-        messages.push(ChatMessage {
-            role: "assistant".into(),
-            content: reply.text,
-        });
+        if !a.message.tool_calls.is_empty() {
+            eprintln!("[the model called tools; this chat cannot run them, so it answers next turn without their results]");
+        }
+        request.messages.push(serde_json::to_value(&a.message)?);
     }
     Ok(())
 }

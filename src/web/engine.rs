@@ -91,6 +91,9 @@ impl RequestOptions {
             ignore_eos: o.ignore_eos,
             grammar: o.grammar,
             logprobs: o.logprobs,
+            // Control tokens stay out of the text: chat requests here do not go through
+            // `Engine::plan_chat` (whose plan says when a format needs them) yet.
+            special_text: false,
         }
     }
 }
