@@ -27,7 +27,9 @@ export class WickError extends Error {
   /** @param {string} kind one of ERROR_KINDS  @param {string} message what to do about it */
   constructor(kind, message, details) {
     super(message);
-    this.name = 'WickError';
+    // An abort is named as `fetch` names its own, so `err.name === 'AbortError'` checks (and
+    // the OpenAI SDK's) recognise it; `kind` says 'aborted' either way.
+    this.name = kind === 'aborted' ? 'AbortError' : 'WickError';
     this.kind = kind;
     if (details !== undefined) this.details = details;
   }

@@ -16,10 +16,21 @@ export type ErrorKind =
   | 'tokenizer' | 'chat_template' | 'context_overflow' | 'invalid_parameter' | 'aborted'
   | 'unsupported_browser' | 'gpu_unavailable' | 'gpu_lost' | 'worker' | 'busy' | 'io';
 
-/** Every failure of the API is a WickError: `kind` for code, `message` for people. */
+/**
+ * Every failure of the API is a WickError: `kind` for code, `message` for people. An abort (kind
+ * 'aborted') is named 'AbortError', as `fetch` names its own, so `err.name === 'AbortError'`
+ * checks work; `name` is 'WickError' for every other kind.
+ */
 export class WickError extends Error {
+  readonly name: 'WickError' | 'AbortError';
   readonly kind: ErrorKind;
   readonly details?: unknown;
+  /**
+   * On the AbortError of a request whose `signal` fired: the completion up to the abort (its
+   * text, log-probabilities, `finish_reason: 'aborted'`, usage, timings, token ids); null when the
+   * signal had fired before the request was sent.
+   */
+  readonly partial?: ChatCompletion | Completion | null;
   constructor(kind: ErrorKind, message: string, details?: unknown);
 }
 
@@ -146,6 +157,8 @@ export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: s
 
 export interface SamplingOptions {
   max_tokens?: number;          // default 256
+  /** OpenAI's newer name for max_tokens (both given and different: invalid_parameter). */
+  max_completion_tokens?: number;
   temperature?: number;         // default 0.8; 0 is greedy
   top_p?: number;               // default 0.95
   top_k?: number;               // default 40; 0 disables
@@ -157,8 +170,23 @@ export interface SamplingOptions {
   stop?: string | string[];
   /** Keep generating through end-of-generation tokens (benchmarks). */
   ignore_eos?: boolean;
-  /** Stops the request within one token; the engine stays usable. */
+  /**
+   * Stops the request within one token; the engine stays usable. As with `fetch`, the request
+   * then rejects (a stream: throws, after the chunks it already delivered) with an AbortError
+   * (`WickError` of kind 'aborted') whose `partial` is the completion so far. A consumer that
+   * just `break`s out of its `for await` stops the generation too, without an error.
+   */
   signal?: AbortSignal;
+  /** Only 1 (one choice per request); anything else is invalid_parameter. */
+  n?: 1;
+  /** OpenAI's fields that change nothing in a tab, accepted (their types checked) and ignored. */
+  user?: string;
+  store?: boolean;
+  metadata?: Record<string, string>;
+  parallel_tool_calls?: boolean;
+  /** With stream: true: `include_usage` sends one more chunk at the end, with `choices: []` and
+   *  the usage; every other chunk then has `usage: null`. */
+  stream_options?: { include_usage?: boolean };
   /**
    * Structured output by constrained decoding (llguidance): the answer is any JSON object, or
    * JSON valid against `json_schema.schema`. A schema keyword the engine cannot enforce
@@ -190,8 +218,33 @@ export interface Timings {
  *  was sampled from (where it is below ~0.1, another correct engine may pick another token). */
 export interface Tokens { ids: number[]; margins: number[] }
 
-/** 'aborted': the request's signal fired; the text up to that point is kept. */
+/** 'aborted' only in the `partial` of an AbortError: the request's signal fired. */
 export type FinishReason = 'stop' | 'length' | 'aborted';
+
+/**
+ * One token's log-probability, as OpenAI's chat API gives it: `token` is the text the token
+ * decodes to on its own (U+FFFD for a token holding part of a character), `bytes` its UTF-8
+ * bytes (the raw ones for such a token). Values are the model's own log-softmax, taken before
+ * penalties and any grammar's mask.
+ */
+export interface TokenLogprob { token: string; logprob: number; bytes: number[] }
+export interface ChatLogprobEntry extends TokenLogprob {
+  /** The `top_logprobs` most likely tokens at this position, most likely first. */
+  top_logprobs: TokenLogprob[];
+}
+/** A chat choice's `logprobs` (null unless the request had `logprobs: true`); streamed, each
+ *  chunk's holds the tokens of its own text. */
+export interface ChatLogprobs { content: ChatLogprobEntry[]; refusal: null }
+/** A legacy completion's `logprobs` (null unless the request had `logprobs: N`). */
+export interface CompletionLogprobs {
+  tokens: string[];
+  token_logprobs: number[];
+  /** Per token, its N most likely alternatives as {text: logprob}. */
+  top_logprobs: Record<string, number>[];
+  /** Where each token starts in the completion's text: the lengths (UTF-16 units) of the tokens
+   *  before it. */
+  text_offset: number[];
+}
 
 export interface ChatCompletionRequest extends SamplingOptions {
   messages: ChatMessage[];
@@ -203,30 +256,47 @@ export interface ChatCompletionRequest extends SamplingOptions {
    * completions always parse special tokens in their prompt.
    */
   parse_special_tokens?: boolean;
+  /** Each generated token's log-probability (choices[0].logprobs.content). */
+  logprobs?: boolean;
+  /** With logprobs: true, the 0 to 20 most likely tokens at each position (default 0). */
+  top_logprobs?: number;
 }
-export interface CompletionRequest extends SamplingOptions { prompt: string; stream?: boolean }
+export interface CompletionRequest extends SamplingOptions {
+  prompt: string;
+  stream?: boolean;
+  /** Each generated token's log-probability and its 0 to 20 most likely alternatives (OpenAI's
+   *  legacy shape). */
+  logprobs?: number;
+}
 
 export interface ChatCompletion {
   id: string; object: 'chat.completion'; created: number; model: string;
-  choices: [{ index: 0; message: { role: 'assistant'; content: string }; finish_reason: FinishReason }];
+  choices: [{ index: 0; message: { role: 'assistant'; content: string }; logprobs: ChatLogprobs | null; finish_reason: FinishReason }];
   usage: Usage; timings: Timings; tokens: Tokens;
 }
+/**
+ * A streamed piece. The chunk with a finish_reason carries usage (null with
+ * `stream_options.include_usage`, which adds a last chunk of `choices: []` and the usage),
+ * timings and token ids.
+ */
 export interface ChatCompletionChunk {
   id: string; object: 'chat.completion.chunk'; created: number; model: string;
-  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; finish_reason: FinishReason | null }];
-  /** On the last chunk only. */
-  usage?: Usage; timings?: Timings; tokens?: Tokens;
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; logprobs: ChatLogprobs | null; finish_reason: Exclude<FinishReason, 'aborted'> | null }] | [];
+  usage?: Usage | null; timings?: Timings; tokens?: Tokens;
 }
 export interface Completion {
   id: string; object: 'text_completion'; created: number; model: string;
-  choices: [{ index: 0; text: string; finish_reason: FinishReason }];
+  choices: [{ index: 0; text: string; logprobs: CompletionLogprobs | null; finish_reason: FinishReason }];
   usage: Usage; timings: Timings; tokens: Tokens;
 }
 export interface CompletionChunk {
   id: string; object: 'text_completion'; created: number; model: string;
-  choices: [{ index: 0; text: string; finish_reason: FinishReason | null }];
-  usage?: Usage; timings?: Timings; tokens?: Tokens;
+  choices: [{ index: 0; text: string; logprobs: CompletionLogprobs | null; finish_reason: Exclude<FinishReason, 'aborted'> | null }] | [];
+  usage?: Usage | null; timings?: Timings; tokens?: Tokens;
 }
+
+/** A `fetch` (same signature) that answers OpenAI's HTTP API from an engine, without a network. */
+export type WickFetch = (input: RequestInfo | URL, init?: RequestInit) => Promise<Response>;
 
 export interface Engine {
   chat: {
@@ -239,6 +309,20 @@ export interface Engine {
     create(req: CompletionRequest & { stream: true }): Promise<AsyncIterable<CompletionChunk>>;
     create(req: CompletionRequest & { stream?: false }): Promise<Completion>;
   };
+  /**
+   * OpenAI's HTTP API answered in the tab, for clients that take a custom fetch (the official
+   * `openai` npm client: `new OpenAI({apiKey: 'unused', baseURL: 'https://wick.invalid/v1',
+   * fetch: engine.fetch, dangerouslyAllowBrowser: true})`). `POST .../v1/chat/completions` and
+   * `.../v1/completions` take the requests above as JSON (`stream: true` answers
+   * `text/event-stream`: `data: {chunk}` events, then `data: [DONE]`); `GET .../v1/models` lists
+   * the loaded model. Errors are OpenAI's: a status (400 invalid_parameter, context_overflow,
+   * chat_template; 404 an unknown path; 405; 409 busy; 503 gpu_lost; 500 otherwise) and
+   * `{error: {message, type, param, code}}` (code: wick's kind, `context_length_exceeded` for a
+   * prompt too long); an error after a stream started is a `data: {error}` event. `init.signal`
+   * aborts as it aborts fetch (the SDK then throws its APIUserAbortError). Never calls the real
+   * fetch. Bound: pass it as it is.
+   */
+  fetch: WickFetch;
   info(): EngineInfo;
   /** Ends the worker and frees its memory; the engine cannot be used afterwards. */
   unload(): Promise<void>;
@@ -264,6 +348,8 @@ export interface Engine {
 }
 
 export function createEngine(options: CreateEngineOptions): Promise<Engine>;
+/** `engine.fetch` for any object with wick's `chat.completions`, `completions` and `info()`. */
+export function createFetch(engine: Pick<Engine, 'chat' | 'completions' | 'info'>): WickFetch;
 
 export interface StoredModel {
   id: string;

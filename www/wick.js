@@ -7,9 +7,11 @@
 //   for await (const chunk of stream) out += chunk.choices[0].delta.content ?? '';
 
 import { WickError } from './errors.js';
+import { createFetch } from './openai-fetch.js';
 import { modelIdFor } from './storage.js';
 
 export { WickError } from './errors.js';
+export { createFetch } from './openai-fetch.js';
 export { listModels, deleteModel, storageEstimate, requestPersistentStorage, modelIdFor } from './storage.js';
 
 let nextId = 1;
@@ -193,14 +195,23 @@ const SAMPLING_KEYS = ['max_tokens', 'temperature', 'top_p', 'top_k', 'min_p', '
 function samplingOptions(req) {
   const o = {};
   for (const k of SAMPLING_KEYS) if (req[k] !== undefined && req[k] !== null) o[k] = req[k];
-  const num = (k, ok, what) => {
-    if (o[k] !== undefined && !(typeof o[k] === 'number' && ok(o[k]))) {
-      throw new WickError('invalid_parameter', `${k} must be ${what}, got ${describe(o[k])}`);
+  const num = (k, ok, what, from = o) => {
+    if (from[k] !== undefined && from[k] !== null && !(typeof from[k] === 'number' && ok(from[k]))) {
+      throw new WickError('invalid_parameter', `${k} must be ${what}, got ${describe(from[k])}`);
     }
   };
   // Integers the engine holds in 32 bits on wasm32 (usize): larger ones are refused here, in
   // these words, not by the engine's deserializer in its own.
-  num('max_tokens', (v) => Number.isInteger(v) && v >= 1 && v <= MAX_U32, `an integer from 1 to ${MAX_U32}`);
+  const tokens = (v) => Number.isInteger(v) && v >= 1 && v <= MAX_U32;
+  num('max_tokens', tokens, `an integer from 1 to ${MAX_U32}`);
+  // OpenAI's newer name for max_tokens.
+  num('max_completion_tokens', tokens, `an integer from 1 to ${MAX_U32}`, req);
+  if (req.max_completion_tokens !== undefined && req.max_completion_tokens !== null) {
+    if (o.max_tokens !== undefined && o.max_tokens !== req.max_completion_tokens) {
+      throw new WickError('invalid_parameter', `max_tokens (${o.max_tokens}) and max_completion_tokens (${req.max_completion_tokens}) differ: give one of them`);
+    }
+    o.max_tokens = req.max_completion_tokens;
+  }
   num('temperature', (v) => v >= 0 && v <= 100, 'a number from 0 to 100');
   num('top_p', (v) => v > 0 && v <= 1, 'a number above 0 and at most 1');
   num('top_k', (v) => Number.isInteger(v) && v >= 0 && v <= MAX_U32, `an integer from 0 to ${MAX_U32}`);
@@ -219,6 +230,61 @@ function samplingOptions(req) {
   // A request without a seed is still reproducible from its seed, which we pick here.
   if (o.seed === undefined) o.seed = crypto.getRandomValues(new Uint32Array(1))[0];
   return o;
+}
+
+/** The most alternatives a token's log-probability may list (OpenAI's limit). */
+const MAX_TOP_LOGPROBS = 20;
+
+/**
+ * How many alternatives per token the engine is to report, or undefined for no
+ * log-probabilities. Chat: OpenAI's `logprobs: true` with `top_logprobs` 0 to 20; completions:
+ * the legacy `logprobs: N`, 0 to 20.
+ */
+function logprobOptions(mode, req) {
+  const top = (k, v) => {
+    if (!(Number.isInteger(v) && v >= 0 && v <= MAX_TOP_LOGPROBS)) {
+      throw new WickError('invalid_parameter', `${k} must be an integer from 0 to ${MAX_TOP_LOGPROBS}, got ${describe(v)}`);
+    }
+    return v;
+  };
+  const { logprobs, top_logprobs: n } = req;
+  if (mode === 'completion') return logprobs === undefined || logprobs === null ? undefined : top('logprobs', logprobs);
+  if (logprobs !== undefined && logprobs !== null && typeof logprobs !== 'boolean') {
+    throw new WickError('invalid_parameter', `logprobs must be true or false (top_logprobs says how many alternatives), got ${describe(logprobs)}`);
+  }
+  if (n !== undefined && n !== null) {
+    top('top_logprobs', n);
+    if (logprobs !== true) throw new WickError('invalid_parameter', 'top_logprobs needs logprobs: true');
+  }
+  return logprobs === true ? n ?? 0 : undefined;
+}
+
+/** OpenAI's request fields that change nothing here, checked for their type; and `n`. */
+function checkOpenAIFields(req) {
+  if (req.n !== undefined && req.n !== null && req.n !== 1) {
+    throw new WickError('invalid_parameter', `n must be 1: wick generates one choice per request (send the request again for another), got ${describe(req.n)}`);
+  }
+  const types = { user: 'string', store: 'boolean', parallel_tool_calls: 'boolean' };
+  for (const [k, type] of Object.entries(types)) {
+    if (req[k] !== undefined && req[k] !== null && typeof req[k] !== type) {
+      throw new WickError('invalid_parameter', `${k} must be a ${type === 'boolean' ? 'true or false' : type}, got ${describe(req[k])}`);
+    }
+  }
+  const md = req.metadata;
+  if (md !== undefined && md !== null && !(typeof md === 'object' && !Array.isArray(md) && Object.values(md).every((v) => typeof v === 'string'))) {
+    throw new WickError('invalid_parameter', `metadata must be an object of strings, got ${describe(md)}`);
+  }
+}
+
+/** Whether a streamed request ends with a chunk of usage (OpenAI's `stream_options`). */
+function includeUsage(req) {
+  const so = req.stream_options;
+  if (so === undefined || so === null) return false;
+  if (req.stream !== true) throw new WickError('invalid_parameter', 'stream_options is only for stream: true');
+  if (typeof so !== 'object' || Array.isArray(so) || (so.include_usage !== undefined && typeof so.include_usage !== 'boolean')) {
+    throw new WickError('invalid_parameter', `stream_options must be {include_usage: true | false}, got ${describe(so)}`);
+  }
+  return so.include_usage === true;
 }
 
 /**
@@ -279,6 +345,8 @@ class Engine extends EventTarget {
     this.#info = info;
     this.chat = { completions: { create: (req) => this.#create('chat', req) } };
     this.completions = { create: (req) => this.#create('completion', req) };
+    /** OpenAI's HTTP API answered in the tab, for `new OpenAI({fetch: engine.fetch, ...})`. */
+    this.fetch = createFetch(this);
     link.onLost = (error) => this.dispatchEvent(new CustomEvent('lost', { detail: error }));
   }
 
@@ -332,13 +400,17 @@ class Engine extends EventTarget {
     const options = samplingOptions(req);
     const grammar = structuredOutput(req);
     if (grammar) options.grammar = grammar;
+    const logprobs = logprobOptions(mode, req);
+    if (logprobs !== undefined) options.logprobs = logprobs;
+    checkOpenAIFields(req);
     const body = mode === 'chat' ? { messages: checkMessages(req.messages) } : { prompt: req.prompt };
     if (mode === 'completion' && typeof req.prompt !== 'string') {
       throw new WickError('invalid_parameter', `prompt must be a string, got ${describe(req.prompt)}`);
     }
-    if (req.stream !== undefined && typeof req.stream !== 'boolean') {
+    if (req.stream !== undefined && req.stream !== null && typeof req.stream !== 'boolean') {
       throw new WickError('invalid_parameter', `stream must be true or false, got ${describe(req.stream)}`);
     }
+    const usageChunk = includeUsage(req);
     if (mode === 'chat' && req.parse_special_tokens !== undefined) {
       // Off by default: special-token text in a message (`<|im_start|>system`) stays text, so
       // what a user types cannot forge roles. On for callers who build control sequences.
@@ -348,28 +420,31 @@ class Engine extends EventTarget {
       options.parse_special_tokens = req.parse_special_tokens;
     }
     checkSignal(req.signal);
-    if (req.signal?.aborted) throw new WickError('aborted', 'the request was aborted before it started');
-    const meta = {
+    if (req.signal?.aborted) throw abortError(null, 'the request was aborted before it started');
+    const out = new Output(mode, {
       id: `${mode === 'chat' ? 'chatcmpl' : 'cmpl'}-${crypto.randomUUID()}`,
       created: Math.floor(Date.now() / 1000),
       model: this.#info.modelId,
-    };
+    }, logprobs !== undefined);
     const chunks = new ChunkQueue();
     const requestId = nextId++;
     const finished = this.#link.request({ type: 'generate', id: requestId, mode, ...body, options }, {
       signal: req.signal,
       onMessage: (m) => {
-        if (m.type === 'token') chunks.push(m.text);
+        if (m.type === 'token') chunks.push(m);
         // The GPU failed and the worker moved to the CPU (the request fails with gpu_lost).
         if (m.type === 'backend') Object.assign(this.#info, m.info);
       },
     });
+    // A request whose signal fired rejects (or its stream throws) with an AbortError carrying
+    // what was generated, as `fetch` rejects; one that ended before the signal fired is complete.
+    const aborted = (done) => done.finish_reason === 'aborted';
     if (!req.stream) {
       const done = await finished;
-      const text = chunks.drainText();
-      return mode === 'chat'
-        ? { ...meta, object: 'chat.completion', choices: [{ index: 0, message: { role: 'assistant', content: text }, finish_reason: done.finish_reason }], ...summary(done) }
-        : { ...meta, object: 'text_completion', choices: [{ index: 0, text, finish_reason: done.finish_reason }], ...summary(done) };
+      for (const m of chunks.items) out.add(m);
+      const result = out.whole(done);
+      if (aborted(done)) throw abortError(result);
+      return result;
     }
     finished.then((done) => chunks.end(done), (e) => chunks.fail(e));
     const link = this.#link;
@@ -377,14 +452,17 @@ class Engine extends EventTarget {
       async *[Symbol.asyncIterator]() {
         let complete = false;
         try {
-          if (mode === 'chat') yield chunk(meta, mode, { role: 'assistant', content: '' }, null);
+          if (mode === 'chat') yield out.chunk({ role: 'assistant', content: '' }, null, usageChunk);
           for await (const item of chunks) {
-            if (typeof item === 'string') {
-              yield chunk(meta, mode, { content: item }, null);
-            } else {
-              complete = true;
-              yield { ...chunk(meta, mode, {}, item.finish_reason), ...summary(item) };
+            if (item.type === 'token') {
+              const piece = out.add(item);
+              if (piece) yield piece.chunk(usageChunk);
+              continue;
             }
+            complete = true;
+            if (aborted(item)) throw abortError(out.whole(item));
+            yield out.last(item, usageChunk);
+            if (usageChunk) yield { ...out.meta, object: out.chunkObject, choices: [], usage: item.usage };
           }
         } finally {
           // The consumer stopped reading early: stop generating too.
@@ -395,18 +473,97 @@ class Engine extends EventTarget {
   }
 }
 
+/** The AbortError of a request whose signal fired: `partial` is what it had generated. */
+function abortError(partial, message = 'the request was aborted') {
+  const e = new WickError('aborted', message);
+  e.partial = partial;
+  return e;
+}
+
+/**
+ * A request's output as it arrives: the text and the log-probabilities of its tokens, laid out
+ * as OpenAI's chunks and whole completions. A token whose text is held back (part of a
+ * character, a possible stop string) has its log-probability sent with the chunk its text
+ * arrives in, or with the last chunk.
+ */
+class Output {
+  constructor(mode, meta, logprobs) {
+    this.mode = mode;
+    this.meta = meta;
+    this.logprobs = logprobs;
+    this.chunkObject = mode === 'chat' ? 'chat.completion.chunk' : 'text_completion';
+    this.text = '';
+    this.entries = [];   // every token's logprob entry (OpenAI's chat shape)
+    this.pending = [];   // entries not yet sent in a chunk
+    this.offset = 0;     // legacy text_offset of the next token: the length of the tokens before it
+    this.offsets = [];
+  }
+
+  /** Adds a token message; returns the piece to stream when it made text visible. */
+  add({ text, logprob }) {
+    if (logprob) {
+      this.entries.push(logprob);
+      this.pending.push(logprob);
+      this.offsets.push(this.offset);
+      this.offset += logprob.token.length;
+    }
+    if (!text) return null;
+    this.text += text;
+    const entries = this.#take();
+    return { chunk: (usage) => this.chunk({ content: text }, null, usage, entries) };
+  }
+
+  #take() {
+    const entries = this.pending;
+    this.pending = [];
+    return entries;
+  }
+
+  /** `logprobs` of a choice for these entries: null when the request did not ask. */
+  #logprobs(entries) {
+    if (!this.logprobs) return null;
+    if (this.mode === 'chat') return { content: entries, refusal: null };
+    const first = this.entries.length - entries.length;
+    return {
+      tokens: entries.map((e) => e.token),
+      token_logprobs: entries.map((e) => e.logprob),
+      // Most likely first: where two alternatives have the same text, the likelier one stays.
+      top_logprobs: entries.map((e) => Object.fromEntries(e.top_logprobs.map((t) => [t.token, t.logprob]).reverse())),
+      text_offset: this.offsets.slice(first, first + entries.length),
+    };
+  }
+
+  chunk(delta, finishReason, usage, entries = []) {
+    const choice = this.mode === 'chat'
+      ? { index: 0, delta, logprobs: this.#logprobs(entries), finish_reason: finishReason }
+      : { index: 0, text: delta.content ?? '', logprobs: this.#logprobs(entries), finish_reason: finishReason };
+    return { ...this.meta, object: this.chunkObject, choices: [choice], ...(usage && { usage: null }) };
+  }
+
+  /** The chunk that ends a stream: the finish reason, usage (unless a usage chunk follows) and
+   *  wick's timings and token ids. */
+  last(done, usageChunk) {
+    const c = this.chunk({}, done.finish_reason, false, this.#take());
+    return { ...c, usage: usageChunk ? null : done.usage, timings: done.timings, tokens: done.tokens };
+  }
+
+  /** The whole completion (a non-streamed answer, or what an aborted request had made). */
+  whole(done) {
+    this.pending = [];
+    const logprobs = this.#logprobs(this.entries);
+    const choice = this.mode === 'chat'
+      ? { index: 0, message: { role: 'assistant', content: this.text }, logprobs, finish_reason: done.finish_reason }
+      : { index: 0, text: this.text, logprobs, finish_reason: done.finish_reason };
+    return { ...this.meta, object: this.mode === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], ...summary(done) };
+  }
+}
+
 /** What the last chunk and a whole completion carry beyond the text. */
 function summary(done) {
   return { usage: done.usage, timings: done.timings, tokens: done.tokens };
 }
 
-function chunk(meta, mode, delta, finishReason) {
-  return mode === 'chat'
-    ? { ...meta, object: 'chat.completion.chunk', choices: [{ index: 0, delta, finish_reason: finishReason }] }
-    : { ...meta, object: 'text_completion', choices: [{ index: 0, text: delta.content ?? '', finish_reason: finishReason }] };
-}
-
-/** Token texts as they arrive, then the final message (or an error), as an async iterable. */
+/** Token messages as they arrive, then the final message (or an error), as an async iterable. */
 class ChunkQueue {
   constructor() {
     this.items = [];
@@ -417,14 +574,13 @@ class ChunkQueue {
   push(item) { this.items.push(item); this.#wake(); }
   end(done) { this.items.push(done); this.ended = true; this.#wake(); }
   fail(error) { this.error = error; this.#wake(); }
-  drainText() { return this.items.filter((x) => typeof x === 'string').join(''); }
   #wake() { this.waiting?.(); this.waiting = null; }
   async *[Symbol.asyncIterator]() {
     for (;;) {
       if (this.items.length) {
         const item = this.items.shift();
         yield item;
-        if (typeof item !== 'string') return;
+        if (item.type !== 'token') return;
       } else if (this.error) {
         throw this.error;
       } else {

@@ -7,7 +7,8 @@
 //                 {type:'abort', id}            (a load or a request)
 // worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
 //                 {type:'prefilled', id, prompt_tokens, reused_tokens}
-//                 {type:'token', id, text}      {type:'done', id, finish_reason, usage, timings, tokens}
+//                 {type:'token', id, text, logprob?}  (logprob: OpenAI's chat entry, when asked)
+//                 {type:'done', id, finish_reason, usage, timings, tokens}
 //                 {type:'backend', id, info:{backend, gpu, gpuNote}}  (moved to the CPU)
 //                 {type:'error', id, error:{kind, message}}
 
@@ -290,8 +291,9 @@ const nextTurn = () => new Promise((resolve) => { channel.port1.onmessage = reso
 async function generate({ id, mode, messages, prompt, options }) {
   if (broken) throw new WickError('worker', broken);
   if (!engine) throw new WickError('worker', 'no model is loaded');
+  // A request aborted while it waited still starts, so that its end reports its prompt's
+  // tokens; the loop below ends it before any forward pass.
   const signal = aborts.get(id).signal;
-  if (signal.aborted) throw new WickError('aborted', 'the request was aborted before it started');
   const opts = JSON.stringify(options);
   const t0 = performance.now();
   const pre = mode === 'chat' ? engine.beginChat(JSON.stringify(messages), opts) : engine.beginCompletion(prompt, opts);
@@ -336,7 +338,7 @@ async function generate({ id, mode, messages, prompt, options }) {
       ids.push(step.id);
       margins.push(step.margin);
     }
-    if (step.text) post({ type: 'token', id, text: step.text });
+    if (step.text || step.logprob) post({ type: 'token', id, text: step.text, logprob: step.logprob });
     finish = step.finish;
     if (!finish) await nextTurn();
   }

@@ -8,14 +8,15 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, ModelBuffer};
 use crate::chat::ChatMessage;
 use crate::constraint::Grammar;
 use crate::sampler::SamplingParams;
-use crate::session::{GenerateOptions, Request, Session};
+use crate::session::{FinishReason, GenerateOptions, Request, Session, Step, TokenLogprob};
+use crate::tokenizer::Tokenizer;
 use crate::{Engine, Error, Gguf};
 
 #[wasm_bindgen]
@@ -58,6 +59,9 @@ struct RequestOptions {
     /// onto it).
     #[serde(default)]
     grammar: Option<Grammar>,
+    /// Each sampled token's log-probability and the `logprobs` most likely tokens at its
+    /// position (0 to 20); www/wick.js maps OpenAI's `logprobs`/`top_logprobs` onto it.
+    logprobs: Option<usize>,
 }
 
 impl RequestOptions {
@@ -86,9 +90,81 @@ impl RequestOptions {
             stop: o.stop,
             ignore_eos: o.ignore_eos,
             grammar: o.grammar,
-            // Log-probabilities are not in the JS API yet (the CLI and Rust have them).
-            logprobs: None,
+            logprobs: o.logprobs,
+            // Control tokens stay out of the text: chat requests here do not go through
+            // `Engine::plan_chat` (whose plan says when a format needs them) yet.
+            special_text: false,
         }
+    }
+}
+
+/// A step as the worker receives it: [`Step`] with its log-probability in OpenAI's chat shape
+/// (token texts instead of ids).
+#[derive(Serialize)]
+struct WebStep {
+    id: Option<u32>,
+    text: String,
+    finish: Option<FinishReason>,
+    margin: Option<f32>,
+    prompt_left: Option<usize>,
+    logprob: Option<LogprobEntry>,
+}
+
+/// One entry of OpenAI's `logprobs.content` (and, without `top_logprobs`, of its
+/// `top_logprobs`): the token's own text, its log-probability, and its bytes.
+#[derive(Serialize)]
+struct LogprobEntry {
+    token: String,
+    logprob: f32,
+    bytes: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    top_logprobs: Option<Vec<LogprobEntry>>,
+}
+
+impl LogprobEntry {
+    /// `token` is the text the token decodes to on its own, as `wick run --top-logprobs` shows
+    /// it; `bytes` the bytes it stands for in text (a token holding part of a character has
+    /// U+FFFD as its text and the raw bytes here; a control token, its text's bytes).
+    fn new(tokenizer: &Tokenizer, id: u32, logprob: f32) -> Self {
+        let token = tokenizer.token_piece(id).unwrap_or_default();
+        let bytes = tokenizer
+            .token_bytes(id)
+            .unwrap_or_else(|| token.as_bytes().to_vec());
+        Self {
+            token,
+            logprob,
+            bytes,
+            top_logprobs: None,
+        }
+    }
+
+    fn of(tokenizer: &Tokenizer, lp: &TokenLogprob) -> Self {
+        Self {
+            top_logprobs: Some(
+                lp.top
+                    .iter()
+                    .map(|&(id, logprob)| Self::new(tokenizer, id, logprob))
+                    .collect(),
+            ),
+            ..Self::new(tokenizer, lp.id, lp.logprob)
+        }
+    }
+}
+
+impl WebStep {
+    fn of(step: Step, tokenizer: &Tokenizer) -> Self {
+        Self {
+            logprob: step.logprob.as_ref().map(|lp| LogprobEntry::of(tokenizer, lp)),
+            id: step.id,
+            text: step.text,
+            finish: step.finish,
+            margin: step.margin,
+            prompt_left: step.prompt_left,
+        }
+    }
+
+    fn to_js(self) -> Result<JsValue, JsValue> {
+        Ok(serde_wasm_bindgen::to_value(&self)?)
     }
 }
 
@@ -256,8 +332,10 @@ impl WebEngine {
     }
 
     /// The next step of the running request: a chunk of prefill `{prompt_left}` (prompt tokens
-    /// still to run), or a token `{id, text, margin, finish}` where `finish` is set ("stop" /
-    /// "length" / "aborted") on the last step.
+    /// still to run), or a token `{id, text, margin, finish, logprob}` where `finish` is set
+    /// ("stop" / "length" / "aborted") on the last step, and `logprob` when the request asked
+    /// for log-probabilities: `{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
+    /// as an entry of OpenAI's chat `logprobs.content`.
     pub fn step(&self) -> Result<JsValue, JsValue> {
         let mut guard = self.inner()?;
         let Inner {
@@ -270,7 +348,7 @@ impl WebEngine {
         if !matches!(&step, Ok(s) if s.finish.is_none()) {
             *request = None;
         }
-        Ok(serde_wasm_bindgen::to_value(&step?)?)
+        WebStep::of(step?, &session.engine().tokenizer).to_js()
     }
 
     /// [`WebEngine::step`] as a Promise, for the GPU (whose results arrive asynchronously).
@@ -292,7 +370,7 @@ impl WebEngine {
             if !matches!(&step, Ok(s) if s.finish.is_none()) {
                 *request = None;
             }
-            Ok(serde_wasm_bindgen::to_value(&step?)?)
+            WebStep::of(step?, &session.engine().tokenizer).to_js()
         })
     }
 
@@ -300,9 +378,10 @@ impl WebEngine {
     pub fn abort(&self) -> Result<JsValue, JsValue> {
         let mut inner = self.inner()?;
         match inner.request.take() {
-            Some(mut req) => Ok(serde_wasm_bindgen::to_value(
-                &inner.session.abort(&mut req),
-            )?),
+            Some(mut req) => {
+                let step = inner.session.abort(&mut req);
+                WebStep::of(step, &inner.session.engine().tokenizer).to_js()
+            }
             None => Ok(JsValue::NULL),
         }
     }

@@ -39,6 +39,21 @@ export async function tinyRoute(req, res) {
   return true;
 }
 
+/** An extraRoutes for startServer: node_modules/<name>/ at /node_modules/<name>/, for test pages
+ * that import a package's browser build (the page server itself serves www/ only). */
+export function packageRoute(name) {
+  const dir = path.join(REPO, 'node_modules', name);
+  const prefix = `/node_modules/${name}/`;
+  return async (req, res) => {
+    const urlPath = (req.url ?? '/').split('?')[0];
+    if (!urlPath.startsWith(prefix)) return false;
+    const file = resolveInside(dir, urlPath.slice(prefix.length));
+    if (!file) plain(res, 400, 'bad path');
+    else await sendFile(req, res, file, { 'Cache-Control': 'no-cache' });
+    return true;
+  };
+}
+
 export const CHROMIUM = process.env.WICK_CHROMIUM ?? '/usr/bin/chromium';
 // From docs/platform.md: quiet, no sandbox (root in a container), no QUIC.
 const CHROMIUM_FLAGS = [

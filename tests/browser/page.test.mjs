@@ -81,6 +81,12 @@ describe('the chat page', () => {
   test('stop ends an answer early, and the chat goes on', async () => {
     const stopped = await send('Write a very long story about a dragon who learns to cook.', { stopAfterText: true });
     assert.equal(stopped.state, 'stopped');
+    // The stream ended with an AbortError: the answer so far stays, with its timings (from the
+    // error's partial result), and a stop the person asked for shows no error.
+    assert.doesNotMatch(await stopped.answer.textContent(), /Stopped before the first word/);
+    assert.ok((await stopped.answer.textContent()).length >= stopped.lengths[2], 'the text streamed before Stop stays');
+    assert.match(await stopped.answer.getByTestId('stats').textContent(), /Decode \d+ tok/);
+    assert.equal(await byId('error-banner').isVisible(), false);
     const next = await send('Now say goodbye in one word.');
     assert.equal(next.state, 'done');
     assert.match(await next.answer.getByTestId('stats').textContent(), /cached/);

@@ -170,10 +170,10 @@ export async function runSoak({ requests, switchEvery, seed, log = () => {} }) {
       complete: (o) => ['stop', 'length'].includes(o.finish),
       chat: chatted,
       'abort-early': (o) => o.error === 'aborted',
-      // The abort may land before the worker starts the request (an `aborted` error), during
-      // prefill or generation (finish 'aborted'), or (rarely) after it ended.
-      'abort-prefill': (o) => o.error === 'aborted' || ['aborted', 'stop', 'length'].includes(o.finish),
-      'abort-stream': (o) => ['aborted', 'stop', 'length'].includes(o.finish),
+      // The abort may land before the request ends (an `aborted` error: an AbortError, as
+      // fetch's) or (rarely) after it ended.
+      'abort-prefill': (o) => o.error === 'aborted' || ['stop', 'length'].includes(o.finish),
+      'abort-stream': (o) => o.error === 'aborted' || ['stop', 'length'].includes(o.finish),
       'leave-stream': chatted,
       overflow: (o) => o.error === 'context_overflow',
       'bad-parameter': (o) => o.error === 'invalid_parameter',

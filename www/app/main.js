@@ -383,13 +383,17 @@ async function generate(handle, create, pick) {
   try {
     const stream = await create(controller.signal);
     const { finish, timings } = await consumeStream(stream, pick, (text) => handle.setText(text));
-    handle.finish(finish === 'aborted' || controller.signal.aborted ? 'stopped' : 'done', { timings, finish });
+    handle.finish(controller.signal.aborted ? 'stopped' : 'done', { timings, finish });
   } catch (err) {
     if (err?.kind === 'worker') {
       // The engine is gone, stopped request or not: "Stopped" would hide that.
       handle.fail(err);
       await engineLost(engine, err);
-    } else if (controller.signal.aborted || err?.kind === 'aborted') {
+    } else if (err?.kind === 'aborted') {
+      // Stop: the stream ends with an AbortError carrying what was written (already shown,
+      // chunk by chunk) and its timings. No banner: the person asked for it.
+      handle.finish('stopped', { timings: err.partial?.timings, finish: 'aborted' });
+    } else if (controller.signal.aborted) {
       handle.finish('stopped');
     } else {
       handle.fail(err);

@@ -70,8 +70,10 @@ class FakeEngine extends EventTarget {
           if (req.signal?.aborted) {
             await sleep(control.abortDelayMs);
             engine.pending.delete(fail);
-            yield { choices: [{ delta: {}, text: '', finish_reason: 'aborted' }] };
-            return;
+            // As wick.js: an aborted stream throws an AbortError carrying the partial result.
+            const e = new WickError('aborted', 'the request was aborted');
+            e.partial = { choices: [{ message: { role: 'assistant', content: text.slice(0, i) }, text: text.slice(0, i), finish_reason: 'aborted' }], usage: null, timings: null };
+            throw e;
           }
           await sleep(40);
           yield { choices: [{ delta: { content: text.slice(i, i + 3) }, text: text.slice(i, i + 3), finish_reason: null }] };
