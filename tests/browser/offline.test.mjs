@@ -58,7 +58,10 @@ describe('offline after the first visit', () => {
         return all.length && all[all.length - 1].dataset.state === 'done';
       }, null, { timeout: LOAD_TIMEOUT });
       assert.ok((await answer.textContent()).trim().length > 0);
-      assert.deepEqual(env.server.requests.slice(before), [], 'nothing reached the server');
+      // Nothing reached the server but the browser's own update check of the service worker
+      // (made by the browser process, which Playwright's offline mode does not cover; offline
+      // for real it fails, and the installed worker stays).
+      assert.deepEqual(env.server.requests.slice(before).filter((r) => !r.path.startsWith('/sw.js?')), [], 'nothing else reached the server');
     } finally {
       await env.browser.context.setOffline(false);
     }
@@ -70,9 +73,11 @@ describe('offline after the first visit', () => {
     deployed = `${version}-next`;
     try {
       const page = await env.browser.newPage(env.server.url);
-      await page.waitForFunction(async (v) => (await caches.keys()).includes(`wick-app-${v}`) && (await caches.keys()).filter((n) => n.startsWith('wick-app-')).length === 1,
-        deployed, { timeout: 60_000, polling: 250 });
-      const state = await cacheState(page);
+      let state;
+      for (const start = Date.now(); Date.now() - start < 60_000; await page.waitForTimeout(250)) {
+        state = await cacheState(page);
+        if (state.names.length === 1 && state.names[0] === `wick-app-${deployed}`) break;
+      }
       assert.deepEqual(state.names, [`wick-app-${deployed}`]);
       const script = await page.evaluate(async () => (await navigator.serviceWorker.getRegistration()).active.scriptURL);
       assert.ok(script.endsWith(`sw.js?v=${encodeURIComponent(deployed)}`), script);
