@@ -51,7 +51,7 @@ export async function createEngine(options = {}) {
   checkSignal(signal);
   if (signal?.aborted) throw new WickError('aborted', 'loading was cancelled');
 
-  const worker = new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
+  const worker = startWorker();
   const link = new WorkerLink(worker);
   // The embedder's callback throwing must not stop the load, nor surface as an uncaught error
   // from the worker's message handler on every progress message.
@@ -73,6 +73,25 @@ export async function createEngine(options = {}) {
 }
 
 const MAX_U32 = 2 ** 32 - 1;
+
+/**
+ * The engine's worker, from worker.js beside this module. A page may import wick from another
+ * origin (a CDN), and a Worker's script must be same-origin: then the worker starts from a
+ * same-origin blob that imports worker.js, which finds the wasm builds relative to its own URL
+ * (the CDN's; module imports are CORS requests). The plain `new Worker(new URL(...))` form stays
+ * as it is for the same-origin case: bundlers (Vite, webpack) recognise exactly that form.
+ */
+function startWorker() {
+  const here = new URL(import.meta.url);
+  if (typeof location !== 'undefined' && /^https?:$/.test(here.protocol) && here.origin !== location.origin) {
+    const source = new URL('worker.js', here).href;
+    const blob = new Blob([`import ${JSON.stringify(source)};\n`], { type: 'text/javascript' });
+    // Not revoked: the worker fetches it some time after `new Worker` returns, and a URL of a
+    // few dozen bytes per engine costs nothing.
+    return new Worker(URL.createObjectURL(blob), { type: 'module', name: 'wick' });
+  }
+  return new Worker(new URL('./worker.js', import.meta.url), { type: 'module', name: 'wick' });
+}
 
 /** A value as an error message shows it: JSON where that is faithful (NaN is not "null"). */
 function describe(value) {

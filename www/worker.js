@@ -97,11 +97,20 @@ function canShareMemory() {
 const RELAXED_PROBE = new Uint8Array([0, 97, 115, 109, 1, 0, 0, 0, 1, 5, 1, 96, 0, 1, 123, 3, 2, 1, 0,
   10, 61, 1, 59, 0, ...[0, 1, 2].flatMap(() => [253, 12, ...new Array(16).fill(0)]), 253, 147, 2, 11]);
 
+// The wasm builds, one import each: literal paths, so that a bundler (Vite, webpack) that takes
+// in the npm package finds and keeps all four (a path built from a variable it may not follow).
+const BUILDS = {
+  'threads-relaxed': () => import('./pkg/threads-relaxed/wick.js'),
+  threads: () => import('./pkg/threads/wick.js'),
+  'simd-relaxed': () => import('./pkg/simd-relaxed/wick.js'),
+  simd: () => import('./pkg/simd/wick.js'),
+};
+
 // Imports and instantiates the flavour `name` (a folder of www/pkg). A relaxed flavour must also
 // pass its kernel self-check: relaxed instructions are engine-defined at the edges of their
 // ranges, so on an engine that computes them differently the plain flavour runs instead.
 async function instantiate(name) {
-  const mod = await import(`./pkg/${name}/wick.js`);
+  const mod = await BUILDS[name]();
   await mod.default();
   if (name.endsWith('-relaxed')) {
     const failed = mod.kernelCheck();

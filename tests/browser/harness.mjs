@@ -267,15 +267,18 @@ export function forwardConsole(context, log = (line) => console.error(line)) {
  * Headless Chromium in a persistent context (OPFS and quota behave as for a person; an incognito
  * context does not). A fresh temporary profile unless `profileDir` is given; `reopen()` closes the
  * browser and starts it again on the same profile (a restart: what OPFS keeps must survive it).
- * `close()` removes the profile it created. `args`: more Chromium flags.
+ * `close()` removes the profile it created. `args`: more Chromium flags. `serviceWorkers:
+ * 'block'` keeps the page's offline service worker (www/sw.js) out, for tests that replace the
+ * page's files with page.route (a service worker's requests pass it by).
  */
-export async function launchBrowser({ webgpu = false, profileDir, args = [] } = {}) {
+export async function launchBrowser({ webgpu = false, profileDir, args = [], serviceWorkers = 'allow' } = {}) {
   const owned = !profileDir;
   const dir = profileDir ?? (await fsp.mkdtemp(path.join(os.tmpdir(), 'wick-profile-')));
   const launch = () => chromium.launchPersistentContext(dir, {
     executablePath: CHROMIUM,
     headless: true,
     args: [...CHROMIUM_FLAGS, ...(webgpu ? ['--enable-unsafe-webgpu'] : []), ...args],
+    serviceWorkers,
   });
   let context;
   try {

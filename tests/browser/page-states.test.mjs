@@ -12,7 +12,8 @@ const FAKE = fs.readFileSync(path.join(REPO, 'tests/browser/pages/fake-wick.js')
 const SHOTS = process.env.WICK_SHOTS;
 
 describe('the chat page states', () => {
-  const env = serverAndBrowser();
+  // page.route replaces wick.js: the offline service worker must not answer for it instead.
+  const env = serverAndBrowser({ browser: { serviceWorkers: 'block' } });
   let page;
 
   /** A fresh page on the stand-in engine, `card` merged into its model card, the model loaded from `url`. */
