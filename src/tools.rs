@@ -1161,6 +1161,9 @@ pub fn plan_chat(
         ToolFormat::None
     };
     let mut messages = normalize_messages(&req.messages)?;
+    if !source.contains("tool_calls") {
+        calls_as_content(&mut messages, format == ToolFormat::Generic);
+    }
     if format == ToolFormat::Generic {
         let mut text = String::new();
         if !renders_tools {
@@ -1298,6 +1301,45 @@ fn normalize_messages(messages: &[Value]) -> Result<Vec<Value>> {
             Ok(Value::Object(m))
         })
         .collect()
+}
+
+/// Assistant turns that called tools, for a template that cannot render calls (it reads only
+/// `content`, and may fail on its `null`, as SmolLM2's does): under the generic format (`write`)
+/// the calls written into the content as that format writes them, as llama.cpp's generic format
+/// does, so the model sees what it answered; otherwise (`tool_choice` none, no tools) the turn
+/// as the template would render it, its `null` content as empty text.
+fn calls_as_content(messages: &mut [Value], write: bool) {
+    for m in messages {
+        if !write {
+            if m["role"] == "assistant" && m["content"].is_null() {
+                m["content"] = Value::String(String::new());
+            }
+            continue;
+        }
+        let Some(calls) = m
+            .get("tool_calls")
+            .and_then(Value::as_array)
+            .filter(|c| !c.is_empty())
+        else {
+            continue;
+        };
+        let calls: Vec<Value> = calls
+            .iter()
+            .map(
+                |c| json!({"name": c["function"]["name"], "arguments": c["function"]["arguments"]}),
+            )
+            .collect();
+        let written = match calls.as_slice() {
+            [one] => json!({ "tool_call": one }),
+            _ => json!({ "tool_calls": calls }),
+        }
+        .to_string();
+        let content = match m.get("content").and_then(Value::as_str) {
+            Some(text) if !text.is_empty() => format!("{text}\n{written}"),
+            _ => written,
+        };
+        m["content"] = Value::String(content);
+    }
 }
 
 /// Adds `text` to the system message (the first message, made one if it is not).

@@ -940,3 +940,44 @@ fn smollm2_calls_the_tool_when_required_or_named() {
         assert_valid_weather_call(&m);
     }
 }
+
+#[test]
+fn smollm2_reads_its_earlier_calls_back_as_the_generic_format() {
+    // SmolLM2's ChatML template reads only `content` (and fails on the `null` of a turn that only
+    // called tools): the calls go back as the JSON the generic format had the model write.
+    let engine = smollm2();
+    let req = ChatRequest {
+        messages: vec![
+            json!({"role": "user", "content": "What is the weather like in Paris today?"}),
+            json!({"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\": \"Paris\", \"unit\": \"celsius\"}"}}]}),
+            json!({"role": "tool", "tool_call_id": "call_1", "content": "18 degrees, sunny"}),
+        ],
+        tools: weather_tools(),
+        ..ChatRequest::default()
+    };
+    for (choice, answer) in [
+        (
+            ToolChoice::Auto,
+            "{\"tool_call\":{\"name\":\"get_weather\",\"arguments\":{\"city\":\"Paris\",\"unit\":\"celsius\"}}}",
+        ),
+        // Without tools the calls are not shown: the turn renders as an empty answer.
+        (ToolChoice::None, ""),
+    ] {
+        let plan = engine
+            .plan_chat(
+                &ChatRequest {
+                    tool_choice: choice,
+                    ..req.clone()
+                },
+                None,
+            )
+            .unwrap();
+        let prompt = engine.tokenizer.decode(&plan.prompt).unwrap();
+        assert!(
+            prompt.contains(&format!("<|im_start|>assistant\n{answer}<|im_end|>")),
+            "{prompt}"
+        );
+        assert!(prompt.contains("<|im_start|>tool\n18 degrees, sunny<|im_end|>"), "{prompt}");
+    }
+}

@@ -34,8 +34,9 @@ const TYPES = { 400: 'invalid_request_error', 404: 'invalid_request_error', 405:
 export function errorBody(err) {
   const kind = typeof err?.kind === 'string' ? err.kind : 'internal';
   const status = STATUS[kind] ?? 500;
-  // The messages of invalid_parameter errors start with the field they are about.
-  const param = kind === 'invalid_parameter' ? /^([a-z_]+(?:\[\d+\])?(?:\.[a-z_]+)*) /.exec(err.message ?? '')?.[1] ?? null : null;
+  // The messages of invalid_parameter errors start with the field they are about (`temperature`,
+  // `tools[0].function.name`, `messages[2].tool_calls[0].id`).
+  const param = kind === 'invalid_parameter' ? /^([a-z_]+(?:\[\d+\]|\.[a-z_]+)*)[ :]/.exec(err.message ?? '')?.[1] ?? null : null;
   return {
     status,
     body: {

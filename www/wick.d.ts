@@ -153,7 +153,53 @@ export interface EngineInfo {
   phases: { wasmMs: number; readMs: number; checkMs: number; engineMs: number };
 }
 
-export interface ChatMessage { role: 'system' | 'user' | 'assistant'; content: string }
+/** A message's text: a string, or OpenAI's content parts (text only; joined in order). */
+export type MessageContent = string | { type: 'text'; text: string }[];
+
+/** A tool call as the model made it: `arguments` is JSON text (an object), as OpenAI's. */
+export interface ToolCall {
+  id: string;
+  type: 'function';
+  function: { name: string; arguments: string };
+}
+
+/**
+ * A chat message, OpenAI-shaped. `developer` is read as `system`. An assistant turn that only
+ * called tools has `content: null` and its `tool_calls`; each call's result goes back as a
+ * `tool` message with its `tool_call_id`. An answer can be sent back as it came (fields wick
+ * does not read, such as `refusal`, are ignored); `reasoning_content` goes to templates that
+ * read it. A malformed message is an `invalid_parameter` error naming it (`messages[2].tool_call_id ...`).
+ */
+export type ChatMessage =
+  | { role: 'system' | 'developer' | 'user'; content: MessageContent; name?: string }
+  | { role: 'assistant'; content: MessageContent | null; tool_calls?: ToolCall[]; reasoning_content?: string; name?: string }
+  | { role: 'tool'; content: MessageContent; tool_call_id: string; name?: string };
+
+/** A function the model may call: `parameters` is its arguments' JSON schema. */
+export interface Tool {
+  type: 'function';
+  function: { name: string; description?: string; parameters?: object; strict?: boolean };
+}
+
+/**
+ * Whether and which tools are called: 'auto' (the default: the model decides), 'none', 'required'
+ * (at least one call), or one named function. With 'required' or a named function the arguments
+ * are constrained to the tool's schema where the model's call format allows it.
+ */
+export type ToolChoice = 'auto' | 'none' | 'required' | { type: 'function'; function: { name: string } };
+
+/** One call in a streamed delta, OpenAI's shape: wick sends each call whole, in one delta. */
+export interface ToolCallDelta extends ToolCall { index: number }
+
+/** The answer: `content` null when there are only tool calls; `reasoning_content` the model's
+ *  thinking (`<think>...</think>` and the like), kept apart from the answer. */
+export interface AssistantMessage {
+  role: 'assistant';
+  content: string | null;
+  reasoning_content?: string;
+  tool_calls?: ToolCall[];
+  refusal: null;
+}
 
 export interface SamplingOptions {
   max_tokens?: number;          // default 256
@@ -218,8 +264,9 @@ export interface Timings {
  *  was sampled from (where it is below ~0.1, another correct engine may pick another token). */
 export interface Tokens { ids: number[]; margins: number[] }
 
-/** 'aborted' only in the `partial` of an AbortError: the request's signal fired. */
-export type FinishReason = 'stop' | 'length' | 'aborted';
+/** 'aborted' only in the `partial` of an AbortError: the request's signal fired. 'tool_calls':
+ *  a chat answer that ended after calling tools. */
+export type FinishReason = 'stop' | 'length' | 'tool_calls' | 'aborted';
 
 /**
  * One token's log-probability, as OpenAI's chat API gives it: `token` is the text the token
@@ -260,6 +307,10 @@ export interface ChatCompletionRequest extends SamplingOptions {
   logprobs?: boolean;
   /** With logprobs: true, the 0 to 20 most likely tokens at each position (default 0). */
   top_logprobs?: number;
+  /** Functions the model may call, rendered through the model's own chat template (a template
+   *  without tools gets them in the system message, and answers in a JSON format). */
+  tools?: Tool[];
+  tool_choice?: ToolChoice;
 }
 export interface CompletionRequest extends SamplingOptions {
   prompt: string;
@@ -271,17 +322,19 @@ export interface CompletionRequest extends SamplingOptions {
 
 export interface ChatCompletion {
   id: string; object: 'chat.completion'; created: number; model: string;
-  choices: [{ index: 0; message: { role: 'assistant'; content: string }; logprobs: ChatLogprobs | null; finish_reason: FinishReason }];
+  choices: [{ index: 0; message: AssistantMessage; logprobs: ChatLogprobs | null; finish_reason: FinishReason }];
   usage: Usage; timings: Timings; tokens: Tokens;
 }
 /**
- * A streamed piece. The chunk with a finish_reason carries usage (null with
- * `stream_options.include_usage`, which adds a last chunk of `choices: []` and the usage),
- * timings and token ids.
+ * A streamed piece. The first has `delta: {role: 'assistant', content: ''}`; then each delta
+ * carries what the answer gained: `content`, `reasoning_content` (thinking, streamed apart, before
+ * the answer), or `tool_calls` (each call whole, with its index). The chunk with a finish_reason
+ * carries usage (null with `stream_options.include_usage`, which adds a last chunk of
+ * `choices: []` and the usage), timings and token ids.
  */
 export interface ChatCompletionChunk {
   id: string; object: 'chat.completion.chunk'; created: number; model: string;
-  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string }; logprobs: ChatLogprobs | null; finish_reason: Exclude<FinishReason, 'aborted'> | null }] | [];
+  choices: [{ index: 0; delta: { role?: 'assistant'; content?: string; reasoning_content?: string; tool_calls?: ToolCallDelta[] }; logprobs: ChatLogprobs | null; finish_reason: Exclude<FinishReason, 'aborted'> | null }] | [];
   usage?: Usage | null; timings?: Timings; tokens?: Tokens;
 }
 export interface Completion {

@@ -314,7 +314,6 @@ function includeUsage(req) {
 function structuredOutput(req) {
   const rf = req.response_format;
   const g = req.grammar;
-  const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
   if (rf !== undefined && rf !== null && (!isObject(rf) || !['text', 'json_object', 'json_schema'].includes(rf.type))) {
     throw new WickError('invalid_parameter', `response_format must be {type: 'text' | 'json_object' | 'json_schema', ...}, got ${describe(rf)}`);
   }
@@ -340,16 +339,125 @@ function checkBooleans(options) {
   }
 }
 
+const ROLES = ['system', 'developer', 'user', 'assistant', 'tool'];
+const isObject = (v) => v !== null && typeof v === 'object' && !Array.isArray(v);
+const bad = (message) => new WickError('invalid_parameter', message);
+
+/** A message's `content` as OpenAI allows it: a string, or an array of `{type: 'text', text}`. */
+function checkContent(content, at) {
+  if (typeof content === 'string') return content;
+  if (!Array.isArray(content)) throw bad(`${at}.content must be a string or an array of {type: 'text', text} parts, got ${describe(content)}`);
+  return content.map((p, j) => {
+    if (!isObject(p) || p.type !== 'text' || typeof p.text !== 'string') {
+      throw bad(`${at}.content[${j}] must be {type: 'text', text: string} (wick reads text only), got ${describe(p)}`);
+    }
+    return { type: 'text', text: p.text };
+  });
+}
+
+/** An assistant message's `tool_calls`: [{id, type: 'function', function: {name, arguments}}]. */
+function checkToolCalls(calls, at) {
+  if (!Array.isArray(calls)) throw bad(`${at}.tool_calls must be an array, got ${describe(calls)}`);
+  return calls.map((c, j) => {
+    const here = `${at}.tool_calls[${j}]`;
+    if (!isObject(c)) throw bad(`${here} must be {id, type: 'function', function: {name, arguments}}, got ${describe(c)}`);
+    if (typeof c.id !== 'string' || !c.id) throw bad(`${here}.id must be a non-empty string, got ${describe(c.id)}`);
+    if (c.type !== undefined && c.type !== 'function') throw bad(`${here}.type must be 'function', got ${describe(c.type)}`);
+    const f = c.function;
+    if (!isObject(f)) throw bad(`${here}.function must be {name, arguments}, got ${describe(f)}`);
+    if (typeof f.name !== 'string' || !f.name) throw bad(`${here}.function.name must be a non-empty string, got ${describe(f.name)}`);
+    if (typeof f.arguments !== 'string') throw bad(`${here}.function.arguments must be a string (JSON text, as OpenAI returns it), got ${describe(f.arguments)}`);
+    return { id: c.id, type: 'function', function: { name: f.name, arguments: f.arguments } };
+  });
+}
+
+/**
+ * OpenAI-shaped chat messages, checked field by field and passed on with the fields the engine
+ * reads (others, such as the `refusal: null` of a message sent back as it came, are dropped).
+ */
 function checkMessages(messages) {
   if (!Array.isArray(messages) || messages.length === 0) {
-    throw new WickError('invalid_parameter', 'messages must be a non-empty array of {role, content}');
+    throw bad('messages must be a non-empty array of {role, content}');
   }
   return messages.map((m, i) => {
-    if (!m || typeof m.content !== 'string' || !['system', 'user', 'assistant'].includes(m.role)) {
-      throw new WickError('invalid_parameter', `messages[${i}] must be {role: 'system'|'user'|'assistant', content: string}`);
+    const at = `messages[${i}]`;
+    if (!isObject(m)) throw bad(`${at} must be a message object {role, content}, got ${describe(m)}`);
+    if (!ROLES.includes(m.role)) throw bad(`${at}.role must be one of ${ROLES.map((r) => `'${r}'`).join(', ')}, got ${describe(m.role)}`);
+    const out = { role: m.role };
+    const hasCalls = m.role === 'assistant' && m.tool_calls !== undefined && m.tool_calls !== null;
+    if (hasCalls) {
+      out.tool_calls = checkToolCalls(m.tool_calls, at);
+    } else if (m.tool_calls !== undefined && m.tool_calls !== null) {
+      throw bad(`${at}.tool_calls: only assistant messages have tool calls`);
     }
-    return { role: m.role, content: m.content };
+    if ((m.content === null || m.content === undefined) && hasCalls && out.tool_calls.length > 0) {
+      out.content = null; // an assistant turn that only called tools
+    } else {
+      out.content = checkContent(m.content, at);
+    }
+    if (m.name !== undefined && m.name !== null) {
+      if (typeof m.name !== 'string') throw bad(`${at}.name must be a string, got ${describe(m.name)}`);
+      out.name = m.name;
+    }
+    if (m.role === 'assistant' && m.reasoning_content !== undefined && m.reasoning_content !== null) {
+      if (typeof m.reasoning_content !== 'string') throw bad(`${at}.reasoning_content must be a string, got ${describe(m.reasoning_content)}`);
+      out.reasoning_content = m.reasoning_content;
+    }
+    if (m.role === 'tool') {
+      if (typeof m.tool_call_id !== 'string' || !m.tool_call_id) {
+        throw bad(`${at}.tool_call_id must be the id of the call this message answers, got ${describe(m.tool_call_id)}`);
+      }
+      out.tool_call_id = m.tool_call_id;
+    }
+    return out;
   });
+}
+
+/** OpenAI's `tools` (functions only) and `tool_choice`, checked; the engine's options for them. */
+function toolOptions(req) {
+  const { tools, tool_choice: choice } = req;
+  const o = {};
+  const names = [];
+  if (tools !== undefined && tools !== null) {
+    if (!Array.isArray(tools)) throw bad(`tools must be an array of {type: 'function', function: {name, description, parameters}}, got ${describe(tools)}`);
+    o.tools = tools.map((t, i) => {
+      const at = `tools[${i}]`;
+      if (!isObject(t) || t.type !== 'function') throw bad(`${at} must be {type: 'function', function: {name, description, parameters}} (wick has function tools only), got ${describe(t)}`);
+      const f = t.function;
+      if (!isObject(f)) throw bad(`${at}.function must be {name, description, parameters}, got ${describe(f)}`);
+      if (typeof f.name !== 'string' || !/^[a-zA-Z0-9_-]{1,64}$/.test(f.name)) {
+        throw bad(`${at}.function.name must be 1 to 64 letters, digits, '_' or '-', got ${describe(f.name)}`);
+      }
+      if (names.includes(f.name)) throw bad(`${at}.function.name: ${describe(f.name)} is defined twice`);
+      names.push(f.name);
+      const fn = { name: f.name };
+      if (f.description !== undefined && f.description !== null) {
+        if (typeof f.description !== 'string') throw bad(`${at}.function.description must be a string, got ${describe(f.description)}`);
+        fn.description = f.description;
+      }
+      if (f.parameters !== undefined && f.parameters !== null) {
+        if (!isObject(f.parameters)) throw bad(`${at}.function.parameters must be a JSON schema object, got ${describe(f.parameters)}`);
+        fn.parameters = f.parameters;
+      }
+      if (f.strict !== undefined && f.strict !== null && typeof f.strict !== 'boolean') {
+        throw bad(`${at}.function.strict must be true or false, got ${describe(f.strict)}`);
+      }
+      return { type: 'function', function: fn };
+    });
+  }
+  if (choice === undefined || choice === null) return o;
+  if (typeof choice === 'string') {
+    if (!['auto', 'none', 'required'].includes(choice)) {
+      throw bad(`tool_choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}, got ${describe(choice)}`);
+    }
+  } else if (!isObject(choice) || choice.type !== 'function' || !isObject(choice.function) || typeof choice.function.name !== 'string') {
+    throw bad(`tool_choice must be 'auto', 'none', 'required' or {type: 'function', function: {name}}, got ${describe(choice)}`);
+  } else if (!names.includes(choice.function.name)) {
+    throw bad(`tool_choice names the function ${describe(choice.function.name)}, which is not among the tools${names.length ? ` (${names.join(', ')})` : ''}`);
+  }
+  if (choice === 'required' && names.length === 0) throw bad("tool_choice 'required' needs tools");
+  o.tool_choice = typeof choice === 'string' ? choice : { type: 'function', function: { name: choice.function.name } };
+  return o;
 }
 
 /** A loaded model. Dispatches `lost` (a CustomEvent whose `detail` is the WickError) once if the
@@ -426,6 +534,10 @@ class Engine extends EventTarget {
     if (mode === 'completion' && typeof req.prompt !== 'string') {
       throw new WickError('invalid_parameter', `prompt must be a string, got ${describe(req.prompt)}`);
     }
+    if (mode === 'chat') Object.assign(options, toolOptions(req));
+    else if (req.tools !== undefined || req.tool_choice !== undefined) {
+      throw new WickError('invalid_parameter', 'tools and tool_choice are for chat completions');
+    }
     if (req.stream !== undefined && req.stream !== null && typeof req.stream !== 'boolean') {
       throw new WickError('invalid_parameter', `stream must be true or false, got ${describe(req.stream)}`);
     }
@@ -501,9 +613,11 @@ function abortError(partial, message = 'the request was aborted') {
 
 /**
  * A request's output as it arrives: the text and the log-probabilities of its tokens, laid out
- * as OpenAI's chunks and whole completions. A token whose text is held back (part of a
- * character, a possible stop string) has its log-probability sent with the chunk its text
- * arrives in, or with the last chunk.
+ * as OpenAI's chunks and whole completions. A chat answer comes as the engine's parser reads it
+ * (`delta`: content, reasoning_content and whole tool calls; a completion's as its text). A
+ * token whose text is held back (part of a character, a possible stop string, a tool call still
+ * being written) has its log-probability sent with the chunk its text arrives in, or with the
+ * last chunk.
  */
 class Output {
   constructor(mode, meta, logprobs) {
@@ -512,24 +626,58 @@ class Output {
     this.logprobs = logprobs;
     this.chunkObject = mode === 'chat' ? 'chat.completion.chunk' : 'text_completion';
     this.text = '';
+    this.reasoning = ''; // chat: reasoning_content so far
+    this.calls = [];     // chat: tool calls so far
     this.entries = [];   // every token's logprob entry (OpenAI's chat shape)
     this.pending = [];   // entries not yet sent in a chunk
     this.offset = 0;     // legacy text_offset of the next token: the length of the tokens before it
     this.offsets = [];
   }
 
-  /** Adds a token message; returns the piece to stream when it made text visible. */
-  add({ text, logprob }) {
+  /** Adds a token message; returns the piece to stream when it made something visible. */
+  add({ text, logprob, delta }) {
     if (logprob) {
       this.entries.push(logprob);
       this.pending.push(logprob);
       this.offsets.push(this.offset);
       this.offset += logprob.token.length;
     }
-    if (!text) return null;
-    this.text += text;
+    const shown = this.mode === 'chat' ? this.#delta(delta) : text && { content: text };
+    if (!shown) return null;
+    this.text += shown.content ?? '';
     const entries = this.#take();
-    return { chunk: (usage) => this.chunk({ content: text }, null, usage, entries) };
+    return { chunk: (usage) => this.chunk(shown, null, usage, entries) };
+  }
+
+  /** A chat chunk's `delta` for what the engine's parser read (null when nothing). */
+  #delta(d) {
+    if (!d) return null;
+    const out = {};
+    if (d.reasoning_content) {
+      out.reasoning_content = d.reasoning_content;
+      this.reasoning += d.reasoning_content;
+    }
+    if (d.content) out.content = d.content;
+    if (d.tool_calls?.length) {
+      // OpenAI's streaming shape; wick sends each call whole, in its first delta.
+      out.tool_calls = d.tool_calls.map((c) => ({ index: c.index, id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } }));
+      for (const c of out.tool_calls) this.calls.push({ id: c.id, type: 'function', function: { ...c.function } });
+    }
+    return Object.keys(out).length ? out : null;
+  }
+
+  /** The chat message: the engine's, or (no message came: an error) what the deltas made. */
+  #message(m) {
+    const calls = m ? m.tool_calls ?? [] : this.calls;
+    const reasoning = m ? m.reasoning_content : this.reasoning || undefined;
+    const content = m ? m.content ?? null : this.text || (calls.length || reasoning ? null : '');
+    return {
+      role: 'assistant',
+      content,
+      ...(reasoning !== undefined && reasoning !== null && { reasoning_content: reasoning }),
+      ...(calls.length && { tool_calls: calls.map((c) => ({ id: c.id, type: 'function', function: { name: c.function.name, arguments: c.function.arguments } })) }),
+      refusal: null,
+    };
   }
 
   #take() {
@@ -571,7 +719,7 @@ class Output {
     this.pending = [];
     const logprobs = this.#logprobs(this.entries);
     const choice = this.mode === 'chat'
-      ? { index: 0, message: { role: 'assistant', content: this.text }, logprobs, finish_reason: done.finish_reason }
+      ? { index: 0, message: this.#message(done.message), logprobs, finish_reason: done.finish_reason }
       : { index: 0, text: this.text, logprobs, finish_reason: done.finish_reason };
     return { ...this.meta, object: this.mode === 'chat' ? 'chat.completion' : 'text_completion', choices: [choice], ...summary(done) };
   }

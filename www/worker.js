@@ -7,8 +7,11 @@
 //                 {type:'abort', id}            (a load or a request)
 // worker -> page: {type:'progress', id, progress} {type:'loaded', id, info}
 //                 {type:'prefilled', id, prompt_tokens, reused_tokens}
-//                 {type:'token', id, text, logprob?}  (logprob: OpenAI's chat entry, when asked)
-//                 {type:'done', id, finish_reason, usage, timings, tokens}
+//                 {type:'token', id, text, logprob?, delta?}  (logprob: OpenAI's chat entry, when
+//                   asked; delta, chat only: {content?, reasoning_content?, tool_calls?} the
+//                   answer gained, as the engine's parser reads the text)
+//                 {type:'done', id, finish_reason, usage, timings, tokens, message?}  (message,
+//                   chat only: {role, content, reasoning_content?, tool_calls?}, the whole answer)
 //                 {type:'backend', id, info:{backend, gpu, gpuNote}}  (moved to the CPU)
 //                 {type:'error', id, error:{kind, message}}
 
@@ -315,10 +318,17 @@ async function generate({ id, mode, messages, prompt, options }) {
   const ids = [];
   const margins = [];
   let finish = null;
+  let message; // chat: the whole answer, from the last step
+  // A step's visible part: text (a completion's), its log-probability, and in chat what the
+  // engine's parser made of it.
+  const token = (step) => {
+    if (step.text || step.logprob || step.delta) post({ type: 'token', id, text: step.text, logprob: step.logprob, delta: step.delta });
+    if (step.message) message = step.message;
+  };
   while (!finish) {
     if (signal.aborted) {
       const last = engine.abort();
-      if (last?.text) post({ type: 'token', id, text: last.text });
+      if (last) token(last);
       finish = 'aborted';
       if (t1 === null) prefilled();
       break;
@@ -347,7 +357,7 @@ async function generate({ id, mode, messages, prompt, options }) {
       ids.push(step.id);
       margins.push(step.margin);
     }
-    if (step.text || step.logprob) post({ type: 'token', id, text: step.text, logprob: step.logprob });
+    token(step);
     finish = step.finish;
     if (!finish) await nextTurn();
   }
@@ -367,5 +377,6 @@ async function generate({ id, mode, messages, prompt, options }) {
       predicted_per_second: n / Math.max(t2 - t1, 1e-3) * 1000,
     },
     tokens: { ids, margins },
+    ...(message && { message }),
   });
 }

@@ -12,11 +12,11 @@ use serde::{Deserialize, Serialize};
 use wasm_bindgen::prelude::*;
 
 use super::{js_error, ModelBuffer};
-use crate::chat::ChatMessage;
 use crate::constraint::Grammar;
 use crate::sampler::SamplingParams;
 use crate::session::{FinishReason, GenerateOptions, Request, Session, Step, TokenLogprob};
 use crate::tokenizer::Tokenizer;
+use crate::tools::{AssistantMessage, ChatDelta, ChatParser, ChatRequest, ToolChoice};
 use crate::{Engine, Error, Gguf};
 
 #[wasm_bindgen]
@@ -29,6 +29,9 @@ pub struct WebEngine {
 struct Inner {
     session: Session,
     request: Option<Request>,
+    /// Reads the running chat request's answer into content, reasoning and tool calls (none
+    /// for a completion).
+    parser: Option<ChatParser>,
     /// The adapter in use when on the GPU.
     gpu: Option<crate::gpu::GpuInfo>,
 }
@@ -62,6 +65,12 @@ struct RequestOptions {
     /// Each sampled token's log-probability and the `logprobs` most likely tokens at its
     /// position (0 to 20); www/wick.js maps OpenAI's `logprobs`/`top_logprobs` onto it.
     logprobs: Option<usize>,
+    /// Chat only: OpenAI tool definitions.
+    #[serde(default)]
+    tools: Vec<serde_json::Value>,
+    /// Chat only: OpenAI's `tool_choice` (default `auto`).
+    #[serde(default)]
+    tool_choice: ToolChoice,
 }
 
 impl RequestOptions {
@@ -91,8 +100,8 @@ impl RequestOptions {
             ignore_eos: o.ignore_eos,
             grammar: o.grammar,
             logprobs: o.logprobs,
-            // Control tokens stay out of the text: chat requests here do not go through
-            // `Engine::plan_chat` (whose plan says when a format needs them) yet.
+            // Control tokens stay out of a completion's text; a chat request's plan sets this
+            // when its format's markers are control tokens (`ChatPlan::options`).
             special_text: false,
         }
     }
@@ -108,6 +117,11 @@ struct WebStep {
     margin: Option<f32>,
     prompt_left: Option<usize>,
     logprob: Option<LogprobEntry>,
+    /// Chat: what this step adds to the answer (content, reasoning, completed tool calls), when
+    /// it adds anything.
+    delta: Option<ChatDelta>,
+    /// Chat: the whole answer, on the last step.
+    message: Option<AssistantMessage>,
 }
 
 /// One entry of OpenAI's `logprobs.content` (and, without `top_logprobs`, of its
@@ -152,19 +166,43 @@ impl LogprobEntry {
 }
 
 impl WebStep {
-    fn of(step: Step, tokenizer: &Tokenizer) -> Self {
+    /// `step` as the worker gets it; a chat request's `parser` reads its text, and on the last
+    /// step (`finish` set) ends the answer: the message, and the finish reason OpenAI gives it
+    /// (`tool_calls` for a turn that stopped after calling tools).
+    fn of(step: Step, tokenizer: &Tokenizer, parser: Option<&mut ChatParser>) -> Self {
+        let mut finish = step.finish;
+        let (mut delta, mut message) = (None, None);
+        if let Some(parser) = parser {
+            let mut d = parser.push(&step.text);
+            if let Some(reason) = finish {
+                let (last, m) = parser.finish();
+                d.content.push_str(&last.content);
+                d.reasoning_content.push_str(&last.reasoning_content);
+                d.tool_calls.extend(last.tool_calls);
+                finish = Some(m.finish_reason(reason));
+                message = Some(m);
+            }
+            delta = (!d.is_empty()).then_some(d);
+        }
         Self {
-            logprob: step.logprob.as_ref().map(|lp| LogprobEntry::of(tokenizer, lp)),
+            logprob: step
+                .logprob
+                .as_ref()
+                .map(|lp| LogprobEntry::of(tokenizer, lp)),
             id: step.id,
             text: step.text,
-            finish: step.finish,
+            finish,
             margin: step.margin,
             prompt_left: step.prompt_left,
+            delta,
+            message,
         }
     }
 
     fn to_js(self) -> Result<JsValue, JsValue> {
-        Ok(serde_wasm_bindgen::to_value(&self)?)
+        // Objects, not `Map`s, for the flattened tool calls; `None` stays `undefined`.
+        let s = serde_wasm_bindgen::Serializer::new().serialize_maps_as_objects(true);
+        Ok(self.serialize(&s)?)
     }
 }
 
@@ -184,6 +222,7 @@ impl WebEngine {
             inner: Rc::new(RefCell::new(Inner {
                 session: Session::new(Arc::new(engine), context),
                 request: None,
+                parser: None,
                 gpu: None,
             })),
         })
@@ -211,6 +250,7 @@ impl WebEngine {
             let context = inner.session.context();
             let backend = crate::backend::GpuBackend::new(gpu.clone(), &engine, context)?;
             inner.request = None;
+            inner.parser = None;
             inner.session = Session::with_backend(engine, Box::new(backend));
             inner.gpu = Some(gpu.info.clone());
             Ok(JsValue::from_str(
@@ -226,6 +266,7 @@ impl WebEngine {
         let engine = inner.session.engine().clone();
         let context = inner.session.context();
         inner.request = None;
+        inner.parser = None;
         inner.session = Session::new(engine, context);
         inner.gpu = None;
         Ok(())
@@ -289,45 +330,61 @@ impl WebEngine {
         Ok(self.inner()?.session.context())
     }
 
-    /// Starts a chat request: `messages` is a JSON array of `{role, content}`. Returns
-    /// `{prompt_tokens, reused_tokens}`; the prompt runs in the first `step()` calls.
-    /// Special-token text in the messages stays text unless `options` has
-    /// `parse_special_tokens: true`.
+    /// Starts a chat request: `messages` is a JSON array of OpenAI-shaped messages (roles
+    /// system, developer, user, assistant, tool; text parts; tool calls and tool results), and
+    /// `options` may carry `tools` and `tool_choice`; planned by [`Engine::plan_chat`]. Returns
+    /// `{prompt_tokens, reused_tokens}`; the prompt runs in the first `step()` calls, and each
+    /// step then carries the answer's `delta`. Special-token text in the messages stays text
+    /// unless `options` has `parse_special_tokens: true`.
     #[wasm_bindgen(js_name = beginChat)]
     pub fn begin_chat(&self, messages: &str, options: &str) -> Result<JsValue, JsValue> {
-        let messages: Vec<ChatMessage> = serde_json::from_str(messages)
+        let messages: Vec<serde_json::Value> = serde_json::from_str(messages)
             .map_err(|e| Error::InvalidParameter(format!("messages: {e}")))?;
-        if messages.is_empty() {
-            return Err(Error::InvalidParameter("messages must not be empty".into()).into());
-        }
-        let opts = RequestOptions::from_json(options)?;
-        let prompt = self
-            .inner()?
-            .session
-            .engine()
-            .chat_prompt_with(&messages, opts.parse_special_tokens)?;
-        self.begin(&prompt, opts)
+        let mut opts = RequestOptions::from_json(options)?;
+        let req = ChatRequest {
+            messages,
+            tools: std::mem::take(&mut opts.tools),
+            tool_choice: std::mem::take(&mut opts.tool_choice),
+            parse_special_tokens: opts.parse_special_tokens,
+            seed: opts.seed.unwrap_or_default(),
+        };
+        let generate = opts.generate_options();
+        let plan = {
+            let inner = self.inner()?;
+            inner
+                .session
+                .engine()
+                .plan_chat(&req, generate.grammar.clone())?
+        };
+        let generate = plan.options(&generate);
+        self.begin(&plan.prompt, &generate, Some(plan.parser))
     }
 
     /// Starts a raw completion of `prompt` (BOS as the model says, special tokens parsed).
     #[wasm_bindgen(js_name = beginCompletion)]
     pub fn begin_completion(&self, prompt: &str, options: &str) -> Result<JsValue, JsValue> {
-        let opts = RequestOptions::from_json(options)?;
+        let opts = RequestOptions::from_json(options)?.generate_options();
         let ids = self.inner()?.session.engine().encode(prompt)?;
-        self.begin(&ids, opts)
+        self.begin(&ids, &opts, None)
     }
 
-    fn begin(&self, prompt: &[u32], options: RequestOptions) -> Result<JsValue, JsValue> {
-        let opts = options.generate_options();
+    fn begin(
+        &self,
+        prompt: &[u32],
+        opts: &GenerateOptions,
+        parser: Option<ChatParser>,
+    ) -> Result<JsValue, JsValue> {
         let mut inner = self.inner()?;
         inner.request = None;
-        let req = inner.session.begin(prompt, &opts)?;
+        inner.parser = None;
+        let req = inner.session.begin(prompt, opts)?;
         let g = req.generation();
         let info = serde_json::json!({
             "prompt_tokens": g.prompt_tokens,
             "reused_tokens": g.reused_tokens,
         });
         inner.request = Some(req);
+        inner.parser = parser;
         Ok(js_sys::JSON::parse(&info.to_string())?)
     }
 
@@ -335,20 +392,23 @@ impl WebEngine {
     /// still to run), or a token `{id, text, margin, finish, logprob}` where `finish` is set
     /// ("stop" / "length" / "aborted") on the last step, and `logprob` when the request asked
     /// for log-probabilities: `{token, logprob, bytes, top_logprobs: [{token, logprob, bytes}]}`
-    /// as an entry of OpenAI's chat `logprobs.content`.
+    /// as an entry of OpenAI's chat `logprobs.content`. A chat request's steps also carry
+    /// `delta` (`{content, reasoning_content, tool_calls}`, empty fields left out) when they add
+    /// to the answer, and its last step the whole `message`, with `finish` "tool_calls" for an
+    /// answer that stopped after calling tools.
     pub fn step(&self) -> Result<JsValue, JsValue> {
         let mut guard = self.inner()?;
         let Inner {
-            session, request, ..
+            session,
+            request,
+            parser,
+            ..
         } = &mut *guard;
         let req = request
             .as_mut()
             .ok_or_else(|| js_error("invalid_parameter", "no request is running"))?;
         let step = session.step(req);
-        if !matches!(&step, Ok(s) if s.finish.is_none()) {
-            *request = None;
-        }
-        WebStep::of(step?, &session.engine().tokenizer).to_js()
+        finish_step(step, session, request, parser)
     }
 
     /// [`WebEngine::step`] as a Promise, for the GPU (whose results arrive asynchronously).
@@ -360,37 +420,59 @@ impl WebEngine {
                 .try_borrow_mut()
                 .map_err(|_| js_error("busy", "the engine is running a step; await it first"))?;
             let Inner {
-                session, request, ..
+                session,
+                request,
+                parser,
+                ..
             } = &mut *guard;
             let req = request
                 .as_mut()
                 .ok_or_else(|| js_error("invalid_parameter", "no request is running"))?;
             #[allow(clippy::await_holding_refcell_ref)]
             let step = session.step_async(req).await;
-            if !matches!(&step, Ok(s) if s.finish.is_none()) {
-                *request = None;
-            }
-            WebStep::of(step?, &session.engine().tokenizer).to_js()
+            finish_step(step, session, request, parser)
         })
     }
 
-    /// Ends the running request; returns its last step (with any text held back).
+    /// Ends the running request; returns its last step (with any text held back, and for a
+    /// chat request the answer's last `delta` and its `message`).
     pub fn abort(&self) -> Result<JsValue, JsValue> {
         let mut inner = self.inner()?;
-        match inner.request.take() {
-            Some(mut req) => {
-                let step = inner.session.abort(&mut req);
-                WebStep::of(step, &inner.session.engine().tokenizer).to_js()
-            }
-            None => Ok(JsValue::NULL),
-        }
+        let Some(mut req) = inner.request.take() else {
+            return Ok(JsValue::NULL);
+        };
+        let mut parser = inner.parser.take();
+        let step = inner.session.abort(&mut req);
+        WebStep::of(step, &inner.session.engine().tokenizer, parser.as_mut()).to_js()
     }
 
     /// Forgets the conversation in the KV cache (the next request prefills from scratch).
     pub fn reset(&self) -> Result<(), JsValue> {
         let mut inner = self.inner()?;
         inner.request = None;
+        inner.parser = None;
         inner.session.reset();
         Ok(())
     }
+}
+
+/// A step of the running request as the worker gets it; the request (and its parser) ends with
+/// its last step or an error.
+fn finish_step(
+    step: Result<Step, Error>,
+    session: &Session,
+    request: &mut Option<Request>,
+    parser: &mut Option<ChatParser>,
+) -> Result<JsValue, JsValue> {
+    let last = !matches!(&step, Ok(s) if s.finish.is_none());
+    if last {
+        *request = None;
+    }
+    let mut ended = if last { parser.take() } else { None };
+    let parser = if last {
+        ended.as_mut()
+    } else {
+        parser.as_mut()
+    };
+    WebStep::of(step?, &session.engine().tokenizer, parser).to_js()
 }
