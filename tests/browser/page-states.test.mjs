@@ -1,7 +1,7 @@
 // The chat page's own states, in headless Chromium, with www/wick.js replaced by a stand-in
 // (tests/browser/pages/fake-wick.js): a lost engine, a model named with a right-to-left override,
-// a chat template that does not parse, a reply with a deceptive link. No model or wasm build is
-// needed. Screenshots go to $WICK_SHOTS when it is set. Run: node --test tests/browser/page-states.test.mjs
+// a chat template that does not parse, a reply with a deceptive link, a thinking model's reasoning
+// (shown apart and collapsed, never sent back). No model or wasm build is needed. Screenshots go to $WICK_SHOTS when it is set. Run: node --test tests/browser/page-states.test.mjs
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -110,5 +110,57 @@ describe('the chat page states', () => {
     await page.setViewportSize({ width: 390, height: 844 });
     await shot('deceptive-link-phone');
     await page.close();
+  });
+
+  test('a thinking model\'s reasoning streams into a collapsed "Thinking…" apart from the answer, and is not sent back', async () => {
+    const reasoning = 'The user says hello. A short, friendly greeting fits; no tools are needed here, and nothing to look up.';
+    const answer = 'Hello! How can I help you today?';
+    for (const width of [1280, 390]) {
+      await open({ width });
+      await page.evaluate(([r, a]) => Object.assign(window.fakeWick, { reasoning: r, answer: a, stepMs: 60 }), [reasoning, answer]);
+      // On a phone the model panel is still open after loading: Escape closes it.
+      if (width < 900) await page.keyboard.press('Escape');
+      await page.getByTestId('prompt').fill('Hi there');
+      await page.getByTestId('prompt').press('Enter');
+      const message = page.locator('[data-testid="message"][data-role="assistant"]').last();
+      const details = message.getByTestId('reasoning');
+      const summary = message.getByTestId('reasoning-summary');
+      const body = message.getByTestId('reasoning-body');
+      // While the model thinks: collapsed, "Thinking…", no answer text yet.
+      await details.waitFor();
+      assert.equal(await summary.textContent(), 'Thinking…');
+      assert.equal(await details.evaluate((d) => d.open), false);
+      assert.equal(await body.isVisible(), false);
+      assert.equal(await message.locator('.msg-body').textContent(), 'Writing…');
+      await shot(`reasoning-thinking-collapsed-${width}`);
+      // Opened, the reasoning so far, then more as it streams.
+      await summary.click();
+      // (The details' toggle event, which fills it, is queued after the click.)
+      await page.waitForFunction(() => document.querySelector('[data-testid="reasoning-body"]')?.textContent.length > 0);
+      const first = await body.textContent();
+      assert.ok(first.length > 0 && reasoning.startsWith(first), first);
+      await page.waitForFunction((n) => document.querySelector('[data-testid="reasoning-body"]')?.textContent.length > n + 6, first.length);
+      await shot(`reasoning-thinking-open-${width}`);
+      await summary.click(); // closed again while it streams
+      await page.waitForSelector('[data-testid="message"][data-role="assistant"][data-state="done"]');
+      assert.match(await summary.textContent(), /^Thought for (\d+ s|less than a second)$/);
+      assert.equal(await details.getAttribute('data-state'), 'done');
+      assert.equal(await details.evaluate((d) => d.open), false);
+      assert.equal(await message.locator('.msg-body').textContent(), answer);
+      assert.equal(await body.textContent(), reasoning, 'the whole reasoning, though it was closed while it ended');
+      await shot(`reasoning-done-collapsed-${width}`);
+      await summary.click();
+      await shot(`reasoning-done-open-${width}`);
+      // The next turn sends the answer back, without the reasoning (as OpenAI clients do).
+      await page.evaluate(() => Object.assign(window.fakeWick, { reasoning: '' }));
+      await page.getByTestId('prompt').fill('Thanks');
+      await page.getByTestId('prompt').press('Enter');
+      await page.waitForFunction(() => document.querySelectorAll('[data-role="assistant"][data-state="done"]').length === 2);
+      const sent = await page.evaluate(() => window.fakeWick.requests.at(-1).messages);
+      assert.deepEqual(sent.filter((m) => m.role !== 'system'), [
+        { role: 'user', content: 'Hi there' }, { role: 'assistant', content: answer }, { role: 'user', content: 'Thanks' }]);
+      assert.equal(await page.locator('[data-role="assistant"]').last().getByTestId('reasoning').count(), 0, 'no reasoning, no box');
+      await page.close();
+    }
   });
 });

@@ -99,6 +99,7 @@ class AssistantMessage {
     this.view = view;
     this.entry = entry;
     this.body = h('div', { class: 'msg-body markdown' }, typingDots());
+    this.reasoning = null; // the <details> of a thinking model's reasoning, made when it starts
     this.flag = h('span', { class: 'msg-flag', 'data-testid': 'message-flag', hidden: true });
     this.stats = h('span', { class: 'stats', 'data-testid': 'stats' });
     this.copy = h('button', { type: 'button', class: 'msg-action', text: 'Copy', hidden: true, 'aria-label': 'Copy answer' });
@@ -111,6 +112,14 @@ class AssistantMessage {
       h('div', { class: 'msg-content' }, this.body, this.footer),
     );
     this.markdown = new MarkdownStream(this.body, document);
+    // Opened while the model thinks: the reasoning so far, then the rest as it streams.
+    this.el.addEventListener('toggle', (e) => {
+      const r = this.reasoning;
+      if (r && e.target === r.el && r.el.open && r.stale) {
+        r.body.textContent = this.entry.reasoning;
+        r.stale = false;
+      }
+    }, true);
     this.caret = null;
     this.throttle = frameThrottle(() => this.#render());
   }
@@ -126,11 +135,43 @@ class AssistantMessage {
 
   setText(text) {
     this.entry.content = text;
+    this.#thoughtEnded();
     this.throttle.schedule();
+  }
+
+  /**
+   * The model's reasoning so far: shown apart from the answer, collapsed ("Thinking…" while it
+   * streams, then "Thought for N s"), as plain text; opened, it streams in. It stays out of
+   * the conversation sent back (`entry.content` is the answer only), as OpenAI clients do.
+   */
+  setReasoning(text) {
+    if (!this.reasoning) {
+      const summary = h('summary', { class: 'msg-reasoning-summary', 'data-testid': 'reasoning-summary', text: 'Thinking…' });
+      const body = h('div', { class: 'msg-reasoning-body', 'data-testid': 'reasoning-body' });
+      this.reasoning = { el: h('details', { class: 'msg-reasoning', 'data-testid': 'reasoning', 'data-state': 'thinking' }, summary, body), summary, body, started: performance.now(), ended: null };
+      keepPinned(this.view.scroller, () => this.body.before(this.reasoning.el));
+    }
+    this.entry.reasoning = text;
+    // Only while it is open does the text cost a layout; closed, it is set once at the end.
+    if (this.reasoning.el.open) keepPinned(this.view.scroller, () => { this.reasoning.body.textContent = text; });
+    else this.reasoning.stale = true;
+  }
+
+  /** The reasoning is over (the answer began, or the turn ended): its summary says how long. */
+  #thoughtEnded() {
+    const r = this.reasoning;
+    if (!r || r.ended !== null) return;
+    r.ended = performance.now();
+    const s = (r.ended - r.started) / 1000;
+    r.summary.textContent = s < 1 ? 'Thought for less than a second' : `Thought for ${Math.round(s)} s`;
+    r.el.dataset.state = 'done';
+    r.body.textContent = this.entry.reasoning;
+    r.stale = false;
   }
 
   /** state: 'done' or 'stopped'. */
   finish(state, { timings, finish } = {}) {
+    this.#thoughtEnded();
     this.#settle(state);
     const note = state === 'stopped' ? 'Stopped' : finishNote(finish);
     this.flag.textContent = note;
@@ -144,6 +185,7 @@ class AssistantMessage {
   }
 
   fail(error) {
+    this.#thoughtEnded();
     this.#settle('error');
     const { title, message } = describeError(error);
     const retry = h('button', { type: 'button', class: 'msg-action msg-retry', 'data-testid': 'retry-button', text: 'Retry' });

@@ -335,6 +335,8 @@ async function send(given = null) {
       handle,
       (signal) => state.engine.chat.completions.create({ ...checked.sampling, messages, stream: true, signal }),
       (choice) => choice.delta?.content ?? '',
+      // A thinking model's reasoning is shown apart, collapsed; it is not sent back.
+      { pick: (choice) => choice.delta?.reasoning_content ?? '', on: (text) => handle.setReasoning(text) },
     );
   } else {
     const before = completion.text();
@@ -374,7 +376,7 @@ function showInvalidSettings(names) {
   settings.reveal(names[0]);
 }
 
-async function generate(handle, create, pick) {
+async function generate(handle, create, pick, reasoning = null) {
   const controller = new AbortController();
   state.generating = controller;
   banner.clear();
@@ -382,7 +384,7 @@ async function generate(handle, create, pick) {
   const engine = state.engine;
   try {
     const stream = await create(controller.signal);
-    const { finish, timings } = await consumeStream(stream, pick, (text) => handle.setText(text));
+    const { finish, timings } = await consumeStream(stream, pick, (text) => handle.setText(text), reasoning);
     handle.finish(controller.signal.aborted ? 'stopped' : 'done', { timings, finish });
   } catch (err) {
     if (err?.kind === 'worker') {

@@ -3,14 +3,22 @@
 
 /**
  * Reads a chat or completion stream. `pick(choice)` returns the text of one chunk; onText gets
- * the whole text so far. Resolves to {text, finish, timings} (timings from the last chunk).
+ * the whole text so far. `reasoning` ({pick, on}), for chat: the model's reasoning
+ * (`delta.reasoning_content`), apart from the text; `on` gets the whole reasoning so far.
+ * Resolves to {text, reasoning, finish, timings} (timings from the last chunk).
  */
-export async function consumeStream(stream, pick, onText) {
+export async function consumeStream(stream, pick, onText, reasoning = null) {
   let text = '';
+  let thought = '';
   let finish = null;
   let timings = null;
   for await (const chunk of stream) {
     const choice = chunk?.choices?.[0];
+    const step = choice && reasoning ? reasoning.pick(choice) : '';
+    if (step) {
+      thought += step;
+      reasoning.on(thought);
+    }
     const piece = choice ? pick(choice) : '';
     if (piece) {
       text += piece;
@@ -19,7 +27,7 @@ export async function consumeStream(stream, pick, onText) {
     if (choice?.finish_reason) finish = choice.finish_reason;
     if (chunk?.timings) timings = chunk.timings;
   }
-  return { text, finish, timings };
+  return { text, reasoning: thought, finish, timings };
 }
 
 /**

@@ -1,6 +1,8 @@
 // A stand-in for www/wick.js with the same exports, for tests/browser/page-states.test.mjs: the
 // real page (index.html, app/*) runs against it without a model or a wasm build. An engine streams
-// `window.fakeWick.answer` a few characters at a time; `window.fakeWick.kill()` makes its worker
+// `window.fakeWick.answer` a few characters at a time (after `window.fakeWick.reasoning` as
+// `delta.reasoning_content`, when set, as a thinking model streams); every request is kept in
+// `window.fakeWick.requests`; `window.fakeWick.kill()` makes its worker
 // die as a crash would (pending requests fail with a `worker` error, then `lost`), and an abort
 // is answered only after `abortDelayMs`, as a worker busy in a step answers it.
 import { WickError } from '/errors.js';
@@ -9,6 +11,9 @@ export { WickError };
 
 const control = {
   answer: 'Hello! Here is [the bank](https://evil.example/login) you asked about.',
+  reasoning: '',
+  stepMs: 40,
+  requests: [],
   card: {},
   abortDelayMs: 400,
   created: 0,
@@ -55,6 +60,7 @@ class FakeEngine extends EventTarget {
 
   async #create(req) {
     if (this.lost) throw this.lost;
+    control.requests.push(JSON.parse(JSON.stringify({ ...req, signal: undefined })));
     const engine = this;
     return {
       async *[Symbol.asyncIterator]() {
@@ -66,6 +72,10 @@ class FakeEngine extends EventTarget {
         dead.catch(() => {});
         const sleep = (ms) => Promise.race([new Promise((r) => setTimeout(r, ms)), dead]);
         const text = control.answer;
+        for (let i = 0; i < control.reasoning.length; i += 3) {
+          await sleep(control.stepMs);
+          yield { choices: [{ delta: { reasoning_content: control.reasoning.slice(i, i + 3) }, text: '', finish_reason: null }] };
+        }
         for (let i = 0; i < text.length; i += 3) {
           if (req.signal?.aborted) {
             await sleep(control.abortDelayMs);
@@ -75,7 +85,7 @@ class FakeEngine extends EventTarget {
             e.partial = { choices: [{ message: { role: 'assistant', content: text.slice(0, i) }, text: text.slice(0, i), finish_reason: 'aborted' }], usage: null, timings: null };
             throw e;
           }
-          await sleep(40);
+          await sleep(control.stepMs);
           yield { choices: [{ delta: { content: text.slice(i, i + 3) }, text: text.slice(i, i + 3), finish_reason: null }] };
         }
         engine.pending.delete(fail);
