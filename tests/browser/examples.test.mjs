@@ -86,6 +86,23 @@ describe('the examples', () => {
     await page.close();
   });
 
+  test('tools.html runs a tool-calling loop: the model calls the page\'s converter, gets its result, answers', async () => {
+    const page = await open('tools.html');
+    await ready(page);
+    await page.click('#ask button');
+    await page.waitForFunction(() => document.getElementById('status').textContent.startsWith('Done'), null, { timeout: 120_000 });
+    const calls = await page.$$eval('#log li', (items) => items.map((li) => li.textContent));
+    assert.ok(calls.length >= 1, 'the model called the tool');
+    // convert_length({"value":3,"from":"km","to":"ft"}) → {"value":3,...,"result":9842.52}
+    const [, args, result] = /^convert_length\((.*)\) → (.*)$/.exec(calls[0]);
+    const { value, from, to } = JSON.parse(args);
+    assert.equal(typeof value, 'number');
+    assert.ok(['m', 'km', 'mi', 'ft'].includes(from) && ['m', 'km', 'mi', 'ft'].includes(to), args);
+    assert.equal(typeof JSON.parse(result).result, 'number');
+    assert.ok((await page.textContent('#answer')).trim().length > 0, 'an answer in words after the result');
+    await page.close();
+  });
+
   test('openai.html: the official openai client, unbundled from www/vendor/, streams an answer from the tab', async () => {
     // What scripts/setup does: node_modules/openai's ES modules into www/vendor/openai/.
     vendor('openai');
