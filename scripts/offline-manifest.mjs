@@ -18,9 +18,10 @@ function walk(dir) {
   });
 }
 
-// The page and what it loads; not the examples (pages of their own), not the manifest itself.
+// The page and what it loads; not the examples (pages of their own) nor what only they use
+// (vendor/: the OpenAI SDK, copied by scripts/vendor.mjs), not the manifest itself.
 const files = walk('')
-  .filter((f) => !f.startsWith('examples/') && f !== 'pkg/offline.json' && f !== 'sw.js')
+  .filter((f) => !/^(examples|vendor)\//.test(f) && f !== 'pkg/offline.json' && f !== 'sw.js')
   .filter((f) => /\.(html|css|js|wasm|json|svg|png|ico|webmanifest)$/.test(f))
   .sort();
 const hash = crypto.createHash('sha256');

@@ -76,7 +76,7 @@ describe('the npm package', () => {
     execFileSync(path.join(REPO, 'scripts/pack'), { stdio: 'inherit' });
     expected = nativeGreedy(path.join(MODELS_DIR, SMOLLM2), PROMPT, 8).text;
     work = await fsp.mkdtemp(path.join(os.tmpdir(), 'wick-package-'));
-    await fsp.writeFile(path.join(work, 'blank.html'), '<!doctype html><title>an embedding page</title>\n');
+    await fsp.writeFile(path.join(work, 'blank.html'), '<!doctype html><title>an embedding page</title><link rel="icon" href="data:,">\n');
     pages = await serve({ root: work });
     cdn = await serve({
       root: PACKAGE_DIR,
@@ -101,7 +101,7 @@ describe('the npm package', () => {
     const tarball = fs.readdirSync(PACK_DIR).find((f) => /^wick-llm-.+\.tgz$/.test(f));
     assert.ok(tarball, 'scripts/pack made a tarball');
     const listing = execFileSync('tar', ['-tzf', path.join(PACK_DIR, tarball)], { encoding: 'utf8' }).trim().split('\n').sort();
-    for (const f of ['wick.js', 'worker.js', 'errors.js', 'storage.js', 'wick.d.ts', 'wick-chat.js', 'app/markdown.js', 'app/format.js', 'package.json', 'README.md']) {
+    for (const f of ['wick.js', 'worker.js', 'errors.js', 'storage.js', 'openai-fetch.js', 'wick.d.ts', 'wick-chat.js', 'app/markdown.js', 'app/format.js', 'package.json', 'README.md']) {
       assert.ok(listing.includes(`package/${f}`), `${f} in ${listing.join(' ')}`);
     }
     for (const flavour of ['simd', 'threads', 'simd-relaxed', 'threads-relaxed']) {
@@ -109,6 +109,14 @@ describe('the npm package', () => {
     }
     assert.ok(listing.some((f) => /^package\/pkg\/threads\/snippets\/.+workerHelpers/.test(f)), 'the thread pool helper');
     assert.deepEqual(listing.filter((f) => !/^package\/(pkg\/|app\/(markdown|format)\.js$|[^/]+$)/.test(f)), []);
+    // Every relative import of the package's own modules is a file of the package.
+    for (const file of listing.filter((f) => /^package\/(app\/)?[^/]+\.js$/.test(f))) {
+      const source = fs.readFileSync(path.join(PACK_DIR, file), 'utf8');
+      for (const [, target] of source.matchAll(/(?:from|import\()\s*'(\.\.?\/[^']+)'/g)) {
+        const resolved = path.posix.join(path.posix.dirname(file), target);
+        assert.ok(listing.includes(resolved), `${file} imports ${target}, which the package lacks`);
+      }
+    }
     const manifest = JSON.parse(fs.readFileSync(path.join(PACKAGE_DIR, 'package.json'), 'utf8'));
     assert.equal(manifest.name, 'wick-llm');
     assert.equal(manifest.type, 'module');
