@@ -71,7 +71,9 @@ describe('the chat page', () => {
     const { lengths, state, answer } = await send('What is the capital of France? Answer in one sentence.');
     env.browser.context.off('request', record);
     assert.deepEqual(sent, []);
-    assert.deepEqual(env.server.requests, []);
+    // The browser may check the offline service worker's script for an update meanwhile (its
+    // own request, which carries nothing from the page): anything else fails.
+    assert.deepEqual(env.server.requests.filter((r) => !r.path.startsWith('/sw.js?')), []);
     assert.equal(state, 'done');
     assert.ok(lengths.length >= 3, `the answer grew while streaming: ${lengths}`);
     assert.match(await answer.textContent(), /Paris/);
