@@ -20,6 +20,7 @@
 import { createEngine, WickError } from './wick.js';
 import { MarkdownStream } from './app/markdown.js';
 import { formatBytes, formatParams, plainName } from './app/format.js';
+import { h } from './app/dom.js';
 
 /** Engines shared by the elements of this page: key -> {engine: Promise, users, listeners}. */
 const shared = new Map();
@@ -148,25 +149,16 @@ export class WickChatElement extends HTMLElement {
   constructor() {
     super();
     this.#root = this.attachShadow({ mode: 'open' });
-    const h = (tag, props = {}, ...children) => {
-      const el = document.createElement(tag);
-      for (const [k, v] of Object.entries(props)) {
-        if (k === 'text') el.textContent = v;
-        else el.setAttribute(k, v);
-      }
-      el.append(...children);
-      return el;
-    };
     const style = h('style', { text: STYLE });
-    const card = h('div', { class: 'card', part: 'card', hidden: '' });
+    const card = h('div', { class: 'card', part: 'card', hidden: true });
     const bar = h('progress', { max: '1', value: '0' });
     const progressLabel = h('span', { text: 'Loading…' });
-    const progress = h('div', { class: 'progress', part: 'progress', hidden: '' }, bar, progressLabel);
+    const progress = h('div', { class: 'progress', part: 'progress', hidden: true }, bar, progressLabel);
     const log = h('div', { class: 'log', part: 'log', role: 'log', 'aria-live': 'polite', 'aria-busy': 'false', 'aria-label': 'Conversation' });
     const status = h('p', { class: 'status', part: 'status', role: 'status' });
-    const input = h('textarea', { part: 'input', rows: '1', 'aria-label': 'Message', autocomplete: 'off', disabled: '' });
-    const send = h('button', { type: 'submit', class: 'send', part: 'send', disabled: '', text: 'Send' });
-    const stop = h('button', { type: 'button', class: 'stop', part: 'stop', hidden: '', text: 'Stop' });
+    const input = h('textarea', { part: 'input', rows: '1', 'aria-label': 'Message', autocomplete: 'off', disabled: true });
+    const send = h('button', { type: 'submit', class: 'send', part: 'send', disabled: true, text: 'Send' });
+    const stop = h('button', { type: 'button', class: 'stop', part: 'stop', hidden: true, text: 'Stop' });
     const form = h('form', { part: 'form' }, input, send, stop);
     this.#root.append(style, h('div', { class: 'container', part: 'container' }, card, progress, log, status, form));
     this.#els = { card, bar, progressLabel, progress, log, status, input, send, stop, form };

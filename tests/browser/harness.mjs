@@ -230,13 +230,17 @@ export async function startServer({ isolation = true, extraRoutes } = {}) {
       return (await extraRoutes?.(req, res)) || (await testPages(req, res)) || crossOriginHost(req, res) || faults(req, res);
     },
   });
+  return { ...(await listenLocally(server)), requests };
+}
+
+/** Starts `server` on 127.0.0.1 (a secure context) and a free port: {url, close()}. */
+export async function listenLocally(server) {
   await new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', resolve);
   });
   return {
     url: `http://127.0.0.1:${server.address().port}/`,
-    requests,
     close: () => new Promise((resolve) => {
       server.close(resolve);
       server.closeAllConnections();

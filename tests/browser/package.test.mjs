@@ -10,7 +10,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { createServer, resolveInside, sendFile } from '../../scripts/serve.mjs';
-import { MODELS_DIR, REPO, SMOLLM2, launchBrowser, nativeGreedy } from './harness.mjs';
+import { MODELS_DIR, REPO, SMOLLM2, launchBrowser, listenLocally, nativeGreedy } from './harness.mjs';
 
 const PACK_DIR = path.join(REPO, 'target/npm');
 const PACKAGE_DIR = path.join(PACK_DIR, 'package');
@@ -28,15 +28,7 @@ async function serve({ root, isolation = true, routes }) {
       return (await routes?.(req, res)) ?? false;
     },
   });
-  await new Promise((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${server.address().port}/`,
-    requests,
-    close: () => new Promise((resolve) => {
-      server.close(resolve);
-      server.closeAllConnections();
-    }),
-  };
+  return { ...(await listenLocally(server)), requests };
 }
 
 /** `dir` at `prefix` (e.g. '/vendor/wick-llm/'). */
@@ -101,14 +93,14 @@ describe('the npm package', () => {
     const tarball = fs.readdirSync(PACK_DIR).find((f) => /^wick-llm-.+\.tgz$/.test(f));
     assert.ok(tarball, 'scripts/pack made a tarball');
     const listing = execFileSync('tar', ['-tzf', path.join(PACK_DIR, tarball)], { encoding: 'utf8' }).trim().split('\n').sort();
-    for (const f of ['wick.js', 'worker.js', 'errors.js', 'storage.js', 'openai-fetch.js', 'wick.d.ts', 'wick-chat.js', 'app/markdown.js', 'app/format.js', 'package.json', 'README.md']) {
+    for (const f of ['wick.js', 'worker.js', 'errors.js', 'storage.js', 'openai-fetch.js', 'wick.d.ts', 'wick-chat.js', 'app/markdown.js', 'app/format.js', 'app/dom.js', 'package.json', 'README.md']) {
       assert.ok(listing.includes(`package/${f}`), `${f} in ${listing.join(' ')}`);
     }
     for (const flavour of ['simd', 'threads', 'simd-relaxed', 'threads-relaxed']) {
       assert.ok(listing.includes(`package/pkg/${flavour}/wick.js`) && listing.includes(`package/pkg/${flavour}/wick_bg.wasm`), flavour);
     }
     assert.ok(listing.some((f) => /^package\/pkg\/threads\/snippets\/.+workerHelpers/.test(f)), 'the thread pool helper');
-    assert.deepEqual(listing.filter((f) => !/^package\/(pkg\/|app\/(markdown|format)\.js$|[^/]+$)/.test(f)), []);
+    assert.deepEqual(listing.filter((f) => !/^package\/(pkg\/|app\/(markdown|format|dom)\.js$|[^/]+$)/.test(f)), []);
     // Every relative import of the package's own modules is a file of the package.
     for (const file of listing.filter((f) => /^package\/(app\/)?[^/]+\.js$/.test(f))) {
       const source = fs.readFileSync(path.join(PACK_DIR, file), 'utf8');
